@@ -1,0 +1,5 @@
+"""The explicit list of domains; each module exposes ``DOMAIN`` (a ``DomainSpec``)."""
+
+DOMAIN_MODULES: list[str] = [
+    "workbench.datasets.ot",
+]

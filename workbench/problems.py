@@ -1,0 +1,136 @@
+"""Problem types: one frozen dataclass per domain.
+
+A problem holds the data, the optional ground truth and metadata. Its :attr:`Problem.id` is a hash
+of its content, so two uploads of the same file are the same problem in the run store. Problems
+serialise to a flat ``dict`` of arrays (``to_arrays``/``from_arrays``) stored as ``.npz`` with
+``allow_pickle=False``: nothing in the store is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+
+_JSON_KEY = "__json__"
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Problem:
+    """Base of every problem type.
+
+    Subclasses declare ``domain`` and their data fields. Array fields may be ``None`` when absent
+    (e.g. no ground truth). Non-array fields must be JSON-serialisable.
+    """
+
+    domain: ClassVar[str] = ""
+    name: str = "problem"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def id(self) -> str:
+        """Content hash (sha256 of arrays and fields, first 16 hex digits)."""
+        h = hashlib.sha256(self.domain.encode())
+        arrays = self.to_arrays()
+        for key in sorted(arrays):
+            a = np.ascontiguousarray(arrays[key])
+            h.update(key.encode())
+            h.update(str(a.dtype).encode())
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
+        return h.hexdigest()[:16]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flatten into arrays plus one JSON string for the non-array fields."""
+        out: dict[str, np.ndarray] = {}
+        plain: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                out[f.name] = v
+            else:
+                plain[f.name] = v
+        out[_JSON_KEY] = np.array(json.dumps(plain, sort_keys=True, default=_jsonable))
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Problem:
+        plain = json.loads(str(arrays[_JSON_KEY]))
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in plain.items() if k in names}
+        for k, v in arrays.items():
+            if k in names:
+                kwargs[k] = np.asarray(v)
+        for f in dataclasses.fields(cls):
+            if f.name in kwargs and isinstance(kwargs[f.name], list) and "tuple" in str(f.type):
+                kwargs[f.name] = tuple(kwargs[f.name])
+        return cls(**kwargs)
+
+    def describe(self) -> str:
+        """One line for tables and the CLI."""
+        return self.meta.get("description", self.name)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, tuple):
+        return list(v)
+    raise TypeError(f"not JSON-serialisable: {type(v).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Optimal transport
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class OTProblem(Problem):
+    """Discrete optimal transport between two weighted point sets.
+
+    min_P <C, P> + reg * sum_ij P_ij log P_ij  subject to  P 1 = a,  P^T 1 = b,  P >= 0.
+
+    Attributes
+    ----------
+    a, b : ndarray, shape (n,), (m,)
+        Source and target weights, non-negative, each summing to 1 (float64).
+    C : ndarray, shape (n, m)
+        Cost matrix, already divided by ``cost_scale`` (so that ``reg`` has a fixed meaning).
+    cost_scale : float
+        Factor that brings costs back to the user's units: user cost = cost_scale * <C, P>.
+    cost : str
+        ``"sqeuclidean"``, ``"euclidean"`` or ``"custom"``.
+    X, Y : ndarray, optional, shape (n, d), (m, d)
+        Support points, when the measures live in space (point clouds, images, histograms).
+    shape_a, shape_b : tuple, optional
+        Image shape when a measure is a 2-D density; ``index_a``/``index_b`` then map support
+        points to flat pixel indices (zero pixels are dropped).
+    """
+
+    domain: ClassVar[str] = "ot"
+    a: np.ndarray
+    b: np.ndarray
+    C: np.ndarray
+    cost_scale: float = 1.0
+    cost: str = "custom"
+    X: np.ndarray | None = None
+    Y: np.ndarray | None = None
+    shape_a: tuple[int, ...] | None = None
+    shape_b: tuple[int, ...] | None = None
+    index_a: np.ndarray | None = None
+    index_b: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.a.shape[0])
+
+    @property
+    def m(self) -> int:
+        return int(self.b.shape[0])

@@ -1,0 +1,87 @@
+"""Progress: the callable sink and cancel flag handed to every solver.
+
+A solver calls ``progress(step, total, **metrics)`` once per iteration (epoch, sampling step) *after*
+finishing that step, then checks ``progress.cancelled`` and stops if it is set. With that protocol a
+run cancelled at step ``k`` returns exactly what ``max_iter=k`` returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class Progress:
+    """Records progress reports and carries a thread-safe cancel flag.
+
+    Parameters
+    ----------
+    callback : callable, optional
+        Called as ``callback(step, total, metrics)`` on every report (from the solver's thread).
+    cancel_after : int, optional
+        Set the cancel flag once ``step >= cancel_after`` (used by tests and by step budgets).
+    keep : int
+        Number of most recent reports kept in :attr:`records`.
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[int, int | None, dict[str, float]], None] | None = None,
+        cancel_after: int | None = None,
+        keep: int = 100_000,
+    ) -> None:
+        self._callback = callback
+        self._cancel = threading.Event()
+        self._cancel_after = cancel_after
+        self._lock = threading.Lock()
+        self._keep = keep
+        self.records: list[dict[str, Any]] = []
+        self.step = 0
+        self.total: int | None = None
+        self.t0 = time.perf_counter()
+
+    def __call__(self, step: int, total: int | None = None, **metrics: float) -> None:
+        rec = {"step": int(step), "t": time.perf_counter() - self.t0}
+        rec.update({k: float(v) for k, v in metrics.items() if _is_number(v)})
+        with self._lock:
+            self.step, self.total = int(step), total
+            self.records.append(rec)
+            if len(self.records) > self._keep:
+                del self.records[: len(self.records) - self._keep]
+        if self._callback is not None:
+            self._callback(step, total, metrics)
+        if self._cancel_after is not None and step >= self._cancel_after:
+            self._cancel.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def fraction(self) -> float:
+        with self._lock:
+            if not self.total:
+                return 0.0
+            return min(1.0, self.step / self.total)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.records)
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def ensure(progress: Progress | None) -> Progress:
+    """Return ``progress`` or a silent :class:`Progress` when ``None`` was given."""
+    return progress if progress is not None else Progress(keep=1)

@@ -1,0 +1,8 @@
+"""The explicit list of solvers. Adding a solver is one module and one line here."""
+
+SOLVER_MODULES: list[str] = [
+    # optimal transport
+    "workbench.solvers.ot.sinkhorn",
+    "workbench.solvers.ot.sinkhorn_newton",
+    "workbench.solvers.ot.emd",
+]
