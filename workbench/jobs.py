@@ -1,0 +1,168 @@
+"""Running solves: :func:`execute` for one solve, :class:`JobQueue` for background runs.
+
+``execute`` is what the CLI, the pages and the benchmarks call: it runs the solver, turns an
+exception into a ``failed`` Result (the message kept, the process alive), adds the domain's
+ground-truth metrics and the run metadata, and stores the run. ``JobQueue`` runs ``execute`` in a
+worker thread so the page stays responsive; it never calls streamlit. The page polls the jobs'
+:class:`~workbench.progress.Progress` snapshots and cancels through them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workbench.device import versions
+from workbench.problems import Problem
+from workbench.progress import Progress
+from workbench.registry import SolverSpec, get_domain
+from workbench.result import Result
+from workbench.store import RunStore
+
+log = logging.getLogger(__name__)
+
+_KIND_BY_DOMAIN = {
+    "ot": "plan",
+    "mri": "image",
+    "tumor": "volume",
+    "eels": "score_map",
+    "pde": "field",
+}
+
+
+def execute(
+    spec: SolverSpec,
+    problem: Problem,
+    params: Any,
+    progress: Progress | None = None,
+    store: RunStore | None = None,
+    label: str = "",
+) -> tuple[Result, str | None]:
+    """Run one solve, evaluate it against ground truth and store it.
+
+    Returns
+    -------
+    result : Result
+        Never raises for a solver error: the Result then has ``status="failed"`` and the message.
+    run_id : str or None
+        The stored run's id (``None`` when ``store`` is None).
+    """
+    progress = progress if progress is not None else Progress(keep=10_000)
+    t0 = time.perf_counter()
+    try:
+        result = spec.solve(problem, params, progress)
+    except Exception as exc:  # a solver bug must not take the server down
+        log.exception("solver %s failed", spec.name)
+        result = Result(
+            output=np.zeros(0),
+            kind=_KIND_BY_DOMAIN.get(spec.domain, "field"),
+            status="failed",
+            message=f"{type(exc).__name__}: {exc}",
+            meta={"traceback": traceback.format_exc(limit=8)},
+        )
+    wall = time.perf_counter() - t0
+    if progress.cancelled and result.status == "max_iter":
+        result.status = "cancelled"
+    result.meta.setdefault("wall_s", wall)
+    result.meta.setdefault("seed", getattr(params, "seed", None))
+    result.meta.setdefault("device", getattr(params, "device", "cpu"))
+    result.meta["versions"] = versions()
+    if result.status != "failed" and result.output.size:
+        try:
+            result.metrics.update(get_domain(spec.domain).evaluate(problem, result))
+        except Exception as exc:
+            log.exception("evaluation of %s failed", spec.name)
+            result.message = (result.message + f" (evaluation failed: {exc})").strip()
+    run_id = None
+    if store is not None:
+        run_id = store.save(problem, spec.name, dataclasses.asdict(params), result, label=label)
+    return result, run_id
+
+
+@dataclass
+class Job:
+    """One queued or running solve."""
+
+    id: int
+    spec: SolverSpec
+    problem: Problem
+    params: Any
+    label: str = ""
+    progress: Progress = field(default_factory=lambda: Progress(keep=20_000))
+    state: str = "queued"  # queued, running, done, cancelled
+    result: Result | None = None
+    run_id: str | None = None
+    submitted: float = field(default_factory=time.time)
+
+    def cancel(self) -> None:
+        self.progress.cancel()
+
+    @property
+    def title(self) -> str:
+        return self.label or self.spec.title
+
+
+class JobQueue:
+    """A FIFO of solves executed by ``workers`` background threads (default 1: the solvers use
+    the cores themselves). Thread-safe; never imports streamlit."""
+
+    def __init__(self, store: RunStore, workers: int = 1) -> None:
+        self.store = store
+        self._queue: queue.Queue[Job] = queue.Queue()
+        self._jobs: dict[int, Job] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"wb-worker-{i}", daemon=True).start()
+
+    def submit(self, spec: SolverSpec, problem: Problem, params: Any, label: str = "") -> Job:
+        job = Job(next(self._ids), spec, problem, params, label=label)
+        with self._lock:
+            self._jobs[job.id] = job
+        self._queue.put(job)
+        return job
+
+    def jobs(self, problem_id: str | None = None) -> list[Job]:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [j for j in jobs if problem_id is None or j.problem.id == problem_id]
+
+    def active(self, problem_id: str | None = None) -> list[Job]:
+        return [j for j in self.jobs(problem_id) if j.state in ("queued", "running")]
+
+    def forget(self, job_id: int) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no job is queued or running (for tests and scripts)."""
+        t_end = None if timeout is None else time.time() + timeout
+        while self.active():
+            if t_end is not None and time.time() > t_end:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job.progress.cancelled:  # cancelled while queued: never ran, nothing to store
+                job.state = "cancelled"
+                continue
+            job.state = "running"
+            try:
+                job.result, job.run_id = execute(
+                    job.spec, job.problem, job.params, job.progress, self.store, job.label
+                )
+            except Exception:  # storing failed: keep the worker alive
+                log.exception("job %s could not be stored", job.id)
+            job.state = "done"
