@@ -113,7 +113,9 @@ def _coerce(name: str, value: Any, tp: type, optional: bool) -> Any:
         if tp is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+            return (
+                int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+            )
         if tp is float:
             return float(value)
         if tp is str:
