@@ -256,6 +256,10 @@ class DomainSpec:
         the same way for every solver.
     figure : str
         ``"module:function"`` with signature ``(problem, result) -> plotly.graph_objects.Figure``.
+    compare_figure : str, optional
+        ``"module:function"`` with signature ``(problem, [(label, result), ...]) -> Figure``: the
+        side-by-side view of several runs (one colour scale, error maps). A generic one is used
+        when absent.
     commands : dict
         Extra CLI subcommands: ``{"build-db": "module:function"}``, each ``f(argv) -> int``.
     """
@@ -270,6 +274,7 @@ class DomainSpec:
     load: Callable[..., Any] | None = None
     upload_types: tuple[str, ...] = ()
     Options: type | None = None
+    compare_figure: str | None = None
     commands: Mapping[str, str] = field(default_factory=dict)
 
     def sample_names(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""Readers and writers. Every reader validates what it reads and raises ``InputError``."""

@@ -1,0 +1,397 @@
+"""Widgets shared by every page. All numerics live below this layer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from workbench import registry
+from workbench.errors import InputError
+from workbench.export import DATA_FORMATS, FIGURE_FORMATS, MIME, data_bytes, figure_bytes
+from workbench.jobs import Job, JobQueue
+from workbench.store import RunInfo, RunStore
+from workbench.viz.common import convergence_figure, history_keys
+
+UPLOAD_LIMIT_MB = int(os.environ.get("WORKBENCH_MAX_UPLOAD_MB", "1024"))
+
+
+# ---- shared resources --------------------------------------------------------------------------
+
+
+@st.cache_resource
+def _store(home: str) -> RunStore:
+    return RunStore(home)
+
+
+def store() -> RunStore:
+    """The run store under ``WORKBENCH_HOME`` (one per home, shared by every session)."""
+    from workbench.store import default_home
+
+    return _store(str(default_home()))
+
+
+@st.cache_resource
+def _queue(home: str) -> JobQueue:
+    return JobQueue(_store(home), workers=int(os.environ.get("WORKBENCH_WORKERS", "1")))
+
+
+def job_queue() -> JobQueue:
+    from workbench.store import default_home
+
+    return _queue(str(default_home()))
+
+
+@st.cache_resource(max_entries=32, show_spinner="Building the sample problem…")
+def _sample(domain: str, name: str, options_json: str) -> Any:
+    return registry.get_domain(domain).sample(name, **json.loads(options_json))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Reading the file…")
+def _loaded(domain: str, digest: str, filename: str, options_json: str, _data: bytes) -> Any:
+    return registry.get_domain(domain).load(_data, filename, **json.loads(options_json))
+
+
+@st.cache_resource(max_entries=256)
+def _result(home: str, run_id: str) -> Any:
+    return _store(home).load_result(run_id)
+
+
+@st.cache_resource(max_entries=32)
+def _problem(home: str, problem_id: str) -> Any:
+    return _store(home).load_problem(problem_id)
+
+
+def load_result(run_id: str) -> Any:
+    return _result(str(store().home), run_id)
+
+
+def load_problem(problem_id: str) -> Any:
+    return _problem(str(store().home), problem_id)
+
+
+def setup(title: str = "Inverse Workbench") -> None:
+    """Page config and lazy heavy imports; call once at the top of app.py."""
+    st.set_page_config(page_title=title, page_icon="🔬", layout="wide")
+
+
+# ---- parameter forms ---------------------------------------------------------------------------
+
+
+def params_form(cls: type, key: str, exclude: tuple[str, ...] = (), columns: int = 2) -> Any:
+    """Widgets for a ``Params``/``Options`` dataclass; returns an instance, or None if invalid."""
+    values: dict[str, Any] = {}
+    schema = [p for p in registry.params_schema(cls) if p["name"] not in exclude]
+    basic = [p for p in schema if not p["advanced"]]
+    advanced = [p for p in schema if p["advanced"]]
+    cols = st.columns(columns) if basic else []
+    for i, p in enumerate(basic):
+        with cols[i % columns]:
+            values[p["name"]] = _widget(p, f"{key}.{p['name']}")
+    if advanced:
+        with st.expander("Advanced"):
+            for p in advanced:
+                values[p["name"]] = _widget(p, f"{key}.{p['name']}")
+    try:
+        return registry.parse_params(cls, values)
+    except InputError as exc:
+        st.error(str(exc))
+        return None
+
+
+def _widget(p: dict[str, Any], key: str) -> Any:
+    label, help_, default = p["label"], p["help"] or None, p["default"]
+    if p["choices"]:
+        opts = list(p["choices"])
+        return st.selectbox(label, opts, index=opts.index(default) if default in opts else 0, key=key, help=help_)
+    if p["type"] == "bool":
+        return st.checkbox(label, value=bool(default), key=key, help=help_)
+    if p["type"] == "int":
+        return st.number_input(
+            label,
+            value=None if default is None else int(default),
+            min_value=None if p["min"] is None else int(p["min"]),
+            max_value=None if p["max"] is None else int(p["max"]),
+            step=1,
+            key=key,
+            help=help_,
+        )
+    if p["type"] == "float":
+        if p["log"] or (default not in (None, 0) and abs(default) < 1e-3):
+            text = st.text_input(label, value="" if default is None else f"{default:g}", key=key, help=help_)
+            return text  # parsed (and bounds-checked) by parse_params
+        return st.number_input(
+            label,
+            value=None if default is None else float(default),
+            min_value=None if p["min"] is None else float(p["min"]),
+            max_value=None if p["max"] is None else float(p["max"]),
+            format="%g",
+            key=key,
+            help=help_,
+        )
+    return st.text_input(label, value="" if default is None else str(default), key=key, help=help_)
+
+
+# ---- problems ----------------------------------------------------------------------------------
+
+
+def problem_picker(domain: str, key: str | None = None, options: dict[str, Any] | None = None) -> Any:
+    """Choose a bundled sample or upload a file; returns the Problem (or None with a message)."""
+    dom = registry.get_domain(domain)
+    key = key or f"wb.{domain}.picker"
+    options = options or {}
+    opts_json = json.dumps(options, sort_keys=True, default=str)
+    sources = ["Sample"] + (["Upload"] if dom.load is not None else [])
+    source = st.radio("Problem", sources, horizontal=True, key=f"{key}.source", label_visibility="collapsed")
+    if source == "Sample":
+        names = dom.sample_names()
+        desc = {s.name: s.description for s in dom.samples}
+        name = st.selectbox(
+            "Sample problem", names, key=f"{key}.sample", format_func=lambda n: f"{n} — {desc[n]}"
+        )
+        try:
+            return _sample(domain, name, opts_json)
+        except InputError as exc:
+            st.error(str(exc))
+            return None
+    upload = st.file_uploader(
+        f"Your file ({', '.join('.' + t for t in dom.upload_types)}; at most {UPLOAD_LIMIT_MB} MB)",
+        type=list(dom.upload_types) or None,
+        key=f"{key}.upload",
+    )
+    if upload is None:
+        st.info("Upload a file to use your own data.")
+        return None
+    data = upload.getvalue()
+    if len(data) > UPLOAD_LIMIT_MB * 2**20:
+        st.error(f"{upload.name} is larger than {UPLOAD_LIMIT_MB} MB.")
+        return None
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        return _loaded(domain, digest, upload.name, opts_json, data)
+    except InputError as exc:
+        st.error(f"{upload.name}: {exc}")
+    except Exception as exc:  # an unexpected reader error still must not crash the page
+        st.error(f"{upload.name} could not be read: {type(exc).__name__}: {exc}")
+    return None
+
+
+def options_form(domain: str, key: str | None = None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Widgets for the domain's problem-building ``Options``; returns them as a dict."""
+    dom = registry.get_domain(domain)
+    if dom.Options is None:
+        return {}
+    inst = params_form(dom.Options, key or f"wb.{domain}.options", exclude=exclude)
+    return dataclasses.asdict(inst) if inst is not None else {}
+
+
+# ---- running -----------------------------------------------------------------------------------
+
+
+def solver_panel(domain: str, problem: Any, key: str | None = None, default: list[str] | None = None) -> None:
+    """Pick solvers, set their parameters, queue runs and watch them live."""
+    key = key or f"wb.{domain}.solve"
+    specs = registry.solvers(domain)
+    names = [s.name for s in specs]
+    by_name = {s.name: s for s in specs}
+    fmt = {s.name: (f"{s.title} ★" if s.paper else s.title) for s in specs}
+    default = default if default is not None else [s.name for s in specs if s.paper][:1] or names[:1]
+    chosen = st.multiselect(
+        "Solvers", names, default=[d for d in default if d in names], format_func=fmt.get, key=f"{key}.chosen"
+    )
+    params: dict[str, Any] = {}
+    for name in chosen:
+        spec = by_name[name]
+        with st.expander(f"{spec.title} — parameters", expanded=False):
+            if spec.description:
+                st.caption(spec.description + (f"  \n_{spec.reference}_" if spec.reference else ""))
+            params[name] = params_form(spec.Params, f"{key}.{name}")
+    label = st.text_input("Run label (optional)", key=f"{key}.label")
+    ready = chosen and all(params[n] is not None for n in chosen)
+    if st.button("Run", type="primary", disabled=not ready, key=f"{key}.run", icon="▶️"):
+        queue = job_queue()
+        for name in chosen:
+            queue.submit(by_name[name], problem, params[name], label=label or "")
+        st.session_state.setdefault("wb.jobs", [])
+        st.toast(f"Queued {len(chosen)} run(s)")
+    run_monitor(problem.id, key)
+
+
+def run_monitor(problem_id: str, key: str) -> None:
+    """Live progress of this problem's jobs (polled every second in a fragment)."""
+
+    @st.fragment(run_every=1.0)
+    def _monitor() -> None:
+        queue = job_queue()
+        jobs = [j for j in queue.jobs(problem_id)]
+        seen = st.session_state.setdefault(f"{key}.seen_done", set())
+        active = [j for j in jobs if j.state in ("queued", "running")]
+        finished_now = [j for j in jobs if j.state in ("done", "cancelled") and j.id not in seen]
+        if active:
+            st.markdown("**Running**")
+            histories = {}
+            for job in active:
+                _job_row(job, key)
+                recs = job.progress.snapshot()
+                if recs:
+                    cols = {k for r in recs for k in r}
+                    histories[job.title] = {c: [r.get(c, np.nan) for r in recs] for c in cols}
+            ykeys = history_keys(list(histories.values()))
+            if ykeys:
+                y = ykeys[0]
+                fig = convergence_figure(histories, y=y, x="t", log_y=_positive(histories, y), title=f"live: {y}")
+                fig.update_layout(height=300)
+                st.plotly_chart(fig, key=f"{key}.live", width="stretch")
+        if finished_now:
+            for j in finished_now:
+                seen.add(j.id)
+                queue.forget(j.id)
+            st.rerun()  # the whole page: result views pick up the newly stored runs
+
+    _monitor()
+
+
+def _positive(histories: dict, y: str) -> bool:
+    vals = [v for h in histories.values() for v in h.get(y, []) if v == v]
+    return bool(vals) and min(vals) > 0
+
+
+def _job_row(job: Job, key: str) -> None:
+    c1, c2, c3 = st.columns([3, 6, 1])
+    last = job.progress.snapshot()[-1:] or [{}]
+    shown = ", ".join(f"{k}={v:.3g}" for k, v in last[0].items() if k not in ("step", "t"))
+    c1.markdown(f"{job.title} — _{job.state}_")
+    total = job.progress.total
+    text = f"step {job.progress.step}/{total}" if total else f"step {job.progress.step}"
+    c2.progress(job.progress.fraction, text=f"{text}  {shown}")
+    if c3.button("Cancel", key=f"{key}.cancel.{job.id}"):
+        job.cancel()
+
+
+# ---- results -----------------------------------------------------------------------------------
+
+
+def finished_runs(problem_id: str, include_failed: bool = False) -> list[tuple[RunInfo, Any]]:
+    """Stored runs of a problem, newest first, with their Results."""
+    out = []
+    for info in store().list(problem_id=problem_id):
+        if info.status == "failed" and not include_failed:
+            continue
+        try:
+            out.append((info, load_result(info.run_id)))
+        except (OSError, KeyError, ValueError):
+            continue  # artifact removed under us: skip, the index row tells the story
+    return out
+
+
+def pick_runs(runs: list[tuple[RunInfo, Any]], key: str, max_default: int = 4) -> list[tuple[RunInfo, Any]]:
+    """Multiselect over runs (newest first), defaulting to the latest run of each solver."""
+    if not runs:
+        return []
+    ids = [info.run_id for info, _ in runs]
+    labels = {info.run_id: f"{info.title} ({info.status}, {time.strftime('%H:%M:%S', time.localtime(info.created))})" for info, _ in runs}
+    latest: dict[str, str] = {}
+    for info, _ in runs:
+        latest.setdefault(info.solver, info.run_id)
+    default = list(latest.values())[:max_default]
+    chosen = st.multiselect("Runs to compare", ids, default=default, format_func=labels.get, key=key)
+    return [r for r in runs if r[0].run_id in chosen]
+
+
+def show_figure(fig: Any, basename: str, key: str) -> None:
+    """A plotly chart with PNG/SVG/PDF downloads under it."""
+    st.plotly_chart(fig, key=f"{key}.chart", width="stretch")
+    download_figure(fig, basename, key)
+
+
+def download_figure(fig: Any, basename: str, key: str) -> None:
+    """PNG, SVG and PDF buttons; each renders through kaleido only when clicked."""
+    cols = st.columns(len(FIGURE_FORMATS) + 3)
+    for i, fmt in enumerate(FIGURE_FORMATS):
+        cols[i].download_button(
+            fmt.upper(),
+            data=lambda fmt=fmt: figure_bytes(fig, fmt),
+            file_name=f"{basename}.{fmt}",
+            mime=MIME[fmt],
+            key=f"{key}.dl.{fmt}",
+            on_click="ignore",
+            icon="⬇️",
+        )
+
+
+def download_arrays(arrays: dict[str, Any], basename: str, key: str, primary: str = "output") -> None:
+    """NPZ, HDF5 and CSV (the primary array when it is 1-D or 2-D) buttons."""
+    fmts = [f for f in DATA_FORMATS if f != "csv" or np.asarray(arrays.get(primary)).ndim in (1, 2)]
+    cols = st.columns(len(fmts) + 3)
+    for i, fmt in enumerate(fmts):
+        cols[i].download_button(
+            fmt.upper(),
+            data=lambda fmt=fmt: data_bytes(arrays, fmt, primary=primary),
+            file_name=f"{basename}.{fmt}",
+            mime=MIME[fmt],
+            key=f"{key}.dl.{fmt}",
+            on_click="ignore",
+            icon="💾",
+        )
+
+
+@st.cache_resource(max_entries=16, show_spinner="Rendering the 3D view…")
+def _rendered(scene_key: str, _scene: Any) -> dict[str, bytes]:
+    return _scene.render(png=True, html=True)
+
+
+def show_scene(scene: Any, key: str, height: int = 560, auto: bool = False) -> None:
+    """An interactive vtk.js view of a 3D scene with PNG and HTML downloads.
+
+    Rendering takes seconds, so it waits for a click unless ``auto``.
+    """
+    skey = scene.key()
+    flag = f"{key}.render3d"
+    if not auto and st.session_state.get(flag) != skey:
+        if st.button("Show 3D view", key=f"{key}.btn3d", icon="🧊"):
+            st.session_state[flag] = skey
+        else:
+            return
+    try:
+        out = _rendered(skey, scene)
+    except Exception as exc:
+        st.error(f"3D view failed: {exc}")
+        return
+    st.iframe(out["html"].decode(), height=height)
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button("PNG", out["png"], file_name=f"{key.split('.')[-1]}-3d.png", mime="image/png", key=f"{key}.png3d", on_click="ignore")
+    c2.download_button("HTML", out["html"], file_name=f"{key.split('.')[-1]}-3d.html", mime="text/html", key=f"{key}.html3d", on_click="ignore")
+
+
+def metrics_table(runs: list[tuple[RunInfo, Any]], key: str) -> list[dict[str, Any]]:
+    """The metrics table of several runs, with a CSV download."""
+    from workbench.export import table_csv_bytes
+    from workbench.viz.common import metrics_rows
+
+    rows = metrics_rows(runs)
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.download_button(
+        "Metrics CSV", table_csv_bytes(rows), file_name="metrics.csv", mime="text/csv", key=f"{key}.metrics_csv", on_click="ignore"
+    )
+    return rows
+
+
+def convergence_panel(runs: list[tuple[RunInfo, Any]], key: str) -> None:
+    """Overlaid convergence curves of several runs: pick the column and the x axis."""
+    histories = {info.title: result.history for info, result in runs if result.history}
+    ykeys = history_keys(list(histories.values()))
+    if not ykeys:
+        st.caption("These runs recorded no per-iteration history.")
+        return
+    c1, c2 = st.columns(2)
+    y = c1.selectbox("Curve", ykeys, key=f"{key}.y")
+    x = c2.radio("Against", ["step", "time"], horizontal=True, key=f"{key}.x")
+    fig = convergence_figure(histories, y=y, x=x, log_y=_positive(histories, y))
+    show_figure(fig, f"convergence-{y}", f"{key}.conv")
