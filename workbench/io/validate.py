@@ -66,6 +66,8 @@ def load_npz(data: bytes, filename: str = "file.npz") -> dict[str, np.ndarray]:
     """Arrays of an NPZ/NPY upload, refusing pickled objects."""
     import io
 
+    if not (data.startswith(b"PK\x03\x04") or data.startswith(b"\x93NUMPY")):
+        raise InputError(f"{filename} is not a valid NPY/NPZ file")
     try:
         obj = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:

@@ -1,0 +1,100 @@
+import io
+import json
+
+import numpy as np
+import pytest
+
+from workbench.cli import main
+from workbench.store import RunStore
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_problems_and_solvers(toy, capsys):
+    code, out, _ = run(capsys, "problems", "toy")
+    assert code == 0 and out.splitlines()[0].split()[0] == "toy_8"
+    code, out, _ = run(capsys, "solvers", "toy", "--json")
+    spec = json.loads(out)[0]
+    assert spec["name"] == "gd" and {p["name"] for p in spec["params"]} >= {
+        "max_iter",
+        "lr",
+        "seed",
+    }
+
+
+def test_solve_json_contract(toy, capsys, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, _ = run(
+        capsys, "solve", "toy", "--solver", "gd", "--problem", "toy_8",
+        "--param", "max_iter=3000", "--param", "lr=0.02", "--out", str(out_dir), "--json", "--no-figure",
+    )  # fmt: skip
+    assert code == 0
+    obj = json.loads(out)  # exactly one JSON object on stdout
+    assert set(obj) >= {"run_id", "domain", "solver", "status", "metrics", "wall_s", "artifacts"}
+    assert obj["status"] == "converged" and obj["metrics"]["error"] < 1e-6
+    with np.load(out_dir / "result.npz") as z:
+        assert z["output"].shape == (8,)
+    assert json.loads((out_dir / "metrics.json").read_text())["error"] == obj["metrics"]["error"]
+    assert RunStore().get(obj["run_id"]).solver == "gd"
+
+
+def _npz(**arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--problem", "nope"], "unknown toy sample"),
+        (["--input", "/no/such/file.npz"], "no such file"),
+        (["--input", "BAD_NPZ"], "not a valid NPY/NPZ"),
+        (["--input", "NAN_NPZ"], "NaN"),
+        (["--input", "SHAPE_NPZ"], "shapes do not fit"),
+        (["--input", "PICKLE_NPZ"], "pickled"),
+        (["--problem", "toy_8", "--param", "lr=-1"], "below its minimum"),
+        (["--problem", "toy_8", "--param", "bogus=1"], "unknown parameter"),
+        (["--problem", "toy_8", "--input", "x"], "exactly one"),
+    ],
+)
+def test_bad_input_exits_2_and_stores_nothing(toy, capsys, tmp_path, argv, words):
+    files = {
+        "BAD_NPZ": b"this is not a zip file at all",
+        "NAN_NPZ": _npz(A=np.ones((4, 2)), y=np.array([1, 2, np.nan, 4.0])),
+        "SHAPE_NPZ": _npz(A=np.ones((4, 2)), y=np.ones(3)),
+        "PICKLE_NPZ": _npz(A=np.array([{"evil": 1}], dtype=object), y=np.ones(1)),
+    }
+    argv = list(argv)
+    for i, a in enumerate(argv):
+        if a in files:
+            path = tmp_path / f"{a.lower()}.npz"
+            path.write_bytes(files[a])
+            argv[i] = str(path)
+    code, out, err = run(capsys, "solve", "toy", "--solver", "gd", *argv, "--json")
+    assert code == 2 and out == ""
+    assert err.startswith("error:") and words in err and len(err.strip().splitlines()) == 1
+    assert RunStore().list() == []
+
+
+def test_unknown_solver_and_domain(toy, capsys):
+    assert run(capsys, "solve", "toy", "--solver", "nope", "--problem", "toy_8")[0] == 2
+    assert run(capsys, "problems", "nodomain")[0] == 2
+
+
+def test_runs_commands(toy, capsys, tmp_path):
+    code, out, _ = run(
+        capsys, "solve", "toy", "--solver", "gd", "--problem", "toy_8", "--json", "--no-figure"
+    )
+    rid = json.loads(out)["run_id"]
+    code, out, _ = run(capsys, "runs", "list", "--json")
+    assert [r["run_id"] for r in json.loads(out)] == [rid]
+    code, out, _ = run(capsys, "runs", "show", rid, "--json")
+    assert json.loads(out)["solver"] == "gd"
+    code, out, _ = run(capsys, "runs", "delete", rid)
+    assert code == 0 and RunStore().list() == []
+    assert run(capsys, "runs", "show", rid)[0] == 2
