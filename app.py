@@ -16,11 +16,15 @@ domain_pages = [
 ]
 nav = st.navigation(
     {
-        "Workbench": [st.Page(str(here / "pages" / "home.py"), title="Home", icon="🏠", default=True)],
+        "Workbench": [
+            st.Page(
+                str(here / "pages" / "home.py"), title="Home", icon=":material/home:", default=True
+            )
+        ],
         "Domains": domain_pages,
         "Results": [
-            st.Page(str(here / "pages" / "runs.py"), title="Runs", icon="🗂️"),
-            st.Page(str(here / "pages" / "compare.py"), title="Compare", icon="⚖️"),
+            st.Page(str(here / "pages" / "runs.py"), title="Runs", icon=":material/history:"),
+            st.Page(str(here / "pages" / "compare.py"), title="Compare", icon=":material/compare:"),
         ],
     }
 )

@@ -77,7 +77,7 @@ def load_problem(problem_id: str) -> Any:
 
 def setup(title: str = "Inverse Workbench") -> None:
     """Page config and lazy heavy imports; call once at the top of app.py."""
-    st.set_page_config(page_title=title, page_icon="🔬", layout="wide")
+    st.set_page_config(page_title=title, page_icon=":material/biotech:", layout="wide")
 
 
 # ---- parameter forms ---------------------------------------------------------------------------
@@ -108,7 +108,9 @@ def _widget(p: dict[str, Any], key: str) -> Any:
     label, help_, default = p["label"], p["help"] or None, p["default"]
     if p["choices"]:
         opts = list(p["choices"])
-        return st.selectbox(label, opts, index=opts.index(default) if default in opts else 0, key=key, help=help_)
+        return st.selectbox(
+            label, opts, index=opts.index(default) if default in opts else 0, key=key, help=help_
+        )
     if p["type"] == "bool":
         return st.checkbox(label, value=bool(default), key=key, help=help_)
     if p["type"] == "int":
@@ -123,7 +125,9 @@ def _widget(p: dict[str, Any], key: str) -> Any:
         )
     if p["type"] == "float":
         if p["log"] or (default not in (None, 0) and abs(default) < 1e-3):
-            text = st.text_input(label, value="" if default is None else f"{default:g}", key=key, help=help_)
+            text = st.text_input(
+                label, value="" if default is None else f"{default:g}", key=key, help=help_
+            )
             return text  # parsed (and bounds-checked) by parse_params
         return st.number_input(
             label,
@@ -140,14 +144,18 @@ def _widget(p: dict[str, Any], key: str) -> Any:
 # ---- problems ----------------------------------------------------------------------------------
 
 
-def problem_picker(domain: str, key: str | None = None, options: dict[str, Any] | None = None) -> Any:
+def problem_picker(
+    domain: str, key: str | None = None, options: dict[str, Any] | None = None
+) -> Any:
     """Choose a bundled sample or upload a file; returns the Problem (or None with a message)."""
     dom = registry.get_domain(domain)
     key = key or f"wb.{domain}.picker"
     options = options or {}
     opts_json = json.dumps(options, sort_keys=True, default=str)
     sources = ["Sample"] + (["Upload"] if dom.load is not None else [])
-    source = st.radio("Problem", sources, horizontal=True, key=f"{key}.source", label_visibility="collapsed")
+    source = st.radio(
+        "Problem", sources, horizontal=True, key=f"{key}.source", label_visibility="collapsed"
+    )
     if source == "Sample":
         names = dom.sample_names()
         desc = {s.name: s.description for s in dom.samples}
@@ -183,7 +191,9 @@ def problem_picker(domain: str, key: str | None = None, options: dict[str, Any] 
     return None
 
 
-def options_form(domain: str, key: str | None = None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+def options_form(
+    domain: str, key: str | None = None, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Widgets for the domain's problem-building ``Options``; returns them as a dict."""
     dom = registry.get_domain(domain)
     if dom.Options is None:
@@ -195,16 +205,24 @@ def options_form(domain: str, key: str | None = None, exclude: tuple[str, ...] =
 # ---- running -----------------------------------------------------------------------------------
 
 
-def solver_panel(domain: str, problem: Any, key: str | None = None, default: list[str] | None = None) -> None:
+def solver_panel(
+    domain: str, problem: Any, key: str | None = None, default: list[str] | None = None
+) -> None:
     """Pick solvers, set their parameters, queue runs and watch them live."""
     key = key or f"wb.{domain}.solve"
     specs = registry.solvers(domain)
     names = [s.name for s in specs]
     by_name = {s.name: s for s in specs}
     fmt = {s.name: (f"{s.title} ★" if s.paper else s.title) for s in specs}
-    default = default if default is not None else [s.name for s in specs if s.paper][:1] or names[:1]
+    default = (
+        default if default is not None else [s.name for s in specs if s.paper][:1] or names[:1]
+    )
     chosen = st.multiselect(
-        "Solvers", names, default=[d for d in default if d in names], format_func=fmt.get, key=f"{key}.chosen"
+        "Solvers",
+        names,
+        default=[d for d in default if d in names],
+        format_func=fmt.get,
+        key=f"{key}.chosen",
     )
     params: dict[str, Any] = {}
     for name in chosen:
@@ -215,7 +233,9 @@ def solver_panel(domain: str, problem: Any, key: str | None = None, default: lis
             params[name] = params_form(spec.Params, f"{key}.{name}")
     label = st.text_input("Run label (optional)", key=f"{key}.label")
     ready = chosen and all(params[n] is not None for n in chosen)
-    if st.button("Run", type="primary", disabled=not ready, key=f"{key}.run", icon="▶️"):
+    if st.button(
+        "Run", type="primary", disabled=not ready, key=f"{key}.run", icon=":material/play_arrow:"
+    ):
         queue = job_queue()
         for name in chosen:
             queue.submit(by_name[name], problem, params[name], label=label or "")
@@ -246,7 +266,9 @@ def run_monitor(problem_id: str, key: str) -> None:
             ykeys = history_keys(list(histories.values()))
             if ykeys:
                 y = ykeys[0]
-                fig = convergence_figure(histories, y=y, x="t", log_y=_positive(histories, y), title=f"live: {y}")
+                fig = convergence_figure(
+                    histories, y=y, x="t", log_y=_positive(histories, y), title=f"live: {y}"
+                )
                 fig.update_layout(height=300)
                 st.plotly_chart(fig, key=f"{key}.live", width="stretch")
         if finished_now:
@@ -291,17 +313,24 @@ def finished_runs(problem_id: str, include_failed: bool = False) -> list[tuple[R
     return out
 
 
-def pick_runs(runs: list[tuple[RunInfo, Any]], key: str, max_default: int = 4) -> list[tuple[RunInfo, Any]]:
+def pick_runs(
+    runs: list[tuple[RunInfo, Any]], key: str, max_default: int = 4
+) -> list[tuple[RunInfo, Any]]:
     """Multiselect over runs (newest first), defaulting to the latest run of each solver."""
     if not runs:
         return []
     ids = [info.run_id for info, _ in runs]
-    labels = {info.run_id: f"{info.title} ({info.status}, {time.strftime('%H:%M:%S', time.localtime(info.created))})" for info, _ in runs}
+    labels = {
+        info.run_id: f"{info.title} ({info.status}, {time.strftime('%H:%M:%S', time.localtime(info.created))})"
+        for info, _ in runs
+    }
     latest: dict[str, str] = {}
     for info, _ in runs:
         latest.setdefault(info.solver, info.run_id)
     default = list(latest.values())[:max_default]
-    chosen = st.multiselect("Runs to compare", ids, default=default, format_func=labels.get, key=key)
+    chosen = st.multiselect(
+        "Runs to compare", ids, default=default, format_func=labels.get, key=key
+    )
     return [r for r in runs if r[0].run_id in chosen]
 
 
@@ -322,11 +351,13 @@ def download_figure(fig: Any, basename: str, key: str) -> None:
             mime=MIME[fmt],
             key=f"{key}.dl.{fmt}",
             on_click="ignore",
-            icon="⬇️",
+            icon=":material/download:",
         )
 
 
-def download_arrays(arrays: dict[str, Any], basename: str, key: str, primary: str = "output") -> None:
+def download_arrays(
+    arrays: dict[str, Any], basename: str, key: str, primary: str = "output"
+) -> None:
     """NPZ, HDF5 and CSV (the primary array when it is 1-D or 2-D) buttons."""
     fmts = [f for f in DATA_FORMATS if f != "csv" or np.asarray(arrays.get(primary)).ndim in (1, 2)]
     cols = st.columns(len(fmts) + 3)
@@ -338,7 +369,7 @@ def download_arrays(arrays: dict[str, Any], basename: str, key: str, primary: st
             mime=MIME[fmt],
             key=f"{key}.dl.{fmt}",
             on_click="ignore",
-            icon="💾",
+            icon=":material/save:",
         )
 
 
@@ -355,7 +386,7 @@ def show_scene(scene: Any, key: str, height: int = 560, auto: bool = False) -> N
     skey = scene.key()
     flag = f"{key}.render3d"
     if not auto and st.session_state.get(flag) != skey:
-        if st.button("Show 3D view", key=f"{key}.btn3d", icon="🧊"):
+        if st.button("Show 3D view", key=f"{key}.btn3d", icon=":material/view_in_ar:"):
             st.session_state[flag] = skey
         else:
             return
@@ -366,8 +397,22 @@ def show_scene(scene: Any, key: str, height: int = 560, auto: bool = False) -> N
         return
     st.iframe(out["html"].decode(), height=height)
     c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button("PNG", out["png"], file_name=f"{key.split('.')[-1]}-3d.png", mime="image/png", key=f"{key}.png3d", on_click="ignore")
-    c2.download_button("HTML", out["html"], file_name=f"{key.split('.')[-1]}-3d.html", mime="text/html", key=f"{key}.html3d", on_click="ignore")
+    c1.download_button(
+        "PNG",
+        out["png"],
+        file_name=f"{key.split('.')[-1]}-3d.png",
+        mime="image/png",
+        key=f"{key}.png3d",
+        on_click="ignore",
+    )
+    c2.download_button(
+        "HTML",
+        out["html"],
+        file_name=f"{key.split('.')[-1]}-3d.html",
+        mime="text/html",
+        key=f"{key}.html3d",
+        on_click="ignore",
+    )
 
 
 def metrics_table(runs: list[tuple[RunInfo, Any]], key: str) -> list[dict[str, Any]]:
@@ -378,7 +423,12 @@ def metrics_table(runs: list[tuple[RunInfo, Any]], key: str) -> list[dict[str, A
     rows = metrics_rows(runs)
     st.dataframe(rows, hide_index=True, width="stretch")
     st.download_button(
-        "Metrics CSV", table_csv_bytes(rows), file_name="metrics.csv", mime="text/csv", key=f"{key}.metrics_csv", on_click="ignore"
+        "Metrics CSV",
+        table_csv_bytes(rows),
+        file_name="metrics.csv",
+        mime="text/csv",
+        key=f"{key}.metrics_csv",
+        on_click="ignore",
     )
     return rows
 

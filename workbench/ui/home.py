@@ -25,10 +25,17 @@ def render() -> None:
             st.subheader(dom.title)
             st.markdown(dom.description)
             specs = registry.solvers(dom.name)
-            st.markdown("**Solvers:** " + ", ".join(f"**{s.title}** ★" if s.paper else s.title for s in specs))
+            st.markdown(
+                "**Solvers:** "
+                + ", ".join(f"**{s.title}** ★" if s.paper else s.title for s in specs)
+            )
             st.markdown("**Samples:** " + ", ".join(f"`{s.name}`" for s in dom.samples))
             paper = [s for s in specs if s.paper] or specs
-            if paper and st.button(f"Example: {paper[0].title} on {dom.samples[0].name}", key=f"wb.home.ex.{dom.name}", icon="▶️"):
+            if paper and st.button(
+                f"Example: {paper[0].title} on {dom.samples[0].name}",
+                key=f"wb.home.ex.{dom.name}",
+                icon=":material/play_arrow:",
+            ):
                 problem = common._sample(dom.name, dom.samples[0].name, "{}")
                 common.job_queue().submit(paper[0], problem, paper[0].params(), label="example")
                 page = PAGES_DIR / f"{dom.name}.py"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import streamlit as st
 
 from workbench import registry
 from workbench.export import run_bundle
 from workbench.ui import common
+
+PAGES = Path(__file__).resolve().parents[2] / "pages"
 
 
 def render() -> None:
@@ -19,7 +22,9 @@ def render() -> None:
     domain = c1.selectbox("Domain", ["all", *domains], key="wb.runs.domain")
     solver_names = sorted({s.name for s in registry.solvers(None if domain == "all" else domain)})
     solver = c2.selectbox("Solver", ["all", *solver_names], key="wb.runs.solver")
-    status = c3.selectbox("Status", ["all", "converged", "max_iter", "cancelled", "failed"], key="wb.runs.status")
+    status = c3.selectbox(
+        "Status", ["all", "converged", "max_iter", "cancelled", "failed"], key="wb.runs.status"
+    )
     runs = store.list(
         domain=None if domain == "all" else domain,
         solver=None if solver == "all" else solver,
@@ -49,8 +54,10 @@ def render() -> None:
     st.subheader(f"{info.solver} on {info.problem}")
     c1, c2 = st.columns(2)
     with c1:
-        st.markdown(f"**Status:** {info.status}  \n**Iterations:** {info.iterations}  \n"
-                    f"**Wall time:** {info.wall_s if info.wall_s is None else f'{info.wall_s:.3g} s'}")
+        st.markdown(
+            f"**Status:** {info.status}  \n**Iterations:** {info.iterations}  \n"
+            f"**Wall time:** {info.wall_s if info.wall_s is None else f'{info.wall_s:.3g} s'}"
+        )
         if info.message:
             st.warning(info.message) if info.status == "failed" else st.caption(info.message)
         st.markdown("**Parameters**")
@@ -68,7 +75,11 @@ def render() -> None:
             common.show_figure(fig, f"{info.solver}-{run_id}", f"wb.runs.fig.{run_id}")
         except Exception as exc:
             st.error(f"Could not draw this run: {type(exc).__name__}: {exc}")
-    c1, c2, c3 = st.columns([2, 2, 3])
+    c0, c1, c2, c3 = st.columns([2, 2, 2, 3])
+    if c0.button("Compare with its siblings", key="wb.runs.compare", icon=":material/compare:"):
+        st.session_state["wb.compare.domain"] = info.domain
+        st.session_state["wb.compare.problem"] = info.problem_id
+        st.switch_page(str(PAGES / "compare.py"))
     c1.download_button(
         "Run bundle (zip)",
         data=lambda: run_bundle(store, run_id),
@@ -76,10 +87,12 @@ def render() -> None:
         mime="application/zip",
         key="wb.runs.bundle",
         on_click="ignore",
-        icon="📦",
+        icon=":material/archive:",
     )
     confirm = c3.checkbox("Yes, delete this run", key=f"wb.runs.confirm.{run_id}")
-    if c2.button("Delete run", disabled=not confirm, key="wb.runs.delete", icon="🗑️"):
+    if c2.button(
+        "Delete run", disabled=not confirm, key="wb.runs.delete", icon=":material/delete:"
+    ):
         store.delete(run_id)
         st.toast(f"Deleted {run_id}")
         st.rerun()
