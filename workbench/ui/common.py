@@ -239,7 +239,6 @@ def solver_panel(
         queue = job_queue()
         for name in chosen:
             queue.submit(by_name[name], problem, params[name], label=label or "")
-        st.session_state.setdefault("wb.jobs", [])
         st.toast(f"Queued {len(chosen)} run(s)")
     run_monitor(problem.id, key)
 
