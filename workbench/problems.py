@@ -134,3 +134,55 @@ class OTProblem(Problem):
     @property
     def m(self) -> int:
         return int(self.b.shape[0])
+
+
+# --------------------------------------------------------------------------------------------
+# EELS spectrum images
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class EELSProblem(Problem):
+    """Core-loss EELS spectrum image in which anomalous (chemically shifted) pixels are sought.
+
+    Y[y, x, k] ~ Poisson(lambda_yx(E_k)); a pixel is anomalous when its Fe L2,3 edge is shifted.
+
+    Attributes
+    ----------
+    data : ndarray, shape (ny, nx, nE)
+        Counts (float32), energy last.
+    energy : ndarray, shape (nE,)
+        Energy-loss axis in eV, strictly increasing (float64).
+    truth : ndarray of bool, shape (ny, nx), optional
+        Ground-truth anomaly mask (synthetic cubes).
+    shift_map : ndarray, shape (ny, nx), optional
+        Per-pixel Fe-L shift in eV (synthetic cubes).
+    reference : ndarray, shape (ny', nx', nE), optional
+        An anomaly-free cube of the same material (protocol A, "reference-clean").
+    offset, dispersion : float
+        Energy calibration E_k = offset + k * dispersion (informative; ``energy`` is authoritative).
+    edge_window : tuple of float
+        Score window (eV), default Fe L2,3 690-730 eV.
+    meta : dict
+        Dose, generator parameters, seed, disc list, source file, units.
+    """
+
+    domain: ClassVar[str] = "eels"
+    data: np.ndarray
+    energy: np.ndarray
+    truth: np.ndarray | None = None
+    shift_map: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    offset: float = 0.0
+    dispersion: float = 1.0
+    edge_window: tuple[float, float] = (690.0, 730.0)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    def window_slice(self, lo: float, hi: float) -> slice:
+        """Channel slice covering energies in [lo, hi] eV (by energy, never by index)."""
+        i0 = int(np.searchsorted(self.energy, lo, side="left"))
+        i1 = int(np.searchsorted(self.energy, hi, side="right"))
+        return slice(i0, max(i0, i1))

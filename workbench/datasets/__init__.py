@@ -2,4 +2,5 @@
 
 DOMAIN_MODULES: list[str] = [
     "workbench.datasets.ot",
+    "workbench.datasets.eels",
 ]

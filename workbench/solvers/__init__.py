@@ -5,4 +5,9 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.ot.sinkhorn",
     "workbench.solvers.ot.sinkhorn_newton",
     "workbench.solvers.ot.emd",
+    # EELS
+    "workbench.solvers.eels.pca_recon",
+    "workbench.solvers.eels.pca_t2",
+    "workbench.solvers.eels.pca_bulk",
+    "workbench.solvers.eels.cvae3d",
 ]

@@ -1,0 +1,93 @@
+"""Every method ranks planted Fe-L shift anomalies above the bulk."""
+
+import numpy as np
+import pytest
+
+from workbench.datasets.eels import DOMAIN, synthetic
+from workbench.progress import Progress
+from workbench.solvers.eels import cvae3d, pca_bulk, pca_recon, pca_t2
+
+
+@pytest.fixture(scope="module")
+def small():
+    return DOMAIN.sample("small_2eV_5pct")
+
+
+@pytest.fixture(scope="module")
+def mid():
+    return DOMAIN.sample("default_1eV_3pct", shift=2.0)
+
+
+def _check(r, problem, auc_min):
+    assert r.kind == "score_map" and r.output.shape == problem.data.shape[:2]
+    assert r.extras["mask"].shape == r.output.shape and r.extras["mask"].dtype == bool
+    ev = DOMAIN.evaluate(problem, r)
+    assert ev["roc_auc"] >= auc_min, ev
+    assert set(ev) >= {"roc_auc", "pr_auc", "f1", "precision", "recall"}
+    return ev
+
+
+def test_pca_t2_detects_2ev_shift(mid):
+    ev = _check(pca_t2.solve(mid, pca_t2.Params()), mid, 0.98)
+    assert ev["pr_auc"] > 0.8
+
+
+@pytest.mark.parametrize("k, score", [(1, "pearson"), (1, "residual"), (3, "pearson")])
+def test_pca_recon_ranks_anomalies_above_bulk(small, k, score):
+    r = pca_recon.solve(small, pca_recon.Params(k=k, score=score))
+    _check(r, small, 0.9 if k == 1 else 0.6)
+    assert len(r.extras["scree"]) > 3 and r.extras["component_maps"].shape[0] == k
+
+
+def test_pca_bulk_trimmed_and_reference(mid):
+    _check(pca_bulk.solve(mid, pca_bulk.Params()), mid, 0.8)
+    ref = synthetic(dict(shift=2.0, fraction=0.03, seed=0), reference=True)
+    assert ref.reference is not None and ref.reference.shape == ref.data.shape
+    r = pca_bulk.solve(ref, pca_bulk.Params(score="pearson"))
+    assert r.meta["protocol"].startswith("A")
+    _check(r, ref, 0.95)
+    assert DOMAIN.evaluate(ref, pca_bulk.solve(ref, pca_bulk.Params()))["roc_auc"] > 0.8
+
+
+def test_pca_bulk_cancel_equals_max_iter(small):
+    a = pca_bulk.solve(small, pca_bulk.Params(max_iter=3), Progress(cancel_after=2))
+    b = pca_bulk.solve(small, pca_bulk.Params(max_iter=2))
+    assert a.status == "cancelled"
+    np.testing.assert_array_equal(a.output, b.output)
+
+
+def test_cvae3d_tiny_from_checkpoint(small):
+    if not cvae3d.DEFAULT_CHECKPOINT.exists():
+        pytest.skip("bundled checkpoint not trained yet")
+    r = cvae3d.solve(small, cvae3d.Params(max_iter=2, device="cpu"))
+    assert r.extras["init"] == cvae3d.DEFAULT_CHECKPOINT.name
+    _check(r, small, 0.9)
+    assert (
+        len(r.history["nll"]) == 2 and r.extras["reconstruction"].shape[:2] == small.data.shape[:2]
+    )
+    assert r.extras["score_nll"].shape == r.output.shape
+
+
+def test_cvae3d_scratch_tiny_runs_and_learns():
+    p = synthetic(dict(ny=16, nx=16, shift=4.0, fraction=0.1, seed=3))
+    r = cvae3d.solve(
+        p, cvae3d.Params(max_iter=3, init="scratch", steps_per_epoch=2, device="cpu", latent=4)
+    )
+    assert r.status in ("max_iter", "converged") and r.iterations == 3
+    assert np.isfinite(r.output).all() and r.message == ""
+    h = r.history
+    assert len(h["loss"]) == 3 and all(np.isfinite(h["nll"])) and all(k >= 0 for k in h["kl"])
+
+
+@pytest.mark.slow
+def test_cvae3d_scratch_detects_2ev(small):
+    r = cvae3d.solve(small, cvae3d.Params(max_iter=15, init="scratch", device="cpu"))
+    _check(r, small, 0.7)
+
+
+def test_checkpoint_grid_mismatch_falls_back_to_scratch():
+    if not cvae3d.DEFAULT_CHECKPOINT.exists():
+        pytest.skip("bundled checkpoint not trained yet")
+    p = synthetic(dict(ny=16, nx=16, shift=2.0, fraction=0.1, seed=3, dispersion=0.5))
+    r = cvae3d.solve(p, cvae3d.Params(max_iter=1, steps_per_epoch=1, device="cpu"))
+    assert r.extras["init"] == "scratch" and "does not match" in r.message

@@ -1,0 +1,81 @@
+"""Scores, thresholds, metrics and preprocessing against references and planted answers."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from workbench.solvers.eels import common as C
+
+
+def test_roc_auc_and_ap_match_sklearn():
+    rng = np.random.default_rng(0)
+    t = rng.random(500) < 0.1
+    s = rng.normal(size=500) + 1.5 * t
+    s[:50] = np.round(s[:50])  # ties
+    assert C.roc_auc(s, t) == pytest.approx(roc_auc_score(t, s), abs=1e-12)
+    assert C.average_precision(s, t) == pytest.approx(average_precision_score(t, s), abs=1e-12)
+    fpr, tpr, _ = C.roc_curve(s, t)
+    assert fpr[0] == 0 and tpr[-1] == 1 and np.all(np.diff(fpr) >= 0)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc_score(t, s), abs=1e-9)
+
+
+def test_otsu_and_gmm_split_a_bimodal_sample():
+    rng = np.random.default_rng(1)
+    s = np.r_[rng.normal(0, 1, 900), rng.normal(8, 1, 100)]
+    for method in ("otsu", "gmm"):
+        th = C.threshold(s, method)
+        assert 2.5 < th["threshold"] < 6.0
+        assert th["mask"][900:].mean() > 0.98 and th["mask"][:900].mean() < 0.02
+        assert th["ashman_d"] > 5
+
+
+def test_pearson_and_deviance():
+    y = np.array([[1.0, 2, 3, 4], [4, 3, 2, 1]])
+    assert C.pearson_score(y, y) == pytest.approx([0, 0])
+    assert C.pearson_score(y[:1], y[1:]) == pytest.approx([2.0])
+    lam = np.array([5.0, 10, 20, 0.5])
+    assert C.poisson_deviance(lam, lam) == pytest.approx(0.0, abs=1e-12)
+    assert C.poisson_deviance(np.array([0.0, 3, 25, 0]), lam) > 0
+
+
+def test_poisson_normalisation_whitens_poisson_noise():
+    rng = np.random.default_rng(2)
+    rows = rng.uniform(0.5, 2, 2000)[:, None]
+    cols = rng.uniform(1, 50, 64)[None, :]
+    lam = rows * cols
+    X = rng.poisson(lam).astype(float)
+    Xn, r, c = C.poisson_normalise(X)
+    resid = Xn - lam / r[:, None] / c[None, :]
+    v = resid.var(0)
+    assert v.max() / v.min() < 1.5  # roughly homoscedastic across very different channel means
+
+
+def test_powerlaw_background_recovered():
+    e = np.linspace(600, 750, 301)
+    data = (3e9 * e ** (-3.0))[None, None, :] * np.array([1.0, 2.0])[None, :, None]
+    out, bg, warns = C.subtract_powerlaw(data.astype(np.float32), e, 620, 700)
+    assert np.abs(out[..., e >= 620]).max() < 1e-3 * data.max()
+    A, r = C.powerlaw_fit(data, e, 620, 700)
+    np.testing.assert_allclose(r, 3.0, atol=1e-6)
+    assert not warns
+
+
+def test_binning_sums_counts_and_spikes_removed():
+    rng = np.random.default_rng(3)
+    d = rng.poisson(100, (6, 6, 50)).astype(np.float32)
+    b, _ = C.bin_spatial(d, 2)
+    assert b.shape == (3, 3, 50) and b.sum() == pytest.approx(d.sum())
+    spiky = d.copy()
+    spiky[2, 3, 20] += 5000
+    clean, n = C.remove_spikes(spiky)
+    assert n >= 1 and abs(clean[2, 3, 20] - 100) < 40
+
+
+def test_pca_fit_recovers_rank():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 40)) + 5
+    mean, V, sv = C.pca_fit(X, 3)
+    ratio = C.explained_variance_ratio(sv)
+    assert ratio[:3].sum() > 1 - 1e-10
+    Xh = mean + (X - mean) @ V.T @ V
+    np.testing.assert_allclose(Xh, X, atol=1e-8)

@@ -1,0 +1,141 @@
+"""Shared PCA machinery for the EELS baselines (P1-P4 of the spec)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workbench.device import versions
+from workbench.errors import InputError
+from workbench.result import Result
+from workbench.solvers.eels import common as C
+
+
+@dataclass
+class Prepared:
+    X: np.ndarray  # (n, c) counts in the analysis window (float64)
+    energy: np.ndarray  # (c,)
+    edge: slice  # edge window inside the analysis window
+    shape: tuple[int, int]
+
+
+def prepare(
+    problem: Any, lo: float | None, hi: float | None, edge_lo: float, edge_hi: float
+) -> Prepared:
+    data, energy = problem.data, np.asarray(problem.energy, np.float64)
+    sl = C.window(energy, lo, hi, what="analysis window")
+    e = energy[sl]
+    ny, nx = data.shape[:2]
+    X = np.asarray(data[..., sl], np.float64).reshape(ny * nx, -1)
+    edge = C.window(e, edge_lo, edge_hi, what="edge window")
+    if ny * nx < 4:
+        raise InputError(f"PCA needs at least 4 pixels, got a {ny}x{nx} map")
+    return Prepared(X, e, edge, (ny, nx))
+
+
+def fit_transform(
+    X: np.ndarray,
+    k: int,
+    poisson: bool,
+    fit_rows: np.ndarray | None = None,
+    ref: np.ndarray | None = None,
+):
+    """Fit PCA (optionally Poisson-normalised) on ``ref`` or on the rows ``fit_rows`` of X.
+
+    Returns dict with Xn (normalised X), Xn_hat (rank-k reconstruction), z (scores), mean,
+    components, sv (singular values), row/col factors and the reconstruction in counts.
+    """
+    k = int(min(k, X.shape[1] - 1, X.shape[0] - 1))
+    if poisson:
+        if ref is not None:
+            _, _, col = C.poisson_normalise(ref)
+        else:
+            _, _, col = C.poisson_normalise(X if fit_rows is None else X[fit_rows])
+        row = np.sqrt(np.clip(X, 0, None).sum(1))
+        row = np.where(row > 0, row, 1.0)
+        Xn = X / row[:, None] / col[None, :]
+        if ref is not None:
+            rr = np.sqrt(np.clip(ref, 0, None).sum(1))
+            F = ref / np.where(rr > 0, rr, 1.0)[:, None] / col[None, :]
+        else:
+            F = Xn if fit_rows is None else Xn[fit_rows]
+    else:
+        row = np.ones(X.shape[0])
+        col = np.ones(X.shape[1])
+        Xn = X
+        F = ref if ref is not None else (X if fit_rows is None else X[fit_rows])
+    mean, V, sv = C.pca_fit(F, k)
+    z = (Xn - mean) @ V.T
+    Xn_hat = mean + z @ V
+    X_hat = Xn_hat * row[:, None] * col[None, :]
+    return {
+        "Xn": Xn,
+        "Xn_hat": Xn_hat,
+        "z": z,
+        "mean": mean,
+        "V": V,
+        "sv": sv,
+        "row": row,
+        "col": col,
+        "X_hat": X_hat,
+        "k": k,
+    }
+
+
+def hotelling_t2(z: np.ndarray, fit_rows: np.ndarray | None = None) -> np.ndarray:
+    zf = z if fit_rows is None else z[fit_rows]
+    mu = zf.mean(0)
+    var = zf.var(0)
+    var = np.where(var > 0, var, 1e-300)
+    return (((z - mu) ** 2) / var).sum(1)
+
+
+def package(
+    problem: Any,
+    prep: Prepared,
+    fit: dict[str, Any],
+    score: np.ndarray,
+    threshold: str,
+    *,
+    t0: float,
+    seed: int,
+    extra_scores: dict[str, np.ndarray],
+    status: str = "converged",
+    iterations: int = 1,
+    history: dict[str, list[float]] | None = None,
+    meta: dict[str, Any] | None = None,
+    message: str = "",
+) -> Result:
+    ny, nx = prep.shape
+    smap = score.reshape(ny, nx)
+    extras, metrics = C.finish(smap, problem, threshold)
+    ratio = C.explained_variance_ratio(fit["sv"])
+    extras.update(
+        {
+            "scree": ratio[:30].tolist(),
+            "elbow": C.elbow(ratio),
+            "components": fit["V"].astype(np.float32),
+            "component_energy": prep.energy.astype(np.float32),
+            "component_maps": np.moveaxis(fit["z"].reshape(ny, nx, -1), -1, 0).astype(np.float32),
+            "reconstruction": fit["X_hat"][:, prep.edge].reshape(ny, nx, -1).astype(np.float32),
+            "recon_energy": prep.energy[prep.edge].astype(np.float32),
+        }
+    )
+    for name, s in extra_scores.items():
+        extras[f"score_{name}"] = s.reshape(ny, nx).astype(np.float32)
+    m = {"seed": seed, "wall_s": time.perf_counter() - t0, "versions": versions(), "k": fit["k"]}
+    m.update(meta or {})
+    return Result(
+        output=smap.astype(np.float64),
+        kind="score_map",
+        status=status,
+        iterations=iterations,
+        metrics=metrics,
+        history=history or {},
+        extras=extras,
+        meta=m,
+        message=message,
+    )

@@ -1,0 +1,563 @@
+"""Figures and 3D scenes for EELS spectrum images (pure functions; no streamlit)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from workbench.solvers.eels import common as C
+from workbench.solvers.eels.synth import EDGES
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def _heat(
+    z: np.ndarray,
+    colorscale: str = "Viridis",
+    zmin=None,
+    zmax=None,
+    showscale=True,
+    name="",
+    colorbar_x=None,
+) -> go.Heatmap:
+    cb = {"len": 0.45} if colorbar_x is None else {"len": 0.45, "x": colorbar_x}
+    return go.Heatmap(
+        z=z,
+        colorscale=colorscale,
+        zmin=zmin,
+        zmax=zmax,
+        showscale=showscale,
+        name=name,
+        colorbar=cb,
+    )
+
+
+def _truth_contour(truth: np.ndarray, color: str = "white") -> go.Contour:
+    return go.Contour(
+        z=truth.astype(float),
+        contours={"start": 0.5, "end": 0.5, "size": 1, "coloring": "none"},
+        line={"color": color, "width": 1.5},
+        showscale=False,
+        hoverinfo="skip",
+        name="truth",
+    )
+
+
+def navigator_map(
+    problem: Any, mode: str = "intensity", window: tuple[float, float] | None = None
+) -> np.ndarray:
+    """The navigator image: summed counts over a window, or the Fe-L3 edge ratio."""
+    e = np.asarray(problem.energy)
+    if mode == "edge_ratio":
+        return C.edge_ratio_map(problem.data, e)
+    if mode == "centroid":
+        return C.centroid_map(problem.data, e)
+    lo, hi = window if window else (None, None)
+    return C.intensity_map(problem.data, e, lo, hi)
+
+
+def navigator_figure(
+    problem: Any,
+    mode: str = "intensity",
+    window=None,
+    pixel: tuple[int, int] | None = None,
+    mask: np.ndarray | None = None,
+    show_truth: bool = True,
+) -> go.Figure:
+    z = navigator_map(problem, mode, window)
+    fig = go.Figure(_heat(z, "Greys_r" if mode == "intensity" else "Viridis", name=mode))
+    if show_truth and problem.truth is not None and problem.truth.any():
+        fig.add_trace(_truth_contour(problem.truth, "#00e5ff"))
+    if mask is not None:
+        fig.add_trace(_truth_contour(np.asarray(mask), "#ff3030"))
+    if pixel is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[pixel[1]],
+                y=[pixel[0]],
+                mode="markers",
+                marker={"symbol": "x", "size": 12, "color": "red"},
+                name="pixel",
+            )
+        )
+    label = {
+        "intensity": "summed counts",
+        "edge_ratio": "Fe-L3 / pre-edge ratio",
+        "centroid": "Fe-L3 centroid (eV)",
+    }.get(mode, mode)
+    fig.update_layout(
+        title=f"Navigator: {label}",
+        yaxis={"autorange": "reversed", "scaleanchor": "x"},
+        xaxis_title="x (px)",
+        yaxis_title="y (px)",
+        height=420,
+        showlegend=False,
+    )
+    return fig
+
+
+def spectrum_figure(
+    energy: np.ndarray,
+    spectrum: np.ndarray,
+    recon_energy: np.ndarray | None = None,
+    recons: Mapping[str, np.ndarray] | None = None,
+    *,
+    title: str = "spectrum",
+    window: tuple[float, float] | None = (690.0, 730.0),
+    edges: bool = True,
+    reference: np.ndarray | None = None,
+) -> go.Figure:
+    """Observed spectrum with reconstructions (expected counts) and their residuals below."""
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.05
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=energy, y=spectrum, mode="lines", name="observed", line={"color": "black", "width": 1}
+        ),
+        1,
+        1,
+    )
+    if reference is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=energy,
+                y=reference,
+                mode="lines",
+                name="bulk mean",
+                line={"color": "gray", "dash": "dot"},
+            ),
+            1,
+            1,
+        )
+    for i, (name, rec) in enumerate((recons or {}).items()):
+        re = np.asarray(
+            recon_energy if not isinstance(recon_energy, Mapping) else recon_energy[name]
+        )
+        col = PALETTE[(i + 1) % len(PALETTE)]
+        fig.add_trace(
+            go.Scatter(
+                x=re, y=rec, mode="lines", name=f"{name} reconstruction", line={"color": col}
+            ),
+            1,
+            1,
+        )
+        obs = np.interp(re, energy, spectrum)
+        fig.add_trace(
+            go.Scatter(
+                x=re,
+                y=obs - rec,
+                mode="lines",
+                name=f"{name} residual",
+                line={"color": col},
+                showlegend=False,
+            ),
+            2,
+            1,
+        )
+    if window:
+        fig.add_vrect(x0=window[0], x1=window[1], fillcolor="orange", opacity=0.08, line_width=0)
+    if edges:
+        for name, e0 in EDGES.items():
+            if energy[0] <= e0 <= energy[-1]:
+                fig.add_vline(
+                    x=e0,
+                    line={"color": "#888", "dash": "dash", "width": 1},
+                    annotation_text=name,
+                    annotation_position="top",
+                )
+    fig.update_yaxes(title_text="counts", row=1, col=1)
+    fig.update_yaxes(title_text="residual", row=2, col=1)
+    fig.update_xaxes(title_text="energy loss (eV)", row=2, col=1)
+    fig.update_layout(title=title, height=480, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def normalised_scores(scores: Mapping[str, np.ndarray], how: str = "rank") -> dict[str, np.ndarray]:
+    """Bring score maps of different methods to one scale: percentile rank (0-1) or robust z."""
+    out = {}
+    for k, s in scores.items():
+        s = np.asarray(s, float)
+        if how == "rank":
+            out[k] = C.rank01(s).reshape(s.shape)
+        elif how == "robust_z":
+            med = np.median(s)
+            mad = np.median(np.abs(s - med)) * 1.4826 + 1e-12
+            out[k] = (s - med) / mad
+        else:
+            out[k] = s
+    return out
+
+
+def score_maps_figure(
+    scores: Mapping[str, np.ndarray],
+    truth: np.ndarray | None = None,
+    how: str = "rank",
+    title: str = "Anomaly scores",
+) -> go.Figure:
+    """Score maps side by side on one colour scale (percentile rank by default)."""
+    s = normalised_scores(scores, how)
+    n = max(1, len(s))
+    fig = make_subplots(rows=1, cols=n, subplot_titles=list(s) or [""], horizontal_spacing=0.03)
+    allv = np.concatenate([v.ravel() for v in s.values()]) if s else np.zeros(1)
+    zmin, zmax = (
+        (0.0, 1.0)
+        if how == "rank"
+        else (float(np.percentile(allv, 1)), float(np.percentile(allv, 99.5)))
+    )
+    for i, (name, z) in enumerate(s.items()):
+        fig.add_trace(_heat(z, "Inferno", zmin, zmax, showscale=i == n - 1, name=name), 1, i + 1)
+        if truth is not None and truth.any():
+            fig.add_trace(_truth_contour(truth, "#00e5ff"), 1, i + 1)
+        fig.update_yaxes(
+            autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1
+        )
+    label = {"rank": "percentile rank", "robust_z": "robust z", "raw": "raw score"}.get(how, how)
+    fig.update_layout(
+        title=f"{title} ({label}; cyan = truth)", height=360 + 0 * n, showlegend=False
+    )
+    return fig
+
+
+def roc_pr_figure(scores: Mapping[str, np.ndarray], truth: np.ndarray) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("ROC", "Precision-recall"))
+    for i, (name, s) in enumerate(scores.items()):
+        col = PALETTE[i % len(PALETTE)]
+        fpr, tpr, _ = C.roc_curve(s, truth)
+        auc = C.roc_auc(s, truth)
+        fig.add_trace(
+            go.Scatter(
+                x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {auc:.3f})", line={"color": col}
+            ),
+            1,
+            1,
+        )
+        p, r = C.pr_curve(s, truth)
+        ap = C.average_precision(s, truth)
+        fig.add_trace(
+            go.Scatter(
+                x=r,
+                y=p,
+                mode="lines",
+                name=f"{name} (AP {ap:.3f})",
+                line={"color": col, "dash": "dot"},
+            ),
+            1,
+            2,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            line={"color": "#bbb", "dash": "dash"},
+            showlegend=False,
+        ),
+        1,
+        1,
+    )
+    fig.update_xaxes(title_text="false positive rate", row=1, col=1)
+    fig.update_yaxes(title_text="true positive rate", row=1, col=1)
+    fig.update_xaxes(title_text="recall", row=1, col=2)
+    fig.update_yaxes(title_text="precision", row=1, col=2)
+    fig.update_layout(height=400, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def histogram_figure(
+    score: np.ndarray,
+    threshold: float | None = None,
+    truth: np.ndarray | None = None,
+    gmm: Mapping[str, float] | None = None,
+    title: str = "Score histogram",
+) -> go.Figure:
+    """Score histogram (class-wise when truth exists) with the threshold and the fitted mixture."""
+    s = np.asarray(score, float).ravel()
+    lo, hi = np.percentile(s, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = s.min(), s.max() + 1e-12
+    bins = {"start": float(lo), "end": float(hi), "size": float(hi - lo) / 80}
+    fig = go.Figure()
+    if truth is not None and np.asarray(truth).any():
+        t = np.asarray(truth, bool).ravel()
+        fig.add_trace(
+            go.Histogram(
+                x=s[~t],
+                xbins=bins,
+                name="normal (truth)",
+                marker_color="#1f77b4",
+                opacity=0.7,
+                histnorm="probability density",
+            )
+        )
+        fig.add_trace(
+            go.Histogram(
+                x=s[t],
+                xbins=bins,
+                name="anomalous (truth)",
+                marker_color="#d62728",
+                opacity=0.7,
+                histnorm="probability density",
+            )
+        )
+        fig.update_layout(barmode="overlay")
+    else:
+        fig.add_trace(
+            go.Histogram(
+                x=s,
+                xbins=bins,
+                name="all pixels",
+                marker_color="#555",
+                histnorm="probability density",
+            )
+        )
+    if gmm:
+        x = np.linspace(lo, hi, 400)
+        tot = np.zeros_like(x)
+        for j in (1, 2):
+            m, sd, w = gmm[f"m{j}"], gmm[f"s{j}"], gmm[f"w{j}"]
+            tot += w * np.exp(-0.5 * ((x - m) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=tot,
+                mode="lines",
+                name="2-Gaussian mixture",
+                line={"color": "black", "width": 1},
+            )
+        )
+    if threshold is not None and np.isfinite(threshold):
+        fig.add_vline(
+            x=threshold,
+            line={"color": "red", "width": 2},
+            annotation_text=f"threshold {threshold:.3g}",
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="score (higher = more anomalous)",
+        yaxis_title="density",
+        height=360,
+    )
+    return fig
+
+
+def scree_figure(
+    ratio: list[float] | np.ndarray, elbow: int | None = None, k: int | None = None
+) -> go.Figure:
+    r = np.asarray(ratio, float)
+    x = np.arange(1, r.size + 1)
+    fig = go.Figure(go.Scatter(x=x, y=r, mode="lines+markers", name="explained variance ratio"))
+    if elbow:
+        fig.add_vline(
+            x=elbow, line={"color": "orange", "dash": "dash"}, annotation_text=f"elbow {elbow}"
+        )
+    if k:
+        fig.add_vline(x=k + 0.5, line={"color": "red", "dash": "dot"}, annotation_text=f"k = {k}")
+    fig.update_layout(
+        title="Scree plot",
+        xaxis_title="component",
+        yaxis_title="explained variance ratio",
+        yaxis_type="log",
+        height=320,
+    )
+    return fig
+
+
+def components_figure(components: np.ndarray, energy: np.ndarray, maps: np.ndarray) -> go.Figure:
+    k = min(components.shape[0], maps.shape[0], 5)
+    fig = make_subplots(
+        rows=2, cols=k, subplot_titles=[f"PC {i + 1}" for i in range(k)], vertical_spacing=0.12
+    )
+    for i in range(k):
+        fig.add_trace(
+            go.Scatter(
+                x=energy,
+                y=components[i],
+                mode="lines",
+                showlegend=False,
+                line={"color": PALETTE[i % len(PALETTE)]},
+            ),
+            1,
+            i + 1,
+        )
+        fig.add_trace(_heat(maps[i], "RdBu", showscale=False), 2, i + 1)
+        fig.update_yaxes(autorange="reversed", row=2, col=i + 1)
+    fig.update_layout(title="Components (loadings over energy) and their score maps", height=480)
+    return fig
+
+
+def metrics_table(rows: Mapping[str, Mapping[str, float]]) -> go.Figure:
+    names = list(rows)
+    keys = sorted({k for r in rows.values() for k in r})
+    cells = [[f"{rows[n].get(k, float('nan')):.4g}" for n in names] for k in keys]
+    return go.Figure(
+        go.Table(header={"values": ["method", *keys]}, cells={"values": [names, *cells]})
+    )
+
+
+def result_figure(problem: Any, result: Any) -> go.Figure:
+    """Score map, thresholded mask, histogram with threshold, and ROC (truth) or navigator."""
+    score = np.asarray(result.output, float)
+    ex = result.extras or {}
+    mask = np.asarray(ex.get("mask", score > np.nanmedian(score)))
+    truth = getattr(problem, "truth", None)
+    has_truth = truth is not None and np.asarray(truth).any() and not np.asarray(truth).all()
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=(
+            "score map",
+            f"mask ({ex.get('threshold_method', 'otsu')})",
+            "score histogram",
+            "ROC" if has_truth else "intensity",
+        ),
+        vertical_spacing=0.12,
+        horizontal_spacing=0.12,
+    )
+    fig.add_trace(_heat(score, "Inferno", showscale=True, colorbar_x=0.44), 1, 1)
+    fig.add_trace(_heat(mask.astype(float), "Greys", 0, 1, showscale=False), 1, 2)
+    if has_truth:
+        fig.add_trace(_truth_contour(np.asarray(truth), "#00a0ff"), 1, 1)
+        fig.add_trace(_truth_contour(np.asarray(truth), "#00a0ff"), 1, 2)
+        t = np.asarray(truth, bool)
+        fig.add_trace(
+            go.Histogram(
+                x=score[~t].ravel(),
+                name="normal",
+                marker_color="#1f77b4",
+                opacity=0.7,
+                histnorm="probability density",
+            ),
+            2,
+            1,
+        )
+        fig.add_trace(
+            go.Histogram(
+                x=score[t].ravel(),
+                name="anomalous",
+                marker_color="#d62728",
+                opacity=0.7,
+                histnorm="probability density",
+            ),
+            2,
+            1,
+        )
+        fpr, tpr, _ = C.roc_curve(score, t)
+        fig.add_trace(
+            go.Scatter(x=fpr, y=tpr, mode="lines", name=f"AUC {C.roc_auc(score, t):.3f}"), 2, 2
+        )
+        fig.update_xaxes(title_text="FPR", row=2, col=2)
+        fig.update_yaxes(title_text="TPR", row=2, col=2)
+    else:
+        fig.add_trace(go.Histogram(x=score.ravel(), name="all", marker_color="#555"), 2, 1)
+        fig.add_trace(
+            _heat(
+                C.intensity_map(problem.data, np.asarray(problem.energy)),
+                "Greys_r",
+                showscale=False,
+            ),
+            2,
+            2,
+        )
+        fig.update_yaxes(autorange="reversed", row=2, col=2)
+    thr = ex.get("threshold")
+    if thr is not None:
+        fig.add_vline(x=float(thr), line={"color": "red"}, row=2, col=1)
+    fig.update_layout(
+        barmode="overlay",
+        height=720,
+        title=f"{result.meta.get('solver', '')} anomaly score".strip(),
+    )
+    for c in (1, 2):
+        fig.update_yaxes(autorange="reversed", row=1, col=c)
+    return fig
+
+
+def loss_figure(history: Mapping[str, list[float]]) -> go.Figure:
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("NLL per count (excess over saturated)", "KL per tile")
+    )
+    x = history.get("step", [])
+    for key, col in (("nll", "#1f77b4"), ("val_nll", "#d62728")):
+        if history.get(key):
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=history[key], mode="lines+markers", name=key, line={"color": col}
+                ),
+                1,
+                1,
+            )
+    if history.get("kl"):
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=history["kl"], mode="lines+markers", name="kl", line={"color": "#2ca02c"}
+            ),
+            1,
+            2,
+        )
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_layout(height=320)
+    return fig
+
+
+def latent_figure(latent: np.ndarray) -> go.Figure:
+    """2-D projection (PCA) of the per-tile posterior means."""
+    z = np.asarray(latent, float)
+    z = z - z.mean(0)
+    if z.shape[0] < 2 or z.shape[1] < 2:
+        return go.Figure()
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    p = z @ vt[:2].T
+    fig = go.Figure(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", marker={"size": 5}))
+    fig.update_layout(
+        title="Latent means of tiles (first two principal axes)",
+        xaxis_title="PC1",
+        yaxis_title="PC2",
+        height=340,
+    )
+    return fig
+
+
+def cube_scene(
+    problem: Any,
+    mask: np.ndarray | None = None,
+    window: tuple[float, float] = (690.0, 730.0),
+    max_channels: int = 96,
+    max_pixels: int = 96,
+):
+    """The datacube (x, y, energy) as a volume of the edge-window signal, with the anomaly mask
+    (truth, or a detected mask) extruded along energy as a red isosurface."""
+    from workbench.viz.three_d import Scene
+
+    e = np.asarray(problem.energy, float)
+    sl = C.window(e, *window) if e[0] <= window[0] and e[-1] >= window[1] else slice(None)
+    cube = np.asarray(problem.data[..., sl], np.float32)
+    ny, nx, ne = cube.shape
+    fy, fx = max(1, int(np.ceil(ny / max_pixels))), max(1, int(np.ceil(nx / max_pixels)))
+    fe = max(1, int(np.ceil(ne / max_channels)))
+    cube = cube[: ny // fy * fy, : nx // fx * fx, : ne // fe * fe]
+    cube = cube.reshape(ny // fy, fy, nx // fx, fx, ne // fe, fe).mean(axis=(1, 3, 5))
+    tot = cube.sum(-1, keepdims=True)
+    vol = cube / np.where(tot > 0, tot, 1)  # edge shape, thickness removed
+    vol = np.transpose(vol, (1, 0, 2))  # (x, y, E)
+    nxs, nys, nes = vol.shape
+    sz = max(nxs, nys) / max(nes, 1)
+    scene = Scene(spacing=(1.0, 1.0, sz), title="Spectrum image (x, y, energy)")
+    scene.volume(vol, cmap="viridis", opacity="sigmoid", name="normalised counts")
+    m = mask if mask is not None else getattr(problem, "truth", None)
+    if m is not None and np.asarray(m).any():
+        m = (
+            np.asarray(m, float)[: ny // fy * fy, : nx // fx * fx]
+            .reshape(ny // fy, fy, nx // fx, fx)
+            .mean(axis=(1, 3))
+        )
+        ext = np.repeat(m.T[:, :, None], nes, axis=2)
+        ext[:, :, 0] = ext[:, :, -1] = 0.0  # close the extruded discs at both energy ends
+        ext[0], ext[-1], ext[:, 0], ext[:, -1] = 0.0, 0.0, 0.0, 0.0
+        scene.isosurface(ext, 0.5, color="red", opacity=0.35, name="anomalies")
+    return scene
