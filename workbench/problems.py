@@ -186,3 +186,75 @@ class EELSProblem(Problem):
         i0 = int(np.searchsorted(self.energy, lo, side="left"))
         i1 = int(np.searchsorted(self.energy, hi, side="right"))
         return slice(i0, max(i0, i1))
+
+
+# --------------------------------------------------------------------------------------------
+# MRI (multi-coil accelerated k-space)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class MRIProblem(Problem):
+    """Undersampled multi-coil k-space → image.
+
+    y = M ⊙ (F(S x) + n), F the centred orthonormal 2-D FFT (DC at (H//2, W//2)).
+
+    Attributes
+    ----------
+    kspace : ndarray, shape (slices, coils, H, W), complex64
+        Measured k-space, already multiplied by the mask.
+    mask : ndarray, shape (H, W) or (slices, H, W), float32 in {0, 1}
+        Sampling mask (1-D masks broadcast along the readout H).
+    maps : ndarray, shape (slices, coils, H, W), complex64, optional
+        Coil sensitivities used by the solvers (``maps_source`` says where they come from);
+        Σ_c |S_c|² = 1 where non-zero.
+    reference : ndarray, shape (slices, h, w), float32, optional
+        Fully sampled reference magnitude (``reference_kind``: ``sense_noisy_full``,
+        ``sense_clean``, ``rss_full`` or ``file_rss``), cropped to ``recon_size`` when set.
+    noise_sigma : float
+        Per-sample k-space noise standard deviation when known (0 if unknown).
+    recon_size : tuple (h, w), optional
+        Centre crop applied to reconstructions (fastMRI removes readout oversampling this way).
+    meta : dict
+        source, acquisition, header, padding, mask description (kind, R, cf, seed, effective R).
+    """
+
+    domain: ClassVar[str] = "mri"
+    kspace: np.ndarray
+    mask: np.ndarray
+    maps: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    reference_kind: str = ""
+    maps_source: str = ""
+    noise_sigma: float = 0.0
+    recon_size: tuple[int, int] | None = None
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.kspace.shape[0])
+
+    @property
+    def n_coils(self) -> int:
+        return int(self.kspace.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.kspace.shape[-2]), int(self.kspace.shape[-1])
+
+    @property
+    def acceleration(self) -> float:
+        m = np.asarray(self.mask)
+        s = float(m.sum())
+        return float(m.size / s) if s else float("inf")
+
+    def operator(self, device: str = "cpu", dtype: str = "complex64"):
+        """The forward operator A (a ``workbench.solvers.mri.operators.SenseOperator``)."""
+        from workbench.solvers.mri.operators import SenseOperator
+
+        import torch
+
+        if self.maps is None:
+            raise ValueError("this problem has no coil maps")
+        dt = getattr(torch, dtype)
+        maps = torch.from_numpy(np.ascontiguousarray(self.maps)).to(device=device, dtype=dt)
+        return SenseOperator(maps, torch.from_numpy(np.ascontiguousarray(self.mask)).to(device))

@@ -3,4 +3,5 @@
 DOMAIN_MODULES: list[str] = [
     "workbench.datasets.ot",
     "workbench.datasets.eels",
+    "workbench.datasets.mri",
 ]

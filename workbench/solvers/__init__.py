@@ -10,4 +10,11 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.eels.pca_t2",
     "workbench.solvers.eels.pca_bulk",
     "workbench.solvers.eels.cvae3d",
+    # MRI
+    "workbench.solvers.mri.zero_filled",
+    "workbench.solvers.mri.sense_adj",
+    "workbench.solvers.mri.cg_sense",
+    "workbench.solvers.mri.l1_wavelet",
+    "workbench.solvers.mri.tv",
+    "workbench.solvers.mri.recurrentvarnet",
 ]

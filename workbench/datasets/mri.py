@@ -1,0 +1,624 @@
+"""MRI problems: simulated multi-coil k-space from bundled images, uploads, and the domain spec.
+
+Simulation protocol (``specs/mri.md`` §9): MNI152 2009 T1 axial slices (nilearn, offline), cropped,
+resized to N×N, normalised to max 1; the last 20 usable slices are the test set, the 10 before them
+validation, the rest training. Each slice gets a smooth random phase (2nd-order polynomial scaled to
+max |φ| = π/2), 8 birdcage coils (Σ|S|² = 1) and circular complex noise σ = σ_rel·max|x|. The
+reference is the SENSE-combined magnitude of the noisy fully sampled data (``sense_noisy_full``).
+Out-of-distribution images: dipy's real T1 slice and nibabel's EPI. The analytic phantom sample
+evaluates Shepp-Logan ellipses' continuous Fourier transform (no inverse crime).
+
+The MNI152 template is © McConnell Brain Imaging Centre, Montreal Neurological Institute, McGill
+University; redistributed inside nilearn under its permissive notice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import j1
+
+from workbench.errors import InputError
+from workbench.problems import MRIProblem
+from workbench.registry import DomainSpec, Sample, param
+
+N_TEST, N_VAL = 20, 10
+N_COILS = 8
+MNI_NOTICE = (
+    "MNI152 2009 template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, "
+    "Montreal Neurological Institute, McGill University (redistributed inside nilearn)."
+)
+
+
+# ------------------------------------------------------------------------------------------
+# Images
+# ------------------------------------------------------------------------------------------
+
+
+def _resize(img: np.ndarray, n: int) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(img, (n, n), anti_aliasing=True, order=1, mode="reflect").astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def mni_slices(n: int = 128) -> dict[str, np.ndarray]:
+    """Usable MNI152 axial slices at N×N, max 1, split into ``train``/``val``/``test`` (float32)."""
+    from nilearn.datasets import load_mni152_template
+
+    vol = np.asarray(load_mni152_template(resolution=1).get_fdata(), np.float64)  # (197, 233, 189)
+    out = []
+    for z in range(30, min(170, vol.shape[2])):
+        sl = vol[:, 10:207, z]  # 197 × 197
+        sl = np.rot90(sl)  # anterior up
+        img = _resize(sl, n)
+        m = float(img.max())
+        if m <= 0:
+            continue
+        img = np.clip(img / m, 0, None)
+        if img.mean() > 0.05:
+            out.append(img)
+    arr = np.stack(out).astype(np.float32)
+    return {
+        "train": arr[: -(N_TEST + N_VAL)],
+        "val": arr[-(N_TEST + N_VAL) : -N_TEST],
+        "test": arr[-N_TEST:],
+    }
+
+
+def ood_dipy(n: int = 128) -> np.ndarray:
+    """dipy's bundled real T1 coronal slice (256², [0, 1]) resized to N×N, max 1."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("dipy")
+    if spec is None or spec.origin is None:
+        raise InputError("dipy is not installed (pip install dipy) — use the EPI sample instead")
+    path = os.path.join(os.path.dirname(spec.origin), "data", "files", "t1_coronal_slice.npy")
+    img = np.load(path, allow_pickle=False).astype(np.float64)
+    img = _resize(np.abs(img), n)
+    return (img / img.max()).astype(np.float32)
+
+
+def ood_epi(n: int = 128, k: int = 0) -> np.ndarray:
+    """nibabel's bundled EPI (128×96×24×2): a mid slice padded to square, resized, max 1."""
+    import os
+
+    import nibabel
+
+    path = os.path.join(os.path.dirname(nibabel.__file__), "tests", "data", "example4d.nii.gz")
+    vol = np.asarray(nibabel.load(path).dataobj, np.float64)[..., 0]
+    sl = np.rot90(vol[:, :, vol.shape[2] // 2 + k])
+    h, w = sl.shape
+    s = max(h, w)
+    sq = np.zeros((s, s))
+    sq[(s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w] = sl
+    img = _resize(np.clip(sq, 0, None), n)
+    return (img / img.max()).astype(np.float32)
+
+
+def smooth_phase(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Random 2nd-order polynomial phase in (x, y) ∈ [−1, 1]², scaled to max |φ| = π/2."""
+    y, x = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    c = rng.normal(size=6)
+    phi = c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
+    return (phi * (math.pi / 2) / max(np.abs(phi).max(), 1e-12)).astype(np.float64)
+
+
+# ------------------------------------------------------------------------------------------
+# Simulation
+# ------------------------------------------------------------------------------------------
+
+
+def simulate_kspace(
+    mag: np.ndarray,
+    maps: np.ndarray,
+    sigma_rel: float,
+    rng: np.random.Generator,
+    phase: bool = True,
+):
+    """Fully sampled noisy k-space ``k = F(S x) + n`` of one image.
+
+    Returns ``(kspace (C, H, W) complex64, x (H, W) complex64, sigma)``.
+    """
+    import torch
+
+    from workbench.solvers.mri.fft import fft2c
+
+    h, w = mag.shape
+    x = mag.astype(np.complex128)
+    if phase:
+        x = x * np.exp(1j * smooth_phase(rng, h, w))
+    sigma = float(sigma_rel) * float(np.abs(x).max())
+    k = fft2c(torch.from_numpy(maps.astype(np.complex128) * x[None])).numpy()
+    noise = rng.normal(size=k.shape) + 1j * rng.normal(size=k.shape)
+    k = k + noise * (sigma / math.sqrt(2))
+    return k.astype(np.complex64), x.astype(np.complex64), sigma
+
+
+def sense_combine(kspace: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """``Σ_c conj(S_c) F⁻¹ k_c`` for ``(..., C, H, W)`` arrays."""
+    from workbench.solvers.mri.coils import coil_images
+
+    return (np.conj(maps) * coil_images(kspace)).sum(-3)
+
+
+def rss_full(kspace: np.ndarray) -> np.ndarray:
+    from workbench.solvers.mri.coils import coil_images
+
+    return np.sqrt((np.abs(coil_images(kspace)) ** 2).sum(-3)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a problem is built from fully sampled data: the mask design, the coil maps, the noise."""
+
+    mask: str = param(
+        "equispaced",
+        "undersampling pattern",
+        choices=(
+            "equispaced",
+            "equispaced_fraction",
+            "random",
+            "gaussian1d",
+            "poisson",
+            "gaussian2d",
+            "radial",
+            "spiral",
+            "none",
+        ),
+    )
+    acceleration: float = param(
+        4.0, "nominal acceleration R (the effective R is reported)", min=1.0, max=32.0
+    )
+    center_fraction: float = param(
+        0.08, "fraction of fully sampled centre columns (ACS)", min=0.0, max=0.5
+    )
+    seed: int = param(0, "mask seed (same seed, same mask)", min=0)
+    maps: str = param(
+        "acs_rss",
+        "coil maps used by the solvers: estimated from the ACS (acs_rss, espirit) or the simulation's (true, an oracle)",
+        choices=("acs_rss", "espirit", "true"),
+    )
+    sigma_rel: float = param(
+        0.005,
+        "simulated noise σ relative to max|x| (simulations only)",
+        min=0.0,
+        max=0.1,
+        advanced=True,
+    )
+    size: int = param(
+        0,
+        "image size N of simulated samples (0: the sample's own size)",
+        min=0,
+        max=512,
+        advanced=True,
+    )
+    mask_file: str = param(
+        "", 'use the file\'s own mask when it has one ("auto") or ignore it ("")', advanced=True
+    )
+
+
+def build_problem(
+    kspace_full: np.ndarray | None,
+    *,
+    name: str,
+    mask: str = "equispaced",
+    acceleration: float = 4.0,
+    center_fraction: float = 0.08,
+    seed: int = 0,
+    maps: str = "acs_rss",
+    true_maps: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+    reference_kind: str = "",
+    noise_sigma: float = 0.0,
+    recon_size: tuple[int, int] | None = None,
+    measured: tuple[np.ndarray, np.ndarray] | None = None,
+    band: tuple[int, int] | None = None,
+    meta: dict | None = None,
+) -> MRIProblem:
+    """Apply a mask to fully sampled k-space ``(S, C, H, W)``, estimate maps, build the problem.
+
+    ``measured=(kspace, mask)`` skips the masking (the file is already undersampled).
+    ``band=(left, right)`` zeroes columns outside the acquired band of a fastMRI header.
+    """
+    from workbench.solvers.mri.coils import estimate_maps
+    from workbench.solvers.mri.masks import make_mask
+    from workbench.solvers.mri.metrics import center_crop
+
+    meta = dict(meta or {})
+    if measured is not None:
+        y, m2 = measured
+        m2 = np.asarray(m2, np.float32)
+        s, c, h, w = y.shape
+        meta.update(mask="file", acceleration=float(m2.size / max(m2.sum(), 1)))
+    else:
+        assert kspace_full is not None
+        s, c, h, w = kspace_full.shape
+        if mask == "none":
+            m2 = np.ones((h, w), np.float32)
+            meta.update(mask="none", acceleration=1.0)
+        else:
+            mk = make_mask(mask, (h, w), acceleration, center_fraction, seed)
+            m2 = mk.array
+            meta.update(
+                mask=mask,
+                acceleration=float(acceleration),
+                center_fraction=float(center_fraction),
+                seed=int(seed),
+                effective_acceleration=mk.effective_acceleration,
+                sampled_fraction=mk.fraction,
+                n_acs=mk.n_acs,
+                mask_description=mk.describe(),
+            )
+        if band is not None:
+            m2 = m2.copy()
+            m2[:, : band[0]] = 0
+            m2[:, band[1] :] = 0
+        y = (kspace_full * m2[None, None]).astype(np.complex64)
+    if maps == "true":
+        if true_maps is None:
+            raise InputError("true maps exist only for simulated data; use acs_rss or espirit")
+        S = np.broadcast_to(true_maps, y.shape).astype(np.complex64)
+    elif c == 1:
+        S = np.ones_like(y)
+        maps = "unit"
+    else:
+        S = estimate_maps(y, m2, maps)
+    if reference is None and kspace_full is not None:
+        reference = center_crop(rss_full(kspace_full), recon_size)
+        reference_kind = "rss_full"
+    meta.setdefault("source", name)
+    return MRIProblem(
+        name=name,
+        kspace=np.ascontiguousarray(y, np.complex64),
+        mask=np.ascontiguousarray(m2, np.float32),
+        maps=np.ascontiguousarray(S, np.complex64),
+        reference=None if reference is None else np.ascontiguousarray(reference, np.float32),
+        reference_kind=reference_kind,
+        maps_source=maps,
+        noise_sigma=float(noise_sigma),
+        recon_size=None if recon_size is None else (int(recon_size[0]), int(recon_size[1])),
+        meta=meta,
+    )
+
+
+def simulate_problem(
+    images: np.ndarray,
+    *,
+    name: str,
+    slice_seeds,
+    sigma_rel: float = 0.005,
+    n_coils: int = N_COILS,
+    source: str = "",
+    **opts,
+) -> MRIProblem:
+    """Simulate multi-coil k-space for magnitude images ``(S, N, N)`` and build the problem."""
+    from workbench.solvers.mri.coils import birdcage
+
+    if sigma_rel == 0:
+        opts.setdefault("meta", {})["warning"] = (
+            "noise-free simulation: an inverse crime with true maps"
+        )
+    s, h, w = images.shape
+    maps = birdcage(n_coils, h, w)
+    ks, refs, sig = [], [], 0.0
+    for i in range(s):
+        rng = np.random.default_rng([int(slice_seeds[i]), 20240531])
+        k, _, sig = simulate_kspace(images[i], maps, sigma_rel, rng)
+        ks.append(k)
+        refs.append(np.abs(sense_combine(k, maps)))
+    kfull = np.stack(ks)
+    meta = opts.pop("meta", {})
+    meta.update(
+        source=source or name,
+        sigma_rel=float(sigma_rel),
+        n_coils=n_coils,
+        coil_model="birdcage r=1.5",
+    )
+    return build_problem(
+        kfull,
+        name=name,
+        true_maps=np.broadcast_to(maps, kfull.shape),
+        reference=np.stack(refs).astype(np.float32),
+        reference_kind="sense_noisy_full",
+        noise_sigma=sig,
+        meta=meta,
+        **opts,
+    )
+
+
+def _opts(options: dict) -> dict:
+    from workbench.registry import params_to_dict, parse_params
+
+    o = params_to_dict(parse_params(Options, options))
+    return o
+
+
+def _sim_kw(o: dict) -> dict:
+    return {k: o[k] for k in ("mask", "acceleration", "center_fraction", "seed", "maps")}
+
+
+def sample_mni_slice(**options) -> MRIProblem:
+    o = _opts(options)
+    n = o["size"] or 64
+    imgs = mni_slices(n)["test"][[N_TEST // 2]]
+    return simulate_problem(
+        imgs,
+        name=f"mni_test_slice_{n}",
+        slice_seeds=[1000 + N_TEST // 2],
+        sigma_rel=o["sigma_rel"],
+        source="MNI152 2009 template, held-out slice",
+        **_sim_kw(o),
+    )
+
+
+def sample_mni_slice128(**options) -> MRIProblem:
+    return sample_mni_slice(**{**options, "size": options.get("size") or 128})
+
+
+def sample_mni_volume(**options) -> MRIProblem:
+    o = _opts(options)
+    n = o["size"] or 128
+    imgs = mni_slices(n)["test"][::2]
+    seeds = [1000 + i for i in range(0, N_TEST, 2)]
+    return simulate_problem(
+        imgs,
+        name=f"mni_test_volume_{n}",
+        slice_seeds=seeds,
+        sigma_rel=o["sigma_rel"],
+        source="MNI152 2009 template, 10 held-out slices",
+        **_sim_kw(o),
+    )
+
+
+def sample_ood_dipy(**options) -> MRIProblem:
+    o = _opts(options)
+    o["size"] = o["size"] or 128
+    img = ood_dipy(o["size"])[None]
+    return simulate_problem(
+        img,
+        name=f"ood_dipy_t1_{o['size']}",
+        slice_seeds=[5000],
+        sigma_rel=o["sigma_rel"],
+        source="dipy t1_coronal_slice.npy (out of distribution)",
+        **_sim_kw(o),
+    )
+
+
+def sample_ood_epi(**options) -> MRIProblem:
+    o = _opts(options)
+    o["size"] = o["size"] or 128
+    img = ood_epi(o["size"])[None]
+    return simulate_problem(
+        img,
+        name=f"ood_epi_{o['size']}",
+        slice_seeds=[6000],
+        sigma_rel=o["sigma_rel"],
+        source="nibabel example4d.nii.gz (out of distribution)",
+        **_sim_kw(o),
+    )
+
+
+def sample_phantom_analytic(**options) -> MRIProblem:
+    o = _opts(options)
+    n = o["size"] or 128
+    kfull, maps_true = analytic_kspace(n, N_COILS)
+    rng = np.random.default_rng(7000)
+    sigma = o["sigma_rel"] * float(rss_full(kfull[None]).max())
+    kfull = kfull + (
+        rng.normal(size=kfull.shape) + 1j * rng.normal(size=kfull.shape)
+    ) * sigma / math.sqrt(2)
+    kfull = kfull.astype(np.complex64)[None]
+    kw = _sim_kw(o)
+    if kw["maps"] == "true":
+        kw["maps"] = "acs_rss"
+    return build_problem(
+        kfull,
+        name=f"phantom_analytic_{n}",
+        noise_sigma=sigma,
+        meta={
+            "source": "Shepp-Logan ellipses, analytic k-space with smooth analytic coils (no inverse crime)",
+            "sigma_rel": o["sigma_rel"],
+        },
+        **kw,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Analytic phantom
+# ------------------------------------------------------------------------------------------
+# Analytic multi-coil Shepp-Logan k-space (no inverse crime).
+#
+# The image is a sum of ellipses on the field of view [−1, 1]²; the Fourier transform of an ellipse
+# with semi-axes (a, b), rotation θ, centre (x₀, y₀) and intensity ρ is
+# ``ρ·a·b·J₁(2πκ)/κ · exp(−2πi (k·r₀))`` with ``κ = √((a k′ₓ)² + (b k′ᵧ)²)`` in rotated coordinates.
+# Coil sensitivities are sums of a few complex exponentials ``Σ_j a_j exp(2πi f_j·r)`` (fitted to
+# birdcage maps), so ``F(S_c x)(k) = Σ_j a_j X(k − f_j)`` is exact too (Guerquin-Kern et al., 2012).
+# The discrete samples follow the centred orthonormal convention: ``k_disc = X(k)·N/4``.
+
+
+# (intensity, a, b, x0, y0, theta_deg): modified Shepp-Logan (Toft) with positive contrasts
+ELLIPSES = (
+    (1.0, 0.69, 0.92, 0.0, 0.0, 0.0),
+    (-0.8, 0.6624, 0.874, 0.0, -0.0184, 0.0),
+    (-0.2, 0.11, 0.31, 0.22, 0.0, -18.0),
+    (-0.2, 0.16, 0.41, -0.22, 0.0, 18.0),
+    (0.1, 0.21, 0.25, 0.0, 0.35, 0.0),
+    (0.1, 0.046, 0.046, 0.0, 0.1, 0.0),
+    (0.1, 0.046, 0.046, 0.0, -0.1, 0.0),
+    (0.1, 0.046, 0.023, -0.08, -0.605, 0.0),
+    (0.1, 0.023, 0.023, 0.0, -0.606, 0.0),
+    (0.1, 0.023, 0.046, 0.06, -0.605, 0.0),
+)
+
+
+def ellipse_ft(kx: np.ndarray, ky: np.ndarray) -> np.ndarray:
+    """Continuous FT of the phantom at frequencies (cycles per unit length); x along W, y along H."""
+    out = np.zeros(np.broadcast(kx, ky).shape, np.complex128)
+    for rho, a, b, x0, y0, th in ELLIPSES:
+        t = np.deg2rad(th)
+        u = kx * np.cos(t) + ky * np.sin(t)
+        v = -kx * np.sin(t) + ky * np.cos(t)
+        kappa = np.sqrt((a * u) ** 2 + (b * v) ** 2)
+        safe = np.where(kappa < 1e-12, 1.0, kappa)
+        amp = np.where(kappa < 1e-12, np.pi, j1(2 * np.pi * safe) / safe)
+        out += rho * a * b * amp * np.exp(-2j * np.pi * (kx * x0 + ky * y0))
+    return out
+
+
+def ellipse_image(n: int) -> np.ndarray:
+    """The phantom sampled at pixel centres (for display and tests)."""
+    c = (np.arange(n) - n // 2) * (2.0 / n)
+    y, x = np.meshgrid(-c, c, indexing="ij")
+    img = np.zeros((n, n))
+    for rho, a, b, x0, y0, th in ELLIPSES:
+        t = np.deg2rad(th)
+        xr = (x - x0) * np.cos(t) + (y - y0) * np.sin(t)
+        yr = -(x - x0) * np.sin(t) + (y - y0) * np.cos(t)
+        img += rho * (((xr / a) ** 2 + (yr / b) ** 2) <= 1)
+    return img
+
+
+def smooth_coils(n_coils: int, n_freq: int = 2, r: float = 1.5):
+    """Coil maps as sums of complex exponentials: list of (coefficients, fx, fy) per coil.
+
+    Coefficients are the least-squares fit of birdcage maps on a (2F+1)² Fourier basis.
+    """
+    from workbench.solvers.mri.coils import birdcage
+
+    m = 32
+    bc = birdcage(n_coils, m, m, r=r).astype(np.complex128)
+    c = (np.arange(m) - m // 2) * (2.0 / m)
+    y, x = np.meshgrid(-c, c, indexing="ij")
+    fr = np.arange(-n_freq, n_freq + 1) / 4.0  # cycles per unit (FOV 2 → up to n_freq/2 cycles)
+    fx, fy = np.meshgrid(fr, fr, indexing="ij")
+    fx, fy = fx.ravel(), fy.ravel()
+    basis = np.exp(2j * np.pi * (x.ravel()[:, None] * fx[None] + y.ravel()[:, None] * fy[None]))
+    coils = []
+    for ci in range(n_coils):
+        coef, *_ = np.linalg.lstsq(basis, bc[ci].ravel(), rcond=None)
+        coils.append((coef, fx, fy))
+    return coils
+
+
+def analytic_kspace(n: int, n_coils: int = 8):
+    """Fully sampled analytic k-space ``(C, N, N)`` and the (unnormalised) analytic coil maps."""
+    kk = np.arange(n) - n // 2
+    ky, kx = np.meshgrid(-kk / 2.0, kk / 2.0, indexing="ij")  # FOV 2 → Δk = 1/2; y axis points up
+    c = (np.arange(n) - n // 2) * (2.0 / n)
+    y, x = np.meshgrid(-c, c, indexing="ij")
+    ks, maps = [], []
+    for coef, fx, fy in smooth_coils(n_coils):
+        k = np.zeros((n, n), np.complex128)
+        s = np.zeros((n, n), np.complex128)
+        for a, f1, f2 in zip(coef, fx, fy, strict=True):
+            k += a * ellipse_ft(kx - f1, ky - f2)
+            s += a * np.exp(2j * np.pi * (x * f1 + y * f2))
+        ks.append(k * n / 4.0)
+        maps.append(s)
+    return np.stack(ks).astype(np.complex64), np.stack(maps).astype(np.complex64)
+
+
+SAMPLES = (
+    Sample(
+        "mni_slice",
+        "one held-out MNI152 T1 slice, 64², 8 birdcage coils, σ_rel 0.005 (small, fast)",
+        sample_mni_slice,
+    ),
+    Sample("mni_slice_128", "one held-out MNI152 T1 slice, 128², 8 coils", sample_mni_slice128),
+    Sample(
+        "mni_volume",
+        "10 held-out MNI152 T1 slices (every second of the test block), 128², 8 coils",
+        sample_mni_volume,
+    ),
+    Sample(
+        "ood_dipy",
+        "out of distribution: dipy's real T1 coronal slice, 128², 8 coils",
+        sample_ood_dipy,
+    ),
+    Sample(
+        "ood_epi", "out of distribution: nibabel's EPI mid slice, 128², 8 coils", sample_ood_epi
+    ),
+    Sample(
+        "phantom_analytic",
+        "Shepp-Logan ellipses with analytic multi-coil k-space (avoids the inverse crime), 128²",
+        sample_phantom_analytic,
+    ),
+)
+
+
+# ------------------------------------------------------------------------------------------
+# Uploads
+# ------------------------------------------------------------------------------------------
+
+MAX_UPLOAD_BYTES = 2 * 1024**3
+
+
+def load(data: bytes, filename: str, **options) -> MRIProblem:
+    """Load an uploaded file: fastMRI HDF5 (.h5), NIfTI magnitude (.nii/.nii.gz), NPY/NPZ k-space.
+
+    Raises
+    ------
+    InputError
+        Not the announced format, missing ``kspace``, wrong rank, non-complex, non-finite values,
+        or a mask that does not fit the k-space.
+    """
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputError("file is larger than 2 GB")
+    low = filename.lower()
+    o = _opts(options)
+    if low.endswith((".h5", ".hdf5")):
+        from workbench.io.mri_fastmri import problem_from_h5
+
+        return problem_from_h5(data, filename, o)
+    if low.endswith((".nii", ".nii.gz")):
+        from workbench.io.mri_nifti import problem_from_nifti
+
+        return problem_from_nifti(data, filename, o)
+    if low.endswith((".npy", ".npz")):
+        from workbench.io.mri_npy import problem_from_npy
+
+        return problem_from_npy(data, filename, o)
+    raise InputError(
+        f"{filename}: unsupported file type; use .h5 (fastMRI), .nii/.nii.gz or .npy/.npz"
+    )
+
+
+def evaluate(problem: MRIProblem, result) -> dict[str, float]:
+    """fastMRI (psnr, ssim, nmse) and Calgary-Campinas (cc_psnr, cc_ssim) metrics vs the reference."""
+    from workbench.solvers.mri.metrics import center_crop
+    from workbench.solvers.mri.metrics import evaluate as ev
+
+    if problem.reference is None or result.output is None or result.output.size == 0:
+        return {}
+    out = np.asarray(result.output, np.float64)
+    ref = np.asarray(problem.reference, np.float64)
+    if out.ndim == 2:
+        out = out[None]
+    out = center_crop(out, ref.shape[-2:])
+    if out.shape != ref.shape:
+        return {}
+    return ev(ref, out)
+
+
+DOMAIN = DomainSpec(
+    name="mri",
+    title="MRI reconstruction",
+    problem_type=MRIProblem,
+    samples=SAMPLES,
+    evaluate=evaluate,
+    figure="workbench.viz.mri:result_figure",
+    description=(
+        "Accelerated multi-coil MRI: undersampled k-space y = M ⊙ (F(S x) + n) → image x. "
+        "Classical (zero-filled, CG-SENSE, L1-wavelet, TV) and learned (RecurrentVarNet) solvers. "
+        "Simulated data from the MNI152 template (" + MNI_NOTICE + ")"
+    ),
+    load=load,
+    upload_types=("h5", "hdf5", "nii", "gz", "npy", "npz"),
+    Options=Options,
+    commands={},
+)

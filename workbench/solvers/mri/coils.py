@@ -1,0 +1,209 @@
+"""Coil sensitivity maps (``specs/mri.md`` §3): birdcage simulation, ACS-RSS and ESPIRiT estimates.
+
+All maps are normalised so that ``Σ_c |S_c(r)|² = 1`` wherever they are non-zero. ESPIRiT maps are
+zero outside the object support and are defined up to a pixel-wise phase common to all coils.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from workbench.errors import InputError
+from workbench.solvers.mri.fft import fft2c, ifft2c
+
+MAP_SOURCES = ("acs_rss", "espirit", "true", "birdcage", "unit")
+
+
+def normalize_maps(maps, eps: float = 1e-12):
+    """Scale maps pixel-wise so that ``Σ_c |S_c|² = 1`` where they are non-zero (numpy or torch)."""
+    if isinstance(maps, torch.Tensor):
+        nrm = torch.sqrt((maps.abs() ** 2).sum(-3, keepdim=True))
+        return torch.where(nrm > eps, maps / nrm.clamp_min(eps), torch.zeros_like(maps))
+    nrm = np.sqrt((np.abs(maps) ** 2).sum(-3, keepdims=True))
+    return np.where(nrm > eps, maps / np.maximum(nrm, eps), 0).astype(maps.dtype)
+
+
+def birdcage(n_coils: int, h: int, w: int, r: float = 1.5, dtype=np.complex64) -> np.ndarray:
+    """Simulated birdcage coil maps ``(C, H, W)``: coils on a circle of radius ``r`` (FOV units).
+
+    Each coil's field falls as 1/distance and its phase turns with the azimuth around the coil, the
+    model sigpy's ``birdcage_maps`` uses; the result is normalised so that ``Σ|S|² = 1``.
+    """
+    c = np.arange(n_coils)[:, None, None]
+    y = (np.arange(h)[None, :, None] - h / 2.0) / (h / 2.0)
+    x = (np.arange(w)[None, None, :] - w / 2.0) / (w / 2.0)
+    ang = 2 * np.pi * c / n_coils
+    dx = x - r * np.cos(ang)
+    dy = y - r * np.sin(ang)
+    dist = np.sqrt(dx**2 + dy**2)
+    phase = np.arctan2(dx, -dy) - ang
+    maps = np.exp(1j * phase) / dist
+    return normalize_maps(maps.astype(np.complex128)).astype(dtype)
+
+
+def acs_region(mask2d: np.ndarray) -> tuple[slice, slice]:
+    """Fully sampled calibration box around the k-space centre of a binary (H, W) mask."""
+    m = np.asarray(mask2d) > 0
+    h, w = m.shape
+    if not m[h // 2, w // 2]:
+        return slice(h // 2, h // 2), slice(w // 2, w // 2)
+    row = m[h // 2]
+    c0 = w // 2
+    while c0 > 0 and row[c0 - 1]:
+        c0 -= 1
+    c1 = w // 2 + 1
+    while c1 < w and row[c1]:
+        c1 += 1
+    full = m[:, c0:c1].all(1)
+    r0 = h // 2
+    while r0 > 0 and full[r0 - 1]:
+        r0 -= 1
+    r1 = h // 2 + 1
+    while r1 < h and full[r1]:
+        r1 += 1
+    best = (r0, r1, c0, c1)
+    # 2-D masks: the largest centred fully sampled square (fastMRI-style placement)
+    sq = 0
+    for n in range(1, min(h, w) + 1):
+        p, q = (h - n + 1) // 2, (w - n + 1) // 2
+        if not m[p : p + n, q : q + n].all():
+            break
+        sq = n
+    if sq * sq > (r1 - r0) * (c1 - c0):
+        p, q = (h - sq + 1) // 2, (w - sq + 1) // 2
+        best = (p, p + sq, q, q + sq)
+    return slice(best[0], best[1]), slice(best[2], best[3])
+
+
+def acs_rss(kspace: torch.Tensor, mask: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+    """ACS-RSS maps (DIRECT's ``rss_estimate``): low-resolution coil images over their RSS.
+
+    Parameters
+    ----------
+    kspace : Tensor (N, C, H, W) complex
+        Masked k-space.
+    mask : Tensor broadcastable to (N, 1, H, W)
+        Sampling mask; its fully sampled centre box is the ACS.
+    sigma : float, optional
+        Width of an optional Gaussian window ``exp(−(u/σ)²)`` along W, u ∈ [−1, 1].
+
+    Returns
+    -------
+    Tensor (N, C, H, W): maps with ``Σ|S|² = 1`` where the low-resolution RSS is non-zero.
+    """
+    n, c, h, w = kspace.shape
+    m = torch.as_tensor(mask)
+    m = m.reshape(-1, h, w) if m.ndim >= 2 else m.view(1, 1, w).expand(1, h, w)
+    win = torch.zeros(m.shape[0], 1, h, w, dtype=kspace.real.dtype, device=kspace.device)
+    for i in range(m.shape[0]):
+        rs, cs = acs_region(m[i].detach().cpu().numpy())
+        win[i, 0, rs, cs] = 1.0
+    if sigma is not None:
+        u = torch.linspace(-1, 1, w, dtype=win.dtype, device=win.device)
+        win = win * torch.exp(-((u / sigma) ** 2))
+    img = ifft2c(kspace * win)
+    return normalize_maps(img)
+
+
+def espirit(
+    kspace: np.ndarray,
+    mask2d: np.ndarray,
+    calib_width: int = 24,
+    kernel_width: int = 6,
+    thresh: float = 0.02,
+    crop: float = 0.95,
+) -> np.ndarray:
+    """ESPIRiT maps (Uecker et al., MRM 2014) for one slice, own implementation.
+
+    1. Calibration block: the fully sampled centre box, at most ``calib_width`` wide in each axis.
+    2. Hankel (block) matrix of all ``k × k`` patches over coils; keep the right singular vectors
+       whose singular value exceeds ``thresh · σ_max`` (the signal subspace).
+    3. Zero-pad each kernel to (H, W) and go to the image domain; at every pixel the C × C matrix
+       ``G(r) = Σ_v g_v(r) g_v(r)^H`` has an eigenvalue ≈ 1 whose eigenvector is the map.
+    4. Keep pixels whose top eigenvalue exceeds ``crop``; align the phase to the first coil.
+
+    Parameters
+    ----------
+    kspace : ndarray (C, H, W) complex
+    mask2d : ndarray (H, W)
+
+    Returns
+    -------
+    ndarray (C, H, W) complex64, ``Σ|S|² = 1`` inside the support and 0 outside.
+
+    Raises
+    ------
+    InputError
+        When the calibration region is not wider than the kernel.
+    """
+    c, h, w = kspace.shape
+    rs, cs = acs_region(mask2d)
+    ny, nx = rs.stop - rs.start, cs.stop - cs.start
+    cy, cx = min(ny, calib_width), min(nx, calib_width)
+    if cy <= kernel_width or cx <= kernel_width:
+        raise InputError(
+            f"ESPIRiT needs a calibration region wider than its kernel ({kernel_width}); this mask has "
+            f"{min(ny, nx)} fully sampled lines — use acs_rss maps or a larger centre fraction"
+        )
+    y0 = h // 2 - cy // 2
+    x0 = w // 2 - cx // 2
+    y0 = min(max(y0, rs.start), rs.stop - cy)
+    x0 = min(max(x0, cs.start), cs.stop - cx)
+    calib = np.asarray(kspace[:, y0 : y0 + cy, x0 : x0 + cx], dtype=np.complex128)
+    k = kernel_width
+    win = np.lib.stride_tricks.sliding_window_view(calib, (k, k), axis=(1, 2))  # (C, py, px, k, k)
+    mat = win.transpose(1, 2, 0, 3, 4).reshape(-1, c * k * k)
+    _, s, vh = np.linalg.svd(mat, full_matrices=False)
+    vh = vh[s > thresh * s.max()]
+    kernels = vh.reshape(-1, c, k, k)
+    # image-domain kernels: zero-pad centred, inverse centred FFT
+    pad = np.zeros((kernels.shape[0], c, h, w), np.complex128)
+    py0, px0 = h // 2 - k // 2, w // 2 - k // 2
+    pad[:, :, py0 : py0 + k, px0 : px0 + k] = kernels
+    t = torch.from_numpy(pad)
+    g = ifft2c(t).numpy() * np.sqrt(h * w) / k  # (V, C, H, W)
+    # G(r) = Σ_v conj(g_v) g_v^T  (C×C per pixel), Hermitian PSD
+    gv = g.reshape(g.shape[0], c, h * w).transpose(2, 0, 1)  # (P, V, C)
+    G = np.einsum("pvi,pvj->pij", gv.conj(), gv)
+    evals, evecs = np.linalg.eigh(G)
+    top = evals[:, -1]
+    vec = evecs[:, :, -1]  # (P, C)
+    # eigh of conj-symmetric G with this ordering gives conj of the map; take conj
+    maps = vec.conj().T.reshape(c, h, w)
+    ph = maps[0] / np.maximum(np.abs(maps[0]), 1e-12)
+    maps = maps * ph.conj()[None]
+    maps = maps * (top.reshape(h, w) > crop)[None]
+    return normalize_maps(maps).astype(np.complex64)
+
+
+def estimate_maps(
+    kspace: np.ndarray, mask: np.ndarray, method: str = "acs_rss", **kw
+) -> np.ndarray:
+    """Estimate maps ``(S, C, H, W)`` for every slice of ``kspace`` ``(S, C, H, W)``."""
+    s, c, h, w = kspace.shape
+    m = np.asarray(mask, np.float32)
+    m = np.broadcast_to(m, (s, h, w)) if m.ndim == 2 else m.reshape(s, h, w)
+    if method == "acs_rss":
+        out = acs_rss(
+            torch.from_numpy(np.ascontiguousarray(kspace)),
+            torch.from_numpy(np.array(m, copy=True)),
+            **kw,
+        )
+        return out.numpy().astype(np.complex64)
+    if method == "espirit":
+        return np.stack([espirit(kspace[i], m[i], **kw) for i in range(s)])
+    if method == "unit":
+        if c != 1:
+            raise InputError("unit maps are for single-coil data")
+        return np.ones((s, 1, h, w), np.complex64)
+    raise InputError(f"unknown map estimate {method!r}; available: acs_rss, espirit, unit")
+
+
+def coil_images(kspace: np.ndarray) -> np.ndarray:
+    """Per-coil images ``F⁻¹ k`` (numpy in, numpy out)."""
+    return ifft2c(torch.from_numpy(np.ascontiguousarray(kspace))).numpy()
+
+
+def to_kspace(coil_imgs: np.ndarray) -> np.ndarray:
+    return fft2c(torch.from_numpy(np.ascontiguousarray(coil_imgs))).numpy()

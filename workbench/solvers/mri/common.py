@@ -1,0 +1,104 @@
+"""Shared plumbing of the MRI solvers: tensors from a problem, data scaling, outputs, history."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.device import resolve_device, versions
+from workbench.errors import InputError
+from workbench.result import Result
+from workbench.solvers.mri.operators import SenseOperator
+
+
+class Setup:
+    """Tensors of one problem on a device: operator ``A``, scaled data ``y/s``, scale ``s``.
+
+    ``s = max|A^H y|`` (``specs/mri.md`` §1): solvers work on ``y/s`` so that relative λ has a
+    fixed meaning, and multiply their output back by ``s``.
+    """
+
+    def __init__(self, problem, device: str = "auto", dtype: torch.dtype = torch.complex64):
+        if problem.maps is None:
+            raise InputError(
+                "this problem has no coil maps; estimate them (acs_rss or espirit) first"
+            )
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        self.t0 = time.perf_counter()
+        maps = torch.from_numpy(np.ascontiguousarray(problem.maps)).to(self.device, dtype)
+        mask = torch.from_numpy(np.ascontiguousarray(problem.mask)).to(self.device)
+        self.A = SenseOperator(maps, mask)
+        y = torch.from_numpy(np.ascontiguousarray(problem.kspace)).to(self.device, dtype)
+        self.mask = self.A.mask
+        self.y_raw = y * self.mask
+        adj = self.A.adjoint(self.y_raw)
+        self.scale = float(adj.abs().max()) or 1.0
+        self.y = self.y_raw / self.scale
+        self.problem = problem
+        ref = problem.reference
+        self.reference = None if ref is None else np.asarray(ref, np.float64)
+
+    def magnitude(self, x: torch.Tensor) -> np.ndarray:
+        """|x|·s as float32 numpy, centre-cropped to the problem's recon size."""
+        from workbench.solvers.mri.metrics import center_crop
+
+        out = (x.abs() * self.scale).detach().cpu().numpy().astype(np.float32)
+        return np.ascontiguousarray(center_crop(out, self.problem.recon_size))
+
+    def psnr(self, mag: np.ndarray) -> float | None:
+        from workbench.solvers.mri.metrics import center_crop, psnr
+
+        if self.reference is None:
+            return None
+        mag = center_crop(mag, self.reference.shape[-2:])
+        if mag.shape != self.reference.shape:
+            return None
+        return psnr(self.reference, mag)
+
+    def result(
+        self,
+        out: np.ndarray,
+        *,
+        status: str,
+        iterations: int,
+        history: dict | None = None,
+        params: Any = None,
+        extras: dict | None = None,
+        message: str = "",
+    ) -> Result:
+        meta = {
+            "wall_s": time.perf_counter() - self.t0,
+            "device": self.device,
+            "scale": self.scale,
+            "maps_source": self.problem.maps_source,
+            "versions": versions(),
+        }
+        if params is not None and hasattr(params, "seed"):
+            meta["seed"] = params.seed
+        metrics: dict[str, float] = {}
+        return Result(
+            output=out,
+            kind="image" if out.shape[0] == 1 else "volume",
+            status=status,
+            iterations=int(iterations),
+            metrics=metrics,
+            history=history or {},
+            extras=extras or {},
+            meta=meta,
+            message=message,
+        )
+
+
+def residual(setup: Setup, x: torch.Tensor) -> float:
+    """‖A x − y‖ in the data's own units."""
+    return float(torch.linalg.vector_norm(setup.A.forward(x) - setup.y)) * setup.scale
+
+
+def soft_threshold(z: torch.Tensor, t: float) -> torch.Tensor:
+    """Complex soft thresholding: shrink magnitudes by ``t``."""
+    mag = z.abs()
+    return z * torch.clamp(1 - t / torch.clamp(mag, min=1e-30), min=0)

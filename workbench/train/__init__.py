@@ -1,0 +1,1 @@
+"""Training entry points of the learned solvers (``workbench train <solver> ...``)."""
