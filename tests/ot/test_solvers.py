@@ -1,0 +1,177 @@
+"""Correctness of the OT solvers (spec ot.md §9): marginals, POT agreement, Newton properties."""
+
+import numpy as np
+import pytest
+
+from workbench.datasets import ot as dot
+from workbench.progress import Progress
+from workbench.solvers.ot import _core, emd, sinkhorn
+from workbench.solvers.ot import sinkhorn_newton as sns
+
+
+def rect_problem(n=60, m=45, seed=0, zeros=True):
+    """Rectangular, non-uniform point-cloud problem, optionally with zero masses."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, 2))
+    Y = rng.random((m, 2)) * 0.8 + 0.3
+    a = rng.random(n) + 0.05
+    b = rng.random(m) + 0.05
+    if zeros:
+        a[[3, 17]] = 0.0
+        b[[5]] = 0.0
+    return dot.make_problem(a, b, X=X, Y=Y, cost="sqeuclidean", name="rect")
+
+
+@pytest.mark.parametrize("mod", [sinkhorn, sns])
+@pytest.mark.parametrize("reg", [1e-2, 2e-3])
+def test_converges_rectangular_nonuniform(mod, reg):
+    p = rect_problem()
+    r = mod.solve(p, mod.Params(reg=reg, tol=1e-9, max_iter=200_000, device="cpu"))
+    assert r.status == "converged"
+    e = _core.marginal_error(r.output, p.a, p.b)
+    assert e < 1e-8
+    # zero masses are re-inserted as zero rows / columns; potentials finite everywhere
+    assert r.output.shape == (60, 45)
+    assert np.all(r.output[[3, 17]] == 0) and np.all(r.output[:, 5] == 0)
+    assert np.all(np.isfinite(r.extras["x"])) and np.all(np.isfinite(r.extras["y"]))
+
+
+@pytest.mark.parametrize("mod", [sinkhorn, sns])
+def test_plan_agrees_with_pot_sinkhorn_log(mod):
+    import ot
+
+    p = rect_problem(zeros=False)
+    reg = 5e-3
+    P_pot = ot.bregman.sinkhorn_log(p.a, p.b, p.C, reg, numItermax=200_000, stopThr=1e-13)
+    assert _core.marginal_error(P_pot, p.a, p.b) < 1e-9
+    r = mod.solve(p, mod.Params(reg=reg, tol=1e-11, max_iter=200_000, device="cpu"))
+    rel = np.abs(r.output - P_pot).sum() / np.abs(P_pot).sum()
+    assert rel < 1e-6
+    c_pot = float(np.sum(P_pot * p.C))
+    c_ours = r.metrics["transport_cost_normalised"]
+    assert abs(c_ours - c_pot) / c_pot < 1e-6
+    assert r.metrics["transport_cost"] == pytest.approx(c_ours * p.cost_scale, rel=1e-12)
+
+
+def test_cost_approaches_emd_monotonically():
+    p = dot.random_assignment(60, seed=3)
+    exact = emd.solve(p, emd.Params()).metrics["transport_cost"]
+    costs = []
+    for eta in (100, 400, 1600):
+        r = sns.solve(p, sns.Params(reg=1.0 / eta, tol=1e-9, device="cpu"))
+        assert r.status == "converged"
+        costs.append(r.metrics["transport_cost"])
+    gaps = [c - exact for c in costs]
+    assert gaps[0] > gaps[1] > gaps[2] > -1e-12
+    assert gaps[2] < 0.1 * gaps[0]
+
+
+def test_newton_steps_increase_f_and_tail_is_superlinear():
+    p = dot.random_assignment(200, seed=0)
+    r = sns.solve(p, sns.Params(reg=1 / 1200, tol=1e-10, device="cpu"))
+    assert r.status == "converged"
+    h = r.history
+    stage = np.array(h["stage"])
+    newton = np.flatnonzero(stage == 1)
+    assert newton.size >= 3
+    df = np.array(h["df"])[newton]
+    assert np.all(df > 0)
+    f = np.array(h["f"])
+    for i in newton:  # f itself (evaluated by log-sum-exp) never decreases beyond round-off
+        assert f[i] >= f[i - 1] - 1e-12 * abs(f[i - 1])
+    # superlinear tail over the last three Newton steps
+    e = np.array(h["e"])
+    last = newton[-4:]
+    assert np.all(stage[last[0] - 1 : last[-1] + 1][1:] == 1)
+    ratios = e[last[1:]] / e[last[:-1]]
+    assert ratios[0] > ratios[1] > ratios[2]
+    assert ratios[-1] <= 0.1
+
+
+def test_gauge_fixed_hessian_is_positive_definite():
+    import torch
+
+    p = rect_problem(n=20, m=15, zeros=False)
+    prep = _core.prepare(p, 1e-2, "cpu")
+    alpha = torch.zeros(prep.n, dtype=torch.float64)
+    beta = torch.zeros(prep.m, dtype=torch.float64)
+    for _ in range(5):
+        alpha = _core.sinkhorn_x(prep, beta)
+        beta = _core.sinkhorn_y(prep, alpha)
+    st = _core.evaluate_state(prep, alpha, beta)
+    rows, cols = st.rows.numpy(), st.cols.numpy()
+    for k in (5, 40, 300):  # sparse, medium, full pattern
+        Ps = sns.select_sparse(st.P, k)
+        M = sns.hessian_dense(rows, cols, Ps)
+        assert np.allclose(M, M.T)
+        assert np.linalg.eigvalsh(M).min() > 0
+        # matvec agrees with the dense matrix
+        matvec, diag = sns.hessian_operator(rows, cols, Ps)
+        v = np.random.default_rng(k).standard_normal(M.shape[0])
+        assert np.allclose(matvec(v), M @ v)
+        assert np.allclose(diag, np.diag(M))
+    # without the gauge fix the full Hessian is singular
+    full = np.zeros((35, 35))
+    full[:20, :20] = np.diag(rows)
+    full[20:, 20:] = np.diag(cols)
+    full[:20, 20:] = st.P.numpy()
+    full[20:, :20] = st.P.numpy().T
+    assert abs(np.linalg.eigvalsh(full).min()) < 1e-12
+
+
+@pytest.mark.parametrize("mod,k", [(sinkhorn, 37), (sns, 23)])
+def test_cancel_equals_max_iter(mod, k):
+    p = dot.random_assignment(80, seed=1)
+    a = mod.solve(p, mod.Params(reg=1 / 1200, max_iter=k, device="cpu"))
+    b = mod.solve(p, mod.Params(reg=1 / 1200, device="cpu"), Progress(cancel_after=k))
+    assert a.iterations == b.iterations == k
+    assert b.status == "cancelled" and a.status == "max_iter"
+    np.testing.assert_array_equal(a.output, b.output)
+
+
+def test_no_nan_at_eta_1e4():
+    p = dot.DOMAIN.sample("random_200")
+    for mod, prm in [
+        (sinkhorn, sinkhorn.Params(reg=1e-4, max_iter=300)),
+        (sns, sns.Params(reg=1e-4, max_iter=60)),
+    ]:
+        r = mod.solve(p, prm)
+        assert np.all(np.isfinite(r.output))
+        assert np.all(np.isfinite(r.extras["x"])) and np.all(np.isfinite(r.extras["y"]))
+        assert all(np.isfinite(v) for v in r.metrics.values())
+        assert np.all(np.isfinite(r.history["e"]))
+        assert r.status in ("converged", "max_iter")
+
+
+def test_emd_status_and_iteration_cap():
+    p = dot.random_assignment(50, seed=2)
+    r = emd.solve(p, emd.Params())
+    assert r.status == "converged" and r.metrics["marginal_error"] < 1e-12
+    r1 = emd.solve(p, emd.Params(num_iter_max=3))
+    assert r1.status == "max_iter" and "num_iter_max" in r1.message
+
+
+def test_warm_start_and_eps_scaling():
+    p = rect_problem(zeros=True)
+    r = sinkhorn.solve(p, sinkhorn.Params(reg=2e-3, tol=1e-10, max_iter=100_000))
+    again = sns.solve(p, sns.Params(reg=2e-3, tol=1e-9), init=(r.extras["x"], r.extras["y"]))
+    assert again.status == "converged" and again.iterations <= 2
+    scaled = sinkhorn.solve(p, sinkhorn.Params(reg=2e-3, tol=1e-9, eps_scaling=3, scaling_iters=20))
+    assert scaled.status == "converged"
+    np.testing.assert_allclose(scaled.output, r.output, atol=1e-9)
+
+
+def test_sns_is_fast_on_paper_problem():
+    """random_500 at eta = 1200: the paper's problem converges in <= 40 iterations."""
+    r = sns.solve(dot.DOMAIN.sample("random_500"), sns.Params())
+    assert r.status == "converged"
+    assert r.iterations <= 40
+    assert r.metrics["marginal_error"] <= 1e-8
+
+
+def test_recommendation():
+    from workbench.solvers.ot.recommend import recommend
+
+    assert recommend(dot.DOMAIN.sample("random_500"), 1 / 1200).solver == "sinkhorn_newton"
+    easy = recommend(dot.gauss_clouds(), 1 / 1200)
+    assert easy.solver == "sinkhorn" and easy.predicted_iterations < 2000

@@ -1,0 +1,1 @@
+"""Optimal transport solvers: log-domain Sinkhorn, Sinkhorn–Newton–Sparse and exact EMD (POT)."""

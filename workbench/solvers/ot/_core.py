@@ -1,0 +1,246 @@
+"""Shared numerics of the OT solvers: log-domain plans, marginal errors, objectives, results.
+
+Conventions (spec ``ot.md`` §1–2). With ``eta = 1/reg`` the entropic plan of dual potentials
+``(x, y)`` is ``P_ij = exp(eta (x_i + y_j - C_ij) - 1)`` and the concave dual objective is
+
+    f(x, y) = -(1/eta) sum_ij P_ij + <a, x> + <b, y>.
+
+Internally the solvers work with the dimensionless potentials ``alpha = eta x`` and
+``beta = eta y``, so that ``log P = alpha (+) beta - eta C - 1``. Nothing ever forms the kernel
+``exp(-eta C)`` (it underflows at eta = 1200). Zero-mass points are dropped before solving and
+re-inserted as zero rows/columns of the returned plan.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workbench.errors import InputError
+
+#: Largest n*m the dense solvers accept (a float64 plan of this size is 400 MB).
+MAX_ENTRIES = 50_000_000
+
+
+@dataclass
+class Prepared:
+    """A problem reduced to its positive-mass support, as float64 torch tensors."""
+
+    a: Any  # torch (n,)
+    b: Any  # torch (m,)
+    la: Any  # log a
+    lb: Any  # log b
+    Z: Any  # -eta * C, (n, m)
+    Zt: Any  # its transpose, contiguous (m, n)
+    eta: float
+    ia: np.ndarray  # kept row indices in the full problem
+    ib: np.ndarray
+    n_full: int
+    m_full: int
+    device: str
+
+    @property
+    def n(self) -> int:
+        return int(self.a.shape[0])
+
+    @property
+    def m(self) -> int:
+        return int(self.b.shape[0])
+
+
+def prepare(problem: Any, reg: float, device: str = "cpu", transpose: bool = True) -> Prepared:
+    """Drop zero masses, move to torch float64 on ``device`` and precompute ``-eta C``."""
+    import torch
+
+    if not (reg > 0 and math.isfinite(reg)):
+        raise InputError(f"reg must be a positive finite number, got {reg}")
+    a = np.asarray(problem.a, dtype=np.float64)
+    b = np.asarray(problem.b, dtype=np.float64)
+    C = np.asarray(problem.C, dtype=np.float64)
+    if C.shape != (a.size, b.size):
+        raise InputError(f"cost matrix has shape {C.shape}, expected {(a.size, b.size)}")
+    if a.size * b.size > MAX_ENTRIES:
+        raise InputError(f"problem too large: {a.size}x{b.size} exceeds {MAX_ENTRIES:,} entries")
+    ia = np.flatnonzero(a > 0)
+    ib = np.flatnonzero(b > 0)
+    if ia.size == 0 or ib.size == 0:
+        raise InputError("a measure has no positive mass")
+    eta = 1.0 / reg
+    dev = torch.device(device)
+    at = torch.as_tensor(a[ia], dtype=torch.float64, device=dev)
+    bt = torch.as_tensor(b[ib], dtype=torch.float64, device=dev)
+    Ct = torch.as_tensor(np.ascontiguousarray(C[np.ix_(ia, ib)]), dtype=torch.float64, device=dev)
+    Z = Ct.mul_(-eta)
+    Zt = Z.t().contiguous() if transpose else None
+    return Prepared(
+        a=at,
+        b=bt,
+        la=torch.log(at),
+        lb=torch.log(bt),
+        Z=Z,
+        Zt=Zt,
+        eta=eta,
+        ia=ia,
+        ib=ib,
+        n_full=a.size,
+        m_full=b.size,
+        device=str(dev),
+    )
+
+
+#: exp() of arguments below this is replaced by exp(FLOOR) ~ 1e-304: harmless for every sum in
+#: float64 and it keeps exp on its fast path (underflowing arguments are ~5x slower on x86).
+FLOOR = -700.0
+
+
+def lse_rows(Z: Any, shift: Any) -> Any:
+    """log sum_j exp(Z_ij + shift_j), stabilised by the row maximum (one temporary)."""
+    W = Z + shift[None, :]
+    mx = W.amax(dim=1, keepdim=True)
+    W -= mx
+    W.clamp_(min=FLOOR)
+    W.exp_()
+    return W.sum(dim=1).log_() + mx[:, 0]
+
+
+def sinkhorn_x(prep: Prepared, beta: Any) -> Any:
+    """Exact row update: alpha such that the row sums of P equal a."""
+    return prep.la + 1.0 - lse_rows(prep.Z, beta)
+
+
+def sinkhorn_y(prep: Prepared, alpha: Any) -> Any:
+    """Exact column update: beta such that the column sums of P equal b."""
+    return prep.lb + 1.0 - lse_rows(prep.Zt, alpha)
+
+
+def log_plan(prep: Prepared, alpha: Any, beta: Any) -> Any:
+    """log P = alpha (+) beta - eta C - 1, as a new (n, m) tensor."""
+    out = prep.Z + alpha[:, None]
+    out += beta[None, :]
+    out -= 1.0
+    return out
+
+
+@dataclass
+class State:
+    """The plan of the current potentials and what follows from it."""
+
+    P: Any
+    rows: Any
+    cols: Any
+    e: float
+    f: float  # dual objective in units of the normalised cost (f, not eta*f)
+
+
+def evaluate_state(prep: Prepared, alpha: Any, beta: Any) -> State:
+    """Form P (one exp of log P), its marginals, the L1 marginal error and the dual objective."""
+    P = log_plan(prep, alpha, beta)
+    P.clamp_(min=FLOOR)
+    P.exp_()
+    rows = P.sum(dim=1)
+    cols = P.sum(dim=0)
+    e = float((rows - prep.a).abs().sum() + (cols - prep.b).abs().sum())
+    total = float(rows.sum())
+    f = (-total + float(prep.a @ alpha) + float(prep.b @ beta)) / prep.eta
+    return State(P=P, rows=rows, cols=cols, e=e, f=f)
+
+
+def marginal_error(P: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """e = ||P 1 - a||_1 + ||P^T 1 - b||_1 (the one stopping rule of the workbench)."""
+    P = np.asarray(P, dtype=np.float64)
+    return float(np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum())
+
+
+def plan_entropy_term(P: np.ndarray) -> float:
+    """sum_ij P_ij log P_ij with 0 log 0 = 0."""
+    P = np.asarray(P, dtype=np.float64)
+    pos = P[P > 0]
+    return float(np.sum(pos * np.log(pos)))
+
+
+def plan_metrics(problem: Any, P: np.ndarray, reg: float | None) -> dict[str, float]:
+    """Metrics computed from a returned plan, identically for every solver."""
+    C = np.asarray(problem.C, dtype=np.float64)
+    cost = float(np.sum(C * P))
+    out = {
+        "marginal_error": marginal_error(P, problem.a, problem.b),
+        "transport_cost": cost * float(problem.cost_scale),
+        "transport_cost_normalised": cost,
+    }
+    if reg is not None and reg > 0:
+        out["entropic_objective"] = cost + reg * plan_entropy_term(P)
+    return out
+
+
+def fix_gauge(alpha: Any, beta: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    """Shift (x + t, y - t) so that <a, x> = <b, y>."""
+    t = 0.5 * (float(b @ beta) - float(a @ alpha))
+    return alpha + t, beta - t
+
+
+def full_plan(prep: Prepared, alpha: Any, beta: Any) -> np.ndarray:
+    """The plan on the full support, zero rows/columns for zero masses."""
+    import torch
+
+    P = torch.exp(log_plan(prep, alpha, beta)).cpu().numpy()
+    if prep.n == prep.n_full and prep.m == prep.m_full:
+        return P
+    out = np.zeros((prep.n_full, prep.m_full))
+    out[np.ix_(prep.ia, prep.ib)] = P
+    return out
+
+
+def full_potentials(
+    prep: Prepared, problem: Any, alpha: Any, beta: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Potentials (x, y) in normalised-cost units, gauge-fixed, on the full support.
+
+    Zero-mass points get the c-transform value min_j (C_ij - y_j) (resp. min_i (C_ij - x_i)).
+    """
+    alpha, beta = fix_gauge(alpha, beta, prep.a, prep.b)
+    xs = alpha.cpu().numpy() / prep.eta
+    ys = beta.cpu().numpy() / prep.eta
+    if prep.n == prep.n_full and prep.m == prep.m_full:
+        return xs, ys
+    C = np.asarray(problem.C, dtype=np.float64)
+    x = np.empty(prep.n_full)
+    y = np.empty(prep.m_full)
+    x[prep.ia] = xs
+    y[prep.ib] = ys
+    ra = np.setdiff1d(np.arange(prep.n_full), prep.ia)
+    rb = np.setdiff1d(np.arange(prep.m_full), prep.ib)
+    if ra.size:
+        x[ra] = np.min(C[np.ix_(ra, prep.ib)] - ys[None, :], axis=1)
+    if rb.size:
+        y[rb] = np.min(C[np.ix_(prep.ia, rb)] - xs[:, None], axis=0)
+    return x, y
+
+
+def decide_status(e: float, tol: float, cancelled: bool) -> str:
+    """Status from the returned plan's marginal error, never from an internal flag."""
+    if math.isfinite(e) and e <= tol:
+        return "converged"
+    if not math.isfinite(e):
+        return "failed"
+    return "cancelled" if cancelled else "max_iter"
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def set_torch_precision(device: str) -> None:
+    """No TF32 on CUDA: the solvers are float64, but keep matmuls exact anyway."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
