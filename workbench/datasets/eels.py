@@ -220,7 +220,7 @@ def synthetic(
         "achieved_fraction": params["achieved_fraction"],
         "units": {"data": "counts", "energy": "eV"},
         "notes": notes,
-        "options": {k: v for k, v in options.items() if v is not None},
+        "options": _non_default(options),
     }
     return EELSProblem(
         name=name,
@@ -261,7 +261,7 @@ def load(data: bytes, filename: str, **options: Any) -> EELSProblem:
         "source": filename,
         "file_meta": _jsonable(d.meta),
         "notes": notes,
-        "options": {k: v for k, v in options.items() if v is not None},
+        "options": _non_default(options),
     }
     return EELSProblem(
         name=filename,
@@ -272,6 +272,14 @@ def load(data: bytes, filename: str, **options: Any) -> EELSProblem:
         dispersion=float(np.median(np.diff(energy))),
         meta=meta,
     )
+
+
+def _non_default(options: dict[str, Any]) -> dict[str, Any]:
+    """Options that differ from their defaults (so default options do not change the id)."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(Options)}
+    return {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}
 
 
 def _jsonable(v: Any) -> Any:
@@ -343,6 +351,7 @@ DOMAIN = DomainSpec(
     samples=tuple(Sample(n, PRESETS[n]["desc"], partial(_preset, n)) for n in PRESETS),
     evaluate=evaluate,
     figure="workbench.viz.eels:result_figure",
+    compare_figure="workbench.viz.eels:compare_figure",
     description=(
         "Core-loss EELS spectrum images (y, x, energy): find pixels whose Fe L2,3 edge is chemically "
         "shifted. PCA baselines (reconstruction error, Hotelling T², bulk-fit) against a 3-D "

@@ -561,3 +561,9 @@ def cube_scene(
         ext[0], ext[-1], ext[:, 0], ext[:, -1] = 0.0, 0.0, 0.0, 0.0
         scene.isosurface(ext, 0.5, color="red", opacity=0.35, name="anomalies")
     return scene
+
+
+def compare_figure(problem: Any, labelled: list) -> go.Figure:
+    """Side-by-side score maps of several runs on one (percentile-rank) colour scale."""
+    truth = getattr(problem, "truth", None)
+    return score_maps_figure({label: np.asarray(r.output) for label, r in labelled}, truth)

@@ -77,7 +77,14 @@ class Params:
         advanced=True,
     )
     checkpoint: str = param(
-        "", "path of a checkpoint to start from (empty = bundled default)", advanced=True
+        "",
+        "path of a checkpoint to start from (empty = bundled default; a saved run's checkpoint resumes it)",
+        advanced=True,
+    )
+    save: bool = param(
+        True,
+        "save the fine-tuned weights under WORKBENCH_HOME/eels/checkpoints (export, resume)",
+        advanced=True,
     )
     seed: int = param(0, "seed for initialisation, tiles and latent samples")
     device: str = param("auto", "auto, cpu or cuda")
@@ -428,6 +435,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             note = "no bundled checkpoint found; trained from scratch"
     if model is None:
         model = build({"channels": cp, "patch": params.patch, "latent": params.latent}, params.seed)
+    t_fit = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         out = fit(
             model,
@@ -443,7 +451,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             device=device,
             progress=progress,
         )
-    t_train = time.perf_counter() - t0
+    t_train = time.perf_counter() - t_fit
     t1 = time.perf_counter()
     pi, lat = infer(model, cube, device)
     counts = cube.counts[: cube.ny, : cube.nx][..., cube.valid]
@@ -461,6 +469,26 @@ def solve(problem, params: Params, progress=None) -> Result:
             "init": init_from,
         }
     )
+    if params.save and params.max_iter > 0 and out["epochs"] > 0:
+        import os
+
+        home = Path(os.environ.get("WORKBENCH_HOME", Path.home() / ".inverse-workbench"))
+        tag = hashlib.sha256(f"{problem.id}-{params}".encode()).hexdigest()[:12]
+        path = home / "eels" / "checkpoints" / f"cvae3d-{problem.id}-{tag}.pt"
+        try:
+            meta = {
+                "dispersion": disp,
+                "window": [params.window_lo, params.window_hi],
+                "channels_valid": int(cube.valid.sum()),
+                "seed": params.seed,
+                "fine_tuned_on": problem.id,
+                "init": init_from,
+                "epochs": out["epochs"],
+            }
+            extras["checkpoint_sha256"] = save_checkpoint(path, model, meta)
+            extras["checkpoint_path"] = str(path)
+        except OSError as exc:
+            note = (note + "; " if note else "") + f"could not save the checkpoint ({exc})"
     metrics.update({"train_s": t_train, "infer_s": t_inf, "epochs": float(out["epochs"])})
     if out["history"]["nll"]:
         metrics["final_nll_per_count"] = out["history"]["nll"][-1]

@@ -1,0 +1,285 @@
+"""EELS benchmark: Fe-L shift x anomaly fraction x seeds, every PCA variant vs the 3D-CVAE.
+
+    workbench bench eels [--quick] [--json] [--shifts 0.25,0.5,1,2,4] [--fractions 0.01,0.03,0.1]
+                         [--seeds 0,1,2] [--epochs 8] [--methods ...] [--no-write]
+
+Synthetic 64 x 64 cubes, 650-750 eV at 0.3 eV/ch, mid dose (N_pk = 45), Fe-L shifted inside discs.
+Methods (spec ids): P1 = pca_recon without Poisson normalisation, Pearson score (paper-like);
+P2 = pca_recon, Poisson normalisation, residual energy in 690-730 eV; P3 = pca_t2 (Hotelling T^2);
+P4B = pca_bulk trimmed fit (protocol B), residual energy; P4A = pca_bulk fitted on an
+anomaly-free reference cube (protocol A), Pearson in the edge window; P5 = Fe-L3 centroid
+(physics); VAE-A = cvae3d with the bundled checkpoint only (trained on anomaly-free cubes:
+protocol A, no fine-tuning); VAE-B = cvae3d fine-tuned on the image itself (protocol B). All PCA
+variants use k = 3. Reported: ROC AUC and PR AUC (mean +- sd over seeds), the smallest shift with
+mean AUC >= 0.9, Ashman's D of the truth classes and Otsu F1, and wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+
+def _methods(epochs: int):
+    from workbench.solvers.eels import cvae3d, pca_bulk, pca_recon, pca_t2
+
+    return {
+        "P1 pca_recon (no PN, Pearson)": (pca_recon, dict(poisson_norm=False, score="pearson")),
+        "P2 pca_recon (PN, residual)": (pca_recon, dict()),
+        "P3 pca_t2": (pca_t2, dict()),
+        "P4B pca_bulk (trimmed)": (pca_bulk, dict(use_reference=False)),
+        "P4A pca_bulk (reference)": (pca_bulk, dict(use_reference=True, score="pearson")),
+        "P5 centroid": (None, dict()),
+        "VAE-A cvae3d (checkpoint)": (cvae3d, dict(max_iter=0, device="cpu", save=False)),
+        "VAE-B cvae3d (fine-tuned)": (cvae3d, dict(max_iter=epochs, device="cpu", save=False)),
+    }
+
+
+def _centroid_score(problem) -> np.ndarray:
+    from workbench.solvers.eels import common as C
+
+    c = C.centroid_map(problem.data, np.asarray(problem.energy))
+    return np.abs(c - np.median(c))
+
+
+def run(shifts, fractions, seeds, epochs, methods=None, log=print):
+    import torch
+
+    torch.set_num_threads(1)
+    from workbench.datasets.eels import synthetic
+    from workbench.solvers.eels import common as C
+
+    table = _methods(epochs)
+    if methods:
+        table = {k: v for k, v in table.items() if any(m in k for m in methods)}
+    rows = []
+    for shift in shifts:
+        for frac in fractions:
+            for seed in seeds:
+                t0 = time.perf_counter()
+                prob = synthetic(
+                    dict(shift=shift, fraction=frac, seed=seed),
+                    reference=True,
+                    name=f"bench-{shift}-{frac}-{seed}",
+                )
+                t_gen = time.perf_counter() - t0
+                for name, (mod, kw) in table.items():
+                    t1 = time.perf_counter()
+                    if mod is None:
+                        score = _centroid_score(prob)
+                        th = C.threshold(score, "otsu")
+                        met = C.score_metrics(score, prob.truth, th["mask"])
+                        met["ashman_d"] = th["ashman_d"]
+                        train_s, infer_s = 0.0, time.perf_counter() - t1
+                    else:
+                        r = mod.solve(prob, mod.Params(**kw))
+                        met = dict(r.metrics)
+                        train_s = float(r.metrics.get("train_s", 0.0))
+                        infer_s = float(
+                            r.metrics.get("infer_s", time.perf_counter() - t1 - train_s)
+                        )
+                    row = {
+                        "method": name,
+                        "shift": shift,
+                        "fraction": frac,
+                        "seed": seed,
+                        "achieved_fraction": float(prob.truth.mean()),
+                        "roc_auc": met.get("roc_auc", float("nan")),
+                        "pr_auc": met.get("pr_auc", float("nan")),
+                        "f1": met.get("f1", float("nan")),
+                        "ashman_d_truth": met.get("ashman_d_truth", float("nan")),
+                        "ashman_d_fit": met.get("ashman_d", float("nan")),
+                        "tpr_at_1pct_fpr": met.get("tpr_at_1pct_fpr", float("nan")),
+                        "train_s": train_s,
+                        "infer_s": infer_s,
+                        "wall_s": time.perf_counter() - t1,
+                        "gen_s": t_gen,
+                    }
+                    rows.append(row)
+                    log(
+                        f"{shift:5.2f} eV {100 * frac:4.1f}% seed {seed} {name:28s} AUC {row['roc_auc']:.3f} AP {row['pr_auc']:.3f} {row['wall_s']:.1f}s"
+                    )
+    return rows
+
+
+def _agg(rows):
+    g = defaultdict(list)
+    for r in rows:
+        g[(r["method"], r["shift"], r["fraction"])].append(r)
+    out = {}
+    for k, rs in g.items():
+        out[k] = {
+            m: (float(np.mean([r[m] for r in rs])), float(np.std([r[m] for r in rs])), len(rs))
+            for m in ("roc_auc", "pr_auc", "f1", "ashman_d_truth", "train_s", "infer_s", "wall_s")
+        }
+    return out
+
+
+def markdown(rows, shifts, fractions, seeds, epochs) -> str:
+    agg = _agg(rows)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    lines = [
+        f"Synthetic 64 x 64 cubes, 650-750 eV at 0.3 eV/ch (334 channels), mid dose (N_pk = 45, "
+        f"background 180 counts/ch at 708 eV), Fe-L shift in discs of radius 3-6 px; "
+        f"shifts {shifts} eV, fractions {[100 * f for f in fractions]} %, seeds {seeds} "
+        f"(cells: mean +- sd over {len(seeds)} seed(s)). k = 3 for every PCA variant. VAE-B fine-tunes "
+        f"the bundled checkpoint for {epochs} epochs on each image (protocol B); VAE-A uses the checkpoint "
+        "alone (trained on anomaly-free cubes of the same material: protocol A), P4A fits PCA on an "
+        "anomaly-free reference cube (protocol A). Every pixel counts.",
+        "",
+    ]
+    for metric, title in (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC (average precision)")):
+        for frac in fractions:
+            lines.append(f"**{title}, fraction {100 * frac:g} %**")
+            lines.append("")
+            lines.append("| method | " + " | ".join(f"{s:g} eV" for s in shifts) + " |")
+            lines.append("|---|" + "---|" * len(shifts))
+            for m in methods:
+                cells = []
+                for s in shifts:
+                    a = agg.get((m, s, frac))
+                    cells.append("" if a is None else f"{a[metric][0]:.3f} ± {a[metric][1]:.3f}")
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            lines.append("")
+    lines.append("**Smallest shift with mean ROC AUC >= 0.9** (— = none in the grid)")
+    lines.append("")
+    lines.append("| method | " + " | ".join(f"{100 * f:g} %" for f in fractions) + " |")
+    lines.append("|---|" + "---|" * len(fractions))
+    for m in methods:
+        cells = []
+        for f in fractions:
+            ok = [s for s in shifts if (m, s, f) in agg and agg[(m, s, f)]["roc_auc"][0] >= 0.9]
+            cells.append(f"{min(ok):g} eV" if ok else "—")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "**Bimodality: Ashman's D of the truth classes / Otsu F1** (mean over seeds and fractions)"
+    )
+    lines.append("")
+    lines.append("| method | " + " | ".join(f"{s:g} eV" for s in shifts) + " |")
+    lines.append("|---|" + "---|" * len(shifts))
+    for m in methods:
+        cells = []
+        for s in shifts:
+            d = [agg[(m, s, f)]["ashman_d_truth"][0] for f in fractions if (m, s, f) in agg]
+            f1 = [agg[(m, s, f)]["f1"][0] for f in fractions if (m, s, f) in agg]
+            cells.append(f"{np.mean(d):.2f} / {np.mean(f1):.2f}" if d else "")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "**Time per 64 x 64 x 334 cube** (s, mean over all cells; shared 2-core CPU, 1 thread)"
+    )
+    lines.append("")
+    lines.append("| method | train (s) | inference / fit (s) | total (s) |")
+    lines.append("|---|---|---|---|")
+    for m in methods:
+        rs = [r for r in rows if r["method"] == m]
+        lines.append(
+            f"| {m} | {np.mean([r['train_s'] for r in rs]):.1f} | {np.mean([r['infer_s'] for r in rs]):.2f} | {np.mean([r['wall_s'] for r in rs]):.1f} |"
+        )
+    gen = np.mean([r["gen_s"] for r in rows])
+    lines.append("")
+    lines.append(f"Generator (cube + reference cube): {gen:.1f} s per cell.")
+    # targets of the issue
+    lines.append("")
+    vb = "VAE-B cvae3d (fine-tuned)"
+    pcas = [m for m in methods if m.startswith("P")]
+    if any(m == vb for m in methods):
+        a = agg.get((vb, 1.0, 0.03))
+        if a:
+            lines.append(
+                f"Target 'VAE AUC >= 0.95 at 1 eV and 3 %': measured {a['roc_auc'][0]:.3f} -> {'met' if a['roc_auc'][0] >= 0.95 else 'MISSED'}."
+            )
+        miss = []
+        for s in shifts:
+            if s < 0.5:
+                continue
+            for f in fractions:
+                if (vb, s, f) not in agg:
+                    continue
+                best = max(agg[(p, s, f)]["roc_auc"][0] for p in pcas if (p, s, f) in agg)
+                if agg[(vb, s, f)]["roc_auc"][0] < best - 1e-9:
+                    miss.append(
+                        f"{s:g} eV/{100 * f:g} % ({agg[(vb, s, f)]['roc_auc'][0]:.3f} vs best PCA {best:.3f})"
+                    )
+        lines.append(
+            "Target 'VAE AUC >= best PCA variant at every shift >= 0.5 eV': "
+            + ("met." if not miss else "MISSED at " + ", ".join(miss) + ".")
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="workbench bench eels",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--quick", action="store_true", help="1 and 2 eV, 3 %%, one seed, 2 VAE epochs")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--shifts", default="0.25,0.5,1,2,4")
+    ap.add_argument("--fractions", default="0.01,0.03,0.1")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--epochs", type=int, default=8, help="VAE-B fine-tuning epochs")
+    ap.add_argument("--methods", default="", help="comma-separated substrings of method names")
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--rows", default="", help="also write the raw rows to this JSON file")
+    a = ap.parse_args(argv)
+    if a.quick:
+        shifts, fractions, seeds, epochs = [1.0, 2.0], [0.03], [0], 2
+    else:
+        shifts = [float(s) for s in a.shifts.split(",")]
+        fractions = [float(f) for f in a.fractions.split(",")]
+        seeds = [int(s) for s in a.seeds.split(",")]
+        epochs = a.epochs
+    methods = [m for m in a.methods.split(",") if m]
+    log = (
+        (lambda s: print(s, file=sys.stderr, flush=True))
+        if a.json
+        else (lambda s: print(s, flush=True))
+    )
+    t0 = time.perf_counter()
+    rows = run(shifts, fractions, seeds, epochs, methods, log)
+    md = markdown(rows, shifts, fractions, seeds, epochs)
+    md += f"\n\nTotal benchmark wall time {time.perf_counter() - t0:.0f} s."
+    cmd = "workbench bench eels " + " ".join(argv if argv is not None else sys.argv[1:])
+    if not a.no_write:
+        from workbench.bench import write_section
+
+        write_section("EELS", md, cmd.strip())
+    if a.rows:
+        with open(a.rows, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    if a.json:
+        agg = _agg(rows)
+        print(
+            json.dumps(
+                {
+                    "domain": "eels",
+                    "shifts": shifts,
+                    "fractions": fractions,
+                    "seeds": seeds,
+                    "cells": [
+                        {
+                            "method": k[0],
+                            "shift": k[1],
+                            "fraction": k[2],
+                            **{m: v[0] for m, v in d.items()},
+                        }
+                        for k, d in agg.items()
+                    ],
+                }
+            )
+        )
+    else:
+        print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""EELS page: spectrum-image navigator, anomaly detection runs, side-by-side scores, exports."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from workbench.ui import common
+from workbench.viz import eels as V
+
+K = "wb.eels"
+
+
+def _problem_section():
+    with st.expander("Preprocessing, calibration and generator options", expanded=False):
+        st.caption(
+            "Energy crop, calibration override (offset / dispersion), spike removal, spatial binning, "
+            "power-law background and normalisation apply to presets and uploads alike. Uploads: "
+            ".npz (data (ny, nx, nE) + energy in eV), .npy (+ offset and dispersion), HyperSpy .hspy/.h5, "
+            ".msa spectra; .dm3/.dm4 need the optional GPL extra (rosettasciio). The upload limit is "
+            "set by `server.maxUploadSize` / WORKBENCH_MAX_UPLOAD_MB."
+        )
+        options = common.options_form("eels", key=f"{K}.options")
+    return common.problem_picker("eels", key=f"{K}.picker", options=options)
+
+
+def _summary(problem) -> None:
+    e = np.asarray(problem.energy)
+    ny, nx, ne = problem.data.shape
+    c = st.columns(5)
+    c[0].metric("map", f"{ny} × {nx}")
+    c[1].metric("channels", f"{ne}")
+    c[2].metric("energy (eV)", f"{e[0]:.1f}–{e[-1]:.1f}")
+    c[3].metric("offset / dispersion", f"{problem.offset:.2f} / {problem.dispersion:.3f}")
+    if problem.truth is not None:
+        c[4].metric("anomalous (truth)", f"{100 * problem.truth.mean():.1f} %")
+    for note in problem.meta.get("notes", []):
+        st.caption(f"• {note}")
+
+
+def _recons(runs, y: int, x: int) -> tuple[dict, dict]:
+    recs, energies = {}, {}
+    for info, r in runs:
+        rec = r.extras.get("reconstruction") if isinstance(r.extras, dict) else None
+        re_ = r.extras.get("recon_energy") if isinstance(r.extras, dict) else None
+        if (
+            rec is not None
+            and re_ is not None
+            and np.ndim(rec) == 3
+            and y < rec.shape[0]
+            and x < rec.shape[1]
+        ):
+            recs[info.title] = np.asarray(rec)[y, x]
+            energies[info.title] = np.asarray(re_)
+    return recs, energies
+
+
+def _navigator(problem, runs) -> None:
+    st.subheader("Navigator")
+    ny, nx = problem.data.shape[:2]
+    c1, c2, c3 = st.columns([2, 1, 1])
+    mode = c1.radio(
+        "Map",
+        ["intensity", "edge_ratio", "centroid"],
+        horizontal=True,
+        key=f"{K}.navmode",
+        format_func={
+            "intensity": "summed counts",
+            "edge_ratio": "Fe-L3 edge ratio",
+            "centroid": "Fe-L3 centroid",
+        }.get,
+    )
+    default_y, default_x = ny // 2, nx // 2
+    if problem.truth is not None and problem.truth.any():
+        ys, xs = np.nonzero(problem.truth)
+        default_y, default_x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    y = int(c2.number_input("pixel y", 0, ny - 1, default_y, key=f"{K}.py"))
+    x = int(c3.number_input("pixel x", 0, nx - 1, default_x, key=f"{K}.px"))
+    left, right = st.columns(2)
+    try:
+        nav = V.navigator_figure(problem, mode, pixel=(y, x))
+    except Exception as exc:  # a window outside the data: say so, keep the page
+        st.warning(f"{mode} map unavailable for this energy range ({exc}); showing summed counts")
+        nav = V.navigator_figure(problem, "intensity", pixel=(y, x))
+    with left:
+        st.plotly_chart(nav, key=f"{K}.nav", width="stretch")
+    recs, energies = _recons(runs, y, x)
+    e = np.asarray(problem.energy)
+    bulk = None
+    if problem.truth is not None and (~problem.truth).any():
+        bulk = problem.data[~problem.truth].mean(0) * (
+            problem.data[y, x].sum() / max(problem.data[~problem.truth].mean(0).sum(), 1e-12)
+        )
+    spec = V.spectrum_figure(
+        e,
+        problem.data[y, x],
+        energies,
+        recs,
+        title=f"pixel ({y}, {x})"
+        + (" — anomalous (truth)" if problem.truth is not None and problem.truth[y, x] else ""),
+        reference=bulk,
+    )
+    with right:
+        st.plotly_chart(spec, key=f"{K}.spec", width="stretch")
+    from workbench.io.eels import write_msa
+
+    st.download_button(
+        "Pixel spectrum (.msa)",
+        write_msa(None, problem.data[y, x], e, title=f"pixel {y},{x}").encode("latin-1"),
+        file_name=f"pixel_{y}_{x}.msa",
+        mime="text/plain",
+        key=f"{K}.msa",
+        on_click="ignore",
+    )
+
+
+def _results(problem, runs) -> None:
+    st.subheader("Results")
+    chosen = common.pick_runs(runs, key=f"{K}.runs.{problem.id}")
+    if not chosen:
+        st.info("Run a solver above; finished runs of this problem appear here.")
+        return
+    scale = st.radio(
+        "Common scale",
+        ["rank", "robust_z", "raw"],
+        horizontal=True,
+        key=f"{K}.scale",
+        format_func={"rank": "percentile rank", "robust_z": "robust z", "raw": "raw"}.get,
+    )
+    scores = {info.title: np.asarray(r.output) for info, r in chosen}
+    common.show_figure(
+        V.score_maps_figure(scores, problem.truth, how=scale), "eels-scores", f"{K}.maps"
+    )
+    if problem.truth is not None and problem.truth.any() and not problem.truth.all():
+        common.show_figure(V.roc_pr_figure(scores, problem.truth), "eels-roc-pr", f"{K}.roc")
+    st.markdown("**Metrics**")
+    common.metrics_table(chosen, f"{K}.metrics")
+
+    labels = {info.run_id: info.title for info, _ in chosen}
+    rid = st.selectbox("Inspect run", list(labels), format_func=labels.get, key=f"{K}.inspect")
+    info, r = next((i, res) for i, res in chosen if i.run_id == rid)
+    ex = r.extras or {}
+    c1, c2 = st.columns(2)
+    with c1:
+        fig = V.histogram_figure(
+            r.output,
+            ex.get("threshold"),
+            problem.truth,
+            ex.get("gmm"),
+            title=f"{info.title}: histogram, {ex.get('threshold_method', 'otsu')} threshold, Ashman D {ex.get('ashman_d', float('nan')):.2f}",
+        )
+        common.show_figure(fig, "eels-histogram", f"{K}.hist")
+    with c2:
+        mask = np.asarray(ex.get("mask", np.zeros(problem.data.shape[:2], bool)))
+        common.show_figure(
+            V.navigator_figure(problem, "intensity", mask=mask), "eels-mask-overlay", f"{K}.overlay"
+        )
+    if "scree" in ex:
+        c1, c2 = st.columns(2)
+        with c1:
+            common.show_figure(
+                V.scree_figure(ex["scree"], ex.get("elbow"), r.meta.get("k")),
+                "eels-scree",
+                f"{K}.scree",
+            )
+        with c2:
+            if "components" in ex and "component_maps" in ex:
+                common.show_figure(
+                    V.components_figure(
+                        np.asarray(ex["components"]),
+                        np.asarray(ex["component_energy"]),
+                        np.asarray(ex["component_maps"]),
+                    ),
+                    "eels-components",
+                    f"{K}.comp",
+                )
+    if r.history.get("nll"):
+        c1, c2 = st.columns(2)
+        with c1:
+            common.show_figure(V.loss_figure(r.history), "eels-loss", f"{K}.loss")
+        with c2:
+            if "latent_means" in ex:
+                common.show_figure(
+                    V.latent_figure(np.asarray(ex["latent_means"])), "eels-latent", f"{K}.latent"
+                )
+    if r.message:
+        st.caption(r.message)
+
+    st.markdown("**Export**")
+    arrays = {"output": np.asarray(r.output), "mask": mask.astype(np.uint8)}
+    if problem.truth is not None:
+        arrays["truth"] = problem.truth.astype(np.uint8)
+    common.download_arrays(arrays, f"eels-{info.solver}-score", f"{K}.arrays")
+    c = st.columns(4)
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(r.output))
+    c[0].download_button(
+        "score .npy", buf.getvalue(), file_name="score.npy", key=f"{K}.npy", on_click="ignore"
+    )
+    buf = io.BytesIO()
+    np.save(buf, mask)
+    c[1].download_button(
+        "mask .npy", buf.getvalue(), file_name="mask.npy", key=f"{K}.masknpy", on_click="ignore"
+    )
+    from workbench.io.eels import write_hspy
+
+    buf = io.BytesIO()
+    write_hspy(
+        buf,
+        np.asarray(r.output, np.float32),
+        None,
+        title=f"{info.solver} score",
+        signal_type="",
+        extra={"mask": mask.astype(np.uint8)},
+    )
+    c[2].download_button(
+        "score .hspy", buf.getvalue(), file_name="score.hspy", key=f"{K}.hspy", on_click="ignore"
+    )
+    ck = ex.get("checkpoint_path")
+    if ck and Path(ck).exists():
+        c[3].download_button(
+            "model checkpoint (.pt)",
+            Path(ck).read_bytes(),
+            file_name=Path(ck).name,
+            key=f"{K}.ckpt",
+            on_click="ignore",
+        )
+
+    st.markdown("**3D view** — the datacube (x, y, energy) over the edge window, anomalies in red")
+    which = st.radio(
+        "Highlight",
+        ["truth", "detected mask"] if problem.truth is not None else ["detected mask"],
+        horizontal=True,
+        key=f"{K}.hl",
+    )
+    try:
+        scene = V.cube_scene(problem, mask=None if which == "truth" else mask)
+        common.show_scene(scene, key=f"{K}.scene")
+    except Exception as exc:
+        st.warning(f"3D view unavailable: {exc}")
+
+
+def render() -> None:
+    st.title("EELS anomaly detection")
+    st.caption(
+        "Find pixels of a core-loss spectrum image whose Fe L₂,₃ edge is chemically shifted: PCA "
+        "baselines (reconstruction error, Hotelling T², bulk fit) against a 3-D convolutional VAE "
+        "(Sultanov, Buban & Klie, arXiv:2412.16200). Higher score = more anomalous."
+    )
+    problem = _problem_section()
+    if problem is None:
+        return
+    _summary(problem)
+    runs = common.finished_runs(problem.id)
+    _navigator(problem, runs)
+    st.subheader("Detect")
+    common.solver_panel("eels", problem, key=f"{K}.solve", default=["pca_t2", "cvae3d"])
+    _results(problem, runs)
