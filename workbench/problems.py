@@ -258,3 +258,58 @@ class MRIProblem(Problem):
         dt = getattr(torch, dtype)
         maps = torch.from_numpy(np.ascontiguousarray(self.maps)).to(device=device, dtype=dt)
         return SenseOperator(maps, torch.from_numpy(np.ascontiguousarray(self.mask)).to(device))
+
+
+# --------------------------------------------------------------------------------------------
+# Tumour growth
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class TumorProblem(Problem):
+    """A glioma segmentation on an atlas working grid, to be explained by Fisher–Kolmogorov growth.
+
+    Find (D_w T, rho T, x0) such that {u(T) >= theta_wt} matches ``wt`` and {u(T) >= theta_tc}
+    matches ``tc``, where u solves du/dt = div(D grad u) + rho u (1 - u) on the MNI152 atlas.
+
+    Attributes
+    ----------
+    wt : ndarray (n, n, n) uint8
+        Whole-tumour mask (FLAIR abnormality: oedema + core), on the working grid. The "edema"
+        of the metrics (``dice_edema``) is this whole FLAIR abnormality.
+    tc : ndarray (n, n, n) uint8
+        Tumour-core mask (T1-Gd abnormality: enhancing + necrotic), TC within WT.
+    affine : ndarray (4, 4)
+        Working-grid voxel index -> MNI world mm (cell centres).
+    grid_n : int
+        Cells per axis of the working grid (64 by default; equal to the database grid).
+    atlas : str
+        Atlas of the working grid ("mni152_2009_nilearn").
+    theta_wt, theta_tc : float
+        Visibility thresholds assumed by default for this patient.
+    input_affine : ndarray (4, 4), optional
+        Affine of the uploaded file (exports are resampled back to it); ``input_shape`` in meta.
+    truth_density : ndarray (n, n, n) float32, optional
+        Ground-truth density on the working grid (synthetic patients); truth parameters are in
+        ``meta["truth"]`` (DT_mm2, mu, seed_mm, ell_mm, lambda_mm, ...).
+    """
+
+    domain: ClassVar[str] = "tumor"
+    wt: np.ndarray
+    tc: np.ndarray
+    affine: np.ndarray
+    grid_n: int = 64
+    atlas: str = "mni152_2009_nilearn"
+    theta_wt: float = 0.25
+    theta_tc: float = 0.675
+    input_affine: np.ndarray | None = None
+    truth_density: np.ndarray | None = None
+
+    @property
+    def voxel_mm(self) -> float:
+        return float(abs(self.affine[0, 0]))
+
+    @property
+    def volumes_cm3(self) -> tuple[float, float]:
+        v = self.voxel_mm**3 / 1000.0
+        return float(self.wt.sum() * v), float(self.tc.sum() * v)

@@ -2,6 +2,7 @@
 
 DOMAIN_MODULES: list[str] = [
     "workbench.datasets.ot",
+    "workbench.datasets.tumor",
     "workbench.datasets.eels",
     "workbench.datasets.mri",
 ]

@@ -17,4 +17,6 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.mri.l1_wavelet",
     "workbench.solvers.mri.tv",
     "workbench.solvers.mri.recurrentvarnet",
+    # tumour growth
+    "workbench.solvers.tumor.cmaes_fit",
 ]

@@ -1,0 +1,367 @@
+"""Tumour growth problems: synthetic patients, the segmentation loader, ground-truth metrics.
+
+Synthetic patients are simulated with the Fisher–Kolmogorov model on the MNI152 atlas at a chosen
+grid (finer than the database's for honest tests), thresholded, optionally eroded/dilated, then
+mapped to the working grid exactly like an upload (fractional occupancy >= 0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workbench.errors import InputError
+from workbench.io.tumor_nifti import LABEL_CHOICES, read_segmentation
+from workbench.problems import TumorProblem
+from workbench.registry import DomainSpec, Sample, param, params_to_dict, parse_params
+
+GRIDS = (32, 48, 64, 96, 128)
+
+
+@dataclass(frozen=True)
+class Options:
+    labels: str = param("auto", "label preset of uploaded segmentations", choices=LABEL_CHOICES)
+    grid: int = param(64, "working grid (cells per axis; the database grid)", choices=GRIDS)
+
+
+def _opts(options: dict) -> dict:
+    return params_to_dict(parse_params(Options, options))
+
+
+def synthetic_patient(
+    DT_mm2: float = 60.0,
+    mu: float = 6.0,
+    seed_mm: tuple[float, float, float] = (-28.0, -12.0, 24.0),
+    R: float = 10.0,
+    sim_grid: int = 64,
+    grid: int = 64,
+    theta_wt: float = 0.25,
+    theta_tc: float = 0.675,
+    noise: str = "none",
+    name: str | None = None,
+) -> TumorProblem:
+    """Simulate a patient at ``sim_grid`` and map its masks to the ``grid`` working grid.
+
+    ``noise``: "none", "erode" or "dilate" (one voxel at the simulation grid)."""
+    from scipy import ndimage
+
+    from workbench.solvers.tumor.atlas import load_atlas, resample_linear, resample_occupancy
+    from workbench.solvers.tumor.common import atlas_model
+
+    if DT_mm2 <= 0 or mu <= 0:
+        raise InputError("DT_mm2 and mu must be positive")
+    if noise not in ("none", "erode", "dilate"):
+        raise InputError("noise must be none, erode or dilate")
+    model = atlas_model(int(sim_grid), float(R))
+    sim = model.simulate([DT_mm2], [mu], [seed_mm])
+    u = sim["u"][0]
+    wt = u >= theta_wt
+    tc = u >= theta_tc
+    if noise != "none":
+        op = ndimage.binary_erosion if noise == "erode" else ndimage.binary_dilation
+        wt, tc = op(wt), op(tc)
+    atlas = load_atlas(int(grid), with_t1=False)
+    if int(sim_grid) == int(grid):
+        wt_g, tc_g, u_g = wt, tc, u
+    else:
+        wt_g = resample_occupancy(wt, model.atlas.affine, atlas.shape, atlas.affine) >= 0.5
+        tc_g = resample_occupancy(tc, model.atlas.affine, atlas.shape, atlas.affine) >= 0.5
+        u_g = resample_linear(u, model.atlas.affine, atlas.shape, atlas.affine)
+    wt_g = wt_g | tc_g
+    if not wt_g.any():
+        raise InputError(
+            "this synthetic tumour is invisible at the chosen thresholds; raise D*T or rho*T"
+        )
+    truth = {
+        "DT_mm2": float(DT_mm2),
+        "mu": float(mu),
+        "ell_mm": math.sqrt(DT_mm2),
+        "lambda_mm": math.sqrt(DT_mm2 / mu),
+        "seed_mm": [float(x) for x in sim["seed_mm"][0]],
+        "snapped": bool(sim["snapped"][0]),
+        "R": float(R),
+        "theta_wt": float(theta_wt),
+        "theta_tc": float(theta_tc),
+        "sim_grid": int(sim_grid),
+        "noise": noise,
+    }
+    nm = name or f"synthetic_{int(sim_grid)}_DT{DT_mm2:g}_mu{mu:g}"
+    return TumorProblem(
+        name=nm,
+        wt=wt_g.astype(np.uint8),
+        tc=tc_g.astype(np.uint8),
+        affine=np.asarray(atlas.affine),
+        grid_n=int(grid),
+        theta_wt=0.25,
+        theta_tc=0.675,
+        truth_density=u_g.astype(np.float32),
+        meta={
+            "description": f"synthetic patient simulated at {sim_grid}^3 (sqrt(DT) = {math.sqrt(DT_mm2):.1f} mm, rho T = {mu:g})",
+            "truth": truth,
+            "source": "synthetic",
+            "input_shape": [int(grid)] * 3,
+        },
+    )
+
+
+def random_patient(
+    rng_seed: int = 0,
+    sim_grid: int = 96,
+    grid: int = 64,
+    R: float | None = None,
+    noise: bool = True,
+    v_range=(5.0, 250.0),
+) -> TumorProblem:
+    """A held-out synthetic patient: parameters from the identifiable prior (own RNG stream, not the
+    database's Sobol points), thresholds theta_WT ~ U[0.15, 0.35], theta_TC ~ U[0.5, 0.85], and a
+    random one-voxel erosion/dilation; redrawn until the volume passes the size filter."""
+    from workbench.solvers.tumor.atlas import load_atlas
+
+    rng = np.random.default_rng(rng_seed)
+    atlas = load_atlas(int(sim_grid), with_t1=False)
+    region = np.argwhere(atlas.wm >= 0.5)
+    for _ in range(50):
+        DT = math.exp(rng.uniform(math.log(1.0), math.log(2250.0)))
+        mu = math.exp(rng.uniform(math.log(0.1), math.log(300.0)))
+        vox = region[rng.integers(len(region))] + rng.uniform(-0.5, 0.5, 3)
+        seed = atlas.voxel_to_world(vox)
+        th_wt = float(rng.uniform(0.15, 0.35))
+        th_tc = float(rng.uniform(0.5, 0.85))
+        nz = str(rng.choice(["none", "erode", "dilate"])) if noise else "none"
+        try:
+            p = synthetic_patient(
+                DT,
+                mu,
+                tuple(seed),
+                R=R or 10.0,
+                sim_grid=sim_grid,
+                grid=grid,
+                theta_wt=th_wt,
+                theta_tc=th_tc,
+                noise=nz,
+                name=f"heldout_{rng_seed}",
+            )
+        except InputError:
+            continue
+        v_wt, _ = p.volumes_cm3
+        if v_range[0] <= v_wt <= v_range[1] and p.tc.any():
+            return p
+    raise RuntimeError("could not draw a visible synthetic patient")
+
+
+def sample_small(**options: Any) -> TumorProblem:
+    o = _opts(options)
+    return synthetic_patient(
+        60.0, 6.0, (-28.0, -12.0, 24.0), sim_grid=o["grid"], grid=o["grid"], name="synthetic_small"
+    )
+
+
+def sample_fine(**options: Any) -> TumorProblem:
+    o = _opts(options)
+    return synthetic_patient(
+        100.0,
+        10.0,
+        (22.0, 8.0, 28.0),
+        sim_grid=96,
+        grid=o["grid"],
+        theta_wt=0.2,
+        theta_tc=0.6,
+        noise="dilate",
+        name="synthetic_fine_96",
+    )
+
+
+def sample_mismatch(**options: Any) -> TumorProblem:
+    o = _opts(options)
+    return synthetic_patient(
+        40.0,
+        12.0,
+        (-20.0, -40.0, 30.0),
+        R=20.0,
+        sim_grid=96,
+        grid=o["grid"],
+        theta_wt=0.3,
+        theta_tc=0.7,
+        name="synthetic_mismatch_R20",
+    )
+
+
+def problem_from_masks(
+    wt,
+    tc,
+    affine,
+    shape,
+    grid: int = 64,
+    name: str = "upload",
+    preset: str = "",
+    filename: str = "upload",
+) -> TumorProblem:
+    """Masks on any grid (affine) -> the working-grid problem (occupancy >= 0.5), validated."""
+    from workbench.solvers.tumor.atlas import load_atlas, resample_occupancy
+
+    atlas = load_atlas(int(grid), with_t1=False)
+    wt = np.asarray(wt, bool) | np.asarray(tc, bool)
+    notices = []
+    if np.any(np.asarray(tc, bool) & ~np.asarray(wt, bool)):
+        notices.append("TC voxels outside WT were added to WT")
+    sub = 3 if abs(np.linalg.det(np.asarray(affine)[:3, :3])) ** (1 / 3) < atlas.h / 2 else 2
+    wt_g = resample_occupancy(wt, affine, atlas.shape, atlas.affine, sub=sub) >= 0.5
+    tc_g = resample_occupancy(tc, affine, atlas.shape, atlas.affine, sub=sub) >= 0.5
+    wt_g |= tc_g
+    if not wt_g.any():
+        raise InputError(
+            f"{filename}: the tumour vanishes on the {grid}^3 working grid (too small or outside the atlas box)"
+        )
+    inside = float((wt_g & ((atlas.gm + atlas.wm) >= 0.1)).sum() / wt_g.sum())
+    if inside < 0.95:
+        notices.append(
+            f"only {100 * inside:.0f}% of the tumour lies inside the atlas brain: is it registered to MNI152 2009?"
+        )
+    return TumorProblem(
+        name=name,
+        wt=wt_g.astype(np.uint8),
+        tc=tc_g.astype(np.uint8),
+        affine=np.asarray(atlas.affine),
+        grid_n=int(grid),
+        input_affine=np.asarray(affine, dtype=np.float64),
+        meta={
+            "description": f"uploaded segmentation {filename}",
+            "source": "upload",
+            "preset": preset,
+            "input_shape": [int(s) for s in shape],
+            "notices": notices,
+            "inside_brain": inside,
+        },
+    )
+
+
+def load(data: bytes, filename: str, **options: Any) -> TumorProblem:
+    """Read an uploaded segmentation: NIfTI labels (.nii/.nii.gz) or NPZ with ``wt``/``tc``
+    (and optionally ``affine``; without it, the masks must be on the working grid)."""
+    o = _opts(options)
+    low = filename.lower()
+    if low.endswith(".npz") or low.endswith(".npy"):
+        from workbench.io.validate import load_npz
+
+        arrs = load_npz(data, filename)
+        if "wt" not in arrs:
+            if "data" in arrs:
+                arrs = {"labels": arrs["data"]}
+            if "labels" not in arrs:
+                raise InputError(f"{filename}: expected arrays 'wt' and 'tc' (or 'labels')")
+            from workbench.io.tumor_nifti import labels_to_masks
+
+            lab = np.asarray(arrs["labels"])
+            if lab.ndim != 3 or lab.dtype.kind not in "biuf" or not np.all(np.isfinite(lab)):
+                raise InputError(f"{filename}: labels must be a finite 3-D numeric array")
+            wt, tc, preset = labels_to_masks(lab.astype(np.int64), o["labels"], filename)
+        else:
+            wt = np.asarray(arrs["wt"])
+            tc = np.asarray(arrs.get("tc", np.zeros_like(wt)))
+            if wt.ndim != 3 or tc.shape != wt.shape:
+                raise InputError(f"{filename}: wt and tc must be 3-D arrays of one shape")
+            if set(np.unique(wt).tolist()) - {0, 1} or set(np.unique(tc).tolist()) - {0, 1}:
+                raise InputError(f"{filename}: wt and tc must be binary masks")
+            wt, tc, preset = wt.astype(bool), tc.astype(bool), "masks"
+            if not wt.any() and not tc.any():
+                raise InputError(f"{filename} is empty: no tumour voxels")
+        if "affine" in arrs:
+            aff = np.asarray(arrs["affine"], dtype=np.float64)
+            if (
+                aff.shape != (4, 4)
+                or not np.all(np.isfinite(aff))
+                or abs(np.linalg.det(aff[:3, :3])) < 1e-9
+            ):
+                raise InputError(f"{filename}: invalid affine")
+        else:
+            from workbench.solvers.tumor.atlas import grid_affine
+
+            if wt.shape != (o["grid"],) * 3:
+                raise InputError(
+                    f"{filename}: without an affine the masks must be {o['grid']}^3 (the working grid)"
+                )
+            aff = grid_affine(o["grid"])
+        return problem_from_masks(
+            wt, tc, aff, wt.shape, o["grid"], name=filename, preset=preset, filename=filename
+        )
+    if not (low.endswith(".nii") or low.endswith(".nii.gz") or low.endswith(".gz")):
+        raise InputError(f"{filename}: expected a NIfTI segmentation (.nii, .nii.gz) or .npz masks")
+    seg = read_segmentation(data, filename, o["labels"])
+    return problem_from_masks(
+        seg["wt"],
+        seg["tc"],
+        seg["affine"],
+        seg["shape"],
+        o["grid"],
+        name=filename,
+        preset=seg["preset"],
+        filename=filename,
+    )
+
+
+def evaluate(problem: TumorProblem, result) -> dict[str, float]:
+    """Errors against the synthetic ground truth: |log(q_hat/q)| for sqrt(DT), rho T, sqrt(D/rho),
+    the seed error (mm), and Dice of the prediction against the noise-free truth masks."""
+    truth = problem.meta.get("truth")
+    out: dict[str, float] = {}
+    if not truth:
+        return out
+    m = result.metrics
+    for q in ("ell_mm", "mu", "lambda_mm"):
+        if q in m and m[q] > 0:
+            out[f"err_log_{q}"] = abs(math.log(m[q] / truth[q]))
+        if f"agg_{q}" in m and m[f"agg_{q}"] > 0:
+            out[f"err_log_{q}_topk"] = abs(math.log(m[f"agg_{q}"] / truth[q]))
+    s = result.extras.get("seed_mm")
+    if s is not None:
+        out["seed_err_mm"] = float(np.linalg.norm(np.asarray(s) - np.asarray(truth["seed_mm"])))
+    if "agg_seed_x_mm" in m:
+        a = np.array([m["agg_seed_x_mm"], m["agg_seed_y_mm"], m["agg_seed_z_mm"]])
+        out["seed_err_mm_topk"] = float(np.linalg.norm(a - np.asarray(truth["seed_mm"])))
+    if problem.truth_density is not None and result.output.shape == problem.truth_density.shape:
+        from workbench.solvers.tumor.common import dice
+
+        u = result.output
+        td = problem.truth_density
+        out["dice_truth_edema"] = dice(u >= 0.25, td >= truth["theta_wt"])
+        out["dice_truth_core"] = dice(u >= 0.675, td >= truth["theta_tc"])
+    return out
+
+
+SAMPLES = (
+    Sample(
+        "synthetic_small", "synthetic patient simulated on the working grid (quick)", sample_small
+    ),
+    Sample(
+        "synthetic_fine_96",
+        "synthetic patient simulated at 96^3, thresholds 0.2/0.6, dilated masks",
+        sample_fine,
+    ),
+    Sample(
+        "synthetic_mismatch_R20",
+        "synthetic patient with R = 20 (the database assumes 10)",
+        sample_mismatch,
+    ),
+)
+
+DOMAIN = DomainSpec(
+    name="tumor",
+    title="Tumour growth",
+    problem_type=TumorProblem,
+    samples=SAMPLES,
+    evaluate=evaluate,
+    figure="workbench.viz.tumor:result_figure",
+    description=(
+        "Glioma segmentation (WT = FLAIR abnormality, TC = T1-Gd core) on the MNI152 2009 atlas -> "
+        "Fisher-Kolmogorov growth parameters sqrt(D T), rho T, sqrt(D/rho) and the seed, by lookup in a "
+        "database of precomputed simulations (Ezhov et al., ML4H 2022) or by CMA-ES. Inputs must already "
+        "be registered to MNI152 2009; registration, multi-compartment models, DTI and PET are out of scope."
+    ),
+    load=load,
+    upload_types=("nii", "gz", "npz", "npy"),
+    Options=Options,
+    commands={"build-db": "workbench.solvers.tumor.build:build_db_main"},
+)

@@ -1,0 +1,675 @@
+"""Simulation database: parameter prior, resumable parallel build, HDF5 layout, and queries.
+
+Build (``workbench tumor build-db``): the N parameter draws are a deterministic prefix of a
+scrambled Sobol sequence (seeds kept only inside the seed region), so any N reuses the same first
+rows. Rows are simulated in batches of ``batch`` consecutive rows; each finished batch is written
+atomically to ``<out>.parts/part_XXXXX.npz`` (temp file + rename), so killing the build loses at
+most the batches in flight and rerunning the same command continues. When every batch exists the
+parts are assembled into one chunked, compressed HDF5 file (written to a temp name, then renamed)
+and the PCA embedding is fitted.
+
+Stored per simulation (§3.3 of the spec): raw and identifiable parameters, snapped seed (mm and
+voxel), volumes, step count, wall time, status; for accepted rows bit-packed WT/TC masks on the
+tissue voxels of the database grid and the density downsampled by ``store_factor`` (uint8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from workbench.solvers.tumor.atlas import (
+    ATLAS_FILES,
+    ATLAS_NOTICE,
+    block_mean,
+    load_atlas,
+)
+
+SCHEMA_VERSION = 1
+STATUS_PENDING, STATUS_OK, STATUS_REJECTED = 0, 1, 2
+T_REF = 100.0
+SIM_GROUP = 2
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    n: int = 1000
+    grid: int = 64
+    store_factor: int = 2
+    prior: str = "identifiable"  # or "lmi"
+    seed_region: str = "wm"  # "wm" (p_WM >= 0.5) or "tissue" (p_GM + p_WM >= 0.5)
+    R: float = 10.0
+    sigma_mm: float = 3.0
+    amplitude: float = 0.5
+    theta_wt: float = 0.25
+    theta_tc: float = 0.675
+    v_min_cm3: float = 5.0
+    v_max_cm3: float = 250.0
+    rng_seed: int = 0
+    batch: int = 16
+
+    def key(self) -> dict:
+        """Everything except n: parts of builds that differ only in n are interchangeable."""
+        d = dataclasses.asdict(self)
+        d.pop("n")
+        return d
+
+
+# ------------------------------------------------------------------------------------------
+# Prior
+# ------------------------------------------------------------------------------------------
+
+
+def seed_region_mask(atlas, region: str) -> np.ndarray:
+    if region == "wm":
+        return atlas.wm >= 0.5
+    if region == "tissue":
+        return (atlas.gm + atlas.wm) >= 0.5
+    raise ValueError(f"unknown seed region {region!r}")
+
+
+def draw_params(cfg: BuildConfig, atlas=None) -> dict[str, np.ndarray]:
+    """The first ``cfg.n`` draws of the prior (deterministic prefix, seeds inside the region)."""
+    from scipy.stats import qmc
+
+    atlas = atlas or load_atlas(cfg.grid)
+    region = seed_region_mask(atlas, cfg.seed_region)
+    idx = np.argwhere(region)
+    lo = atlas.voxel_to_world(idx.min(0) - 0.5)
+    hi = atlas.voxel_to_world(idx.max(0) + 0.5)
+    sob = qmc.Sobol(d=5, scramble=True, seed=cfg.rng_seed)
+    rows: list[np.ndarray] = []
+    while len(rows) < cfg.n:
+        pts = sob.random(1024)
+        xyz = lo + pts[:, 2:5] * (hi - lo)
+        v = np.clip(np.rint(atlas.world_to_voxel(xyz)).astype(int), 0, atlas.n - 1)
+        ok = region[v[:, 0], v[:, 1], v[:, 2]]
+        for p, good in zip(pts, ok, strict=True):
+            if good:
+                rows.append(p)
+                if len(rows) == cfg.n:
+                    break
+    P = np.array(rows)
+    seed_mm = lo + P[:, 2:5] * (hi - lo)
+    if cfg.prior == "identifiable":
+        DT = np.exp(np.log(1.0) + P[:, 0] * (np.log(2250.0) - np.log(1.0)))
+        mu = np.exp(np.log(0.1) + P[:, 1] * (np.log(300.0) - np.log(0.1)))
+        T = np.full(cfg.n, T_REF)
+        Dw = DT / T
+        rho = mu / T
+    elif cfg.prior == "lmi":
+        # three independent uniforms need a third coordinate: reuse a second Sobol stream
+        extra = qmc.Sobol(d=1, scramble=True, seed=cfg.rng_seed + 1).random(cfg.n)[:, 0]
+        Dw = 0.02 + P[:, 0] * (1.5 - 0.02)
+        rho = 0.002 + P[:, 1] * (0.2 - 0.002)
+        T = 50.0 + extra * (1500.0 - 50.0)
+        DT, mu = Dw * T, rho * T
+    else:
+        raise ValueError(f"unknown prior {cfg.prior!r}")
+    return {
+        "D_w_mm2_day": Dw,
+        "rho_day": rho,
+        "T_day": T,
+        "DT_mm2": DT,
+        "mu": mu,
+        "seed_mm": seed_mm,
+    }
+
+
+def derived(DT: np.ndarray, mu: np.ndarray) -> dict[str, np.ndarray]:
+    DT = np.asarray(DT, dtype=np.float64)
+    mu = np.asarray(mu, dtype=np.float64)
+    return {"ell_mm": np.sqrt(DT), "lambda_mm": np.sqrt(DT / mu), "mu": mu}
+
+
+# ------------------------------------------------------------------------------------------
+# One batch of simulations (runs in a worker process or on a Dask worker)
+# ------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=2)
+def _model(grid: int, R: float, sigma_mm: float, amplitude: float):
+    from workbench.solvers.tumor.forward import AtlasModel
+
+    return AtlasModel(load_atlas(grid, with_t1=False), R=R, sigma_mm=sigma_mm, amplitude=amplitude)
+
+
+def pack_masks(masks: np.ndarray, tissue_index: np.ndarray) -> np.ndarray:
+    """(B, n, n, n) bool -> (B, ceil(M/8)) uint8 bits on the tissue voxels."""
+    flat = masks.reshape(masks.shape[0], int(np.prod(masks.shape[1:])))[:, tissue_index]
+    return np.packbits(flat, axis=1)
+
+
+def coarse_tissue(atlas, f: int) -> np.ndarray:
+    return block_mean(atlas.tissue.astype(np.float32), f) > 0
+
+
+def simulate_batch(cfg_dict: dict, rows: dict) -> dict:
+    """Simulate rows (dict of arrays with DT_mm2, mu, seed_mm, index) and return compact fields."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cfg = BuildConfig(**cfg_dict)
+    model = _model(cfg.grid, cfg.R, cfg.sigma_mm, cfg.amplitude)
+    atlas = model.atlas
+    t0 = time.perf_counter()
+    # sort inside the batch by step count; advance small groups together (cache-friendly on CPUs)
+    steps = np.array(
+        [model.solver.steps(a, b) for a, b in zip(rows["DT_mm2"], rows["mu"], strict=True)]
+    )
+    order = np.argsort(-steps, kind="stable")
+    B = len(order)
+    outs = []
+    for s in range(0, B, SIM_GROUP):
+        o = order[s : s + SIM_GROUP]
+        # stop a simulation once its WT exceeds the size filter: it is rejected anyway
+        outs.append(
+            model.simulate(
+                rows["DT_mm2"][o],
+                rows["mu"][o],
+                rows["seed_mm"][o],
+                stop_cm3=cfg.v_max_cm3,
+                stop_theta=cfg.theta_wt,
+            )
+        )
+    sim = {
+        k: np.concatenate([x[k] for x in outs])
+        for k in ("u", "seed_mm", "snapped", "n_steps", "stopped")
+    }
+    inv = np.argsort(order)
+    u = sim["u"][inv]
+    wall = time.perf_counter() - t0
+    vox_cm3 = atlas.h**3 / 1000.0
+    wt = u >= cfg.theta_wt
+    tc = u >= cfg.theta_tc
+    v_wt = wt.reshape(len(u), -1).sum(1) * vox_cm3
+    v_tc = tc.reshape(len(u), -1).sum(1) * vox_cm3
+    umax = u.reshape(len(u), -1).max(1)
+    stopped = sim["stopped"][inv]
+    ok = (
+        (v_wt >= cfg.v_min_cm3)
+        & (v_wt <= cfg.v_max_cm3)
+        & (v_tc <= v_wt)
+        & (umax >= cfg.theta_wt)
+        & ~stopped
+    )
+    tidx = atlas.tissue_index
+    ctis = coarse_tissue(atlas, cfg.store_factor)
+    coarse = block_mean(u[ok], cfg.store_factor).reshape(int(ok.sum()), ctis.size)[
+        :, np.flatnonzero(ctis.ravel())
+    ]
+    n_steps_sorted = sim["n_steps"][inv]
+    return {
+        "index": np.asarray(rows["index"], dtype=np.int64),
+        "status": np.where(ok, STATUS_OK, STATUS_REJECTED).astype(np.int8),
+        "seed_mm": sim["seed_mm"][inv],
+        "snapped": sim["snapped"][inv],
+        "stopped": stopped,
+        "V_wt_cm3": v_wt,
+        "V_tc_cm3": v_tc,
+        "n_steps": n_steps_sorted.astype(np.int32),
+        "wall_s": wall * n_steps_sorted / max(int(n_steps_sorted.sum()), 1),
+        "wt": pack_masks(wt[ok], tidx),
+        "tc": pack_masks(tc[ok], tidx),
+        "density": np.rint(np.clip(coarse, 0, 1) * 255).astype(np.uint8),
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Build driver
+# ------------------------------------------------------------------------------------------
+
+
+def parts_dir(out: str | Path) -> Path:
+    return Path(str(out) + ".parts")
+
+
+def _save_part(path: Path, res: dict) -> None:
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **res)
+    os.replace(tmp, path)
+
+
+def build_status(out: str | Path) -> dict:
+    """Progress of a build from its parts directory (for pages and logs)."""
+    pdir = parts_dir(out)
+    if Path(out).exists() and not pdir.exists():
+        return {"state": "done", "done_batches": None}
+    if not pdir.exists():
+        return {"state": "absent", "done_batches": 0}
+    cfg = json.loads((pdir / "config.json").read_text())
+    nb = math.ceil(cfg["n"] / cfg["batch"])
+    done = len(list(pdir.glob("part_*.npz")))
+    return {"state": "running", "done_batches": done, "batches": nb, "n": cfg["n"]}
+
+
+def build(
+    cfg: BuildConfig,
+    out: str | Path,
+    workers: int = 1,
+    scheduler: str | None = None,
+    log=print,
+    keep_parts: bool = False,
+    embed_k: int = 64,
+    max_batches: int | None = None,
+) -> Path | None:
+    """Build (or continue building) the database ``out``. Returns the path when complete.
+
+    ``max_batches`` stops after that many new batches (tests of resumption); ``None`` = all.
+    """
+    out = Path(out)
+    pdir = parts_dir(out)
+    pdir.mkdir(parents=True, exist_ok=True)
+    cpath = pdir / "config.json"
+    if cpath.exists():
+        old = json.loads(cpath.read_text())
+        old_n = old.pop("n")
+        if old != cfg.key():
+            raise ValueError(f"{pdir} holds a build with other settings: {old}")
+        del old_n
+    t_start = time.time()
+    cpath.write_text(json.dumps({"n": cfg.n, **cfg.key()}, sort_keys=True))
+    atlas = load_atlas(cfg.grid, with_t1=False)
+    draws = draw_params(cfg, atlas)
+    nb = math.ceil(cfg.n / cfg.batch)
+    todo = [k for k in range(nb) if not (pdir / f"part_{k:05d}.npz").exists()]
+    if max_batches is not None:
+        todo = todo[:max_batches]
+    log(
+        f"build {out}: {cfg.n} draws, {nb} batches, {nb - len(todo) if max_batches is None else 'some'} done, {len(todo)} to run"
+    )
+    cfg_dict = dataclasses.asdict(cfg)
+
+    def rows_of(k: int) -> dict:
+        sl = slice(k * cfg.batch, min((k + 1) * cfg.batch, cfg.n))
+        r = {
+            key: np.asarray(v[sl]) for key, v in draws.items() if key in ("DT_mm2", "mu", "seed_mm")
+        }
+        r["index"] = np.arange(sl.start, sl.stop)
+        return r
+
+    done = 0
+    t0 = time.perf_counter()
+
+    def finished(k: int, res: dict) -> None:
+        nonlocal done
+        _save_part(pdir / f"part_{k:05d}.npz", res)
+        done += 1
+        if done % 10 == 0 or done == len(todo):
+            el = time.perf_counter() - t0
+            log(
+                f"  {done}/{len(todo)} batches, {el:.0f} s, {done * cfg.batch / max(el, 1e-9):.2f} sims/s"
+            )
+
+    if scheduler:
+        from distributed import Client, as_completed
+
+        with Client(scheduler) as client:
+            futs = {
+                client.submit(simulate_batch, cfg_dict, rows_of(k), pure=False): k for k in todo
+            }
+            for fut in as_completed(futs):
+                finished(futs[fut], fut.result())
+    elif workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+            futs = {ex.submit(simulate_batch, cfg_dict, rows_of(k)): k for k in todo}
+            for fut in as_completed(futs):
+                finished(futs[fut], fut.result())
+    else:
+        for k in todo:
+            finished(k, simulate_batch(cfg_dict, rows_of(k)))
+
+    if any(not (pdir / f"part_{k:05d}.npz").exists() for k in range(nb)):
+        log("stopped before the end; rerun the same command to continue")
+        return None
+    prev = (
+        json.loads((pdir / "timing.json").read_text())
+        if (pdir / "timing.json").exists()
+        else {"wall_s": 0.0}
+    )
+    total = prev["wall_s"] + (time.time() - t_start)
+    (pdir / "timing.json").write_text(json.dumps({"wall_s": total}))
+    assemble(cfg, out, draws, atlas, build_wall_s=total, embed_k=embed_k, log=log)
+    if not keep_parts:
+        for p in pdir.iterdir():
+            p.unlink()
+        pdir.rmdir()
+    return out
+
+
+def assemble(
+    cfg: BuildConfig,
+    out: Path,
+    draws: dict,
+    atlas,
+    build_wall_s: float,
+    embed_k: int = 64,
+    log=print,
+) -> None:
+    import h5py
+
+    import workbench
+
+    pdir = parts_dir(out)
+    nb = math.ceil(cfg.n / cfg.batch)
+    N = cfg.n
+    cols = {
+        "status": np.zeros(N, np.int8),
+        "seed_mm": np.zeros((N, 3)),
+        "snapped": np.zeros(N, bool),
+        "stopped": np.zeros(N, bool),
+        "V_wt_cm3": np.zeros(N),
+        "V_tc_cm3": np.zeros(N),
+        "n_steps": np.zeros(N, np.int32),
+        "wall_s": np.zeros(N),
+    }
+    wt, tc, dens, ok_index = [], [], [], []
+    for k in range(nb):
+        with np.load(pdir / f"part_{k:05d}.npz") as z:
+            idx = z["index"]
+            for c in cols:
+                cols[c][idx] = z[c]
+            okr = idx[z["status"] == STATUS_OK]
+            ok_index.append(okr)
+            wt.append(z["wt"])
+            tc.append(z["tc"])
+            dens.append(z["density"])
+    ok_index = np.concatenate(ok_index).astype(np.int32)
+    order = np.argsort(ok_index, kind="stable")
+    ok_index = ok_index[order]
+    wt = np.concatenate(wt)[order]
+    tc = np.concatenate(tc)[order]
+    dens = np.concatenate(dens)[order]
+    tidx = atlas.tissue_index
+    M = tidx.size
+    ctis = coarse_tissue(atlas, cfg.store_factor)
+    ctidx = np.flatnonzero(ctis.ravel()).astype(np.int32)
+    tmp = out.with_name(out.name + ".tmp")
+    seed_vox = atlas.world_to_voxel(cols["seed_mm"])
+    der = derived(draws["DT_mm2"], draws["mu"])
+    with h5py.File(tmp, "w") as f:
+        a = f.attrs
+        a["schema_version"] = SCHEMA_VERSION
+        a["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        a["software_version"] = workbench.__version__
+        a["atlas_files"] = json.dumps(ATLAS_FILES)
+        a["atlas_notice"] = ATLAS_NOTICE
+        a["grid_n"] = cfg.grid
+        a["voxel_mm"] = atlas.h
+        a["affine"] = atlas.affine
+        a["store_factor"] = cfg.store_factor
+        a["R"] = cfg.R
+        a["theta_tissue"] = atlas.theta_tissue
+        a["seed_A"] = cfg.amplitude
+        a["seed_sigma_mm"] = cfg.sigma_mm
+        a["dt_rule"] = (
+            "explicit diffusion + exact logistic step (Lie splitting), "
+            "N = ceil(max(2 D_w T sum 1/h^2 / 0.9, rho T / 0.1)); face D = arithmetic mean; "
+            "runs stopped once V_WT > v_max (rejected)"
+        )
+        a["theta_wt_default"] = cfg.theta_wt
+        a["theta_tc_default"] = cfg.theta_tc
+        a["prior"] = json.dumps({"mode": cfg.prior, "seed_region": cfg.seed_region, "T_ref": T_REF})
+        a["size_filter"] = json.dumps({"v_min_cm3": cfg.v_min_cm3, "v_max_cm3": cfg.v_max_cm3})
+        a["rng_seed"] = cfg.rng_seed
+        a["build_config"] = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+        a["build_wall_s"] = build_wall_s
+        g = f.create_group("atlas")
+        g.create_dataset("gm", data=atlas.gm, compression="gzip")
+        g.create_dataset("wm", data=atlas.wm, compression="gzip")
+        g.create_dataset("tissue_index", data=tidx)
+        g.create_dataset("coarse_tissue_index", data=ctidx)
+        p = f.create_group("params")
+        for key in ("D_w_mm2_day", "rho_day", "T_day", "DT_mm2", "mu"):
+            p.create_dataset(key, data=draws[key])
+        p.create_dataset("lambda_mm", data=der["lambda_mm"])
+        p.create_dataset("ell_mm", data=der["ell_mm"])
+        p.create_dataset("seed_mm", data=cols["seed_mm"])
+        p.create_dataset("seed_mm_drawn", data=draws["seed_mm"])
+        p.create_dataset("seed_vox", data=seed_vox)
+        for key in ("snapped", "stopped", "V_wt_cm3", "V_tc_cm3", "n_steps", "wall_s", "status"):
+            p.create_dataset(key, data=cols[key])
+        f.create_dataset("ok_index", data=ok_index)
+        nok = len(ok_index)
+        ch = (max(1, min(64, nok)),)
+        f.create_dataset(
+            "density",
+            data=dens,
+            chunks=ch + (dens.shape[1],) if nok else None,
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+        )
+        m = f.create_group("masks")
+        for name, arr, th in (("wt", wt, cfg.theta_wt), ("tc", tc, cfg.theta_tc)):
+            d = m.create_dataset(
+                name,
+                data=arr,
+                chunks=ch + (arr.shape[1],) if nok else None,
+                compression="gzip",
+                compression_opts=4,
+            )
+            d.attrs["theta"] = th
+            m.create_dataset(f"{name}_count", data=np.bitwise_count(arr).sum(1).astype(np.int32))
+        m.attrs["M"] = M
+        emb = fit_embedding(wt, tc, atlas, cfg.store_factor, k=embed_k)
+        e = f.create_group("embedding")
+        for key, v in emb.items():
+            if isinstance(v, np.ndarray):
+                e.create_dataset(key, data=v)
+        e.attrs["representation"] = (
+            "WT and TC occupancy fractions on coarse tissue voxels, concatenated"
+        )
+        e.attrs["grid"] = cfg.grid // cfg.store_factor
+        e.attrs["k"] = int(emb["codes"].shape[1])
+    os.replace(tmp, out)
+    log(
+        f"assembled {out}: {N} rows, {len(ok_index)} accepted ({100 * (1 - len(ok_index) / max(N, 1)):.1f}% rejected), {out.stat().st_size / 1e6:.1f} MB"
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Embedding (PCA through the Gram matrix)
+# ------------------------------------------------------------------------------------------
+
+
+def unpack(packed: np.ndarray, M: int) -> np.ndarray:
+    return np.unpackbits(packed, axis=-1, count=M).astype(bool)
+
+
+def representation_from_full(
+    wt_full: np.ndarray, tc_full: np.ndarray, ctis: np.ndarray, f: int
+) -> np.ndarray:
+    """(B, n, n, n) masks -> (B, 2 Mc) occupancy fractions on coarse tissue voxels."""
+    cidx = np.flatnonzero(ctis.ravel())
+    B = wt_full.shape[0]
+    a = block_mean(wt_full.astype(np.float32), f).reshape(B, -1)[:, cidx]
+    b = block_mean(tc_full.astype(np.float32), f).reshape(B, -1)[:, cidx]
+    return np.concatenate([a, b], axis=1)
+
+
+def representation_from_packed(
+    wt: np.ndarray, tc: np.ndarray, atlas, f: int, block: int = 256
+) -> np.ndarray:
+    tidx = atlas.tissue_index
+    ctis = coarse_tissue(atlas, f)
+    n = atlas.n
+    out = []
+    for s in range(0, wt.shape[0], block):
+        w = unpack(wt[s : s + block], tidx.size)
+        t = unpack(tc[s : s + block], tidx.size)
+        B = w.shape[0]
+        fw = np.zeros((B, n**3), bool)
+        ft = np.zeros((B, n**3), bool)
+        fw[:, tidx] = w
+        ft[:, tidx] = t
+        out.append(
+            representation_from_full(fw.reshape(B, n, n, n), ft.reshape(B, n, n, n), ctis, f)
+        )
+    if not out:
+        return np.zeros((0, 2 * int(ctis.sum())), np.float32)
+    return np.concatenate(out)
+
+
+def fit_embedding(wt: np.ndarray, tc: np.ndarray, atlas, f: int, k: int = 64) -> dict:
+    """PCA of the occupancy representation via the N x N Gram matrix (N <= ~5k)."""
+    X = representation_from_packed(wt, tc, atlas, f).astype(np.float32)
+    N = X.shape[0]
+    mean = X.mean(0) if N else np.zeros(X.shape[1], np.float32)
+    Xc = X - mean
+    k = int(max(1, min(k, N - 1))) if N > 1 else 1
+    if N > 1:
+        G = (Xc @ Xc.T).astype(np.float64)
+        w, U = np.linalg.eigh(G)
+        w, U = w[::-1][:k], U[:, ::-1][:, :k]
+        w = np.maximum(w, 1e-12)
+        comps = (Xc.T @ (U / np.sqrt(w)).astype(np.float32)).T  # (k, D)
+        codes = Xc @ comps.T
+        ev = w / max(N - 1, 1)
+    else:
+        comps = np.zeros((k, X.shape[1]), np.float32)
+        codes = np.zeros((N, k), np.float32)
+        ev = np.zeros(k)
+    return {
+        "mean": mean.astype(np.float32),
+        "components": comps.astype(np.float32),
+        "codes": codes.astype(np.float32),
+        "explained_variance": ev.astype(np.float64),
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Reading a database
+# ------------------------------------------------------------------------------------------
+
+
+class TumorDB:
+    """A database file held warm in memory (packed masks, parameters, embedding)."""
+
+    def __init__(self, path: str | Path):
+        import h5py
+
+        from workbench.errors import InputError
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"tumour database not found: {self.path}")
+        with h5py.File(self.path, "r") as f:
+            self.attrs = {
+                k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()
+            }
+            self.params = {k: f["params"][k][()] for k in f["params"]}
+            self.ok_index = f["ok_index"][()]
+            self.wt = f["masks/wt"][()]
+            self.tc = f["masks/tc"][()]
+            self.wt_count = f["masks/wt_count"][()].astype(np.int64)
+            self.tc_count = f["masks/tc_count"][()].astype(np.int64)
+            self.M = int(f["masks"].attrs["M"])
+            self.gm = f["atlas/gm"][()]
+            self.wm = f["atlas/wm"][()]
+            self.tissue_index = f["atlas/tissue_index"][()]
+            self.coarse_tissue_index = f["atlas/coarse_tissue_index"][()]
+            self.embedding = {k: f["embedding"][k][()] for k in f["embedding"]}
+        self.grid = int(self.attrs["grid_n"])
+        self.h = float(self.attrs["voxel_mm"])
+        self.affine = np.asarray(self.attrs["affine"], dtype=np.float64)
+        self.f = int(self.attrs["store_factor"])
+        self.config = json.loads(self.attrs["build_config"])
+        self.theta_wt = float(self.attrs["theta_wt_default"])
+        self.theta_tc = float(self.attrs["theta_tc_default"])
+
+    @property
+    def n_ok(self) -> int:
+        return int(self.ok_index.size)
+
+    @property
+    def hash(self) -> str:
+        keys = ("schema_version", "created", "grid_n", "build_config", "rng_seed")
+        s = json.dumps({k: str(self.attrs.get(k)) for k in keys}, sort_keys=True)
+        return hashlib.sha256(s.encode()).hexdigest()[:16]
+
+    @property
+    def atlas(self):
+        from workbench.solvers.tumor.atlas import Atlas
+
+        return Atlas(n=self.grid, h=self.h, affine=self.affine, gm=self.gm, wm=self.wm)
+
+    def row_params(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Parameters of accepted entries (rows of the mask arrays)."""
+        idx = self.ok_index[np.asarray(rows)]
+        return {k: v[idx] for k, v in self.params.items()}
+
+    def density_blocks(self, block: int = 512):
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            d = f["density"]
+            for s in range(0, d.shape[0], block):
+                yield s, d[s : s + block]
+
+    def density_rows(self, rows: np.ndarray) -> np.ndarray:
+        import h5py
+
+        rows = np.asarray(rows)
+        order = np.argsort(rows)
+        with h5py.File(self.path, "r") as f:
+            d = f["density"][np.sort(rows)]
+        out = np.empty_like(d)
+        out[order] = d
+        return out
+
+    def masks_full(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        n = self.grid
+        out = []
+        for arr in (self.wt, self.tc):
+            full = np.zeros(n**3, bool)
+            full[self.tissue_index] = unpack(arr[row : row + 1], self.M)[0]
+            out.append(full.reshape(n, n, n))
+        return out[0], out[1]
+
+    def summary(self) -> dict:
+        st = self.params["status"]
+        return {
+            "path": str(self.path),
+            "hash": self.hash,
+            "grid": self.grid,
+            "voxel_mm": self.h,
+            "n_draws": int(st.size),
+            "n_accepted": self.n_ok,
+            "rejection_rate": float(np.mean(st == STATUS_REJECTED)),
+            "build_wall_s": float(self.attrs.get("build_wall_s", float("nan"))),
+            "created": str(self.attrs.get("created")),
+            "prior": str(self.attrs.get("prior")),
+            "size_mb": self.path.stat().st_size / 1e6,
+        }
+
+
+_DB_CACHE: dict[tuple[str, float], TumorDB] = {}
+
+
+def open_db(path: str | Path | None = None) -> TumorDB:
+    """Open (and cache, keyed by path and mtime) a database; ``None`` -> the shipped one."""
+    p = Path(path) if path else default_db_path()
+    key = (str(p.resolve()) if p.exists() else str(p), p.stat().st_mtime if p.exists() else 0.0)
+    if key not in _DB_CACHE:
+        _DB_CACHE.clear() if len(_DB_CACHE) > 3 else None
+        _DB_CACHE[key] = TumorDB(p)
+    return _DB_CACHE[key]
+
+
+def default_db_path() -> Path:
+    env = os.environ.get("WORKBENCH_TUMOR_DB")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "weights" / "tumor" / "db64.h5"

@@ -1,0 +1,55 @@
+"""Embedding database lookup: PCA codes of occupancy maps, nearest-neighbour shortlist, exact re-rank.
+
+The WT and TC occupancy fractions on the coarse tissue voxels are projected on the stored
+principal components; the ``shortlist`` nearest codes are re-ranked with the exact score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.registry import SolverSpec, param
+from workbench.solvers.tumor.lookup import lookup_solve
+
+
+@dataclass(frozen=True)
+class Params:
+    db: str = param("", "database file (empty: the shipped 64^3 database)")
+    method: str = param(
+        "dice",
+        "re-rank score: dice, l2 (soft maps) or soft (Bernoulli LL)",
+        choices=("dice", "l2", "soft"),
+    )
+    theta_wt: float = param(
+        0.25, "visibility threshold of the whole tumour (FLAIR)", min=0.01, max=0.99
+    )
+    theta_tc: float = param(
+        0.675, "visibility threshold of the tumour core (T1-Gd)", min=0.01, max=0.99
+    )
+    w_wt: float = param(1.0, "weight of the whole-tumour score", min=0.0, max=10.0, advanced=True)
+    w_tc: float = param(1.0, "weight of the core score", min=0.0, max=10.0, advanced=True)
+    top_k: int = param(10, "matches aggregated into the estimate", min=1, max=200)
+    tau: float = param(
+        0.02, "temperature of the top-k weights (Dice)", min=1e-4, max=10.0, advanced=True
+    )
+    rerun: bool = param(True, "re-run the best match on the patient's grid (the output density)")
+    shortlist: int = param(100, "nearest PCA codes re-ranked exactly", min=1, max=100000)
+
+
+def solve(problem, params: Params, progress=None):
+    return lookup_solve(problem, params, progress, fast=True)
+
+
+SPEC = SolverSpec(
+    name="db_lookup_fast",
+    domain="tumor",
+    title="Database lookup (PCA + re-rank)",
+    Params=Params,
+    solve=solve,
+    description=(
+        "Projects the segmentation on a PCA embedding of the database, shortlists the nearest "
+        "simulations and re-ranks them with the exact score: milliseconds instead of a full scan."
+    ),
+    reference="Ezhov et al., ML4H 2022; M. Rosier, Image retrieval based brain tumor modeling (thesis)",
+    paper=True,
+)

@@ -1,0 +1,165 @@
+"""The database-lookup solve shared by ``db_lookup`` (brute force) and ``db_lookup_fast`` (PCA)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from workbench.errors import InputError
+from workbench.progress import ensure
+from workbench.result import Result
+from workbench.solvers.tumor import query as Q
+from workbench.solvers.tumor.common import (
+    aggregate,
+    identifiable,
+    masks_on_grid,
+    match_metrics,
+    rerun,
+    seed_metrics,
+)
+from workbench.solvers.tumor.database import open_db, unpack
+
+
+def lookup_solve(problem, params, progress=None, fast: bool = False) -> Result:
+    progress = ensure(progress)
+    t0 = time.perf_counter()
+    try:
+        db = open_db(params.db or None)
+    except OSError as exc:
+        raise InputError(f"cannot open tumour database {params.db!r}: {exc}") from None
+    if db.n_ok == 0:
+        raise InputError("the tumour database holds no accepted simulations")
+    wt, tc = masks_on_grid(problem, db.grid, db.affine)
+    if not wt.any():
+        raise InputError("the segmentation is empty on the database grid")
+    q = Q.PatientQuery(db, wt, tc)
+    t_prep = time.perf_counter() - t0
+    tq = time.perf_counter()
+    if fast:
+        cand = Q.shortlist(db, q, params.shortlist)
+        t_short = time.perf_counter() - tq
+        sc = Q.scores(
+            db,
+            q,
+            params.method,
+            params.theta_wt,
+            params.theta_tc,
+            params.w_wt,
+            params.w_tc,
+            rows=cand,
+        )
+        order = Q.rank(sc["score"], cand)
+        rows = cand[order]
+        score = sc["score"][order]
+        extra = {k: v[order] for k, v in sc.items() if k != "score"}
+    else:
+        t_short = 0.0
+        sc = Q.scores(
+            db, q, params.method, params.theta_wt, params.theta_tc, params.w_wt, params.w_tc
+        )
+        order = Q.rank(sc["score"])
+        rows = order
+        score = sc["score"][order]
+        extra = {k: v[order] for k, v in sc.items() if k != "score"}
+    query_s = time.perf_counter() - tq
+    k = int(min(params.top_k, rows.size))
+    top = rows[:k]
+    P = db.row_params(top)
+    tau = params.tau if params.method == "dice" else None
+    agg = aggregate(P["DT_mm2"], P["mu"], P["seed_mm"], score[:k], tau)
+    best = {key: v[0] for key, v in P.items()}  # rank 1: the best match, never a lower rank
+    est1 = identifiable(float(best["DT_mm2"]), float(best["mu"]))
+    # infiltration probability on the database grid: weighted share of top-k WT masks
+    w = np.asarray(agg["weights"])
+    prob = np.zeros(db.grid**3, np.float32)
+    prob[db.tissue_index] = (w[:, None] * unpack(db.wt[top], db.M)).sum(0)
+    prob = prob.reshape((db.grid,) * 3)
+    if params.rerun:
+        u, info = rerun(
+            problem,
+            float(best["DT_mm2"]),
+            float(best["mu"]),
+            best["seed_mm"],
+            R=float(db.attrs["R"]),
+        )
+    else:
+        u, info = np.zeros(problem.wt.shape, np.float32), {}
+    metrics = {}
+    metrics.update(
+        match_metrics(problem, u, params.theta_wt, params.theta_tc) if params.rerun else {}
+    )
+    metrics.update(seed_metrics(best["seed_mm"]))
+    metrics.update(est1)
+    metrics.update(
+        {
+            "score_top1": float(score[0]),
+            "D_w_mm2_day": float(best["D_w_mm2_day"]),
+            "rho_day": float(best["rho_day"]),
+            "T_day": float(best["T_day"]),
+            "query_s": float(query_s),
+            "shortlist_s": float(t_short),
+            "prep_s": float(t_prep),
+            "n_db": float(db.n_ok),
+            "seed_spread_mm": agg["seed_spread_mm"],
+        }
+    )
+    if "dice_wt" in extra:
+        metrics["db_dice_edema"] = float(extra["dice_wt"][0])
+        metrics["db_dice_core"] = float(extra["dice_tc"][0])
+    for name in ("ell_mm", "mu", "lambda_mm"):
+        metrics[f"agg_{name}"] = agg[name]
+        metrics[f"agg_{name}_q25"] = agg[name + "_q25"]
+        metrics[f"agg_{name}_q75"] = agg[name + "_q75"]
+    for i, c in enumerate("xyz"):
+        metrics[f"agg_seed_{c}_mm"] = float(agg["seed_mm"][i])
+    table = []
+    for i in range(k):
+        row = {
+            "rank": i + 1,
+            "db_row": int(top[i]),
+            "score": float(score[i]),
+            "weight": float(w[i]),
+        }
+        row.update(identifiable(float(P["DT_mm2"][i]), float(P["mu"][i])))
+        row["seed_mm"] = [float(x) for x in P["seed_mm"][i]]
+        for key in ("D_w_mm2_day", "rho_day", "T_day", "V_wt_cm3", "V_tc_cm3"):
+            row[key] = float(P[key][i])
+        if "dice_wt" in extra:
+            row["dice_edema"] = float(extra["dice_wt"][i])
+            row["dice_core"] = float(extra["dice_tc"][i])
+        table.append(row)
+    wall = time.perf_counter() - t0
+    progress(1, 1, score=float(score[0]), dice_sum=metrics.get("dice_sum", float("nan")))
+    return Result(
+        output=u,
+        kind="volume",
+        status="converged",
+        iterations=1,
+        metrics=metrics,
+        history={
+            "step": [1.0],
+            "time": [wall],
+            "dice_sum": [metrics.get("dice_sum", float("nan"))],
+        },
+        extras={
+            "seed_mm": [float(x) for x in best["seed_mm"]],
+            "estimate_top1": {**est1, "seed_mm": [float(x) for x in best["seed_mm"]]},
+            "estimate_topk": {kk: vv for kk, vv in agg.items() if kk != "weights"},
+            "topk": table,
+            "db": db.summary(),
+            "rerun": info,
+            "infiltration_probability": prob
+            if prob.shape == problem.wt.shape
+            else np.zeros(0, np.float32),
+            "pred_wt": (u >= params.theta_wt).astype(np.uint8),
+            "pred_tc": (u >= params.theta_tc).astype(np.uint8),
+        },
+        meta={
+            "wall_s": wall,
+            "db_hash": db.hash,
+            "db_path": str(db.path),
+            "method": params.method,
+            "fast": fast,
+        },
+    )

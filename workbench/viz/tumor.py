@@ -1,0 +1,313 @@
+"""Tumour views: orthogonal slices with overlays, the 3D scene, parameter table, Dice vs time, DB summary.
+
+Pure functions: they return plotly figures, :class:`~workbench.viz.three_d.Scene` objects or rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+VIEWS = ("axial", "coronal", "sagittal")
+COLORS = {"wt": "#f5c518", "tc": "#d62728", "pred_wt": "#2ca02c", "pred_tc": "#1f77b4"}
+
+
+def _t1(problem) -> np.ndarray:
+    from workbench.solvers.tumor.atlas import load_atlas
+
+    a = load_atlas(int(problem.grid_n), with_t1=True)
+    return a.t1 if a.t1 is not None else (a.gm + a.wm)
+
+
+def centre(problem) -> tuple[int, int, int]:
+    m = problem.tc if problem.tc.any() else problem.wt
+    if not m.any():
+        n = problem.grid_n
+        return (n // 2, n // 2, n // 2)
+    return tuple(int(round(v)) for v in np.argwhere(m).mean(0))
+
+
+def _cut(vol: np.ndarray, view: str, idx: int) -> np.ndarray:
+    """2-D cut, transposed so that the image's vertical axis is superior/anterior."""
+    if view == "axial":
+        s = vol[:, :, idx]
+    elif view == "coronal":
+        s = vol[:, idx, :]
+    else:
+        s = vol[idx, :, :]
+    return np.asarray(s, dtype=np.float32).T
+
+
+def slices_figure(
+    problem,
+    density: np.ndarray | None = None,
+    pred_wt: np.ndarray | None = None,
+    pred_tc: np.ndarray | None = None,
+    index: tuple[int, int, int] | None = None,
+    title: str = "",
+    views: tuple[str, ...] = VIEWS,
+    overlay: np.ndarray | None = None,
+    overlay_name: str = "density",
+) -> go.Figure:
+    """Axial/coronal/sagittal slices over the T1 template: density (or another overlay) as a
+    colour map, observed WT/TC as filled contours, predicted WT/TC as dashed contours."""
+    idx = index or centre(problem)
+    t1 = _t1(problem)
+    fig = make_subplots(
+        rows=1,
+        cols=len(views),
+        subplot_titles=[f"{v} ({'kji'[VIEWS.index(v)]}={idx[2 - VIEWS.index(v)]})" for v in views],
+        horizontal_spacing=0.02,
+    )
+    ov = overlay if overlay is not None else density
+    for c, view in enumerate(views, start=1):
+        i = idx[2] if view == "axial" else idx[1] if view == "coronal" else idx[0]
+        fig.add_trace(
+            go.Heatmap(z=_cut(t1, view, i), colorscale="gray", showscale=False, hoverinfo="skip"),
+            1,
+            c,
+        )
+        if ov is not None:
+            d = _cut(ov, view, i)
+            d = np.where(d >= 0.02, d, np.nan)
+            fig.add_trace(
+                go.Heatmap(
+                    z=d,
+                    colorscale="Hot",
+                    zmin=0,
+                    zmax=1,
+                    opacity=0.65,
+                    name=overlay_name,
+                    showscale=(c == len(views)),
+                    colorbar=dict(title=overlay_name, len=0.8),
+                ),
+                1,
+                c,
+            )
+        for name, m, dash in (
+            ("wt", problem.wt, "solid"),
+            ("tc", problem.tc, "solid"),
+            ("pred_wt", pred_wt, "dash"),
+            ("pred_tc", pred_tc, "dash"),
+        ):
+            if m is None:
+                continue
+            z = _cut(m, view, i)
+            if not z.any():
+                continue
+            fig.add_trace(
+                go.Contour(
+                    z=z,
+                    contours=dict(start=0.5, end=0.5, coloring="lines"),
+                    showscale=False,
+                    colorscale=[[0, COLORS[name]], [1, COLORS[name]]],
+                    line=dict(color=COLORS[name], width=2, dash=dash),
+                    name=name,
+                    showlegend=(c == 1),
+                    hoverinfo="skip",
+                ),
+                1,
+                c,
+            )
+    for c in range(1, len(views) + 1):
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
+        fig.update_yaxes(
+            showticklabels=False,
+            showgrid=False,
+            zeroline=False,
+            scaleanchor=f"x{'' if c == 1 else c}",
+            row=1,
+            col=c,
+        )
+    fig.update_layout(
+        title=title or problem.name,
+        height=380,
+        margin=dict(l=10, r=10, t=60, b=10),
+        plot_bgcolor="white",
+        legend=dict(orientation="h", y=-0.05),
+    )
+    return fig
+
+
+def result_figure(problem, result) -> go.Figure:
+    """The figure of one run: predicted density with observed (solid) and predicted (dashed) masks."""
+    u = np.asarray(result.output, dtype=np.float32)
+    th_wt = float(result.meta.get("theta_wt", 0.25))
+    th_tc = float(result.meta.get("theta_tc", 0.675))
+    m = result.metrics
+    t = f"{problem.name}: Dice WT {m.get('dice_edema', float('nan')):.3f}, TC {m.get('dice_core', float('nan')):.3f}"
+    if u.shape != problem.wt.shape:
+        return slices_figure(problem, title=t)
+    return slices_figure(problem, u, u >= th_wt, u >= th_tc, title=t)
+
+
+def problem_figure(problem) -> go.Figure:
+    return slices_figure(problem, problem.truth_density, title=f"{problem.name} (observed masks)")
+
+
+def scene(problem, result=None, brain: bool = True):
+    """3D scene: brain surface, observed WT/TC and predicted WT/TC isosurfaces (mm units)."""
+    from workbench.solvers.tumor.atlas import load_atlas
+    from workbench.viz.three_d import Scene
+
+    a = load_atlas(int(problem.grid_n), with_t1=False)
+    h = float(problem.voxel_mm)
+    org = tuple(float(v) for v in problem.affine[:3, 3])
+    sc = Scene(spacing=(h, h, h), origin=org, title=problem.name)
+    if brain:
+        sc.isosurface(
+            (a.gm + a.wm).astype(np.float32), 0.5, color="lightgray", opacity=0.12, name="brain"
+        )
+    sc.isosurface(
+        problem.wt.astype(np.float32), 0.5, color=COLORS["wt"], opacity=0.35, name="observed WT"
+    )
+    if problem.tc.any():
+        sc.isosurface(
+            problem.tc.astype(np.float32), 0.5, color=COLORS["tc"], opacity=0.8, name="observed TC"
+        )
+    if result is not None and np.asarray(result.output).shape == problem.wt.shape:
+        u = np.asarray(result.output, dtype=np.float32)
+        if (u >= 0.25).any():
+            sc.isosurface(
+                u,
+                float(result.meta.get("theta_wt", 0.25)),
+                color=COLORS["pred_wt"],
+                opacity=0.3,
+                name="predicted WT",
+            )
+        if (u >= 0.675).any():
+            sc.isosurface(
+                u,
+                float(result.meta.get("theta_tc", 0.675)),
+                color=COLORS["pred_tc"],
+                opacity=0.6,
+                name="predicted TC",
+            )
+    return sc
+
+
+def param_rows(runs: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run: identifiable estimates (top-1 and top-k median with IQR), seed, Dice, time."""
+    rows = []
+    for label, r in runs:
+        m = r.metrics
+
+        def f(k, fmt="{:.3g}", m=m):
+            return fmt.format(m[k]) if k in m and m[k] == m[k] else ""
+
+        row = {
+            "run": label,
+            "Dice WT": f("dice_edema", "{:.3f}"),
+            "Dice TC": f("dice_core", "{:.3f}"),
+            "sqrt(D T) mm": f("ell_mm"),
+            "rho T": f("mu"),
+            "sqrt(D/rho) mm": f("lambda_mm"),
+            "seed mm": ", ".join(f(f"seed_{c}_mm", "{:.1f}") for c in "xyz"),
+        }
+        for q, lab in (
+            ("ell_mm", "sqrt(D T) top-k [IQR]"),
+            ("mu", "rho T top-k [IQR]"),
+            ("lambda_mm", "sqrt(D/rho) top-k [IQR]"),
+        ):
+            if f"agg_{q}" in m:
+                row[lab] = f"{m[f'agg_{q}']:.3g} [{m[f'agg_{q}_q25']:.3g}, {m[f'agg_{q}_q75']:.3g}]"
+        if "seed_spread_mm" in m:
+            row["seed spread mm"] = f("seed_spread_mm", "{:.1f}")
+        row["wall s"] = f"{r.meta.get('wall_s', float('nan')):.3g}"
+        rows.append(row)
+    return rows
+
+
+def dice_time_figure(runs: list[tuple[str, Any]]) -> go.Figure:
+    """Best-so-far Dice (WT + TC) against wall time: CMA-ES curves, database lookups as points."""
+    fig = go.Figure()
+    for label, r in runs:
+        h = r.history
+        if "best_score" in h and len(h["best_score"]) > 1:
+            fig.add_trace(
+                go.Scatter(x=h["time"], y=h["best_score"], mode="lines+markers", name=label)
+            )
+        else:
+            d = r.metrics.get("dice_sum")
+            if d is not None:
+                fig.add_trace(
+                    go.Scatter(
+                        x=[r.meta.get("wall_s", 0.0)],
+                        y=[d],
+                        mode="markers",
+                        marker=dict(size=12, symbol="star"),
+                        name=label,
+                    )
+                )
+    fig.update_layout(
+        xaxis_title="wall time (s)",
+        yaxis_title="Dice WT + Dice TC",
+        xaxis_type="log",
+        height=360,
+        margin=dict(l=50, r=10, t=30, b=40),
+    )
+    return fig
+
+
+def db_summary_figure(db) -> go.Figure:
+    """Coverage of the database: log sqrt(D T) vs log rho T by status, and WT volumes."""
+    p = db.params
+    st = p["status"]
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("prior coverage", "whole-tumour volume (accepted)")
+    )
+    for code, name, col in ((2, "rejected", "lightgray"), (1, "accepted", "royalblue")):
+        s = st == code
+        fig.add_trace(
+            go.Scattergl(
+                x=np.sqrt(p["DT_mm2"][s]),
+                y=p["mu"][s],
+                mode="markers",
+                name=name,
+                marker=dict(size=3, color=col),
+            ),
+            1,
+            1,
+        )
+    fig.add_trace(
+        go.Histogram(
+            x=p["V_wt_cm3"][st == 1],
+            nbinsx=40,
+            name="V_WT cm^3",
+            marker_color="royalblue",
+            showlegend=False,
+        ),
+        1,
+        2,
+    )
+    fig.update_xaxes(type="log", title="sqrt(D T) (mm)", row=1, col=1)
+    fig.update_yaxes(type="log", title="rho T", row=1, col=1)
+    fig.update_xaxes(title="cm^3", row=1, col=2)
+    fig.update_layout(height=360, margin=dict(l=50, r=10, t=40, b=40))
+    return fig
+
+
+def topk_figure(result) -> go.Figure:
+    rows = result.extras.get("topk") or []
+    fig = go.Figure()
+    if rows:
+        fig.add_trace(
+            go.Bar(
+                x=[r["rank"] for r in rows],
+                y=[r["score"] for r in rows],
+                name="score",
+                hovertext=[f"sqrt(DT)={r['ell_mm']:.1f} mm, rhoT={r['mu']:.3g}" for r in rows],
+            )
+        )
+    fig.update_layout(
+        xaxis_title="rank", yaxis_title="score", height=280, margin=dict(l=50, r=10, t=20, b=40)
+    )
+    return fig
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x)
