@@ -47,7 +47,7 @@ def _centroid_score(problem) -> np.ndarray:
     return np.abs(c - np.median(c))
 
 
-def run(shifts, fractions, seeds, epochs, methods=None, log=print):
+def run(shifts, fractions, seeds, epochs, methods=None, log=print, rows_path=""):
     import torch
 
     torch.set_num_threads(1)
@@ -58,9 +58,10 @@ def run(shifts, fractions, seeds, epochs, methods=None, log=print):
     if methods:
         table = {k: v for k, v in table.items() if any(m in k for m in methods)}
     rows = []
-    for shift in shifts:
-        for frac in fractions:
-            for seed in seeds:
+    # seeds outermost: a run stopped early still covers the whole grid once
+    for seed in seeds:
+        for shift in shifts:
+            for frac in fractions:
                 t0 = time.perf_counter()
                 prob = synthetic(
                     dict(shift=shift, fraction=frac, seed=seed),
@@ -101,6 +102,9 @@ def run(shifts, fractions, seeds, epochs, methods=None, log=print):
                         "gen_s": t_gen,
                     }
                     rows.append(row)
+                    if rows_path:  # incremental, so a partial run can be merged later
+                        with open(rows_path, "w") as fh:
+                            json.dump(rows, fh)
                     log(
                         f"{shift:5.2f} eV {100 * frac:4.1f}% seed {seed} {name:28s} AUC {row['roc_auc']:.3f} AP {row['pr_auc']:.3f} {row['wall_s']:.1f}s"
                     )
@@ -229,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="", help="comma-separated substrings of method names")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--rows", default="", help="also write the raw rows to this JSON file")
+    ap.add_argument(
+        "--merge",
+        default="",
+        help="comma-separated JSON row files of earlier partial runs to include",
+    )
     a = ap.parse_args(argv)
     if a.quick:
         shifts, fractions, seeds, epochs = [1.0, 2.0], [0.03], [0], 2
@@ -244,7 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         else (lambda s: print(s, flush=True))
     )
     t0 = time.perf_counter()
-    rows = run(shifts, fractions, seeds, epochs, methods, log)
+    rows = run(shifts, fractions, seeds, epochs, methods, log, a.rows)
+    if a.merge:
+        have = {(r["method"], r["shift"], r["fraction"], r["seed"]) for r in rows}
+        for path in a.merge.split(","):
+            with open(path) as fh:
+                for r in json.load(fh):
+                    k = (r["method"], r["shift"], r["fraction"], r["seed"])
+                    if k not in have:
+                        rows.append(r)
+                        have.add(k)
+        shifts = sorted({r["shift"] for r in rows})
+        fractions = sorted({r["fraction"] for r in rows})
+        seeds = sorted({r["seed"] for r in rows})
     md = markdown(rows, shifts, fractions, seeds, epochs)
     md += f"\n\nTotal benchmark wall time {time.perf_counter() - t0:.0f} s."
     cmd = "workbench bench eels " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -43,6 +43,7 @@ def _truth_contour(truth: np.ndarray, color: str = "white") -> go.Contour:
         line={"color": color, "width": 1.5},
         showscale=False,
         hoverinfo="skip",
+        showlegend=False,
         name="truth",
     )
 
@@ -411,7 +412,7 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         cols=2,
         subplot_titles=(
             "score map",
-            f"mask ({ex.get('threshold_method', 'otsu')})",
+            f"mask ({ex.get('threshold_method', 'otsu')}; black = anomalous)",
             "score histogram",
             "ROC" if has_truth else "intensity",
         ),
