@@ -11,7 +11,7 @@ import torch
 from workbench.device import resolve_device, versions
 from workbench.errors import InputError
 from workbench.result import Result
-from workbench.solvers.mri.operators import SenseOperator
+from workbench.solvers.mri.operators import SenseOperator, cnorm
 
 
 class Setup:
@@ -93,9 +93,19 @@ class Setup:
         )
 
 
+def lipschitz(setup: Setup) -> float:
+    """‖A‖² bound: 1 when Σ_c|S_c|² ≤ 1 everywhere (the orthonormal FFT and a binary mask keep
+    it), else a power-iteration estimate."""
+    from workbench.solvers.mri.operators import power_norm
+
+    if float((setup.A.maps.abs() ** 2).sum(1).max()) <= 1.0 + 1e-4:
+        return 1.0
+    return power_norm(setup.A, 15)
+
+
 def residual(setup: Setup, x: torch.Tensor) -> float:
     """‖A x − y‖ in the data's own units."""
-    return float(torch.linalg.vector_norm(setup.A.forward(x) - setup.y)) * setup.scale
+    return float(cnorm(setup.A.forward(x) - setup.y)) * setup.scale
 
 
 def soft_threshold(z: torch.Tensor, t: float) -> torch.Tensor:

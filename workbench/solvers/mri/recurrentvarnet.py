@@ -23,6 +23,7 @@ from workbench.errors import InputError
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup
+from workbench.solvers.mri.operators import cnorm
 
 WEIGHTS_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "weights", "mri"
@@ -143,7 +144,7 @@ def solve(problem, params: Params | None = None, progress=None):
     status = "cancelled" if done < T else ("max_iter" if T < net.num_steps else "converged")
     out = outs[done - 1]
     kfin = torch.cat(ks, 0)
-    res = float(torch.linalg.vector_norm(st.A.mask * kfin - st.y)) * st.scale
+    res = float(cnorm(st.A.mask * kfin - st.y)) * st.scale
     return st.result(
         out,
         status=status,

@@ -8,6 +8,8 @@ thresholding of the coefficients. ``levels`` is reduced so that every level sees
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
@@ -64,52 +66,36 @@ def _synthesis_1d(
     return x
 
 
-def _along(x: torch.Tensor, fn, axis: int):
-    """Apply a (B, N) → … function along ``axis`` (-1 or -2) of a (B, H, W) real tensor."""
-    if axis == -1:
-        b, hh, ww = x.shape
-        return fn(x.reshape(b * hh, ww)), (b, hh)
-    xt = x.transpose(-1, -2)
-    b, ww, hh = xt.shape
-    return fn(xt.reshape(b * ww, hh)), (b, ww)
+@lru_cache(maxsize=64)
+def _analysis_matrix(n: int, wavelet: str, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """One-level periodic analysis as an orthogonal (n × n) matrix: rows = [lowpass; highpass]."""
+    h, g = _filters(wavelet, torch.float64, "cpu")
+    eye = torch.eye(n, dtype=torch.float64)
+    a, d = _analysis_1d(eye, h, g)  # columns of the transform applied to unit vectors
+    return torch.cat([a, d], 1).T.contiguous().to(device=device, dtype=dtype)
 
 
 def dwt2(x: torch.Tensor, levels: int, wavelet: str = "db4") -> torch.Tensor:
-    """Multi-level 2-D DWT of real ``(B, H, W)`` → same-shape pyramid."""
-    h, g = _filters(wavelet, x.dtype, x.device)
+    """Multi-level 2-D DWT of real ``(B, H, W)`` → same-shape pyramid (two small matmuls per level)."""
     out = x.clone()
     H, W = x.shape[-2:]
     for lev in range(levels):
         hh, ww = H >> lev, W >> lev
-        blk = out[:, :hh, :ww]
-        b = blk.shape[0]
-        a, d = _analysis_1d(blk.reshape(b * hh, ww), h, g)
-        rows = torch.cat([a, d], 1).reshape(b, hh, ww)
-        ct = rows.transpose(1, 2).reshape(b * ww, hh)
-        a2, d2 = _analysis_1d(ct, h, g)
-        cols = torch.cat([a2, d2], 1).reshape(b, ww, hh).transpose(1, 2)
-        out[:, :hh, :ww] = cols
+        mh = _analysis_matrix(hh, wavelet, x.dtype, str(x.device))
+        mw = _analysis_matrix(ww, wavelet, x.dtype, str(x.device))
+        out[:, :hh, :ww] = mh @ out[:, :hh, :ww] @ mw.T
     return out
 
 
 def idwt2(c: torch.Tensor, levels: int, wavelet: str = "db4") -> torch.Tensor:
     """Inverse (= adjoint) of :func:`dwt2`."""
-    h, g = _filters(wavelet, c.dtype, c.device)
     out = c.clone()
     H, W = c.shape[-2:]
     for lev in reversed(range(levels)):
         hh, ww = H >> lev, W >> lev
-        blk = out[:, :hh, :ww]
-        b = blk.shape[0]
-        ct = blk.transpose(1, 2).reshape(b * ww, hh)
-        cols = (
-            _synthesis_1d(ct[:, : hh // 2], ct[:, hh // 2 :], h, g)
-            .reshape(b, ww, hh)
-            .transpose(1, 2)
-        )
-        r = cols.reshape(b * hh, ww)
-        rows = _synthesis_1d(r[:, : ww // 2], r[:, ww // 2 :], h, g).reshape(b, hh, ww)
-        out[:, :hh, :ww] = rows
+        mh = _analysis_matrix(hh, wavelet, c.dtype, str(c.device))
+        mw = _analysis_matrix(ww, wavelet, c.dtype, str(c.device))
+        out[:, :hh, :ww] = mh.T @ out[:, :hh, :ww] @ mw
     return out
 
 
