@@ -42,6 +42,7 @@ def synthetic_patient(
     theta_tc: float = 0.675,
     noise: str = "none",
     name: str | None = None,
+    stop_cm3: float | None = None,
 ) -> TumorProblem:
     """Simulate a patient at ``sim_grid`` and map its masks to the ``grid`` working grid.
 
@@ -56,7 +57,9 @@ def synthetic_patient(
     if noise not in ("none", "erode", "dilate"):
         raise InputError("noise must be none, erode or dilate")
     model = atlas_model(int(sim_grid), float(R))
-    sim = model.simulate([DT_mm2], [mu], [seed_mm])
+    sim = model.simulate([DT_mm2], [mu], [seed_mm], stop_cm3=stop_cm3, stop_theta=theta_wt)
+    if sim["stopped"][0]:
+        raise InputError(f"this synthetic tumour grew beyond {stop_cm3} cm^3")
     u = sim["u"][0]
     wt = u >= theta_wt
     tc = u >= theta_tc
