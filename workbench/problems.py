@@ -189,6 +189,76 @@ class EELSProblem(Problem):
 
 
 # --------------------------------------------------------------------------------------------
+# PDEs on boxes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class PDEProblem(Problem):
+    """A PDE on a box, N[u] = f in the interior with boundary data g, in 1-D or 2-D.
+
+    Expressions are strings in the problem's variables (``x``, ``y`` or ``t``) and its scalar
+    coefficients, parsed safely with sympy by :mod:`workbench.solvers.pde.expr`. When ``exact`` is
+    given, ``source`` and ``boundary`` are derived from it symbolically.
+
+    Attributes
+    ----------
+    operator : str
+        ``"poisson"`` (Δu), ``"allen_cahn"`` (Δu + u(u² − 1)), ``"advection"`` (β u_x + u_y),
+        ``"drift_poisson"`` (Δu − ∇·(u ∇(x² + y²))), ``"nl_poisson"`` ((κ(u) u′)′ + w, 1-D,
+        κ = softplus(u Σ z_n T_n(x)) + 0.1) or ``"burgers"`` (u_t + z1 u u_x − z0 u_xx).
+    box : tuple of (lo, hi)
+        One interval per dimension; only boxes are supported.
+    variables : tuple of str
+        Names of the coordinates, e.g. ``("x",)``, ``("x", "y")`` or ``("x", "t")``.
+    bc : str
+        ``"dirichlet"`` (data on the whole boundary), ``"initial_boundary"`` (no data on the last
+        dimension's upper face: time-like problems), or ``"periodic"``; ``"neumann"``/``"robin"``
+        are reserved names.
+    coefficients : dict
+        Scalar coefficients by name (e.g. ``{"beta": 200}``, ``{"z0": .., "w": ..}``).
+    exact, source, boundary : str, optional
+        sympy-parsable expressions. ``source`` is f in N[u] = f; ``boundary`` is g, evaluated on ∂Ω.
+    priors : dict
+        Parameter priors for parametric problems: ``{"z0": [lo, hi], ...}`` (uniform).
+    n_col : tuple of int
+        Default collocation points per dimension (GP-HM and PINN grids).
+    freq_scale : float, optional
+        Default upper end F of the GP-HM frequency initialisation (cycles per unit length).
+    obs_points, obs_values : ndarray, optional
+        Scattered observations (n, d) and (n,) for inverse and data-assisted problems.
+    obs_sigma : float
+        Observation noise standard deviation.
+    """
+
+    domain: ClassVar[str] = "pde"
+    operator: str = "poisson"
+    box: tuple = ((0.0, 1.0),)
+    variables: tuple = ("x",)
+    bc: str = "dirichlet"
+    coefficients: dict[str, float] = field(default_factory=dict)
+    exact: str | None = None
+    source: str | None = None
+    boundary: str | None = None
+    priors: dict[str, Any] = field(default_factory=dict)
+    n_col: tuple = (64,)
+    freq_scale: float | None = None
+    obs_points: np.ndarray | None = None
+    obs_values: np.ndarray | None = None
+    obs_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        box = tuple((float(lo), float(hi)) for lo, hi in self.box)
+        object.__setattr__(self, "box", box)
+        object.__setattr__(self, "variables", tuple(str(v) for v in self.variables))
+        object.__setattr__(self, "n_col", tuple(int(n) for n in self.n_col))
+
+    @property
+    def dim(self) -> int:
+        return len(self.box)
+
+
+# --------------------------------------------------------------------------------------------
 # MRI (multi-coil accelerated k-space)
 # --------------------------------------------------------------------------------------------
 

@@ -5,4 +5,5 @@ DOMAIN_MODULES: list[str] = [
     "workbench.datasets.tumor",
     "workbench.datasets.eels",
     "workbench.datasets.mri",
+    "workbench.datasets.pde",
 ]

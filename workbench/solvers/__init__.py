@@ -19,4 +19,11 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.mri.recurrentvarnet",
     # tumour growth
     "workbench.solvers.tumor.cmaes_fit",
+    # PDEs
+    "workbench.solvers.pde.reference",
+    "workbench.solvers.pde.gp_hm",
+    "workbench.solvers.pde.gp_se",
+    "workbench.solvers.pde.gp_matern",
+    "workbench.solvers.pde.pinn",
+    "workbench.solvers.pde.pinn_fourier",
 ]

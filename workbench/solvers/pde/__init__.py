@@ -1,0 +1,1 @@
+"""PDE solvers: reference (Chebyshev / finite differences), GP-HM, GP baselines and PINNs."""
