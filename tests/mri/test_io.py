@@ -13,42 +13,14 @@ from workbench.io.mri_fastmri import (
     parse_header,
     read_fastmri,
     reconstruction_bytes,
-    write_fastmri,
 )
 from workbench.io.mri_nifti import nifti_bytes, read_nifti
 from workbench.solvers.mri import zero_filled
 from workbench.solvers.mri.metrics import center_crop
 
 
-def _fastmri_file(tmp_path, single=False, with_mask=False, name="file.h5"):
-    """A synthetic file in the fastMRI layout (as fastMRI's tests/create_temp_data.py does)."""
-    rng = np.random.default_rng(0)
-    s, c, h, w = 2, 4, 64, 48
-    img = np.zeros((s, h, w))
-    img[:, 16:48, 10:38] = 1 + rng.uniform(size=(s, 32, 28))
-    from workbench.solvers.mri.coils import birdcage, to_kspace
-
-    maps = birdcage(c, h, w)
-    k = to_kspace((maps[None] * img[:, None]).astype(np.complex64)).astype(np.complex64)
-    left = w // 2 - w // 2  # padding_left = enc_y//2 - center
-    k[..., left + (w - 4) :] = 0  # unacquired columns beyond the band (maximum = w - 5)
-    if single:
-        k = k[:, 0]
-    recon = (16, 24)  # readout oversampling crop: H 64 → 16? use a centre crop of the object
-    rss = center_crop(rss_full(k if not single else k[:, None]), recon)
-    hdr = make_header((h, w), recon, center=w // 2, maximum=w - 5)
-    mask = None
-    if with_mask:
-        mask = np.zeros(w, np.float32)
-        mask[::4] = 1
-        mask[20:28] = 1
-    p = tmp_path / name
-    write_fastmri(p, k, rss, mask, {"max": float(rss.max()), "acquisition": "AXT1"}, hdr)
-    return p, k, rss
-
-
-def test_round_trip_exact_and_rss(tmp_path):
-    p, k, rss = _fastmri_file(tmp_path)
+def test_round_trip_exact_and_rss(tmp_path, fastmri_file):
+    p, k, rss = fastmri_file(tmp_path)
     d = read_fastmri(str(p))
     np.testing.assert_array_equal(d["kspace"], k)
     np.testing.assert_array_equal(d["reconstruction_rss"], rss)
@@ -64,8 +36,8 @@ def test_header_padding():
     assert hdr["padding"] == (372 // 2 - 180, 372 // 2 - 180 + 356)
 
 
-def test_problem_from_file_applies_mask_and_crops(tmp_path):
-    p, k, rss = _fastmri_file(tmp_path)
+def test_problem_from_file_applies_mask_and_crops(tmp_path, fastmri_file):
+    p, k, rss = fastmri_file(tmp_path)
     prob = load(
         p.read_bytes(), "file.h5", mask="equispaced", acceleration=4, center_fraction=0.08, seed=0
     )
@@ -80,11 +52,11 @@ def test_problem_from_file_applies_mask_and_crops(tmp_path):
     assert DOMAIN.evaluate(full, zero_filled.solve(full))["psnr"] > 60
 
 
-def test_single_coil_and_file_mask(tmp_path):
-    p, _, _ = _fastmri_file(tmp_path, single=True)
+def test_single_coil_and_file_mask(tmp_path, fastmri_file):
+    p, _, _ = fastmri_file(tmp_path, single=True)
     prob = load(p.read_bytes(), "single.h5")
     assert prob.kspace.shape[1] == 1 and prob.maps_source == "unit"
-    p2, _, _ = _fastmri_file(tmp_path, with_mask=True, name="test.h5")
+    p2, _, _ = fastmri_file(tmp_path, with_mask=True, name="test.h5")
     prob2 = load(p2.read_bytes(), "test.h5")
     assert prob2.meta["mask"] == "file"
     assert prob2.mask.shape == (64, 48) and (prob2.mask[:, 1::4][:, :4] == 0).all()

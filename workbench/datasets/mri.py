@@ -197,9 +197,6 @@ class Options:
         max=512,
         advanced=True,
     )
-    mask_file: str = param(
-        "", 'use the file\'s own mask when it has one ("auto") or ignore it ("")', advanced=True
-    )
 
 
 def build_problem(
