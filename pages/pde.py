@@ -1,0 +1,3 @@
+from workbench.ui import pde
+
+pde.render()
