@@ -66,3 +66,19 @@ def test_espirit_refuses_tiny_acs():
     mask = make_mask("equispaced", (64, 64), 8, 0.04, 0).array
     with pytest.raises(InputError):
         estimate_maps((k * mask)[None].astype(np.complex64), mask, "espirit")
+
+
+def test_espirit_matches_sigpy_when_available():
+    app = pytest.importorskip("sigpy.mri.app")
+    from workbench.datasets.mri import DOMAIN
+
+    p = DOMAIN.sample("mni_slice_128", maps="true")
+    k, m = p.kspace[0], p.mask
+    ours = espirit(k, m, calib_width=10)
+    ref = app.EspiritCalib(
+        k, calib_width=10, thresh=0.02, kernel_width=6, crop=0.95, show_pbar=False
+    ).run()
+    sup = (np.abs(ours).sum(0) > 0) & (np.abs(ref).sum(0) > 0)
+    assert sup.mean() > 0.1
+    ip = np.abs((ours.conj() * ref).sum(0))[sup]  # phase-aligned inner product
+    assert np.median(ip) >= 0.99

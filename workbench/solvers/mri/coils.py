@@ -161,14 +161,14 @@ def espirit(
     pad = np.zeros((kernels.shape[0], c, h, w), np.complex128)
     py0, px0 = h // 2 - k // 2, w // 2 - k // 2
     pad[:, :, py0 : py0 + k, px0 : px0 + k] = kernels
-    t = torch.from_numpy(pad)
-    g = ifft2c(t).numpy() * np.sqrt(h * w) / k  # (V, C, H, W)
-    # G(r) = Σ_v conj(g_v) g_v^T  (C×C per pixel), Hermitian PSD
-    gv = g.reshape(g.shape[0], c, h * w).transpose(2, 0, 1)  # (P, V, C)
-    G = np.einsum("pvi,pvj->pij", gv.conj(), gv)
-    evals, evecs = np.linalg.eigh(G)
-    top = evals[:, -1]
-    vec = evecs[:, :, -1]  # (P, C)
+    t = torch.from_numpy(pad).to(torch.complex64)
+    g = ifft2c(t) * (np.sqrt(h * w) / k)  # (V, C, H, W)
+    # G(r) = Σ_v conj(g_v) g_v^T  (C×C per pixel), Hermitian PSD; batched matmul over pixels
+    gv = g.reshape(g.shape[0], c, h * w).permute(2, 0, 1)  # (P, V, C)
+    G = torch.bmm(gv.conj().transpose(1, 2), gv)  # (P, C, C)
+    evals, evecs = torch.linalg.eigh(G)
+    top = evals[:, -1].numpy()
+    vec = evecs[:, :, -1].numpy().astype(np.complex128)  # (P, C)
     # eigh of conj-symmetric G with this ordering gives conj of the map; take conj
     maps = vec.conj().T.reshape(c, h, w)
     ph = maps[0] / np.maximum(np.abs(maps[0]), 1e-12)
