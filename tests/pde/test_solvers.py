@@ -113,3 +113,16 @@ def test_pinn_uniform_sampler_and_fourier_variant():
     )
     assert np.all(np.isfinite(f.output))
     assert f.extras["fourier_sigma"] == 1.0
+
+
+def test_gp_uses_scattered_observations():
+    """A problem whose boundary data are wrong is pulled back by exact observations inside."""
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 1, (15, 1))
+    base = dict(box=((0.0, 1.0),), exact="sin(6*x)", boundary="0", n_col=(16,), freq_scale=2.0)
+    plain = PDEProblem(**base)
+    obs = PDEProblem(**base, obs_points=pts, obs_values=np.sin(6 * pts[:, 0]), obs_sigma=1e-3)
+    prm = gp_hm.Params(q=5, max_iter=300, n_checkpoints=2)
+    e_plain = gp_hm.solve(plain, prm).metrics["rel_l2_final"]
+    e_obs = gp_hm.solve(obs, prm).metrics["rel_l2_final"]
+    assert e_obs < 0.5 * e_plain
