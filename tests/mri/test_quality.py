@@ -20,7 +20,7 @@ def test_shipped_checkpoint_beats_classical_on_held_out_slice(accel, cf):
     l1 = evaluate(p, l1_wavelet.solve(p, l1_wavelet.Params(max_iter=50)))
     margin = {4: 3.0, 8: 2.0}[accel]
     assert rvn["psnr"] >= cg["psnr"] + margin, (rvn, cg)
-    assert rvn["psnr"] >= zf["psnr"] + 5.0, (rvn, zf)
+    assert rvn["psnr"] >= zf["psnr"] + 3.0, (rvn, zf)
     assert rvn["psnr"] >= l1["psnr"] - 0.5, (rvn, l1)
     assert rvn["ssim"] > cg["ssim"] and rvn["ssim"] > zf["ssim"]
 
