@@ -177,7 +177,7 @@ def problems(quick: bool) -> list[tuple[str, Any, float, list[str]]]:
     out = []
     for n in (200, 500, 1000, 2000):
         eta = 1200.0 if n <= 500 else 2.4 * n
-        solvers = full + (["sns+jacobi"] if n == 500 else [])
+        solvers = full + (["sns no Jacobi"] if n == 500 else [])
         out.append((f"random_{n}", dot.random_assignment(n), eta, solvers))
     for name, fac in (
         ("cloud_500", dot.cloud_500),
@@ -186,7 +186,12 @@ def problems(quick: bool) -> list[tuple[str, Any, float, list[str]]]:
         ("digits_w1", dot.digits_w1),
     ):
         out.append(
-            (name, fac(), 1200.0, full + (["sns warmup=700"] if name == "digits_w1" else []))
+            (
+                name,
+                fac(),
+                1200.0,
+                full + (["sns warmup=700", "sns block=10"] if name == "digits_w1" else []),
+            )
         )
     p500 = dot.random_assignment(500)
     for eta in (10.0, 100.0, 1000.0, 2400.0):  # 1200 is in the main table
@@ -205,8 +210,10 @@ def run_one(solver: str, p: Any, eta: float, cap_s: float) -> dict:
     try:
         if solver == "sns":
             return run_ours("sns", p, eta, cap_s)
-        if solver == "sns+jacobi":
-            return run_ours("sns+jacobi", p, eta, cap_s, jacobi=True)
+        if solver == "sns no Jacobi":
+            return run_ours("sns no Jacobi", p, eta, cap_s, jacobi=False)
+        if solver == "sns block=10":
+            return run_ours("sns block=10", p, eta, cap_s, sinkhorn_block=10)
         if solver == "sns warmup=700":
             return run_ours("sns warmup=700", p, eta, cap_s, warmup=700)
         if solver == "sinkhorn":

@@ -109,7 +109,10 @@ class Params:
         advanced=True,
     )
     jacobi: bool = param(
-        False, "Jacobi (diagonal) preconditioner for CG (the diagonal is exact).", advanced=True
+        True,
+        "Jacobi (diagonal) preconditioner for CG; cheap because the diagonal is exact "
+        "(same CG count on uniform marginals, 1.5-3x fewer on images).",
+        advanced=True,
     )
     direct_fallback: bool = param(
         True,
