@@ -209,7 +209,13 @@ def solve(problem, params: Params, progress=None) -> Result:
             "pred_wt": (u >= params.theta_wt).astype(np.uint8),
             "pred_tc": (u >= params.theta_tc).astype(np.uint8),
         },
-        meta={"wall_s": wall, "grid": params.grid, "seed": params.seed},
+        meta={
+            "wall_s": wall,
+            "grid": params.grid,
+            "seed": params.seed,
+            "theta_wt": params.theta_wt,
+            "theta_tc": params.theta_tc,
+        },
     )
 
 

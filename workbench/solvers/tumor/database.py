@@ -259,6 +259,7 @@ def build(
     keep_parts: bool = False,
     embed_k: int = 64,
     max_batches: int | None = None,
+    command: str = "",
 ) -> Path | None:
     """Build (or continue building) the database ``out``. Returns the path when complete.
 
@@ -341,11 +342,49 @@ def build(
     total = prev["wall_s"] + (time.time() - t_start)
     (pdir / "timing.json").write_text(json.dumps({"wall_s": total}))
     assemble(cfg, out, draws, atlas, build_wall_s=total, embed_k=embed_k, log=log)
+    write_manifest(out, command=command, extra={"last_session_wall_s": time.time() - t_start})
     if not keep_parts:
         for p in pdir.iterdir():
             p.unlink()
         pdir.rmdir()
     return out
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(out: str | Path, command: str = "", extra: dict | None = None) -> Path:
+    """``<out>.manifest.json``: command, sizes, timing (sum of per-simulation wall times), sha256."""
+    import platform
+
+    db = TumorDB(out)
+    p = db.params
+    man = {
+        "file": Path(out).name,
+        "command": command,
+        "created": db.attrs.get("created"),
+        "grid": db.grid,
+        "voxel_mm": db.h,
+        "n_draws": int(p["status"].size),
+        "n_accepted": db.n_ok,
+        "rejection_rate": float(np.mean(p["status"] == STATUS_REJECTED)),
+        "simulation_wall_s_sum": float(np.sum(p["wall_s"])),
+        "build_wall_s_recorded": float(db.attrs.get("build_wall_s", float("nan"))),
+        "config": db.config,
+        "db_hash": db.hash,
+        "size_bytes": Path(out).stat().st_size,
+        "sha256": sha256_file(out),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+        **(extra or {}),
+    }
+    mp = Path(str(out) + ".manifest.json")
+    mp.write_text(json.dumps(man, indent=2, default=float))
+    return mp
 
 
 def assemble(

@@ -160,6 +160,8 @@ def lookup_solve(problem, params, progress=None, fast: bool = False) -> Result:
             "db_hash": db.hash,
             "db_path": str(db.path),
             "method": params.method,
+            "theta_wt": params.theta_wt,
+            "theta_tc": params.theta_tc,
             "fast": fast,
         },
     )
