@@ -159,6 +159,14 @@ def test_warm_start_and_eps_scaling():
     scaled = sinkhorn.solve(p, sinkhorn.Params(reg=2e-3, tol=1e-9, eps_scaling=3, scaling_iters=20))
     assert scaled.status == "converged"
     np.testing.assert_allclose(scaled.output, r.output, atol=1e-9)
+    s2 = sns.solve(p, sns.Params(reg=2e-3, tol=1e-9, eps_scaling=2, scaling_iters=10))
+    assert s2.status == "converged" and s2.metrics["sinkhorn_iterations"] >= 20
+    k = 15  # cancelling inside the scaling stages equals max_iter
+    a = sns.solve(p, sns.Params(reg=2e-3, eps_scaling=2, scaling_iters=10, max_iter=k))
+    b = sns.solve(
+        p, sns.Params(reg=2e-3, eps_scaling=2, scaling_iters=10), Progress(cancel_after=k)
+    )
+    np.testing.assert_array_equal(a.output, b.output)
 
 
 def test_sns_is_fast_on_paper_problem():

@@ -42,7 +42,7 @@ from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
 from workbench.solvers.ot import _core
-from workbench.solvers.ot.sinkhorn import REG_HELP, finish, initial_potentials
+from workbench.solvers.ot.sinkhorn import REG_HELP, eps_scaling_start, finish, initial_potentials
 
 ARMIJO_C = 1e-4
 MAX_HALVINGS = 40
@@ -119,6 +119,17 @@ class Params:
         "When CG has not reached a 1e-6 relative residual after 2(n+m) iterations, solve the same "
         "sparse system by sparse LU (n + m <= 6000).",
         advanced=True,
+    )
+    eps_scaling: int = param(
+        0,
+        "Warm start by epsilon-scaling: this many coarse Sinkhorn stages at eta/4^s before the "
+        "warm-up, each of `scaling_iters` iterations (counted in the iterations).",
+        min=0,
+        max=10,
+        advanced=True,
+    )
+    scaling_iters: int = param(
+        50, "Iterations per epsilon-scaling stage.", min=1, max=100_000, advanced=True
     )
     device: str = param(
         "auto",
@@ -296,7 +307,19 @@ def solve(
         hist["time"].append(clock())
 
     with torch.no_grad():
-        alpha, beta = initial_potentials(prep, init)
+        if params.eps_scaling > 0 and init is None:
+            alpha, beta, step, cancelled = eps_scaling_start(
+                prep,
+                params.eps_scaling,
+                params.scaling_iters,
+                progress,
+                0,
+                params.max_iter,
+                lambda *_: None,
+            )
+            stats["sinkhorn_iterations"] += step
+        else:
+            alpha, beta = initial_potentials(prep, init)
         st = _core.evaluate_state(prep, alpha, beta)
 
         def sinkhorn_steps(count: int) -> bool:
@@ -319,7 +342,7 @@ def solve(
                     return True
             return False
 
-        stop = st.e <= params.tol or sinkhorn_steps(params.warmup)
+        stop = cancelled or st.e <= params.tol or sinkhorn_steps(params.warmup)
         double_next = False
         while not stop and step < params.max_iter:
             e_prev = st.e
