@@ -208,7 +208,7 @@ def displacement_figure(
     )
     shape = getattr(problem, "shape_a", None)
     for k, t in enumerate(times):
-        pts, w = interpolate(problem, P, t)
+        pts, w = interpolate(problem, P, t, 1e-12 if shape is not None else 1e-4)
         if shape is not None:
             h, wd = shape
             H, _, _ = np.histogram2d(
@@ -217,7 +217,7 @@ def displacement_figure(
             fig.add_trace(go.Heatmap(z=H, colorscale="Greys", showscale=False), 1, k + 1)
             fig.update_yaxes(autorange="reversed", row=1, col=k + 1)
         else:
-            size = 3 + 12 * np.sqrt(w / w.max())
+            size = 2 + 8 * np.sqrt(w / w.max())
             fig.add_trace(
                 go.Scattergl(
                     x=pts[:, 0],
