@@ -404,7 +404,17 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON file of finished groups (resumable, shareable between processes)",
     )
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument(
+        "--budget",
+        default="",
+        help="override step budgets, e.g. gm=2000,gp4_200=100 (keys: " + ", ".join(BUDGET) + ")",
+    )
     args = ap.parse_args(argv)
+    for item in filter(None, (s.strip() for s in args.budget.split(","))):
+        k, _, v = item.partition("=")
+        if k not in BUDGET:
+            ap.error(f"unknown budget key {k!r}")
+        BUDGET[k] = (int(v), int(v))
     import torch
 
     torch.set_num_threads(1)
