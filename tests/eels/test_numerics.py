@@ -79,3 +79,16 @@ def test_pca_fit_recovers_rank():
     assert ratio[:3].sum() > 1 - 1e-10
     Xh = mean + (X - mean) @ V.T @ V
     np.testing.assert_allclose(Xh, X, atol=1e-8)
+
+
+def test_shift_score_is_chi2_under_null_and_large_for_a_shift():
+    rng = np.random.default_rng(5)
+    e = np.arange(690, 730, 0.3)
+    lam = 180 * (e / 690) ** -3 + 60 * np.exp(-0.5 * ((e - 708) / 1.3) ** 2)
+    Y0 = rng.poisson(lam, (4000, e.size))
+    s0 = C.shift_score(Y0, np.broadcast_to(lam, Y0.shape), e)
+    assert s0.mean() == pytest.approx(1.0, abs=0.1)  # z^2 with z ~ N(0, 1)
+    lam1 = 180 * (e / 690) ** -3 + 60 * np.exp(-0.5 * ((e - 709) / 1.3) ** 2)
+    Y1 = rng.poisson(lam1, (400, e.size))
+    s1 = C.shift_score(Y1, np.broadcast_to(lam, Y1.shape), e)
+    assert C.roc_auc(np.r_[s0, s1], np.r_[np.zeros(s0.size, bool), np.ones(s1.size, bool)]) > 0.95

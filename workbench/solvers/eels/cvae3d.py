@@ -62,8 +62,8 @@ class Params:
     edge_hi: float = param(730.0, "score window end (eV)", label="edge window hi")
     score: str = param(
         "pearson",
-        "1 - Pearson r (paper) or Poisson deviance in the edge window",
-        choices=("pearson", "nll"),
+        "1 - Pearson r (paper), Poisson deviance, or the Poisson score test for an edge shift, in the edge window",
+        choices=("pearson", "nll", "shift"),
     )
     threshold: str = param("otsu", "threshold from the score histogram", choices=("otsu", "gmm"))
     warmup: int = param(
@@ -365,6 +365,13 @@ def scores_from_pi(
     return yhat, pear, dev
 
 
+def shift_scores(
+    counts: np.ndarray, yhat: np.ndarray, energy: np.ndarray, edge_lo: float, edge_hi: float
+) -> np.ndarray:
+    e = C.window(energy, edge_lo, edge_hi, what="edge window")
+    return C.shift_score(counts[..., e], yhat[..., e], energy[e])
+
+
 # ------------------------------------------------------------------------------------------
 # checkpoints
 # ------------------------------------------------------------------------------------------
@@ -457,12 +464,14 @@ def solve(problem, params: Params, progress=None) -> Result:
     counts = cube.counts[: cube.ny, : cube.nx][..., cube.valid]
     yhat, pear, dev = scores_from_pi(counts, pi, cube.energy, params.edge_lo, params.edge_hi)
     t_inf = time.perf_counter() - t1
-    score = pear if params.score == "pearson" else dev
+    shift = shift_scores(counts, yhat, cube.energy, params.edge_lo, params.edge_hi)
+    score = {"pearson": pear, "nll": dev, "shift": shift}[params.score]
     extras, metrics = C.finish(score, problem, params.threshold)
     extras.update(
         {
             "score_pearson": pear.astype(np.float32),
             "score_nll": dev.astype(np.float32),
+            "score_shift": shift.astype(np.float32),
             "reconstruction": yhat.astype(np.float32),
             "recon_energy": cube.energy.astype(np.float32),
             "latent_means": lat.astype(np.float32),

@@ -124,6 +124,11 @@ def package(
             "recon_energy": prep.energy[prep.edge].astype(np.float32),
         }
     )
+    e = prep.edge
+    extra_scores = dict(extra_scores)
+    extra_scores.setdefault(
+        "shift", C.shift_score(prep.X[:, e], fit["X_hat"][:, e], prep.energy[e])
+    )
     for name, s in extra_scores.items():
         extras[f"score_{name}"] = s.reshape(ny, nx).astype(np.float32)
     m = {"seed": seed, "wall_s": time.perf_counter() - t0, "versions": versions(), "k": fit["k"]}

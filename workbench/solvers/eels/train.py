@@ -162,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "data": data_desc,
         "seed": a.seed,
-        "hyperparameters": {k: v for k, v in vars(a).items() if k not in ("out", "input", "init")},
+        "hyperparameters": {
+            **{k: v for k, v in vars(a).items() if k not in ("out", "input", "init")},
+            "warmup_epochs": max(1, round(0.1 * a.epochs)),
+            "clip_grad_norm": 3.5,
+            "scheduler": "ReduceLROnPlateau(factor 0.5, patience 10) on validation NLL",
+            "validation": "P x P squares along the bottom edge of each cube (~10 %)",
+        },
         "wall_time_s": round(wall, 1),
         "machine": {
             "platform": platform.platform(terse=True),
