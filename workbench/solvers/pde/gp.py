@@ -34,7 +34,13 @@ from workbench.solvers.pde.common import (
     truth_on_test,
     validate,
 )
-from workbench.solvers.pde.kernels import ToeplitzGrid, gram_solve, kernel_parts, toeplitz_mm
+from workbench.solvers.pde.kernels import (
+    ToeplitzGrid,
+    gram_solve,
+    kernel_parts,
+    kernel_values,
+    toeplitz_mm,
+)
 
 GP_OPERATORS = ("poisson", "allen_cahn", "advection", "drift_poisson", "burgers", "nl_poisson")
 
@@ -214,8 +220,10 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         return kron_terms(cfg.kind, toep, kp, U, cfg.jitter, need)
 
     def cross(d: int, pts: torch.Tensor) -> torch.Tensor:
-        k, _, _ = kernel_parts(cfg.kind, (pts[:, None] - grid_t[d][None, :]).abs(), *kp[d], order=0)
-        return k
+        lag = (pts[:, None] - grid_t[d][None, :]).abs()
+        if torch.is_grad_enabled() and any(p.requires_grad for p in kp[d]):
+            return kernel_parts(cfg.kind, lag, *kp[d], order=0)[0]
+        return kernel_values(cfg.kind, lag, *kp[d])
 
     def predict(W: torch.Tensor, pts: list[torch.Tensor]) -> torch.Tensor:
         if dim == 1:

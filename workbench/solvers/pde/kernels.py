@@ -161,3 +161,21 @@ class _ToeplitzMM(torch.autograd.Function):
 
 def toeplitz_mm(kvec: torch.Tensor, idx: torch.Tensor, sign: torch.Tensor | None, A: torch.Tensor):
     return _ToeplitzMM.apply(kvec, idx, sign, A)
+
+
+@torch.no_grad()
+def kernel_values(kind: str, a: torch.Tensor, log_w, freq, log_ls) -> torch.Tensor:
+    """k(a) only, accumulated one component at a time (cache-friendly for large lag arrays)."""
+    w = torch.exp(log_w)
+    ls = torch.exp(log_ls)
+    out = torch.zeros_like(a)
+    for q in range(w.shape[0]):
+        if kind in ("stm", "matern"):
+            r = SQRT5 * ls[q] * a
+            m = (1 + r + r * r / 3) * torch.exp(-r)
+        else:
+            m = torch.exp(-ls[q] * a * a)
+        if kind in ("stm", "gm"):
+            m = m * torch.cos((2 * math.pi * freq[q]) * a)
+        out += w[q] * m
+    return out
