@@ -156,6 +156,11 @@ def run_gp1(
         p,
         gp_hm.Params(kernel=kernel, max_iter=n, n_checkpoints=max(1, n // 200), lr_final=lr_final),
     )
+    return gp1_rows(r, kernel, lr_final, n), r
+
+
+def gp1_rows(r, kernel: str, lr_final: float, n: int) -> list[dict]:
+    """Rows of a finished GP-HM run on poisson1d_sin100 (final, best, errors at 2k/3k/10k steps)."""
     h = r.history
     note = "; ".join(
         f"{s // 1000}k: {_hist_at(h, s):.2e}"
@@ -164,10 +169,20 @@ def run_gp1(
     )
     t1e3 = _time_to(h, 1e-3)
     tag = "paper (constant lr)" if not lr_final else f"lr decayed to {lr_final:g}"
-    row = _row("GP1" if kernel == "stm" else "GP6", f"gp_hm {kernel}, {tag}", p.name, r, note=note)
+    row = _row(
+        "GP1" if kernel == "stm" else "GP6",
+        f"gp_hm {kernel}, {tag}",
+        "poisson1d_sin100",
+        r,
+        note=note,
+    )
     row["time_to_1e-3_s"] = t1e3
     row["target"] = "final <= 2e-4 at 20k; <= 1e-3 within 600 s" if kernel == "stm" else ""
-    return [row], r
+    if r.status == "cancelled":
+        row["note"] = (
+            row["note"] + f"; stopped at step {r.iterations} of {n} (time limit)"
+        ).lstrip("; ")
+    return [row]
 
 
 def spectrum_row(r) -> dict:
@@ -460,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown_table(rows, [c for c in COLUMNS if any(c in r for r in rows)])
     md = (
         ("**Reduced (--quick) run.** " if quick else "")
+        + (args.note.strip() + " " if args.note.strip() else "")
         + "1-D GP-HM / PINN rows share the 400 collocation points of poisson1d_sin100 on [0, 2π]; "
         "errors are relative L2 on the 300-point test grid; `rel_l2` is the **final** error, "
         "`best (oracle)` the minimum over test-grid checkpoints (oracle early stopping). "
