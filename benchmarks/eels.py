@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--rows", default="", help="also write the raw rows to this JSON file")
     ap.add_argument(
+        "--from-rows", default="", help="skip the runs: tabulate the rows of this JSON file"
+    )
+    ap.add_argument(
         "--merge",
         default="",
         help="comma-separated JSON row files of earlier partial runs to include",

@@ -532,8 +532,9 @@ SPEC = SolverSpec(
     description=(
         "Small 3-D convolutional variational autoencoder over spatial tiles x energy, trained on the "
         "image itself (bulk assumption) with a multinomial NLL + beta KL, initialised from the bundled "
-        "checkpoint. Pixels whose edge shape it cannot reconstruct score high (1 - Pearson r or "
-        "Poisson deviance in the Fe-L window)."
+        "checkpoint. Pixels whose edge shape it cannot reconstruct score high: 1 - Pearson r (paper), "
+        "Poisson deviance, or a Poisson score test for an energy shift of the reconstruction, all in "
+        "the Fe-L window."
     ),
     reference="S. Sultanov, J. P. Buban, R. F. Klie, arXiv:2412.16200 (2024); Small 21 (2025) e2503019",
     paper=True,

@@ -32,7 +32,7 @@ class Params:
     score: str = param(
         "residual",
         "residual energy over the analysis window, over the edge window, 1 - Pearson r in the edge window, or Hotelling T²",
-        choices=("residual", "residual_edge", "pearson", "t2"),
+        choices=("residual", "residual_edge", "pearson", "t2", "shift"),
     )
     poisson_norm: bool = param(True, "Keenan-Kotula Poisson normalisation before the SVD")
     window_lo: float | None = param(
@@ -99,9 +99,14 @@ def solve(problem, params: Params, progress=None):
     e = prep.edge
     resid_edge = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
     pear = C.pearson_score(X[:, e], fit["X_hat"][:, e])
-    score = {"residual": resid, "residual_edge": resid_edge, "pearson": pear, "t2": t2}[
-        params.score
-    ]
+    shift = C.shift_score(X[:, e], fit["X_hat"][:, e], prep.energy[e])
+    score = {
+        "residual": resid,
+        "residual_edge": resid_edge,
+        "pearson": pear,
+        "t2": t2,
+        "shift": shift,
+    }[params.score]
     return package(
         problem,
         prep,

@@ -19,8 +19,8 @@ class Params:
     )
     score: str = param(
         "residual",
-        "residual energy in the edge window (Q/SPE) or 1 - Pearson r",
-        choices=("residual", "pearson"),
+        "residual energy in the edge window (Q/SPE), 1 - Pearson r, or the Poisson score test for an edge shift",
+        choices=("residual", "pearson", "shift"),
     )
     window_lo: float | None = param(
         None, "analysis window start (eV); empty = whole axis", advanced=True
@@ -40,7 +40,8 @@ def solve(problem, params: Params, progress=None):
     e = prep.edge
     resid = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
     pear = C.pearson_score(prep.X[:, e], fit["X_hat"][:, e])
-    score = resid if params.score == "residual" else pear
+    shift = C.shift_score(prep.X[:, e], fit["X_hat"][:, e], prep.energy[e])
+    score = {"residual": resid, "pearson": pear, "shift": shift}[params.score]
     progress(1, 1)
     return package(
         problem,
@@ -50,7 +51,7 @@ def solve(problem, params: Params, progress=None):
         params.threshold,
         t0=t0,
         seed=params.seed,
-        extra_scores={"residual": resid, "pearson": pear},
+        extra_scores={"residual": resid, "pearson": pear, "shift": shift},
     )
 
 
