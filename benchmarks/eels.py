@@ -172,6 +172,20 @@ def markdown(rows, shifts, fractions, seeds, epochs) -> str:
         "alone (trained on anomaly-free cubes of the same material: protocol A), P4A fits PCA on an "
         "anomaly-free reference cube (protocol A). Every pixel counts.",
         "",
+        "Score variants: 'shift score' is the Poisson score test for an energy shift of the method's "
+        "reconstruction in 690-730 eV (z^2, z = U / sqrt(I), U = sum (Y - Yhat) / Yhat * dYhat/dE) -- "
+        "an addition of this project aimed at the chemical-shift alternative; 'Pearson' is the paper's "
+        "1 - r; 'NLL' the Poisson deviance. Cubes with the same seed share thickness/Fe maps and disc "
+        "positions across shifts (paired design), so AUC above 0.5 at 0.25 eV for Pearson-type scores "
+        "partly reflects the score's dependence on counts (SNR) at the disc positions, not the shift.",
+        "",
+        "Seeds per method: "
+        + "; ".join(
+            f"{m.split()[0]} {len({r['seed'] for r in rows if r['method'] == m})}"
+            for m in dict.fromkeys(r["method"] for r in rows)
+        )
+        + ".",
+        "",
     ]
     for metric, title in (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC (average precision)")):
         for frac in fractions:

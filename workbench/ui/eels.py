@@ -33,8 +33,12 @@ def _summary(problem) -> None:
     c = st.columns(5)
     c[0].metric("map", f"{ny} × {nx}")
     c[1].metric("channels", f"{ne}")
-    c[2].metric("energy (eV)", f"{e[0]:.1f}–{e[-1]:.1f}")
-    c[3].metric("offset / dispersion", f"{problem.offset:.2f} / {problem.dispersion:.3f}")
+    c[2].metric("energy (eV)", f"{e[0]:.0f}–{e[-1]:.0f}")
+    c[3].metric(
+        "eV / channel",
+        f"{problem.dispersion:.3g}",
+        help=f"offset {problem.offset:.3f} eV; edit both under the options above",
+    )
     if problem.truth is not None:
         c[4].metric("anomalous (truth)", f"{100 * problem.truth.mean():.1f} %")
     for note in problem.meta.get("notes", []):
