@@ -116,5 +116,5 @@ def test_training_smoke_loss_decreases():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
