@@ -188,7 +188,14 @@ def _results(problem, runs) -> None:
         with c2:
             if "latent_means" in ex:
                 common.show_figure(
-                    V.latent_figure(np.asarray(ex["latent_means"])), "eels-latent", f"{K}.latent"
+                    V.latent_figure(
+                        np.asarray(ex["latent_means"]),
+                        ex.get("latent_tiles"),
+                        problem.truth,
+                        int(r.meta.get("model", {}).get("patch", 16)),
+                    ),
+                    "eels-latent",
+                    f"{K}.latent",
                 )
     if r.message:
         st.caption(r.message)

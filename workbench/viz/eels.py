@@ -506,15 +506,41 @@ def loss_figure(history: Mapping[str, list[float]]) -> go.Figure:
     return fig
 
 
-def latent_figure(latent: np.ndarray) -> go.Figure:
-    """2-D projection (PCA) of the per-tile posterior means."""
+def latent_figure(
+    latent: np.ndarray,
+    tiles: np.ndarray | None = None,
+    truth: np.ndarray | None = None,
+    patch: int = 16,
+) -> go.Figure:
+    """2-D projection (PCA) of the per-tile posterior means, coloured by the tile's anomalous
+    fraction when a truth mask is known (the paper's robustness view: clean vs injected tiles)."""
     z = np.asarray(latent, float)
     z = z - z.mean(0)
     if z.shape[0] < 2 or z.shape[1] < 2:
         return go.Figure()
     _, _, vt = np.linalg.svd(z, full_matrices=False)
     p = z @ vt[:2].T
-    fig = go.Figure(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", marker={"size": 5}))
+    color = None
+    if tiles is not None and truth is not None and len(tiles) == len(p):
+        t = np.asarray(truth, float)
+        color = [
+            float(t[y : y + patch, x : x + patch].mean())
+            if t[y : y + patch, x : x + patch].size
+            else 0.0
+            for y, x in np.asarray(tiles)
+        ]
+    marker = {"size": 6}
+    if color is not None:
+        marker.update(
+            color=color,
+            colorscale="Reds",
+            cmin=0,
+            cmax=max(max(color), 1e-6),
+            showscale=True,
+            colorbar={"title": "anomalous<br>fraction"},
+            line={"width": 0.5, "color": "#444"},
+        )
+    fig = go.Figure(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", marker=marker))
     fig.update_layout(
         title="Latent means of tiles (first two principal axes)",
         xaxis_title="PC1",

@@ -475,6 +475,14 @@ def solve(problem, params: Params, progress=None) -> Result:
             "reconstruction": yhat.astype(np.float32),
             "recon_energy": cube.energy.astype(np.float32),
             "latent_means": lat.astype(np.float32),
+            "latent_tiles": np.array(
+                [
+                    (y, x)
+                    for y in tile_grid(cube.counts.shape[0], model.patch)
+                    for x in tile_grid(cube.counts.shape[1], model.patch)
+                ],
+                dtype=np.int32,
+            ),
             "init": init_from,
         }
     )
