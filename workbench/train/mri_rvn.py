@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init-channels", type=str, default="8,8,16,16")
     ap.add_argument("--no-rsi", action="store_true", help="no learned recurrent state initialiser")
     ap.add_argument("--ser", action="store_true", help="sensitivity refinement U-Net")
+    ap.add_argument(
+        "--state-relu",
+        action="store_true",
+        help="keep ReLU(h) as the ConvGRU state (the first shipped checkpoints); default: the reference's pre-ReLU state",
+    )
     ap.add_argument("--sigma-rel", type=float, default=0.005)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-every", type=int, default=100)
@@ -182,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         initializer_dilations=(1, 1, 2, 4),
         initializer_multiscale=1,
         ser=a.ser,
+        gru_state_relu=a.state_relu,
     )
     gen = torch.Generator().manual_seed(a.seed)
     torch_state = torch.random.get_rng_state()

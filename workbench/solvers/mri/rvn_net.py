@@ -46,8 +46,12 @@ class Conv2dGRU(nn.Module):
         hidden_channels: int = 64,
         out_channels: int = 2,
         num_layers: int = 4,
+        state_relu: bool = False,
     ):
         super().__init__()
+        # The reference keeps h_l′ (before the ReLU) as the state; ``state_relu=True`` keeps ReLU(h_l′),
+        # the variant the first shipped checkpoints were trained with (recorded in their manifests).
+        self.state_relu = state_relu
         self.num_layers = num_layers
         self.hidden_channels = hidden_channels
         self.conv_blocks = nn.ModuleList()
@@ -92,8 +96,9 @@ class Conv2dGRU(nn.Module):
             u = torch.sigmoid(self.update_gates[li](stacked))
             r = torch.sigmoid(self.reset_gates[li](stacked))
             cand = torch.tanh(self.out_gates[li](torch.cat([x, hl * r], 1)))
-            x = F.relu(hl * (1 - u) + cand * u)
-            new.append(x)
+            h_new = hl * (1 - u) + cand * u
+            x = F.relu(h_new)
+            new.append(x if self.state_relu else h_new)
         out = self.conv_blocks[self.num_layers](x)
         return out, torch.stack(new, -1)
 
@@ -135,10 +140,10 @@ class RecurrentInit(nn.Module):
 
 
 class RecurrentVarNetBlock(nn.Module):
-    def __init__(self, hidden: int, num_layers: int):
+    def __init__(self, hidden: int, num_layers: int, state_relu: bool = False):
         super().__init__()
         self.learning_rate = nn.Parameter(torch.tensor([1.0]))
-        self.regularizer = Conv2dGRU(2, hidden, 2, num_layers)
+        self.regularizer = Conv2dGRU(2, hidden, 2, num_layers, state_relu)
 
     def forward(self, k, y, mask, maps, state):
         err = mask * (k - y)
@@ -211,6 +216,7 @@ class RecurrentVarNet(nn.Module):
         ser: bool = False,
         ser_filters: int = 8,
         ser_pools: int = 4,
+        gru_state_relu: bool = False,
     ):
         super().__init__()
         self.num_steps = num_steps
@@ -219,7 +225,9 @@ class RecurrentVarNet(nn.Module):
         n_blocks = num_steps if no_parameter_sharing else 1
         self.block_list = nn.ModuleList(
             [
-                RecurrentVarNetBlock(recurrent_hidden_channels, recurrent_num_layers)
+                RecurrentVarNetBlock(
+                    recurrent_hidden_channels, recurrent_num_layers, gru_state_relu
+                )
                 for _ in range(n_blocks)
             ]
         )
