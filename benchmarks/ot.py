@@ -207,6 +207,16 @@ def problems(quick: bool) -> list[tuple[str, Any, float, list[str]]]:
 
 
 def run_one(solver: str, p: Any, eta: float, cap_s: float) -> dict:
+    """One benchmark row; runs shorter than 5 s are repeated and the median time is reported."""
+    row = _run_one(solver, p, eta, cap_s)
+    if isinstance(row.get("wall_s"), float) and row["wall_s"] < 5.0:
+        walls = [row["wall_s"]] + [_run_one(solver, p, eta, cap_s)["wall_s"] for _ in range(2)]
+        row["wall_s"] = float(np.median(walls))
+        row["note"] = (row["note"] + "; " if row["note"] else "") + "median of 3"
+    return row
+
+
+def _run_one(solver: str, p: Any, eta: float, cap_s: float) -> dict:
     try:
         if solver == "sns":
             return run_ours("sns", p, eta, cap_s)
@@ -483,7 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         "Stopping rule for every method: L1 marginal error e <= 1e-8, recomputed from the returned plan. "
         f"POT with stopThr = 1e-9 (its L2 column criterion); RegOT with tol = 1e-8/sqrt(n+m); runs capped at ~{cap:g} s "
         "(POT sinkhorn_log at half that) are marked. SNS iterations are Sinkhorn warm-up + Newton (+ Sinkhorn blocks, counted in the first number). "
-        "Ratios are other/SNS. One thread, shared 2-core machine (other jobs running): wall times are upper bounds.\n\n"
+        "Ratios are other/SNS. Runs under 5 s are repeated three times (median). One thread, on a shared 2-core "
+        "machine with other agents' jobs running (load average ~10): wall times are upper bounds and noisy; "
+        "iteration counts are not affected.\n\n"
         + markdown(rows)
         + "\n\n### Targets (spec ot.md §9)\n\n"
         + targets(rows)
