@@ -55,7 +55,7 @@ def test_compare_page_two_runs():
     problem, ids = _two_runs()
     at = AppTest.from_file(str(ROOT / "pages/compare.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
-    picked = at.multiselect(key=f"wb.compare.runs.{problem.id}")
+    picked = [m for m in at.multiselect if m.label == "Runs to compare"][0]
     assert sorted(picked.value) == sorted(ids)
     table = at.dataframe[0].value
     assert len(table) == 2 and {"emd", "sinkhorn"} == set(table["solver"])

@@ -420,7 +420,10 @@ def metrics_table(runs: list[tuple[RunInfo, Any]], key: str) -> list[dict[str, A
     from workbench.viz.common import metrics_rows
 
     rows = metrics_rows(runs)
-    st.dataframe(rows, hide_index=True, width="stretch")
+    fixed = {"run", "solver", "status", "iterations"}
+    numeric = {k for r in rows for k, v in r.items() if k not in fixed and isinstance(v, float)}
+    config = {k: st.column_config.NumberColumn(k, format="%.4g") for k in numeric}
+    st.dataframe(rows, hide_index=True, width="stretch", column_config=config)
     st.download_button(
         "Metrics CSV",
         table_csv_bytes(rows),
