@@ -141,6 +141,27 @@ class Params:
     )
 
 
+def global_topk(flat: Any, k: int) -> tuple[Any, Any]:
+    """Exact top-k of a flat tensor, pre-filtered by a threshold guessed from a strided sample.
+
+    If at least k entries are >= tau then the k-th largest value is >= tau, so the top-k of the
+    candidates {flat >= tau} is the exact global top-k; otherwise fall back to a full topk.
+    """
+    import torch
+
+    N = flat.numel()
+    if N > 1_000_000 and 8 * k < N:
+        sample = flat[:: max(1, N // 50_000)]
+        frac = min(1.0, 3.0 * k / N)
+        r = max(1, min(sample.numel(), int(sample.numel() * (1.0 - frac))))
+        tau = torch.kthvalue(sample, r).values
+        cand = torch.nonzero(flat >= tau).reshape(-1)
+        if cand.numel() >= k:
+            v, j = torch.topk(flat[cand], k, largest=True, sorted=False)
+            return v, cand[j]
+    return torch.topk(flat, k, largest=True, sorted=False)
+
+
 def select_sparse(P: Any, k: int, keep_row_col_max: bool = False) -> sp.csr_matrix:
     """Global top-k entries of P (partial selection) as a CSR matrix on the CPU."""
     import torch
@@ -148,7 +169,7 @@ def select_sparse(P: Any, k: int, keep_row_col_max: bool = False) -> sp.csr_matr
     n, m = P.shape
     flat = P.reshape(-1)
     k = max(1, min(k, flat.numel()))
-    vals, idx = torch.topk(flat, k, largest=True, sorted=False)
+    vals, idx = global_topk(flat, k)
     idx = idx.cpu().numpy()
     vals = vals.cpu().numpy()
     rows, cols = np.divmod(idx, m)
