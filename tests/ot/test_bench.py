@@ -46,11 +46,10 @@ def test_tables_render_ratios_and_targets():
         {**_row("POT emd (exact)", "exact", 0.05, 0.0), "cost": 0.0032},
     ]
     md = b.markdown(rows)
-    assert "| random_500 | 1.2e+03 |" not in md and "689" in md  # 18620 / 27
+    assert "| random_500 | 1200 | POT sinkhorn | 18620 |" in md and "| 690 |" in md  # 18620 / 27
     t = b.targets(rows)
-    assert (
-        "OT1" in t and "OT2" in t and "**no**" in t
-    )  # the capped sinkhorn_log ratio (120x) passes, RegOT time misses
+    assert "POT sinkhorn 690x" in t and "lower bound" in t
+    assert "| OT2 | SNS <= 2 s at random_500 | 0.50 s | yes |" in t
 
 
 @pytest.mark.slow
