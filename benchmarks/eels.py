@@ -255,10 +255,10 @@ def markdown(rows, shifts, fractions, seeds, epochs) -> str:
             for f in fractions:
                 if (vb, s, f) not in agg:
                     continue
-                best_name, best = max(
-                    ((p, agg[(p, s, f)]["roc_auc"][0]) for p in pcas if (p, s, f) in agg),
-                    key=lambda t: t[1],
-                )
+                cands = [(p, agg[(p, s, f)]["roc_auc"][0]) for p in pcas if (p, s, f) in agg]
+                if not cands:
+                    continue
+                best_name, best = max(cands, key=lambda t: t[1])
                 if agg[(vb, s, f)]["roc_auc"][0] < best - 1e-9:
                     miss.append(
                         f"{s:g} eV/{100 * f:g} % ({agg[(vb, s, f)]['roc_auc'][0]:.3f} < {best:.3f} {best_name.split()[0]})"

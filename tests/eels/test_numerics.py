@@ -92,3 +92,22 @@ def test_shift_score_is_chi2_under_null_and_large_for_a_shift():
     Y1 = rng.poisson(lam1, (400, e.size))
     s1 = C.shift_score(Y1, np.broadcast_to(lam, Y1.shape), e)
     assert C.roc_auc(np.r_[s0, s1], np.r_[np.zeros(s0.size, bool), np.ones(s1.size, bool)]) > 0.95
+
+
+def test_shift_glr_recovers_the_shift_and_is_small_under_null():
+    rng = np.random.default_rng(6)
+    e = np.arange(650, 750, 0.3)
+
+    def lam(d):
+        return 180 * (e / 650) ** -3 + 60 * np.exp(-0.5 * ((e - 708 - d) / 1.3) ** 2)
+
+    ref = np.broadcast_to(lam(0.0), (300, e.size))
+    for d in (0.0, 1.0, 4.0):
+        Y = rng.poisson(lam(d), (300, e.size)).astype(float)
+        lr, est = C.shift_glr(Y, ref, e, 690, 730)
+        assert (lr >= 0).all()
+        if d == 0:
+            assert lr.mean() < 3
+        else:
+            assert np.median(est) == pytest.approx(d, abs=0.15)
+            assert lr.mean() > 30

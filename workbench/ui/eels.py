@@ -197,6 +197,9 @@ def _results(problem, runs) -> None:
                     "eels-latent",
                     f"{K}.latent",
                 )
+    if "shift_estimate" in ex:
+        fig = V.shift_map_figure(np.asarray(ex["shift_estimate"]), problem.truth)
+        common.show_figure(fig, "eels-shift-estimate", f"{K}.dE")
     if r.message:
         st.caption(r.message)
 

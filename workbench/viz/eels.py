@@ -594,3 +594,16 @@ def compare_figure(problem: Any, labelled: list) -> go.Figure:
     """Side-by-side score maps of several runs on one (percentile-rank) colour scale."""
     truth = getattr(problem, "truth", None)
     return score_maps_figure({label: np.asarray(r.output) for label, r in labelled}, truth)
+
+
+def shift_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Figure:
+    """Per-pixel best energy shift of the reconstruction (eV), truth outlined."""
+    fig = go.Figure(go.Heatmap(z=est, colorscale="RdBu_r", zmid=0, colorbar={"title": "eV"}))
+    if truth is not None and np.asarray(truth).any():
+        fig.add_trace(_truth_contour(np.asarray(truth), "#00a000"))
+    fig.update_layout(
+        title="Estimated Fe-L shift per pixel (best shift of the reconstruction)",
+        yaxis={"autorange": "reversed", "scaleanchor": "x"},
+        height=380,
+    )
+    return fig

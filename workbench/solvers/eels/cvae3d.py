@@ -62,7 +62,7 @@ class Params:
     edge_hi: float = param(730.0, "score window end (eV)", label="edge window hi")
     score: str = param(
         "pearson",
-        "1 - Pearson r (paper), Poisson deviance, or the Poisson score test for an edge shift, in the edge window",
+        "1 - Pearson r (paper), Poisson deviance, or the likelihood ratio of the best energy shift (+-5 eV) of the reconstruction, in the edge window",
         choices=("pearson", "nll", "shift"),
     )
     threshold: str = param("otsu", "threshold from the score histogram", choices=("otsu", "gmm"))
@@ -367,9 +367,10 @@ def scores_from_pi(
 
 def shift_scores(
     counts: np.ndarray, yhat: np.ndarray, energy: np.ndarray, edge_lo: float, edge_hi: float
-) -> np.ndarray:
-    e = C.window(energy, edge_lo, edge_hi, what="edge window")
-    return C.shift_score(counts[..., e], yhat[..., e], energy[e])
+):
+    """GLR statistic for an energy shift of the reconstruction in the edge window, and the best
+    shift (eV) per pixel; see :func:`workbench.solvers.eels.common.shift_glr`."""
+    return C.shift_glr(counts, yhat, energy, edge_lo, edge_hi)
 
 
 # ------------------------------------------------------------------------------------------
@@ -464,7 +465,7 @@ def solve(problem, params: Params, progress=None) -> Result:
     counts = cube.counts[: cube.ny, : cube.nx][..., cube.valid]
     yhat, pear, dev = scores_from_pi(counts, pi, cube.energy, params.edge_lo, params.edge_hi)
     t_inf = time.perf_counter() - t1
-    shift = shift_scores(counts, yhat, cube.energy, params.edge_lo, params.edge_hi)
+    shift, dmap = shift_scores(counts, yhat, cube.energy, params.edge_lo, params.edge_hi)
     score = {"pearson": pear, "nll": dev, "shift": shift}[params.score]
     extras, metrics = C.finish(score, problem, params.threshold)
     extras.update(
@@ -472,6 +473,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             "score_pearson": pear.astype(np.float32),
             "score_nll": dev.astype(np.float32),
             "score_shift": shift.astype(np.float32),
+            "shift_estimate": dmap.astype(np.float32),
             "reconstruction": yhat.astype(np.float32),
             "recon_energy": cube.energy.astype(np.float32),
             "latent_means": lat.astype(np.float32),
@@ -541,7 +543,7 @@ SPEC = SolverSpec(
         "Small 3-D convolutional variational autoencoder over spatial tiles x energy, trained on the "
         "image itself (bulk assumption) with a multinomial NLL + beta KL, initialised from the bundled "
         "checkpoint. Pixels whose edge shape it cannot reconstruct score high: 1 - Pearson r (paper), "
-        "Poisson deviance, or a Poisson score test for an energy shift of the reconstruction, all in "
+        "Poisson deviance, or a likelihood-ratio test for an energy shift of the reconstruction, all in "
         "the Fe-L window."
     ),
     reference="S. Sultanov, J. P. Buban, R. F. Klie, arXiv:2412.16200 (2024); Small 21 (2025) e2503019",

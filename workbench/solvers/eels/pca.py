@@ -93,6 +93,12 @@ def hotelling_t2(z: np.ndarray, fit_rows: np.ndarray | None = None) -> np.ndarra
     return (((z - mu) ** 2) / var).sum(1)
 
 
+def shift_scores(prep: Prepared, fit: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """GLR shift statistic and best shift (eV) of the rank-k reconstruction in the edge window."""
+    e = prep.energy
+    return C.shift_glr(prep.X, fit["X_hat"], e, float(e[prep.edge][0]), float(e[prep.edge][-1]))
+
+
 def package(
     problem: Any,
     prep: Prepared,
@@ -124,11 +130,12 @@ def package(
             "recon_energy": prep.energy[prep.edge].astype(np.float32),
         }
     )
-    e = prep.edge
     extra_scores = dict(extra_scores)
-    extra_scores.setdefault(
-        "shift", C.shift_score(prep.X[:, e], fit["X_hat"][:, e], prep.energy[e])
-    )
+    if "shift" not in extra_scores:
+        extra_scores["shift"], dmap = shift_scores(prep, fit)
+    else:
+        _, dmap = shift_scores(prep, fit)
+    extras["shift_estimate"] = dmap.reshape(ny, nx).astype(np.float32)
     for name, s in extra_scores.items():
         extras[f"score_{name}"] = s.reshape(ny, nx).astype(np.float32)
     m = {"seed": seed, "wall_s": time.perf_counter() - t0, "versions": versions(), "k": fit["k"]}

@@ -16,7 +16,7 @@ from workbench.errors import InputError
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.eels import common as C
-from workbench.solvers.eels.pca import fit_transform, hotelling_t2, package, prepare
+from workbench.solvers.eels.pca import fit_transform, hotelling_t2, package, prepare, shift_scores
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def solve(problem, params: Params, progress=None):
     e = prep.edge
     resid_edge = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
     pear = C.pearson_score(X[:, e], fit["X_hat"][:, e])
-    shift = C.shift_score(X[:, e], fit["X_hat"][:, e], prep.energy[e])
+    shift, _ = shift_scores(prep, fit)
     score = {
         "residual": resid,
         "residual_edge": resid_edge,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.eels import common as C
-from workbench.solvers.eels.pca import fit_transform, package, prepare
+from workbench.solvers.eels.pca import fit_transform, package, prepare, shift_scores
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Params:
     )
     score: str = param(
         "residual",
-        "residual energy in the edge window (Q/SPE), 1 - Pearson r, or the Poisson score test for an edge shift",
+        "residual energy in the edge window (Q/SPE), 1 - Pearson r, or the likelihood ratio of the best edge shift",
         choices=("residual", "pearson", "shift"),
     )
     window_lo: float | None = param(
@@ -40,7 +40,7 @@ def solve(problem, params: Params, progress=None):
     e = prep.edge
     resid = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
     pear = C.pearson_score(prep.X[:, e], fit["X_hat"][:, e])
-    shift = C.shift_score(prep.X[:, e], fit["X_hat"][:, e], prep.energy[e])
+    shift, _ = shift_scores(prep, fit)
     score = {"residual": resid, "pearson": pear, "shift": shift}[params.score]
     progress(1, 1)
     return package(
