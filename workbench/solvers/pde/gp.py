@@ -62,6 +62,7 @@ class Config:
     learn_freq: bool = True
     inv_ls_init: float = 1.0
     lr_final: float = 0.0
+    decay_start: float = 0.0
 
 
 def apply_operator(
@@ -194,8 +195,13 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     opt = torch.optim.Adam(leaves, lr=cfg.lr)
     sched = None
     if cfg.lr_final > 0 and cfg.lr_final != cfg.lr:
-        gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(1, cfg.max_iter))
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
+        # constant lr until decay_start * max_iter, then exponential decay to lr_final at max_iter
+        s0 = int(cfg.decay_start * cfg.max_iter)
+        span = max(1, cfg.max_iter - s0)
+        ratio = cfg.lr_final / cfg.lr
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 1.0 if s < s0 else ratio ** (min(s - s0, span) / span)
+        )
     n_b = int(mask_np.sum())
     n_c = int(np.prod(ns))
     lam = cfg.llk_weight

@@ -28,6 +28,13 @@ class Params:
         max=1.0,
         advanced=True,
     )
+    decay_start: float = param(
+        0.0,
+        "fraction of max_iter after which the learning rate starts decaying to lr_final",
+        min=0.0,
+        max=1.0,
+        advanced=True,
+    )
     jitter: float = param(
         1e-6, "diagonal jitter added to each K_d", min=0.0, max=1.0, log=True, advanced=True
     )
@@ -90,6 +97,7 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
         n_col=params.n_col,
         inv_ls_init=params.inv_ls_init,
         lr_final=params.lr_final,
+        decay_start=params.decay_start,
         n_checkpoints=params.n_checkpoints,
         tol=params.tol,
         device=params.device,
