@@ -93,3 +93,37 @@ def test_solve_from_nifti_json(tmp_path):
         assert k in s["metrics"]
     with np.load(out / "result.npz") as z:
         assert z["output"].shape == (64, 64, 64)
+
+
+def test_db_lookup_cli_and_contract(tmp_path):
+    """db_lookup through the CLI on a small database; cancel/seed contract on its sample."""
+    from workbench.solvers.tumor.database import BuildConfig, build
+
+    db = tmp_path / "db.h5"
+    build(BuildConfig(n=32, grid=32, batch=8, v_min_cm3=2.0, rng_seed=3), db, log=lambda s: None)
+    seg = _seg(tmp_path / "seg.nii.gz")
+    for solver in ("db_lookup", "db_lookup_fast"):
+        r = _run(
+            [
+                "solve",
+                "tumor",
+                "--solver",
+                solver,
+                "--input",
+                str(seg),
+                "--param",
+                f"db={db}",
+                "--json",
+                "--no-figure",
+                "--out",
+                str(tmp_path / solver),
+            ],
+            tmp_path / "home",
+        )
+        assert r.returncode == 0, r.stderr
+        m = json.loads(r.stdout)["metrics"]
+        assert (
+            0.0 < m["dice_edema"] <= 1.0
+            and "seed_z_mm" in m
+            and m["agg_ell_mm_q25"] <= m["agg_ell_mm_q75"]
+        )

@@ -18,6 +18,8 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.mri.tv",
     "workbench.solvers.mri.recurrentvarnet",
     # tumour growth
+    "workbench.solvers.tumor.db_lookup",
+    "workbench.solvers.tumor.db_lookup_fast",
     "workbench.solvers.tumor.cmaes_fit",
     # PDEs
     "workbench.solvers.pde.reference",

@@ -56,6 +56,8 @@ def build_db_main(argv: list[str] | None = None) -> int:
             embed_k=a.embed_k,
             max_batches=a.max_batches,
             log=lambda s: print(s, flush=True),
+            command="workbench tumor build-db "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
         )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
