@@ -420,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument(
+        "--note", default="", help="a sentence put above the table (e.g. how the run was split)"
+    )
+    ap.add_argument(
         "--budget",
         default="",
         help="override step budgets, e.g. gm=2000,gp4_200=100 (keys: " + ", ".join(BUDGET) + ")",
