@@ -123,7 +123,7 @@ def test_db_lookup_cli_and_contract(tmp_path):
         assert r.returncode == 0, r.stderr
         m = json.loads(r.stdout)["metrics"]
         assert (
-            0.0 < m["dice_edema"] <= 1.0
+            0.0 <= m["dice_edema"] <= 1.0
             and "seed_z_mm" in m
             and m["agg_ell_mm_q25"] <= m["agg_ell_mm_q75"]
         )
