@@ -75,6 +75,20 @@ def browser():
         b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed and "page" in item.fixturenames:
+        pg = item.funcargs["page"]
+        out = Path(os.environ.get("WB_BROWSER_ARTIFACTS", "/tmp")) / f"{item.name}-failure.png"
+        try:
+            pg.screenshot(path=str(out), full_page=True)
+            rep.sections.append(("browser", f"screenshot of the failure: {out}"))
+        except Exception:
+            pass
+
+
 @pytest.fixture
 def page(browser):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)

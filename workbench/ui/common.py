@@ -76,8 +76,25 @@ def load_problem(problem_id: str) -> Any:
 
 
 def setup(title: str = "Inverse Workbench") -> None:
-    """Page config and lazy heavy imports; call once at the top of app.py."""
+    """Page config, and the imports that must not happen lazily in two threads at once.
+
+    Call at the top of app.py. pandas (imported lazily by plotly) and torch are not safe to
+    import concurrently: a solve starting its first import in the worker thread while the page
+    draws a chart failed with "partially initialized module 'pandas'". Importing them here, in
+    the script thread before any job can be queued, costs a few seconds once per server.
+    """
     st.set_page_config(page_title=title, page_icon=":material/biotech:", layout="wide")
+    _preload()
+
+
+@st.cache_resource(show_spinner="Loading the numerical libraries…")
+def _preload() -> bool:
+    import pandas  # noqa: F401
+    import plotly.graph_objects  # noqa: F401
+    import scipy.sparse.linalg  # noqa: F401
+    import torch  # noqa: F401
+
+    return True
 
 
 # ---- parameter forms ---------------------------------------------------------------------------
@@ -244,15 +261,22 @@ def solver_panel(
 
 
 def run_monitor(problem_id: str, key: str) -> None:
-    """Live progress of this problem's jobs (polled every second in a fragment)."""
+    """Live progress of this problem's jobs (polled every second in a fragment).
 
-    @st.fragment(run_every=1.0)
+    The page is redrawn whenever the number of stored runs of the problem differs from the
+    number there were when it was last drawn (idempotent, unlike reacting once to a job's end).
+    The fragment polls only while this problem has queued or running jobs: an idle page does
+    not tick, and a full redraw is never overlapped by fragment runs once the jobs are done
+    (overlapping ticks left the browser showing the previous full run's elements).
+    """
+    count_key = f"{key}.stored_runs"
+    st.session_state[count_key] = len(store().list(problem_id=problem_id))
+    polling = bool(job_queue().active(problem_id))
+
+    @st.fragment(run_every=1.0 if polling else None)
     def _monitor() -> None:
         queue = job_queue()
-        jobs = [j for j in queue.jobs(problem_id)]
-        seen = st.session_state.setdefault(f"{key}.seen_done", set())
-        active = [j for j in jobs if j.state in ("queued", "running")]
-        finished_now = [j for j in jobs if j.state in ("done", "cancelled") and j.id not in seen]
+        active = queue.active(problem_id)
         if active:
             st.markdown("**Running**")
             histories = {}
@@ -270,10 +294,10 @@ def run_monitor(problem_id: str, key: str) -> None:
                 )
                 fig.update_layout(height=300)
                 st.plotly_chart(fig, key=f"{key}.live", width="stretch")
-        if finished_now:
-            for j in finished_now:
-                seen.add(j.id)
-                queue.forget(j.id)
+        for job in queue.jobs(problem_id):
+            if job.state in ("done", "cancelled") and time.time() - job.submitted > 600:
+                queue.forget(job.id)  # keep the shared queue small; the store has the run
+        if len(store().list(problem_id=problem_id)) != st.session_state.get(count_key):
             st.rerun()  # the whole page: result views pick up the newly stored runs
 
     _monitor()
@@ -327,9 +351,16 @@ def pick_runs(
     for info, _ in runs:
         latest.setdefault(info.solver, info.run_id)
     default = list(latest.values())[:max_default]
-    chosen = st.multiselect(
-        "Runs to compare", ids, default=default, format_func=labels.get, key=key
-    )
+    # When the set of stored runs changes (a run finished, one was deleted), reset the selection
+    # to the default through session_state, before the widget is drawn: a widget keeps its
+    # previous value otherwise, which would hide a newly finished run.
+    known_key = f"{key}.known"
+    if st.session_state.get(known_key) != ids:
+        st.session_state[known_key] = ids
+        st.session_state[key] = default
+    else:
+        st.session_state[key] = [i for i in st.session_state.get(key, default) if i in ids]
+    chosen = st.multiselect("Runs to compare", ids, format_func=labels.get, key=key)
     return [r for r in runs if r[0].run_id in chosen]
 
 
