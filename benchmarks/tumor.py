@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.solvers.tumor.common import aggregate, atlas_model, dice, masks_on_grid
     from workbench.solvers.tumor.database import open_db
 
-    n_pat = a.patients or (4 if a.quick else 16)
+    n_pat = a.patients or (4 if a.quick else 12)
     n_cma = a.cmaes_patients if a.cmaes_patients is not None else (1 if a.quick else 3)
     gens = a.cmaes_gens or (8 if a.quick else 25)
     db = open_db(a.db or None)
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_write:
         from workbench.bench import write_section
 
-        cmd = "workbench bench tumor" + (" --quick" if a.quick else "")
+        cmd = "workbench bench tumor " + " ".join(x for x in (argv or []) if x != "--json")
         write_section("Tumour growth", md, cmd)
     if a.json:
         print(json.dumps(summary, default=float))
