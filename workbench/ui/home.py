@@ -10,6 +10,7 @@ from workbench import registry
 from workbench.ui import common
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+NOTICE = PAGES_DIR.parent / "NOTICE"
 
 
 def render() -> None:
@@ -20,6 +21,8 @@ def render() -> None:
         "views, and exports for your paper. Every run is stored and can be reopened on **Runs** "
         "and set side by side on **Compare**."
     )
+    with st.expander("About the data and licences"):
+        st.markdown(NOTICE.read_text() if NOTICE.exists() else "See the NOTICE file.")
     for dom in registry.domains():
         with st.container(border=True):
             st.subheader(dom.title)
