@@ -176,14 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         # --- tune on validation (maps × λ × iterations) ---
         grids = {
             "cg_sense": [
-                {"lam": lam, "max_iter": it} for lam in (0.0, 0.01, 0.05) for it in (5, 10, 20)
+                {"lam": lam, "max_iter": it} for lam in (0.0, 0.01, 0.05) for it in (5, 10, 20, 40)
             ]
             if not a.quick
             else [{"lam": 0.01, "max_iter": 10}, {"lam": 0.05, "max_iter": 10}],
-            "l1_wavelet": [{"lam": lam, "max_iter": 100} for lam in (3e-4, 1e-3, 3e-3)]
+            "l1_wavelet": [{"lam": lam, "max_iter": 100} for lam in (1e-4, 3e-4, 1e-3, 3e-3)]
             if not a.quick
             else [{"lam": 1e-3, "max_iter": 60}],
-            "tv": [{"lam": lam, "max_iter": 150} for lam in (5e-4, 1e-3, 2e-3, 5e-3)]
+            "tv": [{"lam": lam, "max_iter": 150} for lam in (5e-4, 1e-3, 2e-3, 5e-3, 1e-2)]
             if not a.quick
             else [{"lam": 2e-3, "max_iter": 80}],
         }

@@ -18,10 +18,10 @@ def test_shipped_checkpoint_beats_classical_on_held_out_slice(accel, cf):
     zf = evaluate(p, zero_filled.solve(p))
     cg = evaluate(p, cg_sense.solve(p))
     l1 = evaluate(p, l1_wavelet.solve(p, l1_wavelet.Params(max_iter=50)))
-    margin = {4: 3.0, 8: 2.0}[accel]
+    margin = {4: 6.0, 8: 3.0}[accel]  # measured: +10.7 dB (4×), +5.5 dB (8×)
     assert rvn["psnr"] >= cg["psnr"] + margin, (rvn, cg)
-    assert rvn["psnr"] >= zf["psnr"] + 3.0, (rvn, zf)
-    assert rvn["psnr"] >= l1["psnr"] - 0.5, (rvn, l1)
+    assert rvn["psnr"] >= zf["psnr"] + 5.0, (rvn, zf)
+    assert rvn["psnr"] >= l1["psnr"] + 2.0, (rvn, l1)
     assert rvn["ssim"] > cg["ssim"] and rvn["ssim"] > zf["ssim"]
 
 
