@@ -260,9 +260,9 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
-    specs = [s for s in registry.solvers() if s.name == args.solver and s.train]
+    specs = [s for s in registry.solvers() if s.train and args.solver in (s.name, s.train_name)]
     if not specs:
-        trainable = ", ".join(s.name for s in registry.solvers() if s.train) or "none"
+        trainable = ", ".join(s.train_name or s.name for s in registry.solvers() if s.train) or "none"
         raise InputError(f"{args.solver!r} has no training entry point; trainable: {trainable}")
     return int(registry.resolve(specs[0].train)(rest) or 0)
 
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quick", action="store_true")
     sp.add_argument("--json", action="store_true")
 
-    sp = sub.add_parser("train", help="train a learned solver")
+    sp = sub.add_parser("train", help="train a learned solver", add_help=False)
     sp.add_argument("solver")
 
     sp = sub.add_parser("app", help="serve the web app")

@@ -197,6 +197,8 @@ class SolverSpec:
         True for the anchor paper's method (shown in bold).
     train : str, optional
         ``"module:function"`` of a training entry point ``f(argv: list[str]) -> int``.
+    train_name : str, optional
+        Another name ``workbench train`` accepts for it (e.g. ``eels_cvae``).
     """
 
     name: str
@@ -208,6 +210,7 @@ class SolverSpec:
     reference: str = ""
     paper: bool = False
     train: str | None = None
+    train_name: str | None = None
 
     def params(self, values: Mapping[str, Any] | None = None, **kw: Any) -> Any:
         return parse_params(self.Params, values, **kw)

@@ -549,4 +549,5 @@ SPEC = SolverSpec(
     reference="S. Sultanov, J. P. Buban, R. F. Klie, arXiv:2412.16200 (2024); Small 21 (2025) e2503019",
     paper=True,
     train="workbench.solvers.eels.train:main",
+    train_name="eels_cvae",
 )
