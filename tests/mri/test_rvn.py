@@ -123,8 +123,10 @@ def test_training_smoke_loss_decreases():
 def test_gru_state_is_pre_relu_by_default():
     torch.manual_seed(0)
     gru = Conv2dGRU(2, 4, 2, 2)
-    _, h = gru(torch.randn(1, 2, 8, 8), None)
+    with torch.no_grad():
+        _, h = gru(torch.randn(1, 2, 8, 8), None)
     assert float(h.min()) < 0  # the reference stores h′ before the ReLU
     gru.state_relu = True
-    _, h = gru(torch.randn(1, 2, 8, 8), None)
+    with torch.no_grad():
+        _, h = gru(torch.randn(1, 2, 8, 8), None)
     assert float(h.min()) >= 0
