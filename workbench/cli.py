@@ -117,7 +117,9 @@ def _split_params(
     return s_kv, o_kv
 
 
-def build_problem(dom: registry.DomainSpec, sample: str | None, path: str | None, options: dict) -> Any:
+def build_problem(
+    dom: registry.DomainSpec, sample: str | None, path: str | None, options: dict
+) -> Any:
     """The problem named by ``--problem`` or read from ``--input``, validated."""
     from workbench.io.validate import read_input
 
@@ -153,12 +155,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
     def report(step: int, total: int | None, metrics: dict) -> None:
         if args.verbose:
-            shown = " ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float)))
+            shown = " ".join(
+                f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float))
+            )
             print(f"[{spec.name}] {step}/{total or '?'} {shown}", file=sys.stderr)
 
     store = RunStore()
     with contextlib.redirect_stdout(sys.stderr):  # solvers' chatter never pollutes --json
-        result, run_id = execute(spec, problem, params, Progress(report), store, label=args.label or "")
+        result, run_id = execute(
+            spec, problem, params, Progress(report), store, label=args.label or ""
+        )
         artifacts = _write_outputs(args, store, run_id, problem, result, dom)
     summary = {
         "run_id": run_id,
@@ -176,8 +182,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        print(f"run {run_id}: {spec.name} on {problem.name} -> {result.status} "
-              f"in {summary['wall_s']:.3g} s, {result.iterations} iterations")
+        print(
+            f"run {run_id}: {spec.name} on {problem.name} -> {result.status} "
+            f"in {summary['wall_s']:.3g} s, {result.iterations} iterations"
+        )
         for k, v in result.metrics.items():
             print(f"  {k} = {v}")
         for k, v in artifacts.items():
@@ -216,7 +224,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     store = RunStore()
     if args.action == "list":
-        runs = store.list(domain=args.domain, solver=args.solver, status=args.status, limit=args.limit)
+        runs = store.list(
+            domain=args.domain, solver=args.solver, status=args.status, limit=args.limit
+        )
         if args.json:
             _print_json([r.as_dict() for r in runs])
             return EXIT_OK
@@ -232,7 +242,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         except KeyError:
             raise InputError(f"no run {rid!r}") from None
         if args.action == "show":
-            _print_json(info.as_dict()) if args.json else print(json.dumps(_clean(info.as_dict()), indent=2))
+            _print_json(info.as_dict()) if args.json else print(
+                json.dumps(_clean(info.as_dict()), indent=2)
+            )
         elif args.action == "export":
             from workbench.export import run_bundle
 
@@ -262,7 +274,9 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     specs = [s for s in registry.solvers() if s.train and args.solver in (s.name, s.train_name)]
     if not specs:
-        trainable = ", ".join(s.train_name or s.name for s in registry.solvers() if s.train) or "none"
+        trainable = (
+            ", ".join(s.train_name or s.name for s in registry.solvers() if s.train) or "none"
+        )
         raise InputError(f"{args.solver!r} has no training entry point; trainable: {trainable}")
     return int(registry.resolve(specs[0].train)(rest) or 0)
 
@@ -271,8 +285,19 @@ def cmd_app(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parents[1] / "app.py"
     if not app.exists():
         raise InputError(f"the app needs a source checkout ({app} not found)")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-           "--server.address", args.address, "--server.headless", "true"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.address,
+        "--server.headless",
+        "true",
+    ]
     env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
     return subprocess.call(cmd, env=env, cwd=app.parent)
 

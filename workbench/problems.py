@@ -319,9 +319,9 @@ class MRIProblem(Problem):
 
     def operator(self, device: str = "cpu", dtype: str = "complex64"):
         """The forward operator A (a ``workbench.solvers.mri.operators.SenseOperator``)."""
-        from workbench.solvers.mri.operators import SenseOperator
-
         import torch
+
+        from workbench.solvers.mri.operators import SenseOperator
 
         if self.maps is None:
             raise ValueError("this problem has no coil maps")
