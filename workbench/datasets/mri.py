@@ -609,6 +609,7 @@ DOMAIN = DomainSpec(
     samples=SAMPLES,
     evaluate=evaluate,
     figure="workbench.viz.mri:result_figure",
+    compare_figure="workbench.viz.mri:compare_figure",
     description=(
         "Accelerated multi-coil MRI: undersampled k-space y = M ⊙ (F(S x) + n) → image x. "
         "Classical (zero-filled, CG-SENSE, L1-wavelet, TV) and learned (RecurrentVarNet) solvers. "

@@ -433,6 +433,7 @@ DOMAIN = DomainSpec(
     samples=tuple(Sample(n, d, partial(make_preset, n)) for n, (d, _) in PRESETS.items()),
     evaluate=evaluate,
     figure="workbench.viz.pde:result_figure",
+    compare_figure="workbench.viz.pde:solutions_figure",
     description=(
         "Solve a PDE on a box (1-D or 2-D) from a preset or your own expression; compare GP-HM, "
         "GP baselines and PINNs with a spectral reference solution."

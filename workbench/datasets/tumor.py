@@ -357,6 +357,7 @@ DOMAIN = DomainSpec(
     samples=SAMPLES,
     evaluate=evaluate,
     figure="workbench.viz.tumor:result_figure",
+    compare_figure="workbench.viz.tumor:compare_figure",
     description=(
         "Glioma segmentation (WT = FLAIR abnormality, TC = T1-Gd core) on the MNI152 2009 atlas -> "
         "Fisher-Kolmogorov growth parameters sqrt(D T), rho T, sqrt(D/rho) and the seed, by lookup in a "

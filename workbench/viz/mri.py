@@ -227,3 +227,8 @@ def volume_scene(volume: np.ndarray, spacing_slices: float = 1.0, name: str = "r
     v = np.transpose(v, (2, 1, 0))  # (W, H, S): x, y, z
     vmax = float(v.max()) or 1.0
     return Scene().slices(v, cmap="gray", clim=(0.0, vmax), name=name)
+
+
+def compare_figure(problem, labelled) -> go.Figure:
+    """The Compare page's view: runs side by side with error maps against the reference."""
+    return comparison_figure({label: r.output for label, r in labelled}, problem.reference)

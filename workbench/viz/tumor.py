@@ -311,3 +311,38 @@ def topk_figure(result) -> go.Figure:
 
 def _finite(x: float) -> bool:
     return isinstance(x, float) and math.isfinite(x)
+
+
+def compare_figure(problem, labelled) -> go.Figure:
+    """The Compare page's view: each run's predicted density on the axial slice through the
+    tumour centre, one colour scale, with the observed masks' outline for reference."""
+    k = centre(problem)[2]
+    n = len(labelled)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[label for label, _ in labelled])
+    for i, (_, r) in enumerate(labelled):
+        u = np.asarray(r.output, dtype=np.float32)
+        if u.shape != problem.wt.shape:
+            continue
+        fig.add_trace(
+            go.Heatmap(z=u[:, :, k].T, zmin=0, zmax=1, colorscale="Hot", showscale=i == n - 1),
+            row=1,
+            col=i + 1,
+        )
+        fig.add_trace(
+            go.Contour(
+                z=problem.wt[:, :, k].T.astype(float),
+                contours={"start": 0.5, "end": 0.5, "coloring": "lines"},
+                line={"color": "cyan", "width": 1},
+                showscale=False,
+            ),
+            row=1,
+            col=i + 1,
+        )
+    fig.update_yaxes(scaleanchor="x", autorange=True, showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(
+        title="predicted density (axial), observed whole tumour in cyan",
+        template="plotly_white",
+        height=420,
+    )
+    return fig
