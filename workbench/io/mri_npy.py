@@ -77,8 +77,7 @@ def problem_from_npy(data: bytes, filename: str, options: dict):
         k = _kspace(obj, filename)
     o = dict(options)
     src = o.get("maps", "acs_rss")
-    if maps is not None and src == "true":
-        src = "acs_rss"  # placeholder; replaced below
+    # maps="true" builds with ACS maps first, then swaps in the file's maps (end of function)
     if src == "true" and maps is None:
         raise InputError("true maps need a 'maps' array in the .npz")
     if mask is not None:
