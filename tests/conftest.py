@@ -14,6 +14,19 @@ def _private_store(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "wb-home"))
 
 
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """AppTest leaves ``sys.modules["__main__"]`` pointing at the page script it ran; a later
+    test that starts "spawn" worker processes would then re-run that page in every worker
+    (seen as a BrokenProcessPool in the tumour database build). Put the real one back."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_thread():
     try:
