@@ -1,54 +1,21 @@
-"""GP solver with a single Matérn-5/2 kernel per dimension (GP-HM's GP-Matérn baseline)."""
+"""GP solver with a single Matérn-5/2 kernel per dimension (GP-HM's GP-Matérn baseline).
+
+Same parameters and machinery as :mod:`workbench.solvers.pde.gp_se`; only the kernel differs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from workbench.problems import PDEProblem
 from workbench.progress import Progress
-from workbench.registry import SolverSpec, param
+from workbench.registry import SolverSpec
 from workbench.result import Result
-from workbench.solvers.pde.gp import Config, solve_gp
-from workbench.solvers.pde.gp_hm import default_llk
+from workbench.solvers.pde.gp_se import Params, solve_single_kernel
 
 KIND = "matern"
 
 
-@dataclass(frozen=True)
-class Params:
-    max_iter: int = param(5000, "Adam steps", min=1, max=10_000_000)
-    lr: float = param(1e-2, "Adam learning rate", min=1e-6, max=1.0, log=True)
-    jitter: float = param(1e-6, "diagonal jitter", min=0.0, max=1.0, log=True, advanced=True)
-    llk_weight: float = param(
-        0.0, "boundary likelihood weight (0 = the problem's)", min=0.0, advanced=True
-    )
-    n_col: int = param(0, "collocation points per dimension (0 = the problem's)", min=0, max=4096)
-    n_checkpoints: int = param(
-        50, "test-grid evaluations during the run", min=1, max=10_000, advanced=True
-    )
-    tol: float = param(
-        0.0, "stop on relative loss change below tol (0 = never)", min=0.0, advanced=True
-    )
-    seed: int = param(0, "recorded only: deterministic initialisation", advanced=True)
-    device: str = param("auto", "auto, cpu or cuda", advanced=True)
-
-
 def solve(problem: PDEProblem, params: Params, progress: Progress | None = None) -> Result:
-    cfg = Config(
-        kind=KIND,
-        q=1,
-        max_iter=params.max_iter,
-        lr=params.lr,
-        jitter=params.jitter,
-        llk_weight=params.llk_weight or default_llk(problem),
-        freq_scale=0.0,
-        n_col=params.n_col,
-        n_checkpoints=params.n_checkpoints,
-        tol=params.tol,
-        device=params.device,
-        seed=params.seed,
-    )
-    return solve_gp(problem, cfg, progress)
+    return solve_single_kernel(KIND, problem, params, progress)
 
 
 SPEC = SolverSpec(

@@ -33,9 +33,12 @@ class Params:
     device: str = param("auto", "auto, cpu or cuda", advanced=True)
 
 
-def solve(problem: PDEProblem, params: Params, progress: Progress | None = None) -> Result:
+def solve_single_kernel(
+    kind: str, problem: PDEProblem, params: Params, progress: Progress | None = None
+) -> Result:
+    """The GP-HM machinery with one ``kind`` kernel per dimension (q = 1, no frequency)."""
     cfg = Config(
-        kind=KIND,
+        kind=kind,
         q=1,
         max_iter=params.max_iter,
         lr=params.lr,
@@ -49,6 +52,10 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
         seed=params.seed,
     )
     return solve_gp(problem, cfg, progress)
+
+
+def solve(problem: PDEProblem, params: Params, progress: Progress | None = None) -> Result:
+    return solve_single_kernel(KIND, problem, params, progress)
 
 
 SPEC = SolverSpec(
