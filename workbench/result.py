@@ -26,7 +26,9 @@ class Result:
     iterations : int
         Iterations (or epochs, sampling steps) actually taken.
     metrics : dict
-        Scalar metrics (plain floats), e.g. ``{"marginal_error": 3e-9}``.
+        Plain floats, e.g. ``{"marginal_error": 3e-9}``, or short lists of floats for vector
+        quantities such as a position (``{"seed_mm": [12.0, -30.5, 8.1]}``). Tables show a
+        vector as one text cell; plots use the scalar ones.
     history : dict
         Per-iteration columns of equal length, e.g. ``{"step": [...], "error": [...]}``.
         Numeric columns only; used for convergence curves.
@@ -42,7 +44,7 @@ class Result:
     kind: str
     status: str = "converged"
     iterations: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | list[float]] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)

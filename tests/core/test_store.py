@@ -22,7 +22,7 @@ def _result(v=1.0):
         kind="plan",
         status="converged",
         iterations=3,
-        metrics={"marginal_error": 1e-9},
+        metrics={"marginal_error": 1e-9, "seed_mm": [1.5, -2.0, 3.25]},
         history={"step": [1, 2, 3], "error": [1.0, 0.1, 0.01]},
         extras={"x": np.arange(3.0), "note": "hello", "pattern": [1, 2]},
         meta={"wall_s": 0.5, "seed": 0},
@@ -35,7 +35,9 @@ def test_round_trip(tmp_path):
     info = store.get(rid)
     assert info.solver == "sinkhorn" and info.params == {"reg": 0.01} and info.label == "first"
     assert info.metrics["marginal_error"] == 1e-9 and info.wall_s == 0.5
+    assert info.metrics["seed_mm"] == [1.5, -2.0, 3.25]  # vector metrics survive the index
     r = store.load_result(rid)
+    assert r.metrics["seed_mm"] == [1.5, -2.0, 3.25]
     np.testing.assert_array_equal(r.output, np.ones((3, 3)))
     np.testing.assert_array_equal(r.extras["x"], np.arange(3.0))
     assert r.extras["note"] == "hello" and r.history["error"] == [1.0, 0.1, 0.01]
@@ -147,3 +149,12 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         assert got == list(range(15))
     for r in runs:
         assert store.load_result(r.run_id).output.shape == (3, 3)
+
+
+def test_metrics_rows_show_vector_metrics(tmp_path):
+    from workbench.viz.common import metrics_rows
+
+    store = RunStore(tmp_path)
+    rid = store.save(_problem(), "sinkhorn", {}, _result())
+    (row,) = metrics_rows([(store.get(rid), None)])
+    assert row["marginal_error"] == 1e-9 and row["seed_mm"] == "(1.5, -2, 3.25)"

@@ -161,10 +161,19 @@ def line_overlay(
     return fig
 
 
+def _is_vector(v: Any) -> bool:
+    """A short list of numbers (a vector metric such as a position in mm)."""
+    return (
+        isinstance(v, (list, tuple))
+        and 0 < len(v) <= 16
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    )
+
+
 def metrics_rows(
     runs: Sequence[tuple[Any, Any]], keys: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
-    """One row per run: solver, status, iterations, wall time and every scalar metric."""
+    """One row per run: solver, status, iterations, wall time and every metric (vectors as text)."""
     rows = []
     for info, result in runs:
         row: dict[str, Any] = {
@@ -179,6 +188,8 @@ def metrics_rows(
                 continue
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 row[k] = v
+            elif _is_vector(v):
+                row[k] = "(" + ", ".join(f"{float(x):.4g}" for x in v) + ")"
         rows.append(row)
     return rows
 
