@@ -83,6 +83,7 @@ def test_solve_from_nifti_json(tmp_path):
     for k in (
         "dice_core",
         "dice_edema",
+        "seed_mm",
         "seed_x_mm",
         "seed_y_mm",
         "seed_z_mm",
@@ -127,3 +128,5 @@ def test_db_lookup_cli_and_contract(tmp_path):
             and "seed_z_mm" in m
             and m["agg_ell_mm_q25"] <= m["agg_ell_mm_q75"]
         )
+        # the CLI contract: seed_mm = [x, y, z] in world mm, equal to the split keys
+        assert m["seed_mm"] == [m["seed_x_mm"], m["seed_y_mm"], m["seed_z_mm"]]

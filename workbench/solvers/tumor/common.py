@@ -105,14 +105,26 @@ def rerun(
 
 
 def match_metrics(problem, u: np.ndarray, theta_wt: float, theta_tc: float) -> dict:
+    """Dice of the predicted density's masks against the input's masks.
+
+    ``dice_edema`` is the Dice of the whole tumour WT = {u >= theta_wt} (the FLAIR-visible
+    oedema together with the core, BraTS labels 1+2+4), not of the oedema-only label 2;
+    ``dice_wt`` is the same number under its spec name. ``dice_core`` is the TC Dice."""
     d_wt = dice(u >= theta_wt, problem.wt)
     d_tc = dice(u >= theta_tc, problem.tc)
     return {"dice_edema": d_wt, "dice_wt": d_wt, "dice_core": d_tc, "dice_sum": d_wt + d_tc}
 
 
 def seed_metrics(seed_mm) -> dict:
+    """The seed position in world mm, as one vector ``seed_mm`` = [x, y, z] (the CLI contract)
+    and split into scalar ``seed_x_mm``/``seed_y_mm``/``seed_z_mm`` (for plots and tables)."""
     s = np.asarray(seed_mm, dtype=np.float64)
-    return {"seed_x_mm": float(s[0]), "seed_y_mm": float(s[1]), "seed_z_mm": float(s[2])}
+    return {
+        "seed_mm": [float(s[0]), float(s[1]), float(s[2])],
+        "seed_x_mm": float(s[0]),
+        "seed_y_mm": float(s[1]),
+        "seed_z_mm": float(s[2]),
+    }
 
 
 def patient_coarse(

@@ -33,6 +33,15 @@ class Params:
         0.02, "temperature of the top-k weights (Dice)", min=1e-4, max=10.0, advanced=True
     )
     rerun: bool = param(True, "re-run the best match on the patient's grid (the output density)")
+    align: bool = param(
+        False,
+        "translation-aligned refinement: shift shortlisted matches onto the patient's WT "
+        "centroid, re-simulate the best few with the seed moved by that offset, return the best "
+        "real simulation (off: the paper's plain rank 1)",
+    )
+    align_sims: int = param(
+        4, "forward solves with moved seeds (align)", min=1, max=64, advanced=True
+    )
     shortlist: int = param(100, "nearest PCA codes re-ranked exactly", min=1, max=100000)
 
 

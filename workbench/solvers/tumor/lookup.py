@@ -69,6 +69,30 @@ def lookup_solve(problem, params, progress=None, fast: bool = False) -> Result:
     tau = params.tau if params.method == "dice" else None
     agg = aggregate(P["DT_mm2"], P["mu"], P["seed_mm"], score[:k], tau)
     best = {key: v[0] for key, v in P.items()}  # rank 1: the best match, never a lower rank
+    al = None
+    if getattr(params, "align", False):
+        from workbench.solvers.tumor.align import align_refine
+
+        ta = time.perf_counter()
+        al = align_refine(
+            db,
+            q,
+            rows,
+            params.theta_wt,
+            params.theta_tc,
+            params.w_wt,
+            params.w_tc,
+            n_sim=int(params.align_sims),
+        )
+        align_s = time.perf_counter() - ta
+        # the returned forward solution: its own (DT, mu) and the moved seed
+        best = {key: v for key, v in best.items()}
+        best["DT_mm2"] = al["DT_mm2"]
+        best["mu"] = al["mu"]
+        best["seed_mm"] = al["seed_mm"]
+        Pb = db.row_params(np.array([al["db_row"]]))
+        for key in ("D_w_mm2_day", "rho_day", "T_day"):
+            best[key] = Pb[key][0]
     est1 = identifiable(float(best["DT_mm2"]), float(best["mu"]))
     # infiltration probability on the database grid: weighted share of top-k WT masks
     w = np.asarray(agg["weights"])
@@ -107,6 +131,18 @@ def lookup_solve(problem, params, progress=None, fast: bool = False) -> Result:
     if "dice_wt" in extra:
         metrics["db_dice_edema"] = float(extra["dice_wt"][0])
         metrics["db_dice_core"] = float(extra["dice_tc"][0])
+    if al is not None:
+        metrics.update(
+            {
+                "align_improved": float(al["improved"]),
+                "align_db_row": float(al["db_row"]),
+                "align_offset_vox": [float(v) for v in al["offset_vox"]],
+                "align_db_dice_edema": float(al["dice_wt"]),
+                "align_db_dice_core": float(al["dice_tc"]),
+                "align_s": float(align_s),
+                "align_sims": float(al["n_sim"]),
+            }
+        )
     for name in ("ell_mm", "mu", "lambda_mm"):
         metrics[f"agg_{name}"] = agg[name]
         metrics[f"agg_{name}_q25"] = agg[name + "_q25"]
@@ -145,6 +181,10 @@ def lookup_solve(problem, params, progress=None, fast: bool = False) -> Result:
         extras={
             "seed_mm": [float(x) for x in best["seed_mm"]],
             "estimate_top1": {**est1, "seed_mm": [float(x) for x in best["seed_mm"]]},
+            "align": None
+            if al is None
+            else {k: v for k, v in al.items() if k != "u" and not isinstance(v, np.ndarray)}
+            | {"seed_mm": [float(x) for x in al["seed_mm"]]},
             "estimate_topk": {kk: vv for kk, vv in agg.items() if kk != "weights"},
             "topk": table,
             "db": db.summary(),
@@ -163,5 +203,6 @@ def lookup_solve(problem, params, progress=None, fast: bool = False) -> Result:
             "theta_wt": params.theta_wt,
             "theta_tc": params.theta_tc,
             "fast": fast,
+            "align": bool(al is not None),
         },
     )
