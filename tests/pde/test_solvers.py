@@ -12,8 +12,10 @@ from workbench.solvers.pde import gp_hm, gp_matern, gp_se, pinn, pinn_fourier
 
 def test_gp_hm_solves_low_frequency_problem_to_1e4():
     p = make_preset("poisson1d_sin10")
-    r = gp_hm.solve(p, gp_hm.Params(max_iter=3000, q=10, lr_final=1e-3, n_checkpoints=5))
+    r = gp_hm.solve(p, gp_hm.Params(max_iter=1000, q=10, n_checkpoints=5))
     assert r.metrics["rel_l2_final"] <= 1e-4, r.metrics
+    # the exact finish minimises the same loss: never above the Adam iterate's
+    assert r.metrics["loss_final"] <= r.metrics["loss_adam_final"]
     assert evaluate(p, r)["rel_l2"] == pytest.approx(r.metrics["rel_l2_final"], rel=1e-9)
     assert r.metrics["rel_l2_best"] <= r.metrics["rel_l2_final"]
     w, f = r.extras["weights_x"], r.extras["freqs_x"]
@@ -26,7 +28,8 @@ def test_gp_hm_matches_the_papers_early_trajectory_on_sin100():
     """Spec §3.7/§7.2: rel L2 ≈ 0.26–0.28 after 100 Adam steps on poisson1d_sin100 (400 points)."""
     p = make_preset("poisson1d_sin100")
     r = gp_hm.solve(p, gp_hm.Params(max_iter=100, n_checkpoints=2))
-    assert 0.2 < r.metrics["rel_l2_final"] < 0.32
+    assert 0.2 < r.metrics["rel_l2_adam_final"] < 0.32
+    assert r.metrics["loss_final"] <= r.metrics["loss_adam_final"]
 
 
 @pytest.mark.parametrize("kernel", ["stm", "gm"])

@@ -27,6 +27,7 @@ from workbench.errors import InputError
 from workbench.problems import PDEProblem
 from workbench.progress import Progress, ensure
 from workbench.result import Result
+from workbench.solvers.pde import usolve as US
 from workbench.solvers.pde.common import (
     boundary_mask,
     compile_problem,
@@ -63,6 +64,10 @@ class Config:
     inv_ls_init: float = 1.0
     lr_final: float = 0.0
     decay_start: float = 0.0
+    exact_u: bool = True
+    exact_every: int = 0
+    exact_rounds: int = 2
+    freq_init: str = "source"
 
 
 def apply_operator(
@@ -91,6 +96,33 @@ def apply_operator(
         sig = torch.sigmoid(U * a)
         return kap * d["xx"] + sig * (d["x"] * a + U * da) * d["x"]
     raise InputError(f"the GP solvers do not handle operator {op!r}")
+
+
+def source_freq_scale(f: np.ndarray, hs: list[float]) -> float:
+    """Upper end F of the initial frequencies from the source's spectrum (spec §3.5 option).
+
+    For constant-coefficient linear operators the source shares the solution's frequencies.
+    Per dimension, the Hann-windowed, 4× zero-padded periodogram of f (averaged over the other
+    axis) gives f_hi, the highest frequency with power ≥ 10⁻⁴ of the peak (amplitude ≥ 1 %);
+    F = 1.25 f_hi, clipped to [2/L, 1/(2h)] (at least two cycles over the box, at most the
+    grid's Nyquist frequency). A smooth source thus gets components near the low frequencies it
+    needs instead of 30 components spread up to Nyquist, which stalled Adam on such problems.
+    """
+    f = np.asarray(f, float)
+    out = 0.0
+    for d, h in enumerate(hs):
+        a = np.moveaxis(f, d, 0).reshape(f.shape[d], -1)
+        n = a.shape[0]
+        a = (a - a.mean(0)) * np.hanning(n)[:, None]
+        pw = (np.abs(np.fft.rfft(a, 4 * n, axis=0)) ** 2).mean(1)
+        fr = np.fft.rfftfreq(4 * n, h)
+        nyq, span = 1.0 / (2 * h), (n - 1) * h
+        if not np.isfinite(pw).all() or pw.max() <= 0:
+            out = max(out, 2.0 / span)
+            continue
+        f_hi = fr[np.nonzero(pw >= 1e-4 * pw.max())[0].max()]
+        out = max(out, float(np.clip(1.25 * f_hi, 2.0 / span, nyq)))
+    return out
 
 
 def kron_terms(
@@ -174,7 +206,11 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
 
     F = cfg.freq_scale
     if F <= 0:
-        F = problem.freq_scale or 1.0 / (2 * min(hs))
+        F = problem.freq_scale or (
+            source_freq_scale(comp.source(*mesh), hs)
+            if cfg.freq_init == "source"
+            else 1.0 / (2 * min(hs))
+        )
     Q = cfg.q
     toep = [ToeplitzGrid(n, h, dev) for n, h in zip(ns, hs, strict=False)]
     U = torch.zeros(*ns, dtype=dt, device=dev, requires_grad=True)
@@ -265,8 +301,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             hist[k].append(float(v))
         return err
 
-    for step in range(1, cfg.max_iter + 1):
-        opt.zero_grad(set_to_none=True)
+    def full_loss():
         ld, W, der = forward()
         quad = (U * W).sum()
         prior = 0.5 * ld + 0.5 * quad
@@ -283,6 +318,89 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
                 else ((cross(0, obs_x[:, 0]) @ W) * cross(1, obs_x[:, 1])).sum(1)
             )
             loss = loss + 0.5 * obs_prec * ((uo - obs_y) ** 2).sum()
+        return loss, prior, bterm, r, W
+
+    u_solves: list[dict] = []
+
+    @torch.no_grad()
+    def exact_u_solve(step: int, rounds: int) -> None:
+        """Replace U by the exact minimiser of the loss at the current θ, τ_b, v (usolve)."""
+        ts = time.perf_counter()
+        l_before = float(full_loss()[0])
+        Ks, K1s, K2s = [], [], []
+        for d in range(dim):
+            k, k1, k2 = kernel_parts(cfg.kind, toep[d].lags, *kp[d])
+            k = torch.cat([k[:1] + cfg.jitter, k[1:]])
+            Ks.append(k[toep[d].idx])
+            K2s.append(k2[toep[d].idx])
+            K1s.append(toep[d].sign * k1[toep[d].idx] if need & {"x", "y"} else None)
+        w = US.whiten(Ks, K1s, K2s)
+        obs_fn = None
+        if has_obs:
+            c0 = cross(0, obs_x[:, 0])
+            if dim == 1:
+                M0 = torch.cholesky_solve(c0.T, w.L[0]).T  # c0 K⁻¹
+
+                def obs_fn(Uv):
+                    return M0 @ Uv
+            else:
+                c1 = cross(1, obs_x[:, 1])
+                M0 = torch.cholesky_solve(c0.T, w.L[0]).T
+                M1 = torch.cholesky_solve(c1.T, w.L[1]).T
+
+                def obs_fn(Uv):
+                    return ((M0 @ Uv) * M1).sum(1)
+
+        lossu = US.LossU(
+            w=w,
+            residual=lambda Uv, dv: apply_operator(problem.operator, Uv, dv, coeffs, grids) - f,
+            need=need,
+            mask=mask,
+            g=g,
+            sqrt_b=math.sqrt(lam * float(torch.exp(log_tau_b))),
+            sqrt_v=math.sqrt(float(torch.exp(log_v))),
+            obs=obs_fn,
+            obs_y=obs_y if has_obs else None,
+            sqrt_o=math.sqrt(obs_prec) if has_obs else 0.0,
+        )
+        info = {"step": step, "gn_steps": 0, "cg_iter": 0, "rounds": 0}
+        pre = US.FastDiag2D.build(w) if dim == 2 and problem.operator == "poisson" else None
+        for rnd in range(max(1, rounds)):
+            if rnd > 0:
+                # exact minimiser over the precision block at the current U:
+                # ∂L/∂log v = 0 gives v = N_c / ‖𝒩[U] − f‖², likewise τ_b = N_b / ‖U_∂ − g‖²
+                _, _, _, r, _ = full_loss()
+                bres = U[mask] - g
+                log_v.data.fill_(math.log(n_c / max(float((r * r).sum()), 1e-300)))
+                log_tau_b.data.fill_(math.log(n_b / max(float((bres * bres).sum()), 1e-300)))
+                lossu.sqrt_b = math.sqrt(lam * float(torch.exp(log_tau_b)))
+                lossu.sqrt_v = math.sqrt(float(torch.exp(log_v)))
+            z0 = US.to_whitened(w, U.detach())
+            if dim == 1 or n_c <= US.DENSE_MAX:
+                z, n_gn = US.minimise_dense(lossu, z0)
+            else:
+                z, n_gn, n_cg = US.minimise_2d(lossu, z0, pre)
+                info["cg_iter"] += n_cg
+            info["gn_steps"] += n_gn
+            info["rounds"] += 1
+            U.data.copy_(US.fields(w, z, set())[0])
+            _, Wr, _ = forward()
+            info.setdefault("trace", []).append(
+                {
+                    "loss": float(full_loss()[0]),
+                    "rel_l2": rel_l2(predict(Wr, t_axes).cpu().numpy(), true),
+                    "v": float(torch.exp(log_v)),
+                    "tau_b": float(torch.exp(log_tau_b)),
+                }
+            )
+        info["loss_before"] = l_before
+        info["loss_after"] = float(full_loss()[0])
+        info["time_s"] = time.perf_counter() - ts
+        u_solves.append(info)
+
+    for step in range(1, cfg.max_iter + 1):
+        opt.zero_grad(set_to_none=True)
+        loss, prior, bterm, r, W = full_loss()
         if not torch.isfinite(loss):
             status, message = "failed", f"loss became non-finite at step {step}"
             break
@@ -310,6 +428,20 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         if progress.cancelled:
             status, message = "cancelled", f"cancelled at step {step}"
             break
+        if (
+            cfg.exact_u
+            and cfg.exact_every > 0
+            and step % cfg.exact_every == 0
+            and step < cfg.max_iter
+        ):
+            exact_u_solve(step, 1)
+
+    # pure-Adam final state, then (default) the exact minimiser in U at the final θ, τ_b, v
+    with torch.no_grad():
+        _, W, _ = forward()
+        adam_final = rel_l2(predict(W, t_axes).cpu().numpy(), true)
+    if cfg.exact_u and status != "failed":
+        exact_u_solve(step, cfg.exact_rounds)
 
     # final state (after the last update): prediction with the final parameters
     with torch.no_grad():
@@ -341,6 +473,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         extras["y"] = axes[1]
     metrics = {
         "rel_l2_final": final,
+        "rel_l2_adam_final": float(adam_final),
         "rel_l2_best": float(best[0]),
         "rel_l2_best_step": float(best[1]),
         "residual_rel": float(np.linalg.norm(rfin) / fnorm),
@@ -349,6 +482,12 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         "wall_s": wall,
         "s_per_step": wall / max(1, step),
     }
+    if u_solves:
+        last = u_solves[-1]
+        metrics["loss_adam_final"] = last["loss_before"]
+        metrics["loss_final"] = last["loss_after"]
+        metrics["u_solve_s"] = float(sum(u["time_s"] for u in u_solves))
+        extras["u_solves"] = u_solves
     if dev.startswith("cuda"):
         metrics["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return Result(

@@ -35,6 +35,25 @@ class Params:
         max=1.0,
         advanced=True,
     )
+    exact_u: bool = param(
+        True,
+        "finish with the exact minimiser of the same loss in U at the final kernel and "
+        "precisions (linear operators: one least-squares solve; nonlinear: Gauss–Newton)",
+    )
+    exact_every: int = param(
+        0,
+        "also replace U by that minimiser every this many Adam steps (0 = only at the end)",
+        min=0,
+        advanced=True,
+    )
+    exact_rounds: int = param(
+        2,
+        "block-coordinate sweeps of the finish: U exact, then (from the second sweep on) the "
+        "precisions τ_b, v at their closed-form optimum before U again; 1 = U only",
+        min=1,
+        max=10,
+        advanced=True,
+    )
     jitter: float = param(
         1e-6, "diagonal jitter added to each K_d", min=0.0, max=1.0, log=True, advanced=True
     )
@@ -46,8 +65,17 @@ class Params:
     )
     freq_scale: float = param(
         0.0,
-        "upper end F of the initial frequencies (cycles per unit; 0 = the preset's, else the grid's Nyquist 1/(2h))",
+        "upper end F of the initial frequencies (cycles per unit; 0 = the preset's F, else "
+        "chosen by freq_init)",
         min=0.0,
+    )
+    freq_init: str = param(
+        "source",
+        "F when neither freq_scale nor the preset gives one: source = 1.25 × the highest "
+        "significant frequency of the source term's spectrum (clipped to [2/L, Nyquist]); "
+        "nyquist = the grid's Nyquist frequency 1/(2h)",
+        choices=("source", "nyquist"),
+        advanced=True,
     )
     inv_ls_init: float = param(
         1.0,
@@ -94,10 +122,14 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
         jitter=params.jitter,
         llk_weight=params.llk_weight or default_llk(problem),
         freq_scale=params.freq_scale,
+        freq_init=params.freq_init,
         n_col=params.n_col,
         inv_ls_init=params.inv_ls_init,
         lr_final=params.lr_final,
         decay_start=params.decay_start,
+        exact_u=params.exact_u,
+        exact_every=params.exact_every,
+        exact_rounds=params.exact_rounds,
         n_checkpoints=params.n_checkpoints,
         tol=params.tol,
         device=params.device,
