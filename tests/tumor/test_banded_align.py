@@ -140,3 +140,23 @@ def test_alignment_recovers_planted_shifted_entry(banded_db):
     # off by default: the plain rank 1 of the paper
     res = db_lookup.solve(prob, parse_params(db_lookup.Params, {"db": str(banded_db)}))
     assert res.extras["topk"][0]["db_row"] == int(order[0]) and "align_improved" not in res.metrics
+
+
+def test_grow_finished_database(tmp_path, banded_db):
+    """``build-db --n LARGER`` on a finished file reuses its complete batches (no re-simulation)
+    and ends identical to a build of the larger n from scratch."""
+    import dataclasses
+
+    out = tmp_path / "grow.h5"
+    small = dataclasses.replace(BANDED, n=36)  # 4 full batches of 8 and a short one
+    assert build(small, out, log=lambda s: None) == out
+    logs = []
+    big = dataclasses.replace(BANDED, n=64)
+    assert build(big, out, log=logs.append) == out
+    assert "4 done, 4 to run" in logs[0]
+    A, B = open_db(out), open_db(banded_db)
+    for k in ("status", "V_wt_cm3", "n_steps", "seed_mm"):
+        np.testing.assert_array_equal(A.params[k], B.params[k], err_msg=k)
+    np.testing.assert_array_equal(A.wt, B.wt)
+    np.testing.assert_array_equal(A.tc, B.tc)
+    np.testing.assert_array_equal(A.ok_index, B.ok_index)

@@ -292,7 +292,8 @@ def parts_dir(out: str | Path) -> Path:
 
 
 def _save_part(path: Path, res: dict) -> None:
-    tmp = path.with_suffix(".tmp.npz")
+    # the temporary name must not match part_*.npz (progress counts and readers glob for it)
+    tmp = path.with_name("tmp_" + path.name)
     np.savez(tmp, **res)
     os.replace(tmp, path)
 
@@ -336,6 +337,9 @@ def build(
             raise ValueError(f"{pdir} holds a build with other settings: {old}")
         del old_n
     t_start = time.time()
+    prev_wall = 0.0
+    if out.exists() and not any(pdir.glob("part_*.npz")):
+        prev_wall = parts_from_db(out, cfg)
     cpath.write_text(json.dumps({"n": cfg.n, **cfg.key()}, sort_keys=True))
     atlas = load_atlas(cfg.grid, with_t1=False)
     draws = draw_params(cfg, atlas)
@@ -397,7 +401,7 @@ def build(
     prev = (
         json.loads((pdir / "timing.json").read_text())
         if (pdir / "timing.json").exists()
-        else {"wall_s": 0.0}
+        else {"wall_s": prev_wall}
     )
     total = prev["wall_s"] + (time.time() - t_start)
     (pdir / "timing.json").write_text(json.dumps({"wall_s": total}))
@@ -418,6 +422,39 @@ def build(
             p.unlink()
         pdir.rmdir()
     return out
+
+
+def parts_from_db(out: Path, cfg: BuildConfig) -> float:
+    """Grow a finished database: turn the complete batches of the existing file ``out`` (same
+    settings, any n) back into part files, so that ``build-db --n LARGER`` simulates only the new
+    draws (the prior is a deterministic prefix, so the old rows are the new build's first rows).
+
+    Returns the old build's recorded wall time (it adds to the new one); 0 if not reusable."""
+    import h5py
+
+    with h5py.File(out, "r") as f:
+        old_cfg = json.loads(f.attrs["build_config"])
+        old_wall = float(f.attrs.get("build_wall_s", 0.0))
+        old_n = int(old_cfg.pop("n"))
+        if old_cfg != cfg.key() or old_n > cfg.n:
+            return 0.0
+        P = {k: f["params"][k][()] for k in f["params"]}
+        ok_index = f["ok_index"][()]
+        pos = np.full(old_n, -1, np.int64)
+        pos[ok_index] = np.arange(ok_index.size)
+        pdir = parts_dir(out)
+        n_full = old_n // cfg.batch  # a last, shorter batch is simulated again
+        for k in range(n_full):
+            idx = np.arange(k * cfg.batch, (k + 1) * cfg.batch)
+            rows = pos[idx][pos[idx] >= 0]
+            res = {"index": idx, "status": P["status"][idx]}
+            for c in ("seed_mm", "snapped", "stopped", "V_wt_cm3", "V_tc_cm3", "n_steps", "wall_s"):
+                res[c] = P[c][idx]
+            res["wt"] = f["masks/wt"][rows] if rows.size else f["masks/wt"][:0]
+            res["tc"] = f["masks/tc"][rows] if rows.size else f["masks/tc"][:0]
+            res["density"] = f["density"][rows] if rows.size else f["density"][:0]
+            _save_part(pdir / f"part_{k:05d}.npz", res)
+    return old_wall
 
 
 def sha256_file(path: str | Path) -> str:
@@ -810,4 +847,4 @@ def default_db_path() -> Path:
     env = os.environ.get("WORKBENCH_TUMOR_DB")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "weights" / "tumor" / "db64.h5"
+    return Path(__file__).resolve().parents[2] / "weights" / "tumor" / "db64_banded.h5"
