@@ -160,3 +160,18 @@ def test_grow_finished_database(tmp_path, banded_db):
     np.testing.assert_array_equal(A.wt, B.wt)
     np.testing.assert_array_equal(A.tc, B.tc)
     np.testing.assert_array_equal(A.ok_index, B.ok_index)
+
+
+def test_prefix_view_is_a_smaller_database(banded_db):
+    """``prefix(n)`` (database-size studies) scores exactly like the first n entries."""
+    db = open_db(banded_db)
+    n = db.n_ok // 2
+    sub = db.prefix(n)
+    assert sub.n_ok == n and sub.embedding["codes"].shape[0] == n
+    wt, tc = db.masks_full(n - 1)
+    q_full, q_sub = Q.PatientQuery(db, wt, tc), Q.PatientQuery(sub, wt, tc)
+    a = Q.scores(db, q_full, "dice", 0.25, 0.675)["score"][:n]
+    np.testing.assert_array_equal(Q.scores(sub, q_sub, "dice", 0.25, 0.675)["score"], a)
+    # streamed scores stop at the prefix's end too
+    assert Q.scores(sub, q_sub, "l2", 0.25, 0.675)["score"].shape == (n,)
+    assert Q.rank(a)[0] == n - 1
