@@ -206,11 +206,17 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
 
     F = cfg.freq_scale
     if F <= 0:
-        F = problem.freq_scale or (
-            source_freq_scale(comp.source(*mesh), hs)
-            if cfg.freq_init == "source"
-            else 1.0 / (2 * min(hs))
-        )
+        # the preset's F unless it lies above the grid's Nyquist frequency (a preset run on a
+        # coarser grid than the paper's): components above Nyquist alias on the grid yet carry
+        # their full (2πf)² in K″; with the paper's F = 20 on a 128² grid (Nyquist 10.1) Adam
+        # stalled at 0.975 after 400 steps. Then, and for user problems, F follows freq_init.
+        nyq = 1.0 / (2 * max(hs))
+        if problem.freq_scale and problem.freq_scale <= nyq:
+            F = float(problem.freq_scale)
+        elif cfg.freq_init == "source":
+            F = source_freq_scale(comp.source(*mesh), hs)
+        else:
+            F = nyq
     Q = cfg.q
     toep = [ToeplitzGrid(n, h, dev) for n, h in zip(ns, hs, strict=False)]
     U = torch.zeros(*ns, dtype=dt, device=dev, requires_grad=True)
@@ -339,14 +345,14 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         if has_obs:
             c0 = cross(0, obs_x[:, 0])
             if dim == 1:
-                M0 = torch.cholesky_solve(c0.T, w.L[0]).T  # c0 K⁻¹
+                M0 = US.kinv_rows(w, 0, c0)
 
                 def obs_fn(Uv):
                     return M0 @ Uv
             else:
                 c1 = cross(1, obs_x[:, 1])
-                M0 = torch.cholesky_solve(c0.T, w.L[0]).T
-                M1 = torch.cholesky_solve(c1.T, w.L[1]).T
+                M0 = US.kinv_rows(w, 0, c0)
+                M1 = US.kinv_rows(w, 1, c1)
 
                 def obs_fn(Uv):
                     return ((M0 @ Uv) * M1).sum(1)
@@ -435,6 +441,11 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             and step < cfg.max_iter
         ):
             exact_u_solve(step, 1)
+            # U now sits at the minimiser for the current θ: drop Adam's momentum for U, which
+            # still points along the pre-solve descent direction and would push U off it again
+            st = opt.state.get(U)
+            if st and "exp_avg" in st:
+                st["exp_avg"].zero_()
 
     # pure-Adam final state, then (default) the exact minimiser in U at the final θ, τ_b, v
     with torch.no_grad():

@@ -65,13 +65,13 @@ class Params:
     )
     freq_scale: float = param(
         0.0,
-        "upper end F of the initial frequencies (cycles per unit; 0 = the preset's F, else "
-        "chosen by freq_init)",
+        "upper end F of the initial frequencies (cycles per unit; 0 = the preset's F when it is "
+        "below the grid's Nyquist frequency, else chosen by freq_init)",
         min=0.0,
     )
     freq_init: str = param(
         "source",
-        "F when neither freq_scale nor the preset gives one: source = 1.25 × the highest "
+        "F when neither freq_scale nor the preset gives a usable one: source = 1.25 × the highest "
         "significant frequency of the source term's spectrum (clipped to [2/L, Nyquist]); "
         "nyquist = the grid's Nyquist frequency 1/(2h)",
         choices=("source", "nyquist"),
