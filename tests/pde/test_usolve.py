@@ -141,3 +141,13 @@ def test_gp_hm_does_not_stall_on_smooth_user_problems(exact):
     p = PDEProblem(box=((0.0, 1.0),), exact=exact, n_col=(32,))
     r = gp_hm.solve(p, gp_hm.Params(max_iter=500, n_checkpoints=2))
     assert r.metrics["rel_l2_final"] < 2e-3, r.metrics
+
+
+def test_periodic_exact_solves_are_recorded_and_lower_the_loss():
+    p = PDEProblem(box=((0.0, 1.0),), exact="sin(3*x) + x**2", n_col=(24,))
+    r = gp_hm.solve(p, gp_hm.Params(q=6, max_iter=120, exact_every=40, n_checkpoints=2))
+    solves = r.extras["u_solves"]
+    assert [s["step"] for s in solves] == [40, 80, 120]
+    assert all(s["loss_after"] <= s["loss_before"] for s in solves)
+    assert [s["rounds"] for s in solves] == [1, 1, 2]
+    assert r.metrics["rel_l2_final"] < r.metrics["rel_l2_adam_final"]

@@ -284,7 +284,8 @@ def spectrum_figure(result) -> go.Figure:
 
 
 def metrics_rows(problem, runs: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run: rel L2 (final), best (oracle) and its step, wall time, iterations."""
+    """One row per run: rel L2 (final), the GP's last Adam iterate before its exact finish, best
+    (oracle) and its step, wall time, iterations."""
     from workbench.datasets.pde import evaluate
 
     rows = []
@@ -295,6 +296,7 @@ def metrics_rows(problem, runs: Sequence[tuple[str, Any]]) -> list[dict[str, Any
                 "run": label,
                 "rel_l2": ev.get("rel_l2"),
                 "max_abs_err": ev.get("max_abs_err"),
+                "rel_l2 Adam final (before the exact finish)": r.metrics.get("rel_l2_adam_final"),
                 "rel_l2_best (oracle)": r.metrics.get("rel_l2_best"),
                 "best step": r.metrics.get("rel_l2_best_step"),
                 "wall_s": r.meta.get("wall_s", r.metrics.get("wall_s")),
