@@ -34,11 +34,11 @@ def test_router_and_home():
 
 
 def test_runs_page_empty_then_lists_and_deletes():
-    at = AppTest.from_file(str(ROOT / "pages/runs.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/runs.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert any("No runs yet" in i.value for i in at.info)
     _, ids = _two_runs()
-    at = AppTest.from_file(str(ROOT / "pages/runs.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/runs.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert at.selectbox(key="wb.runs.open").options == [ids[1], ids[0]]  # newest first
     at.selectbox(key="wb.runs.status").set_value("converged").run()
@@ -53,7 +53,7 @@ def test_runs_page_empty_then_lists_and_deletes():
 
 def test_compare_page_two_runs():
     problem, ids = _two_runs()
-    at = AppTest.from_file(str(ROOT / "pages/compare.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/compare.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     picked = [m for m in at.multiselect if m.label == "Runs to compare"][0]
     assert sorted(picked.value) == sorted(ids)
@@ -65,5 +65,5 @@ def test_compare_page_two_runs():
 
 @pytest.mark.parametrize("page", ["home", "runs", "compare"])
 def test_pages_are_thin_wrappers(page):
-    text = (ROOT / "pages" / f"{page}.py").read_text()
+    text = (ROOT / "app_pages" / f"{page}.py").read_text()
     assert f"{page}.render()" in text

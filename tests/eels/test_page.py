@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = Path(__file__).resolve().parents[2] / "pages" / "eels.py"
+PAGE = Path(__file__).resolve().parents[2] / "app_pages" / "eels.py"
 
 
 @pytest.fixture

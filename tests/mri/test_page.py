@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = Path(__file__).resolve().parents[2] / "pages" / "mri.py"
+PAGE = Path(__file__).resolve().parents[2] / "app_pages" / "mri.py"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ TIMEOUT = 90
 
 
 def test_ot_page_sample_runs_and_recommendation():
-    at = AppTest.from_file(str(ROOT / "pages/ot.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/ot.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert at.title[0].value == "Optimal transport"
     assert any("No finished runs" in c.value for c in at.caption)
@@ -29,7 +29,7 @@ def test_ot_page_sample_runs_and_recommendation():
     for name in ("sinkhorn_newton", "emd"):
         spec = registry.get_solver("ot", name)
         execute(spec, problem, spec.params(), store=store)
-    at = AppTest.from_file(str(ROOT / "pages/ot.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/ot.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     charts = at.get("plotly_chart")
     assert len(charts) >= 4  # measures, convergence, two plans (+ sparsity, histograms)
@@ -37,7 +37,7 @@ def test_ot_page_sample_runs_and_recommendation():
 
 
 def test_ot_page_bad_upload_shows_error():
-    at = AppTest.from_file(str(ROOT / "pages/ot.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/ot.py"), default_timeout=TIMEOUT).run()
     at.radio(key="wb.ot.picker.source").set_value("Upload").run()
     assert not at.exception
     buf = io.BytesIO()

@@ -14,7 +14,7 @@ TIMEOUT = 120
 
 
 def test_pde_page_preset_and_stored_runs():
-    at = AppTest.from_file(str(ROOT / "pages/pde.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/pde.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert at.title[0].value == "PDEs"
     assert any("No finished runs" in c.value for c in at.caption)
@@ -24,7 +24,7 @@ def test_pde_page_preset_and_stored_runs():
     for name, kw in (("reference", {}), ("gp_hm", {"max_iter": 20, "q": 5})):
         spec = registry.get_solver("pde", name)
         execute(spec, problem, spec.params(kw), store=store)
-    at = AppTest.from_file(str(ROOT / "pages/pde.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/pde.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(specs) >= 3
@@ -33,7 +33,7 @@ def test_pde_page_preset_and_stored_runs():
 
 
 def test_pde_page_typed_expression_and_unsafe_input():
-    at = AppTest.from_file(str(ROOT / "pages/pde.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(ROOT / "app_pages/pde.py"), default_timeout=TIMEOUT).run()
     at.radio(key="wb.pde.source").set_value("Typed expression").run()
     assert not at.exception
     assert any(m.label == "ground truth" for m in at.metric)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from workbench import registry
-from workbench.ui import common
+from workbench.ui import PAGES_DIR, common
 
-PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
 NOTICE = PAGES_DIR.parent / "NOTICE"
 
 

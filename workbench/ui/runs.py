@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import streamlit as st
 
 from workbench import registry
 from workbench.export import run_bundle
-from workbench.ui import common
-
-PAGES = Path(__file__).resolve().parents[2] / "pages"
+from workbench.ui import PAGES_DIR, common
 
 
 def render() -> None:
@@ -79,7 +76,7 @@ def render() -> None:
     if c0.button("Compare with its siblings", key="wb.runs.compare", icon=":material/compare:"):
         st.session_state["wb.compare.domain"] = info.domain
         st.session_state["wb.compare.problem"] = info.problem_id
-        st.switch_page(str(PAGES / "compare.py"))
+        st.switch_page(str(PAGES_DIR / "compare.py"))
     c1.download_button(
         "Run bundle (zip)",
         data=lambda: run_bundle(store, run_id),
