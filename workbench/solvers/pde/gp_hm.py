@@ -49,7 +49,9 @@ class Params:
     exact_rounds: int = param(
         2,
         "block-coordinate sweeps of the finish: U exact, then (from the second sweep on) the "
-        "precisions τ_b, v at their closed-form optimum before U again; 1 = U only",
+        "precisions v = N_c/‖𝒩[U] − f‖², τ_b = N_b/‖U_∂ − g‖² at their closed-form optimum "
+        "before U again; 1 = U only (measured: 1-D sin(100x) 9.6e-4 → 1.4e-4 with the second "
+        "sweep, but the 2-D poisson2d_sin6cos20 at 128² 7.3e-3 → 0.14)",
         min=1,
         max=10,
         advanced=True,
