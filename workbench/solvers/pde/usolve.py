@@ -194,6 +194,18 @@ def fast_diag_poisson(
 DENSE_MAX = 2500
 
 
+def _backtrack(loss, z: torch.Tensor, delta: torch.Tensor, f0: float):
+    """Halve the step along ``delta`` until the loss does not rise; ``(None, f0)`` if it always does."""
+    step = 1.0
+    while step > 1e-4:
+        cand = z + step * delta
+        f1 = loss.value(cand)
+        if f1 <= f0:
+            return cand, f1
+        step *= 0.5
+    return None, f0
+
+
 def minimise_dense(
     loss: LossU, z0: torch.Tensor, max_gn: int = 20, rtol: float = 1e-13
 ) -> tuple[torch.Tensor, int]:
@@ -212,14 +224,8 @@ def minimise_dense(
         J = torch.func.jacfwd(loss.R)(z)
         r = loss.R(z)
         delta = torch.linalg.lstsq(J, -r[:, None], driver="gelsd").solution[:, 0]
-        step, f1 = 1.0, f0
-        while step > 1e-4:
-            cand = z + step * delta
-            f1 = loss.value(cand)
-            if f1 <= f0:
-                break
-            step *= 0.5
-        if f1 > f0:
+        cand, f1 = _backtrack(loss, z, delta, f0)
+        if cand is None:
             break
         z = cand
         done = f0 - f1 <= rtol * max(1.0, abs(f0))
@@ -302,14 +308,8 @@ def minimise_2d(
             rz_new = float((res * zr).sum())
             p = zr + (rz_new / rz) * p
             rz = rz_new
-        step, f1 = 1.0, f0
-        while step > 1e-4:
-            cand = Z + step * x
-            f1 = loss.value(cand)
-            if f1 <= f0:
-                break
-            step *= 0.5
-        if f1 > f0:
+        cand, f1 = _backtrack(loss, Z, x, f0)
+        if cand is None:
             break
         Z = cand
         done = f0 - f1 <= rtol * max(1.0, abs(f0))
