@@ -56,7 +56,6 @@ class Params:
     align_sims: int = param(
         4, "forward solves with moved seeds (align)", min=1, max=64, advanced=True
     )
-    shortlist: int = param(100, "unused by brute force", min=1, max=100000, advanced=True)
 
 
 def solve(problem, params: Params, progress=None):

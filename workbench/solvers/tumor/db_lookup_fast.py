@@ -11,39 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.registry import SolverSpec, param
+from workbench.solvers.tumor import db_lookup
 from workbench.solvers.tumor.lookup import lookup_solve
 
 
 @dataclass(frozen=True)
-class Params:
-    db: str = param("", "database file (empty: the shipped 64^3 database)")
-    method: str = param(
-        "dice",
-        "re-rank score: dice, l2 (soft maps) or soft (Bernoulli LL)",
-        choices=("dice", "l2", "soft"),
-    )
-    theta_wt: float = param(
-        0.25, "visibility threshold of the whole tumour (FLAIR)", min=0.01, max=0.99
-    )
-    theta_tc: float = param(
-        0.675, "visibility threshold of the tumour core (T1-Gd)", min=0.01, max=0.99
-    )
-    w_wt: float = param(1.0, "weight of the whole-tumour score", min=0.0, max=10.0, advanced=True)
-    w_tc: float = param(1.0, "weight of the core score", min=0.0, max=10.0, advanced=True)
-    top_k: int = param(10, "matches aggregated into the estimate", min=1, max=200)
-    tau: float = param(
-        0.02, "temperature of the top-k weights (Dice)", min=1e-4, max=10.0, advanced=True
-    )
-    rerun: bool = param(True, "re-run the best match on the patient's grid (the output density)")
-    align: bool = param(
-        False,
-        "translation-aligned refinement: shift shortlisted matches onto the patient's WT "
-        "centroid, re-simulate the best few with the seed moved by that offset, return the best "
-        "real simulation (off: the paper's plain rank 1)",
-    )
-    align_sims: int = param(
-        4, "forward solves with moved seeds (align)", min=1, max=64, advanced=True
-    )
+class Params(db_lookup.Params):
+    """``db_lookup``'s parameters plus the size of the PCA shortlist."""
+
     # 300 rather than the spec's 100: at N = 5 000 the 100-code shortlist keeps only 0.75 of the
     # brute-force top 15 (target 0.8); 300 keeps 0.80 for 2.4 ms instead of 1.3 (BENCHMARKS.md, T7).
     shortlist: int = param(300, "nearest PCA codes re-ranked exactly", min=1, max=100000)
