@@ -160,15 +160,15 @@ def align_refine(
     best_sc = np.full(len(order), -np.inf)
     best = [None] * len(order)
     n_runs, wall = 0, 0.0
-    todo = np.arange(len(order))
+    to_run = np.arange(len(order))
     for _ in range(1 + int(iters)):
-        if todo.size == 0:
+        if to_run.size == 0:
             break
-        sim = model.simulate(P["DT_mm2"][todo], P["mu"][todo], moved[todo])
-        n_runs += todo.size
+        sim = model.simulate(P["DT_mm2"][to_run], P["mu"][to_run], moved[to_run])
+        n_runs += to_run.size
         wall += float(sim["wall_s"])
-        nxt = []
-        for k, i in enumerate(todo):
+        moved_again = []
+        for k, i in enumerate(to_run):
             u = sim["u"][k]
             dw = dice(u >= theta_wt, q.wt)
             dt = dice(u >= theta_tc, q.tc)
@@ -186,8 +186,8 @@ def align_refine(
             if np.all(np.isfinite(e)) and np.any(e != 0):
                 off[i] += e.astype(np.int64)
                 moved[i] = moved[i] + e @ R.T
-                nxt.append(i)
-        todo = np.asarray(nxt, dtype=np.int64)
+                moved_again.append(i)
+        to_run = np.asarray(moved_again, dtype=np.int64)
     j = int(np.argmax(best_sc))
     base = db.row_params(ranked_rows[:1])
     bw, bt = Q.dice_scores(db, q, ranked_rows[:1], theta_wt, theta_tc)

@@ -348,11 +348,11 @@ def build(
     atlas = load_atlas(cfg.grid, with_t1=False)
     draws = draw_params(cfg, atlas)
     nb = math.ceil(cfg.n / cfg.batch)
-    todo = [k for k in range(nb) if not (pdir / f"part_{k:05d}.npz").exists()]
+    missing = [k for k in range(nb) if not (pdir / f"part_{k:05d}.npz").exists()]
     if max_batches is not None:
-        todo = todo[:max_batches]
+        missing = missing[:max_batches]
     log(
-        f"build {out}: {cfg.n} draws, {nb} batches, {nb - len(todo) if max_batches is None else 'some'} done, {len(todo)} to run"
+        f"build {out}: {cfg.n} draws, {nb} batches, {nb - len(missing) if max_batches is None else 'some'} done, {len(missing)} to run"
     )
     cfg_dict = dataclasses.asdict(cfg)
 
@@ -371,10 +371,10 @@ def build(
         nonlocal done
         _save_part(pdir / f"part_{k:05d}.npz", res)
         done += 1
-        if done % 10 == 0 or done == len(todo):
+        if done % 10 == 0 or done == len(missing):
             el = time.perf_counter() - t0
             log(
-                f"  {done}/{len(todo)} batches, {el:.0f} s, {done * cfg.batch / max(el, 1e-9):.2f} sims/s"
+                f"  {done}/{len(missing)} batches, {el:.0f} s, {done * cfg.batch / max(el, 1e-9):.2f} sims/s"
             )
 
     if scheduler:
@@ -382,7 +382,7 @@ def build(
 
         with Client(scheduler) as client:
             futs = {
-                client.submit(simulate_batch, cfg_dict, rows_of(k), pure=False): k for k in todo
+                client.submit(simulate_batch, cfg_dict, rows_of(k), pure=False): k for k in missing
             }
             for fut in as_completed(futs):
                 finished(futs[fut], fut.result())
@@ -392,11 +392,11 @@ def build(
 
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-            futs = {ex.submit(simulate_batch, cfg_dict, rows_of(k)): k for k in todo}
+            futs = {ex.submit(simulate_batch, cfg_dict, rows_of(k)): k for k in missing}
             for fut in as_completed(futs):
                 finished(futs[fut], fut.result())
     else:
-        for k in todo:
+        for k in missing:
             finished(k, simulate_batch(cfg_dict, rows_of(k)))
 
     if any(not (pdir / f"part_{k:05d}.npz").exists() for k in range(nb)):
