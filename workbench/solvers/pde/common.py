@@ -123,6 +123,12 @@ def compile_problem(problem: PDEProblem) -> Compiled:
     return _compile(problem.id, problem)
 
 
+def append_history(hist: dict[str, list[float]], **columns: float) -> None:
+    """Append one row of named values to a history of equal-length columns."""
+    for k, v in columns.items():
+        hist[k].append(float(v))
+
+
 def rel_l2(pred: np.ndarray, true: np.ndarray) -> float:
     """‖pred − true‖₂ / ‖true‖₂ (absolute error when the truth is zero)."""
     pred, true = np.asarray(pred, float), np.asarray(true, float)

@@ -29,6 +29,7 @@ from workbench.progress import Progress, ensure
 from workbench.result import Result
 from workbench.solvers.pde import usolve as US
 from workbench.solvers.pde.common import (
+    append_history,
     boundary_mask,
     compile_problem,
     rel_l2,
@@ -295,16 +296,16 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         err = rel_l2(pred, true) if np.all(np.isfinite(pred)) else float("nan")
         if err < best[0]:
             best = (err, step)
-        for k, v in (
-            ("step", step),
-            ("loss", loss),
-            ("rel_l2", err),
-            ("residual", res),
-            ("boundary", bterm),
-            ("prior", prior),
-            ("time", time.perf_counter() - t0),
-        ):
-            hist[k].append(float(v))
+        append_history(
+            hist,
+            step=step,
+            loss=loss,
+            rel_l2=err,
+            residual=res,
+            boundary=bterm,
+            prior=prior,
+            time=time.perf_counter() - t0,
+        )
         return err
 
     def full_loss():

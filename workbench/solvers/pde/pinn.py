@@ -19,6 +19,7 @@ from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
 from workbench.solvers.pde.common import (
+    append_history,
     boundary_mask,
     compile_problem,
     rel_l2,
@@ -154,15 +155,15 @@ def solve_pinn(
         err = rel_l2(predict(Xt).reshape(true.shape), true)
         if err < best[0]:
             best = (err, step)
-        for k, v in (
-            ("step", step),
-            ("loss", loss),
-            ("loss_residual", lr_),
-            ("loss_boundary", lb),
-            ("rel_l2", err),
-            ("time", time.perf_counter() - t0),
-        ):
-            hist[k].append(float(v))
+        append_history(
+            hist,
+            step=step,
+            loss=loss,
+            loss_residual=lr_,
+            loss_boundary=lb,
+            rel_l2=err,
+            time=time.perf_counter() - t0,
+        )
         return err
 
     opt = torch.optim.Adam(net.parameters(), lr=params.lr)
