@@ -105,7 +105,7 @@ def _db_view() -> None:
         path = default_db_path()
         if not path.exists():
             st.info(
-                f"No database at {path}. Build one with `workbench tumor build-db --n 5000 --grid 64 --out db.h5`."
+                f"No database at {path}. Build one with `workbench tumor build-db --n 6900 --grid 64 --prior banded --out db.h5` (the shipped database's command)."
             )
             return
         db = open_db(path)
