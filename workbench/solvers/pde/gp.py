@@ -69,6 +69,8 @@ class Config:
     exact_every: int = 0
     exact_rounds: int = 2
     freq_init: str = "source"
+    adam_beta2: float = 0.99
+    beta2: float = 0.999
 
 
 def apply_operator(
@@ -235,7 +237,15 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     log_tau_b = torch.zeros((), dtype=dt, device=dev, requires_grad=True)
     log_v = torch.zeros((), dtype=dt, device=dev, requires_grad=True)
     leaves = [U, log_tau_b, log_v] + [p for trip in kp for p in trip if p.requires_grad]
-    opt = torch.optim.Adam(leaves, lr=cfg.lr)
+    # β₂ = 0.99 rather than Adam's usual 0.999: the gradients of the kernel parameters fall by
+    # 4–5 orders of magnitude over the first few hundred steps (the initial U = 0 is far from
+    # the equation), and a second-moment estimate that remembers that transient for ~1/(1 − β₂)
+    # steps leaves the kernel frozen at its initialisation for the 10³–10⁴ steps a CPU run
+    # affords. Measured on poisson1d_sin100, 3000 steps: 0.999 leaves all 30 weights within a
+    # factor 2 and ends at 3.3e-4; 0.99 gathers the weights at f = 15.915 and ends at 4e-7.
+    # 0.9 learns faster still but derails smooth problems (sin 3x + x² on 32 points: 2e-2).
+    # The paper's 10⁵–10⁶ steps outlast the transient either way.
+    opt = torch.optim.Adam(leaves, lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
     sched = None
     if cfg.lr_final > 0 and cfg.lr_final != cfg.lr:
         # constant lr until decay_start * max_iter, then exponential decay to lr_final at max_iter

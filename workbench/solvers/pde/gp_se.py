@@ -18,6 +18,9 @@ KIND = "se"
 class Params:
     max_iter: int = param(5000, "Adam steps", min=1, max=10_000_000)
     lr: float = param(1e-2, "Adam learning rate", min=1e-6, max=1.0, log=True)
+    adam_beta2: float = param(
+        0.99, "Adam's second-moment decay β₂ (as gp_hm)", min=0.0, max=0.99999, advanced=True
+    )
     jitter: float = param(1e-6, "diagonal jitter", min=0.0, max=1.0, log=True, advanced=True)
     llk_weight: float = param(
         0.0, "boundary likelihood weight (0 = the problem's)", min=0.0, advanced=True
@@ -42,6 +45,7 @@ def solve_single_kernel(
         q=1,
         max_iter=params.max_iter,
         lr=params.lr,
+        adam_beta2=params.adam_beta2,
         jitter=params.jitter,
         llk_weight=params.llk_weight or default_llk(problem),
         freq_scale=0.0,
