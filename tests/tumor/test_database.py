@@ -194,6 +194,8 @@ def test_resume_after_kill(tmp_path, db_path):
         "2",
         "--seed",
         "3",
+        "--prior",
+        "identifiable",
         "--out",
         str(out),
     ]
