@@ -145,3 +145,14 @@ def test_gp_hm_spectrum_concentrates_on_the_planted_frequency():
     assert abs(f[np.argmax(w)] - target) < 0.01 * target
     assert w[np.abs(f - target) < 0.02 * target].sum() >= 0.9 * w.sum()
     assert r.metrics["rel_l2_final"] <= 1e-3
+
+
+@pytest.mark.parametrize("module", [gp_se, gp_matern])
+def test_single_kernel_gps_expose_the_exact_finish(module):
+    p = PDEProblem(box=((0.0, 1.0),), exact="sin(3*x)", n_col=(24,))
+    plain = module.solve(p, module.Params(max_iter=60, exact_u=False, n_checkpoints=2))
+    assert "u_solves" not in plain.extras
+    assert plain.metrics["rel_l2_final"] == pytest.approx(plain.metrics["rel_l2_adam_final"])
+    done = module.solve(p, module.Params(max_iter=60, n_checkpoints=2))
+    assert done.metrics["loss_final"] <= done.metrics["loss_adam_final"]
+    assert done.metrics["rel_l2_final"] < plain.metrics["rel_l2_final"]

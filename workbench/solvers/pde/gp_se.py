@@ -21,6 +21,9 @@ class Params:
     adam_beta2: float = param(
         0.99, "Adam's second-moment decay β₂ (as gp_hm)", min=0.0, max=0.99999, advanced=True
     )
+    exact_u: bool = param(
+        True, "finish with the exact minimiser of the same loss in U (as gp_hm)", advanced=True
+    )
     jitter: float = param(1e-6, "diagonal jitter", min=0.0, max=1.0, log=True, advanced=True)
     llk_weight: float = param(
         0.0, "boundary likelihood weight (0 = the problem's)", min=0.0, advanced=True
@@ -46,6 +49,7 @@ def solve_single_kernel(
         max_iter=params.max_iter,
         lr=params.lr,
         adam_beta2=params.adam_beta2,
+        exact_u=params.exact_u,
         jitter=params.jitter,
         llk_weight=params.llk_weight or default_llk(problem),
         freq_scale=0.0,
