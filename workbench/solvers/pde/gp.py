@@ -337,59 +337,6 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             loss = loss + 0.5 * obs_prec * ((uo - obs_y) ** 2).sum()
         return loss, prior, bterm, r, W
 
-    # truth-free validation points: the midpoints between collocation nodes (interior for the
-    # equation, along the edges for the boundary data)
-    mids = [0.5 * (a[1:] + a[:-1]) for a in axes]
-    mids_t = [torch.tensor(m, dtype=dt, device=dev) for m in mids]
-    mesh_m = comp.mesh(mids)
-    f_mid = torch.tensor(comp.source(*mesh_m), dtype=dt, device=dev)
-    grids_mid = [torch.tensor(m, dtype=dt, device=dev) for m in mesh_m]
-
-    @torch.no_grad()
-    def offgrid_score() -> float:
-        """max(‖𝒩[u] − f‖/‖f‖ at interior midpoints, rms(u − g)/rms(u) at boundary midpoints).
-
-        Uses only the problem's data (source and boundary values at points that are not
-        collocation nodes), never the exact solution: a validation residual of the
-        conditional-mean solution, used to choose between the finish's sweeps.
-        """
-        _, W, _ = forward()
-        cm, cm1, cm2 = [], [], []
-        for d in range(dim):
-            tau = mids_t[d][:, None] - grid_t[d][None, :]
-            k, k1, k2 = kernel_parts(cfg.kind, tau.abs(), *kp[d])
-            cm.append(k)
-            cm1.append(torch.sign(tau) * k1)
-            cm2.append(k2)
-        if dim == 1:
-            um = cm[0] @ W
-            dm = {"xx": cm2[0] @ W, "x": cm1[0] @ W}
-            ub = cross(0, grid_t[0][[0, -1]]) @ W
-            gb = g
-        else:
-            um = cm[0] @ W @ cm[1].T
-            dm = {
-                "xx": cm2[0] @ W @ cm[1].T,
-                "x": cm1[0] @ W @ cm[1].T,
-                "yy": cm[0] @ W @ cm2[1].T,
-                "y": cm[0] @ W @ cm1[1].T,
-            }
-            # boundary midpoints: along the edges x = lo, hi (and y = lo, hi where Dirichlet)
-            ex = cross(0, grid_t[0][[0, -1]]) @ W @ cm[1].T  # (2, N2 - 1)
-            ey = cm[0] @ W @ cross(1, grid_t[1][[0, -1]]).T  # (N1 - 1, 2)
-            gx = comp.boundary(*comp.mesh([axes[0][[0, -1]], mids[1]]))
-            gy = comp.boundary(*comp.mesh([mids[0], axes[1][[0, -1]]]))
-            if problem.bc == "initial_boundary":
-                ey, gy = ey[:, :1], gy[:, :1]
-            ub = torch.cat([ex.reshape(-1), ey.reshape(-1)])
-            gb = torch.tensor(np.concatenate([gx.ravel(), gy.ravel()]), dtype=dt, device=dev)
-        r = apply_operator(problem.operator, um, dm, coeffs, grids_mid) - f_mid
-        res = float(torch.linalg.norm(r)) / max(float(torch.linalg.norm(f_mid)), 1e-300)
-        # boundary error in units of the solution's rms size (g itself may vanish)
-        scale = max(float(torch.sqrt((um * um).mean())), float(torch.sqrt((gb * gb).mean())))
-        bnd = float(torch.sqrt(((ub - gb) ** 2).mean())) / max(scale, 1e-300)
-        return max(res, bnd)
-
     u_solves: list[dict] = []
 
     @torch.no_grad()
@@ -438,7 +385,6 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             "gn_steps": 0,
             "cg_iter": 0,
             "rounds": 0,
-            "score_adam": offgrid_score(),
         }
         pre = US.FastDiag2D.build(w) if dim == 2 and problem.operator == "poisson" else None
         for rnd in range(max(1, rounds)):
@@ -470,7 +416,6 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
                     "rel_l2": rel_l2(predict(Wr, t_axes).cpu().numpy(), true),
                     "v": float(torch.exp(log_v)),
                     "tau_b": float(torch.exp(log_tau_b)),
-                    "score": offgrid_score(),
                 }
             )
         info["loss_before"] = l_before
