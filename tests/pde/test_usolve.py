@@ -151,3 +151,11 @@ def test_periodic_exact_solves_are_recorded_and_lower_the_loss():
     assert all(s["loss_after"] <= s["loss_before"] for s in solves)
     assert [s["rounds"] for s in solves] == [1, 1, 2]
     assert r.metrics["rel_l2_final"] < r.metrics["rel_l2_adam_final"]
+
+
+def test_automatic_exact_steps_on_2d_grids():
+    p2 = PDEProblem(
+        box=((0.0, 1.0), (0.0, 1.0)), variables=("x", "y"), exact="sin(3*x)*y", n_col=(10, 9)
+    )
+    r2 = gp_hm.solve(p2, gp_hm.Params(q=3, max_iter=1001, n_checkpoints=2))
+    assert [s["step"] for s in r2.extras["u_solves"]] == [1000, 1001]

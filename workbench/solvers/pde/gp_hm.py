@@ -50,9 +50,10 @@ class Params:
         "precisions (linear operators: one least-squares solve; nonlinear: Gauss–Newton)",
     )
     exact_every: int = param(
-        0,
-        "also replace U by that minimiser every this many Adam steps (0 = only at the end)",
-        min=0,
+        -1,
+        "also replace U by that minimiser every this many Adam steps (0 = only at the end; "
+        "-1 = automatic: every 1000 steps on 2-D grids, only at the end in 1-D)",
+        min=-1,
         advanced=True,
     )
     exact_rounds: int = param(
