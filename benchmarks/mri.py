@@ -155,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         with open(a.cache) as f:
             cache = json.load(f)
 
+    cache_hits = []
+
     def cached(key, fn):
-        if key not in cache:
+        if key in cache:
+            cache_hits.append(key)
+        else:
             cache[key] = fn()
             if a.cache:
                 with open(a.cache, "w") as f:
@@ -364,7 +368,15 @@ def main(argv: list[str] | None = None) -> int:
         "(volume max) vs the noisy fully sampled SENSE reference; CC-PSNR/CC-SSIM: Calgary-Campinas convention (per-slice). "
         "Maps, λ and iterations of the classical methods were chosen on validation slices. RecurrentVarNet: the shipped "
         "small checkpoints (see workbench/weights/mri/*.json). Times are medians per slice on 1 thread of a shared 2-core CPU "
-        f"(load from other jobs inflates them). Wall time {wall / 60:.1f} min.\n\n"
+        f"(load from other jobs inflates them). Wall time {wall / 60:.1f} min."
+        + (
+            f" With --cache, the classical, oracle and peer rows are read from {a.cache} where "
+            "an earlier run of this script stored them (delete it for a fresh single-process "
+            "measurement); the RecurrentVarNet rows are always recomputed."
+            if a.cache and cache_hits
+            else ""
+        )
+        + "\n\n"
         + markdown_table(rows, cols, ".4g")
         + "\n\n**Inverse-crime check** (analytic Shepp-Logan k-space with analytic smooth coils, 128², 4× equispaced, "
         "reference = RSS of the fully sampled analytic data; no method sees the simulation's own forward model):\n\n"
