@@ -70,7 +70,6 @@ class Config:
     exact_rounds: int = 2
     freq_init: str = "source"
     adam_beta2: float = 0.99
-    beta2: float = 0.999
 
 
 def apply_operator(
