@@ -198,7 +198,7 @@ class PDEProblem(Problem):
     """A PDE on a box, N[u] = f in the interior with boundary data g, in 1-D or 2-D.
 
     Expressions are strings in the problem's variables (``x``, ``y`` or ``t``) and its scalar
-    coefficients, parsed safely with sympy by :mod:`workbench.solvers.pde.expr`. When ``exact`` is
+    coefficients, parsed safely with sympy by :mod:`workbench.physics.pde.expr`. When ``exact`` is
     given, ``source`` and ``boundary`` are derived from it symbolically.
 
     Attributes
@@ -318,10 +318,10 @@ class MRIProblem(Problem):
         return float(m.size / s) if s else float("inf")
 
     def operator(self, device: str = "cpu", dtype: str = "complex64"):
-        """The forward operator A (a ``workbench.solvers.mri.operators.SenseOperator``)."""
+        """The forward operator A (a ``workbench.physics.mri.operators.SenseOperator``)."""
         import torch
 
-        from workbench.solvers.mri.operators import SenseOperator
+        from workbench.physics.mri.operators import SenseOperator
 
         if self.maps is None:
             raise ValueError("this problem has no coil maps")

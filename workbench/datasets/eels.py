@@ -1,6 +1,6 @@
 """EELS spectrum images: synthetic presets, the upload loader, preprocessing and metrics.
 
-Presets are seeded synthetic Fe-L/O-K cubes from :mod:`workbench.solvers.eels.synth` with Fe L2,3
+Presets are seeded synthetic Fe-L/O-K cubes from :mod:`workbench.physics.eels.synth` with Fe L2,3
 chemical-shift anomalies in discs (truth mask kept). Uploads: ``.npz``/``.npy``, HyperSpy
 ``.hspy``/``.h5``, EMSA ``.msa`` and, with the optional GPL extra, ``.dm3``/``.dm4``. The same
 :class:`Options` (energy crop, calibration override, spike removal, binning, power-law background,
@@ -178,7 +178,7 @@ def synthetic(
     **options: Any,
 ) -> EELSProblem:
     """Build a synthetic problem from generator keywords plus the preprocessing options."""
-    from workbench.solvers.eels.synth import generate
+    from workbench.physics.eels.synth import generate
 
     kw = {k: v for k, v in (preset or {}).items() if k != "desc"}
     if shift is not None:

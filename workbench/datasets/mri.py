@@ -126,7 +126,7 @@ def simulate_kspace(
     """
     import torch
 
-    from workbench.solvers.mri.fft import fft2c
+    from workbench.physics.mri.fft import fft2c
 
     h, w = mag.shape
     x = mag.astype(np.complex128)
@@ -141,13 +141,13 @@ def simulate_kspace(
 
 def sense_combine(kspace: np.ndarray, maps: np.ndarray) -> np.ndarray:
     """``Σ_c conj(S_c) F⁻¹ k_c`` for ``(..., C, H, W)`` arrays."""
-    from workbench.solvers.mri.coils import coil_images
+    from workbench.physics.mri.coils import coil_images
 
     return (np.conj(maps) * coil_images(kspace)).sum(-3)
 
 
 def rss_full(kspace: np.ndarray) -> np.ndarray:
-    from workbench.solvers.mri.coils import coil_images
+    from workbench.physics.mri.coils import coil_images
 
     return np.sqrt((np.abs(coil_images(kspace)) ** 2).sum(-3)).astype(np.float32)
 
@@ -222,9 +222,9 @@ def build_problem(
     ``measured=(kspace, mask)`` skips the masking (the file is already undersampled).
     ``band=(left, right)`` zeroes columns outside the acquired band of a fastMRI header.
     """
-    from workbench.solvers.mri.coils import estimate_maps
-    from workbench.solvers.mri.masks import make_mask
-    from workbench.solvers.mri.metrics import center_crop
+    from workbench.physics.mri.coils import estimate_maps
+    from workbench.physics.mri.masks import make_mask
+    from workbench.physics.mri.metrics import center_crop
 
     meta = dict(meta or {})
     if measured is not None:
@@ -294,7 +294,7 @@ def simulate_problem(
     **opts,
 ) -> MRIProblem:
     """Simulate multi-coil k-space for magnitude images ``(S, N, N)`` and build the problem."""
-    from workbench.solvers.mri.coils import birdcage
+    from workbench.physics.mri.coils import birdcage
 
     if sigma_rel == 0:
         opts.setdefault("meta", {})["warning"] = (
@@ -485,7 +485,7 @@ def smooth_coils(n_coils: int, n_freq: int = 2, r: float = 1.5):
 
     Coefficients are the least-squares fit of birdcage maps on a (2F+1)² Fourier basis.
     """
-    from workbench.solvers.mri.coils import birdcage
+    from workbench.physics.mri.coils import birdcage
 
     m = 32
     bc = birdcage(n_coils, m, m, r=r).astype(np.complex128)
@@ -587,8 +587,8 @@ def load(data: bytes, filename: str, **options) -> MRIProblem:
 
 def evaluate(problem: MRIProblem, result) -> dict[str, float]:
     """fastMRI (psnr, ssim, nmse) and Calgary-Campinas (cc_psnr, cc_ssim) metrics vs the reference."""
-    from workbench.solvers.mri.metrics import center_crop
-    from workbench.solvers.mri.metrics import evaluate as ev
+    from workbench.physics.mri.metrics import center_crop
+    from workbench.physics.mri.metrics import evaluate as ev
 
     if problem.reference is None or result.output is None or result.output.size == 0:
         return {}

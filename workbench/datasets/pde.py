@@ -265,7 +265,7 @@ def _box(domain: Any) -> tuple:
 
 def _default_resolution(problem: PDEProblem) -> tuple[int, ...]:
     """Collocation size from the spectrum of the exact solution (or source): ~8 points per period."""
-    from workbench.solvers.pde.common import compile_problem
+    from workbench.physics.pde.compiled import compile_problem
 
     comp = compile_problem(problem)
     fn = comp.exact or comp.source
@@ -297,8 +297,8 @@ def from_spec(spec: dict, name: str = "user problem") -> PDEProblem:
         raise InputError(
             f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ALLOWED_KEYS))}"
         )
-    from workbench.solvers.pde.common import validate
-    from workbench.solvers.pde.expr import OPERATORS
+    from workbench.physics.pde.compiled import validate
+    from workbench.physics.pde.expr import OPERATORS
 
     op = spec.get("operator", "poisson")
     if op not in OPERATORS:
@@ -399,7 +399,7 @@ def load(data: bytes, filename: str = "problem.json", n_col: int = 0) -> PDEProb
 
 def prediction_on_test(problem: PDEProblem, result) -> np.ndarray:
     """A result's solution on the 300-per-dimension test grid (its own or interpolated)."""
-    from workbench.solvers.pde.common import N_TEST, compile_problem, interp_linear
+    from workbench.physics.pde.compiled import N_TEST, compile_problem, interp_linear
 
     u = result.extras.get("u_test")
     shape = (N_TEST,) * problem.dim
@@ -415,7 +415,7 @@ def prediction_on_test(problem: PDEProblem, result) -> np.ndarray:
 
 def evaluate(problem: PDEProblem, result) -> dict[str, float]:
     """Relative L2 (and max error) on the test grid, against the exact or the reference solution."""
-    from workbench.solvers.pde.common import rel_l2, truth_on_test
+    from workbench.physics.pde.compiled import rel_l2, truth_on_test
 
     if result.output is None or np.size(result.output) == 0:
         return {}

@@ -49,7 +49,7 @@ def synthetic_patient(
     ``noise``: "none", "erode" or "dilate" (one voxel at the simulation grid)."""
     from scipy import ndimage
 
-    from workbench.solvers.tumor.atlas import load_atlas, resample_linear, resample_occupancy
+    from workbench.physics.tumor.atlas import load_atlas, resample_linear, resample_occupancy
     from workbench.solvers.tumor.common import atlas_model
 
     if DT_mm2 <= 0 or mu <= 0:
@@ -121,7 +121,7 @@ def random_patient(
     """A held-out synthetic patient: parameters from the identifiable prior (own RNG stream, not the
     database's Sobol points), thresholds theta_WT ~ U[0.15, 0.35], theta_TC ~ U[0.5, 0.85], and a
     random one-voxel erosion/dilation; redrawn until the volume passes the size filter."""
-    from workbench.solvers.tumor.atlas import load_atlas
+    from workbench.physics.tumor.atlas import load_atlas
 
     rng = np.random.default_rng(rng_seed)
     atlas = load_atlas(int(sim_grid), with_t1=False)
@@ -203,7 +203,7 @@ def problem_from_masks(
     filename: str = "upload",
 ) -> TumorProblem:
     """Masks on any grid (affine) -> the working-grid problem (occupancy >= 0.5), validated."""
-    from workbench.solvers.tumor.atlas import load_atlas, resample_occupancy
+    from workbench.physics.tumor.atlas import load_atlas, resample_occupancy
 
     atlas = load_atlas(int(grid), with_t1=False)
     wt = np.asarray(wt, bool) | np.asarray(tc, bool)
@@ -280,7 +280,7 @@ def load(data: bytes, filename: str, **options: Any) -> TumorProblem:
             ):
                 raise InputError(f"{filename}: invalid affine")
         else:
-            from workbench.solvers.tumor.atlas import grid_affine
+            from workbench.physics.tumor.atlas import grid_affine
 
             if wt.shape != (o["grid"],) * 3:
                 raise InputError(

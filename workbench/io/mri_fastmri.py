@@ -214,7 +214,7 @@ def problem_from_h5(data: bytes | str, filename: str, options: dict):
     ``mask`` the data are taken as measured.
     """
     from workbench.datasets.mri import build_problem
-    from workbench.solvers.mri.metrics import center_crop
+    from workbench.physics.mri.metrics import center_crop
 
     d = read_fastmri(data, filename)
     k, rss, mask, hdr = d["kspace"], d["reconstruction_rss"], d["mask"], d["header"]

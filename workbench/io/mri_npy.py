@@ -106,7 +106,7 @@ def problem_from_npy(data: bytes, filename: str, options: dict):
     if maps is not None and o.get("maps") == "true":
         import dataclasses
 
-        from workbench.solvers.mri.coils import normalize_maps
+        from workbench.physics.mri.coils import normalize_maps
 
         S = normalize_maps(np.broadcast_to(maps, p.kspace.shape).astype(np.complex64))
         p = dataclasses.replace(p, maps=S, maps_source="file")

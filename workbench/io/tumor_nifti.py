@@ -178,7 +178,7 @@ def segmentation_bytes(
 
 def to_input_space(vol: np.ndarray, problem, order: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Resample a working-grid volume to the uploaded file's grid -> (volume, input affine)."""
-    from workbench.solvers.tumor.atlas import resample_linear
+    from workbench.physics.tumor.atlas import resample_linear
 
     aff = problem.input_affine
     shape = problem.meta.get("input_shape")

@@ -33,9 +33,9 @@ def make_batch(images, maps_full, rng, accel, cf, crop_h, sigma_rel, dtype):
     import torch
 
     from workbench.datasets.mri import smooth_phase
-    from workbench.solvers.mri.coils import acs_rss
-    from workbench.solvers.mri.fft import fft2c
-    from workbench.solvers.mri.masks import make_mask
+    from workbench.physics.mri.coils import acs_rss
+    from workbench.physics.mri.fft import fft2c
+    from workbench.physics.mri.masks import make_mask
 
     b = len(images)
     n = images.shape[-1]
@@ -67,7 +67,7 @@ def make_batch(images, maps_full, rng, accel, cf, crop_h, sigma_rel, dtype):
 
 def normalise(y, maps):
     """s = max|A^H y| per sample (the solvers' scaling); returns (y/s, s)."""
-    from workbench.solvers.mri.fft import ifft2c
+    from workbench.physics.mri.fft import ifft2c
 
     z = (maps.conj() * ifft2c(y)).sum(1)
     s = z.abs().flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
@@ -77,7 +77,7 @@ def normalise(y, maps):
 def validate(net, val, device):
     import torch
 
-    from workbench.solvers.mri.metrics import psnr, ssim
+    from workbench.physics.mri.metrics import psnr, ssim
 
     ps, ss = [], []
     with torch.no_grad():
@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from workbench.datasets.mri import mni_slices
-    from workbench.solvers.mri.coils import birdcage
-    from workbench.solvers.mri.rvn_net import RecurrentVarNet, rvn_loss
+    from workbench.physics.mri.coils import birdcage
+    from workbench.nets.mri_rvn import RecurrentVarNet, rvn_loss
 
     torch.set_num_threads(a.threads)
     cf = a.cf if a.cf is not None else (0.08 if a.accel <= 4 else 0.04)

@@ -82,7 +82,7 @@ def _zero_filled(problem_id: str, _problem) -> np.ndarray:
 
 
 def _inspect(problem, sl: int) -> None:
-    from workbench.solvers.mri.coils import coil_images
+    from workbench.physics.mri.coils import coil_images
     from workbench.viz import mri as V
 
     tabs = st.tabs(["Mask & zero-filled", "k-space", "Coil maps", "Coil images"])

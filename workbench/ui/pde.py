@@ -76,7 +76,7 @@ def _typed() -> object | None:
 
 
 def _summary(problem) -> None:
-    from workbench.solvers.pde.common import compile_problem
+    from workbench.physics.pde.compiled import compile_problem
 
     comp = compile_problem(problem)
     c = st.columns(4)

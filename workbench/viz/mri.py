@@ -37,7 +37,7 @@ def image_figure(img: np.ndarray, title: str = "", zmax: float | None = None) ->
 
 def result_figure(problem, result, slice_index: int | None = None) -> go.Figure:
     """Reconstruction | reference | |error| for one slice (the middle one by default)."""
-    from workbench.solvers.mri.metrics import center_crop
+    from workbench.physics.mri.metrics import center_crop
 
     out = _slice(result.output, slice_index)
     if problem.reference is None:
@@ -74,7 +74,7 @@ def comparison_figure(
     error_gain: float = 5.0,
 ) -> go.Figure:
     """Several reconstructions in columns with one grey scale; error maps (one scale) below."""
-    from workbench.solvers.mri.metrics import center_crop
+    from workbench.physics.mri.metrics import center_crop
 
     panels = {k: _slice(v, slice_index) for k, v in outputs.items()}
     if reference is None:

@@ -25,7 +25,7 @@ __all__ = [
 
 
 def _truth(problem) -> np.ndarray:
-    from workbench.solvers.pde.common import truth_on_test
+    from workbench.physics.pde.compiled import truth_on_test
 
     return truth_on_test(problem)
 
@@ -37,7 +37,7 @@ def _pred(problem, result) -> np.ndarray:
 
 
 def _axes(problem) -> list[np.ndarray]:
-    from workbench.solvers.pde.common import compile_problem
+    from workbench.physics.pde.compiled import compile_problem
 
     return compile_problem(problem).test_axes()
 

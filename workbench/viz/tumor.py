@@ -17,7 +17,7 @@ COLORS = {"wt": "#f5c518", "tc": "#d62728", "pred_wt": "#2ca02c", "pred_tc": "#1
 
 
 def _t1(problem) -> np.ndarray:
-    from workbench.solvers.tumor.atlas import load_atlas
+    from workbench.physics.tumor.atlas import load_atlas
 
     a = load_atlas(int(problem.grid_n), with_t1=True)
     return a.t1 if a.t1 is not None else (a.gm + a.wm)
@@ -151,7 +151,7 @@ def problem_figure(problem) -> go.Figure:
 
 def scene(problem, result=None, brain: bool = True):
     """3D scene: brain surface, observed WT/TC and predicted WT/TC isosurfaces (mm units)."""
-    from workbench.solvers.tumor.atlas import load_atlas
+    from workbench.physics.tumor.atlas import load_atlas
     from workbench.viz.three_d import Scene
 
     a = load_atlas(int(problem.grid_n), with_t1=False)

@@ -195,7 +195,7 @@ def fit(
     """Train ``model`` in place on random tiles of ``cubes``; returns history, status, epochs."""
     import torch
 
-    from workbench.solvers.eels.network import kl_normal, multinomial_nll, saturated_nll
+    from workbench.nets.eels_cvae import kl_normal, multinomial_nll, saturated_nll
 
     progress = ensure(progress)
     p = model.patch
@@ -326,7 +326,7 @@ def infer(model, cube: Cube, device: str = "cpu", batch: int = 16) -> tuple[np.n
     per-tile latent means (n_tiles, L)."""
     import torch
 
-    from workbench.solvers.eels.network import log_pi
+    from workbench.nets.eels_cvae import log_pi
 
     p = model.patch
     ny_p, nx_p = cube.counts.shape[:2]
@@ -394,7 +394,7 @@ def save_checkpoint(path: Path, model, meta: dict[str, Any]) -> str:
 def load_checkpoint(path: Path | str):
     import torch
 
-    from workbench.solvers.eels.network import build
+    from workbench.nets.eels_cvae import build
 
     try:
         ck = torch.load(Path(path), map_location="cpu", weights_only=True)
@@ -413,7 +413,7 @@ def load_checkpoint(path: Path | str):
 def solve(problem, params: Params, progress=None) -> Result:
     import torch
 
-    from workbench.solvers.eels.network import build
+    from workbench.nets.eels_cvae import build
 
     progress = ensure(progress)
     t0 = time.perf_counter()
@@ -548,6 +548,6 @@ SPEC = SolverSpec(
     ),
     reference="S. Sultanov, J. P. Buban, R. F. Klie, arXiv:2412.16200 (2024); Small 21 (2025) e2503019",
     paper=True,
-    train="workbench.solvers.eels.train:main",
+    train="workbench.train.eels_cvae:main",
     train_name="eels_cvae",
 )

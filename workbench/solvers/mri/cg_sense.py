@@ -15,7 +15,7 @@ import torch
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup
-from workbench.solvers.mri.operators import cg, cnorm
+from workbench.physics.mri.operators import cg, cnorm
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import torch
 from workbench.device import resolve_device, versions
 from workbench.errors import InputError
 from workbench.result import Result
-from workbench.solvers.mri.operators import SenseOperator, cnorm
+from workbench.physics.mri.operators import SenseOperator, cnorm
 
 
 class Setup:
@@ -44,13 +44,13 @@ class Setup:
 
     def magnitude(self, x: torch.Tensor) -> np.ndarray:
         """|x|·s as float32 numpy, centre-cropped to the problem's recon size."""
-        from workbench.solvers.mri.metrics import center_crop
+        from workbench.physics.mri.metrics import center_crop
 
         out = (x.abs() * self.scale).detach().cpu().numpy().astype(np.float32)
         return np.ascontiguousarray(center_crop(out, self.problem.recon_size))
 
     def psnr(self, mag: np.ndarray) -> float | None:
-        from workbench.solvers.mri.metrics import center_crop, psnr
+        from workbench.physics.mri.metrics import center_crop, psnr
 
         if self.reference is None:
             return None
@@ -96,7 +96,7 @@ class Setup:
 def lipschitz(setup: Setup) -> float:
     """‖A‖² bound: 1 when Σ_c|S_c|² ≤ 1 everywhere (the orthonormal FFT and a binary mask keep
     it), else a power-iteration estimate."""
-    from workbench.solvers.mri.operators import power_norm
+    from workbench.physics.mri.operators import power_norm
 
     if float((setup.A.maps.abs() ** 2).sum(1).max()) <= 1.0 + 1e-4:
         return 1.0

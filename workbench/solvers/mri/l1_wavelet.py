@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup, lipschitz, soft_threshold
-from workbench.solvers.mri.operators import cnorm
+from workbench.physics.mri.operators import cnorm
 from workbench.solvers.mri.wavelet import WaveletOperator
 
 

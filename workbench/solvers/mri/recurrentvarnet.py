@@ -23,7 +23,7 @@ from workbench.errors import InputError
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup
-from workbench.solvers.mri.operators import cnorm
+from workbench.physics.mri.operators import cnorm
 
 WEIGHTS_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "weights", "mri"
@@ -56,7 +56,7 @@ def checkpoint_path(name: str, acceleration: float) -> str:
 @lru_cache(maxsize=4)
 def load_model(path: str, device: str = "cpu"):
     """Build the network from ``<path>.json``'s config and load ``path`` with ``weights_only=True``."""
-    from workbench.solvers.mri.rvn_net import RecurrentVarNet
+    from workbench.nets.mri_rvn import RecurrentVarNet
 
     man_path = os.path.splitext(path)[0] + ".json"
     if not os.path.exists(path):
@@ -110,8 +110,8 @@ def solve(problem, params: Params | None = None, progress=None):
             m = net.refine_maps(maps[a:b])
             state = None
             if net.initializer is not None:
-                from workbench.solvers.mri.fft import fft2c, ifft2c
-                from workbench.solvers.mri.rvn_net import c2r
+                from workbench.physics.mri.fft import fft2c, ifft2c
+                from workbench.nets.mri_rvn import c2r
 
                 img = (
                     (m.conj() * ifft2c(y)).sum(1)
@@ -129,7 +129,7 @@ def solve(problem, params: Params | None = None, progress=None):
                 states[j] = (state, m)
             x = torch.cat([net.image(k) for k in ks], 0)
             mag = (x * st.scale).cpu().numpy().astype(np.float32)
-            from workbench.solvers.mri.metrics import center_crop
+            from workbench.physics.mri.metrics import center_crop
 
             mag = np.ascontiguousarray(center_crop(mag, problem.recon_size))
             outs[t] = mag

@@ -16,7 +16,7 @@ import torch
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup, lipschitz
-from workbench.solvers.mri.operators import GradientOperator, cnorm
+from workbench.physics.mri.operators import GradientOperator, cnorm
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from workbench.solvers.mri.operators import LinearOperator
+from workbench.physics.mri.operators import LinearOperator
 
 # Daubechies orthonormal decomposition low-pass filters (scaling coefficients)
 FILTERS = {

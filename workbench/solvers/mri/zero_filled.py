@@ -9,7 +9,7 @@ import torch
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup
-from workbench.solvers.mri.fft import ifft2c
+from workbench.physics.mri.fft import ifft2c
 
 
 @dataclass(frozen=True)

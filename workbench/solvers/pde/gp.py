@@ -28,7 +28,7 @@ from workbench.problems import PDEProblem
 from workbench.progress import Progress, ensure
 from workbench.result import Result
 from workbench.solvers.pde import usolve as US
-from workbench.solvers.pde.common import (
+from workbench.physics.pde.compiled import (
     append_history,
     boundary_mask,
     compile_problem,

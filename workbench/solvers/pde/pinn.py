@@ -18,7 +18,7 @@ from workbench.problems import PDEProblem
 from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
-from workbench.solvers.pde.common import (
+from workbench.physics.pde.compiled import (
     append_history,
     boundary_mask,
     compile_problem,
@@ -27,7 +27,7 @@ from workbench.solvers.pde.common import (
     validate,
 )
 from workbench.solvers.pde.gp import apply_operator
-from workbench.solvers.pde.nets import MLP
+from workbench.nets.pde_mlp import MLP
 
 
 @dataclass(frozen=True)

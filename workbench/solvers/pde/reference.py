@@ -19,9 +19,9 @@ from workbench.problems import PDEProblem
 from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
-from workbench.solvers.pde import cheb, fd
-from workbench.solvers.pde import spectral as S
-from workbench.solvers.pde.common import Compiled, compile_problem, rel_l2, validate
+from workbench.physics.pde import cheb, fd
+from workbench.physics.pde import spectral as S
+from workbench.physics.pde.compiled import Compiled, compile_problem, rel_l2, validate
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _solve_at(comp: Compiled, method: str, n: int):
     F = comp.f_on(axes)
     Gb = comp.g_on(axes)
     U, it, r = fd.solve_2d(op, axes, F, Gb, cf)
-    from workbench.solvers.pde.common import interp_linear
+    from workbench.physics.pde.compiled import interp_linear
 
     return axes, U, interp_linear(axes, U, t_axes), it, r
 

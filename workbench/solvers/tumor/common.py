@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from workbench.solvers.tumor.atlas import block_mean, load_atlas, resample_occupancy
+from workbench.physics.tumor.atlas import block_mean, load_atlas, resample_occupancy
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -77,7 +77,7 @@ def masks_on_grid(problem, n: int, affine: np.ndarray) -> tuple[np.ndarray, np.n
 
 @lru_cache(maxsize=3)
 def atlas_model(n: int, R: float = 10.0, sigma_mm: float = 3.0, amplitude: float = 0.5):
-    from workbench.solvers.tumor.forward import AtlasModel
+    from workbench.physics.tumor.forward import AtlasModel
 
     return AtlasModel(
         load_atlas(int(n), with_t1=False), R=R, sigma_mm=sigma_mm, amplitude=amplitude
@@ -93,7 +93,7 @@ def rerun(
     sim = model.simulate([DT], [mu], [seed_mm])
     u = sim["u"][0]
     if n != problem.grid_n or not np.allclose(model.atlas.affine, problem.affine):
-        from workbench.solvers.tumor.atlas import resample_linear
+        from workbench.physics.tumor.atlas import resample_linear
 
         u = resample_linear(u, model.atlas.affine, problem.wt.shape, problem.affine)
     return u.astype(np.float32), {

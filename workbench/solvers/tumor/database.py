@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.solvers.tumor.atlas import (
+from workbench.physics.tumor.atlas import (
     ATLAS_FILES,
     ATLAS_NOTICE,
     block_mean,
@@ -202,7 +202,7 @@ def derived(DT: np.ndarray, mu: np.ndarray) -> dict[str, np.ndarray]:
 
 @lru_cache(maxsize=2)
 def _model(grid: int, R: float, sigma_mm: float, amplitude: float):
-    from workbench.solvers.tumor.forward import AtlasModel
+    from workbench.physics.tumor.forward import AtlasModel
 
     return AtlasModel(load_atlas(grid, with_t1=False), R=R, sigma_mm=sigma_mm, amplitude=amplitude)
 
@@ -762,7 +762,7 @@ class TumorDB:
 
     @property
     def atlas(self):
-        from workbench.solvers.tumor.atlas import Atlas
+        from workbench.physics.tumor.atlas import Atlas
 
         return Atlas(n=self.grid, h=self.h, affine=self.affine, gm=self.gm, wm=self.wm)
 

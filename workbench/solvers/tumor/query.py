@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from workbench.solvers.tumor.atlas import block_mean
+from workbench.physics.tumor.atlas import block_mean
 from workbench.solvers.tumor.common import dice_from_counts
 
 METHODS = ("dice", "l2", "soft")

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.solvers.mri.coils import normalize_maps
-from workbench.solvers.mri.fft import fft2c, ifft2c
+from workbench.physics.mri.coils import normalize_maps
+from workbench.physics.mri.fft import fft2c, ifft2c
 
 
 def c2r(x: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from workbench.solvers.pde import fd
-from workbench.solvers.pde import spectral as S
+from workbench.physics.pde import fd
+from workbench.physics.pde import spectral as S
 
 
 def _a_of_x(x: np.ndarray, coeffs: dict) -> np.ndarray:

@@ -316,7 +316,7 @@ def snap_seed(atlas, seed_mm: np.ndarray, min_tissue: float = 0.5) -> tuple[np.n
 
 
 class AtlasModel:
-    """Forward model on an :class:`~workbench.solvers.tumor.atlas.Atlas` (cropped geometry)."""
+    """Forward model on an :class:`~workbench.physics.tumor.atlas.Atlas` (cropped geometry)."""
 
     def __init__(
         self,

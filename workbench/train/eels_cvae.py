@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.device import resolve_device, versions
     from workbench.problems import EELSProblem
     from workbench.solvers.eels import cvae3d
-    from workbench.solvers.eels.network import build
-    from workbench.solvers.eels.synth import generate
+    from workbench.nets.eels_cvae import build
+    from workbench.physics.eels.synth import generate
 
     torch.set_num_threads(max(1, a.threads))
     device = resolve_device(a.device)
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in cubes:
             h.update(c.counts.tobytes())
         data_desc = {
-            "synthetic": "workbench.solvers.eels.synth.generate, anomaly-free (fraction 0)",
+            "synthetic": "workbench.physics.eels.synth.generate, anomaly-free (fraction 0)",
             "size": [a.size, a.size],
             "energy": "650-750 eV at 0.3 eV/ch",
             "cubes": gens,

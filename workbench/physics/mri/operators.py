@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from workbench.solvers.mri.fft import fft2c, ifft2c, modulations
+from workbench.physics.mri.fft import fft2c, ifft2c, modulations
 
 
 def cnorm(x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import numpy as np
 
 from workbench.errors import InputError
 from workbench.problems import PDEProblem
-from workbench.solvers.pde import expr as E
+from workbench.physics.pde import expr as E
 
 N_TEST = 300
 BCS = ("dirichlet", "initial_boundary", "periodic", "neumann", "robin")

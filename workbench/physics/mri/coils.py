@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from workbench.errors import InputError
-from workbench.solvers.mri.fft import fft2c, ifft2c
+from workbench.physics.mri.fft import fft2c, ifft2c
 
 MAP_SOURCES = ("acs_rss", "espirit", "true", "birdcage", "unit")
 
