@@ -9,3 +9,9 @@ The library, the ``workbench`` CLI and the Streamlit pages all drive the same so
 """
 
 __version__ = "0.1.0"
+
+from workbench import registry as _registry
+
+# The composition root: the core's registry is told here which catalogs list the built-in solvers
+# and domains. Nothing else below ui names them, so the core imports no domain code.
+_registry.add_catalog(solvers="workbench.solvers", domains="workbench.datasets")

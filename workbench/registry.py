@@ -1,8 +1,10 @@
 """Solver and domain registration, and parameter dataclasses that build their own widgets.
 
-Solvers are listed explicitly in :data:`workbench.solvers.SOLVER_MODULES` and domains in
-:data:`workbench.datasets.DOMAIN_MODULES`; each module exposes ``SPEC`` (a :class:`SolverSpec`) or
-``DOMAIN`` (a :class:`DomainSpec`). Modules are imported on first use, so listing them is cheap.
+Solvers are listed explicitly in catalogs -- :data:`workbench.solvers.SOLVER_MODULES` and
+:data:`workbench.datasets.DOMAIN_MODULES` for the built-in ones, named by :func:`add_catalog` from
+the package root -- and each listed module exposes ``SPEC`` (a :class:`SolverSpec`) or ``DOMAIN``
+(a :class:`DomainSpec`). Modules are imported on first use, so listing them is cheap, and the
+registry itself imports no domain.
 
 A solver's ``Params`` is a frozen dataclass whose fields are declared with :func:`param`, which
 puts the help text, bounds and choices into the field metadata. The pages build widgets from it and
@@ -306,18 +308,40 @@ def resolve(path: str) -> Any:
     return getattr(obj, attr) if attr else obj
 
 
+# The catalogs: modules whose ``SOLVER_MODULES`` / ``DOMAIN_MODULES`` list what the workbench serves.
+# The core names none of them; the package root (``workbench/__init__.py``) adds the built-in ones
+# and a plug-in package can add its own, so nothing here imports a domain.
+_CATALOGS: dict[str, list[str]] = {"solvers": [], "domains": []}
+
+
+def add_catalog(*, solvers: str | None = None, domains: str | None = None) -> None:
+    """Serve the solvers listed in ``solvers.SOLVER_MODULES`` and the domains in ``domains.DOMAIN_MODULES``.
+
+    Both are dotted module names, imported on the first lookup (listing them costs nothing).
+
+    Examples
+    --------
+    >>> add_catalog(solvers="workbench.solvers", domains="workbench.datasets")  # doctest: +SKIP
+    """
+    for kind, module in (("solvers", solvers), ("domains", domains)):
+        if module and module not in _CATALOGS[kind]:
+            _CATALOGS[kind].append(module)
+    _solver_specs.cache_clear()
+    _domain_specs.cache_clear()
+
+
+def _listed(kind: str, attr: str) -> list[str]:
+    return [m for cat in _CATALOGS[kind] for m in getattr(importlib.import_module(cat), attr)]
+
+
 @cache
 def _solver_specs() -> tuple[SolverSpec, ...]:
-    from workbench.solvers import SOLVER_MODULES
-
-    return tuple(importlib.import_module(m).SPEC for m in SOLVER_MODULES)
+    return tuple(importlib.import_module(m).SPEC for m in _listed("solvers", "SOLVER_MODULES"))
 
 
 @cache
 def _domain_specs() -> tuple[DomainSpec, ...]:
-    from workbench.datasets import DOMAIN_MODULES
-
-    return tuple(importlib.import_module(m).DOMAIN for m in DOMAIN_MODULES)
+    return tuple(importlib.import_module(m).DOMAIN for m in _listed("domains", "DOMAIN_MODULES"))
 
 
 def domains() -> list[DomainSpec]:
@@ -325,9 +349,7 @@ def domains() -> list[DomainSpec]:
 
 
 def domain_names() -> list[str]:
-    from workbench.datasets import DOMAIN_MODULES
-
-    return [m.rsplit(".", 1)[-1] for m in DOMAIN_MODULES]
+    return [m.rsplit(".", 1)[-1] for m in _listed("domains", "DOMAIN_MODULES")]
 
 
 def get_domain(name: str) -> DomainSpec:

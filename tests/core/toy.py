@@ -99,3 +99,7 @@ DOMAIN = DomainSpec(
     load=load,
     upload_types=("npz",),
 )
+
+# toy.py is its own catalog: registry.add_catalog(solvers="toy", domains="toy")
+SOLVER_MODULES = ["toy"]
+DOMAIN_MODULES = ["toy"]
