@@ -31,8 +31,8 @@ def _setup_threads():
 
 def _problems(images, accel, cf, seeds, name, maps_kinds=("acs_rss",)):
     """One problem per slice and per map kind (same data and mask)."""
-    from workbench.datasets.mri import simulate_problem
-    from workbench.solvers.mri.coils import estimate_maps
+    from workbench.physics.mri.acquisition import simulate_problem
+    from workbench.physics.mri.coils import estimate_maps
 
     out = []
     for i, img in enumerate(images):

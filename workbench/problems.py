@@ -267,7 +267,8 @@ class PDEProblem(Problem):
 class MRIProblem(Problem):
     """Undersampled multi-coil k-space → image.
 
-    y = M ⊙ (F(S x) + n), F the centred orthonormal 2-D FFT (DC at (H//2, W//2)).
+    y = M ⊙ (F(S x) + n), F the centred orthonormal 2-D FFT (DC at (H//2, W//2)). The
+    operator A is built from the arrays by :func:`workbench.physics.mri.operators.sense_operator`.
 
     Attributes
     ----------
@@ -316,18 +317,6 @@ class MRIProblem(Problem):
         m = np.asarray(self.mask)
         s = float(m.sum())
         return float(m.size / s) if s else float("inf")
-
-    def operator(self, device: str = "cpu", dtype: str = "complex64"):
-        """The forward operator A (a ``workbench.physics.mri.operators.SenseOperator``)."""
-        import torch
-
-        from workbench.physics.mri.operators import SenseOperator
-
-        if self.maps is None:
-            raise ValueError("this problem has no coil maps")
-        dt = getattr(torch, dtype)
-        maps = torch.from_numpy(np.ascontiguousarray(self.maps)).to(device=device, dtype=dt)
-        return SenseOperator(maps, torch.from_numpy(np.ascontiguousarray(self.mask)).to(device))
 
 
 # --------------------------------------------------------------------------------------------

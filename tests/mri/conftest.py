@@ -13,15 +13,15 @@ import pytest  # noqa: E402
 
 def _write_fastmri_file(tmp_path, single=False, with_mask=False, name="file.h5"):
     """A synthetic file in the fastMRI layout (as fastMRI's tests/create_temp_data.py does)."""
-    from workbench.datasets.mri import rss_full
     from workbench.io.mri_fastmri import make_header, write_fastmri
-    from workbench.solvers.mri.metrics import center_crop
+    from workbench.physics.mri.acquisition import rss_full
+    from workbench.physics.mri.metrics import center_crop
 
     rng = np.random.default_rng(0)
     s, c, h, w = 2, 4, 64, 48
     img = np.zeros((s, h, w))
     img[:, 16:48, 10:38] = 1 + rng.uniform(size=(s, 32, 28))
-    from workbench.solvers.mri.coils import birdcage, to_kspace
+    from workbench.physics.mri.coils import birdcage, to_kspace
 
     maps = birdcage(c, h, w)
     k = to_kspace((maps[None] * img[:, None]).astype(np.complex64)).astype(np.complex64)

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from workbench.errors import InputError
-from workbench.solvers.mri.coils import acs_region, acs_rss, birdcage, espirit, estimate_maps
-from workbench.solvers.mri.fft import fft2c
-from workbench.solvers.mri.masks import make_mask
+from workbench.physics.mri.coils import acs_region, acs_rss, birdcage, espirit, estimate_maps
+from workbench.physics.mri.fft import fft2c
+from workbench.physics.mri.masks import make_mask
 
 
 def _disc_image(n):

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from workbench.datasets.mri import DOMAIN, load, rss_full
+from workbench.datasets.mri import DOMAIN, load
 from workbench.errors import InputError
 from workbench.io.mri_fastmri import (
     make_header,
@@ -15,8 +15,9 @@ from workbench.io.mri_fastmri import (
     reconstruction_bytes,
 )
 from workbench.io.mri_nifti import nifti_bytes, read_nifti
+from workbench.physics.mri.acquisition import rss_full
+from workbench.physics.mri.metrics import center_crop
 from workbench.solvers.mri import zero_filled
-from workbench.solvers.mri.metrics import center_crop
 
 
 def test_round_trip_exact_and_rss(tmp_path, fastmri_file):

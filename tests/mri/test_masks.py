@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import InputError
-from workbench.solvers.mri.masks import MASK_TYPES, ONE_D, MaskFunc, acs_slice, make_mask
+from workbench.physics.mri.masks import MASK_TYPES, ONE_D, MaskFunc, acs_slice, make_mask
 
 
 @pytest.mark.parametrize("kind", MASK_TYPES)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workbench.solvers.mri.metrics import METRICS, cc_psnr, nmse, psnr, ssim
+from workbench.physics.mri.metrics import METRICS, cc_psnr, nmse, psnr, ssim
 
 
 def test_fastmri_psnr_uses_volume_max():

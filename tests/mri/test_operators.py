@@ -1,13 +1,15 @@
 """Operator properties: adjointness, A^H A = I, centred FFT conventions (spec M1)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from workbench.solvers.mri.coils import birdcage
-from workbench.solvers.mri.fft import fft2c, fft2c_ref, ifft2c, ifft2c_ref
-from workbench.solvers.mri.masks import make_mask
-from workbench.solvers.mri.operators import (
+from workbench.physics.mri.coils import birdcage
+from workbench.physics.mri.fft import fft2c, fft2c_ref, ifft2c, ifft2c_ref
+from workbench.physics.mri.masks import make_mask
+from workbench.physics.mri.operators import (
     CoilOperator,
     FFTOperator,
     GradientOperator,
@@ -119,3 +121,27 @@ def test_cg_matches_dense_complex_solve():
     b = _rand((n,), torch.complex128, g)
     x, it = cg(lambda v: M @ v, b, None, 100, 1e-14)
     assert torch.allclose(x, torch.linalg.solve(M, b), atol=1e-8)
+
+
+def test_sense_operator_of_a_problem_is_adjoint_and_matches_its_data():
+    """physics builds a problem's A from its arrays; A x_true reproduces the noise-free k-space."""
+    from workbench.errors import InputError
+    from workbench.physics.mri.acquisition import build_problem
+    from workbench.physics.mri.operators import sense_operator
+
+    rng = np.random.default_rng(3)
+    maps = birdcage(4, 32, 32)
+    x = rng.normal(size=(32, 32)) + 1j * rng.normal(size=(32, 32))
+    k = fft2c(torch.from_numpy(maps * x[None])).numpy()[None]
+    p = build_problem(
+        k, name="planted", mask="equispaced", acceleration=4, maps="true", true_maps=maps[None]
+    )
+    A = sense_operator(p, dtype=torch.complex128)
+    xt = torch.from_numpy(x[None])
+    assert torch.allclose(A.forward(xt), torch.from_numpy(p.kspace).to(torch.complex128), atol=1e-4)
+    y = torch.randn(A.forward(xt).shape, dtype=torch.complex128)
+    lhs = torch.vdot(A.forward(xt).flatten(), y.flatten())
+    rhs = torch.vdot(xt.flatten(), A.adjoint(y).flatten())
+    assert abs(lhs - rhs) <= 1e-5 * A.forward(xt).norm() * y.norm()
+    with pytest.raises(InputError, match="no coil maps"):
+        sense_operator(dataclasses.replace(p, maps=None))

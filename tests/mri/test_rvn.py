@@ -3,14 +3,14 @@
 import numpy as np
 import torch
 
-from workbench.solvers.mri.fft import fft2c
-from workbench.solvers.mri.rvn_net import (
+from workbench.nets.mri_rvn import (
     Conv2dGRU,
     RecurrentVarNet,
     RecurrentVarNetBlock,
     rvn_loss,
     ssim_loss,
 )
+from workbench.physics.mri.fft import fft2c
 
 
 def _data(n=2, c=3, h=16, w=12, seed=0):
@@ -92,14 +92,14 @@ def test_ssim_loss_zero_for_identical():
 
 
 def test_training_smoke_loss_decreases():
-    from workbench.solvers.mri.coils import acs_rss
+    from workbench.physics.mri.coils import acs_rss
 
     torch.manual_seed(0)
     g = np.random.default_rng(0)
     n, c, h, w = 4, 4, 16, 16
     img = torch.from_numpy(g.uniform(size=(n, h, w)).astype(np.float32))
     img = torch.nn.functional.avg_pool2d(img[:, None], 3, 1, 1)[:, 0]
-    from workbench.solvers.mri.coils import birdcage
+    from workbench.physics.mri.coils import birdcage
 
     S = torch.from_numpy(birdcage(c, h, w)).expand(n, c, h, w)
     k = fft2c(S * img[:, None].to(torch.complex64))

@@ -22,11 +22,18 @@ import numpy as np
 from scipy.special import j1
 
 from workbench.errors import InputError
+from workbench.physics.mri.acquisition import (
+    N_COILS,
+    acquisition_options,
+    build_problem,
+    resize_image,
+    rss_full,
+    simulate_problem,
+)
 from workbench.problems import MRIProblem
 from workbench.registry import DomainSpec, Sample, param
 
 N_TEST, N_VAL = 20, 10
-N_COILS = 8
 MNI_NOTICE = (
     "MNI152 2009 template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, "
     "Montreal Neurological Institute, McGill University (redistributed inside nilearn)."
@@ -36,12 +43,6 @@ MNI_NOTICE = (
 # ------------------------------------------------------------------------------------------
 # Images
 # ------------------------------------------------------------------------------------------
-
-
-def _resize(img: np.ndarray, n: int) -> np.ndarray:
-    from skimage.transform import resize
-
-    return resize(img, (n, n), anti_aliasing=True, order=1, mode="reflect").astype(np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -54,7 +55,7 @@ def mni_slices(n: int = 128) -> dict[str, np.ndarray]:
     for z in range(30, min(170, vol.shape[2])):
         sl = vol[:, 10:207, z]  # 197 × 197
         sl = np.rot90(sl)  # anterior up
-        img = _resize(sl, n)
+        img = resize_image(sl, n)
         m = float(img.max())
         if m <= 0:
             continue
@@ -79,7 +80,7 @@ def ood_dipy(n: int = 128) -> np.ndarray:
         raise InputError("dipy is not installed (pip install dipy) — use the EPI sample instead")
     path = os.path.join(os.path.dirname(spec.origin), "data", "files", "t1_coronal_slice.npy")
     img = np.load(path, allow_pickle=False).astype(np.float64)
-    img = _resize(np.abs(img), n)
+    img = resize_image(np.abs(img), n)
     return (img / img.max()).astype(np.float32)
 
 
@@ -96,60 +97,8 @@ def ood_epi(n: int = 128, k: int = 0) -> np.ndarray:
     s = max(h, w)
     sq = np.zeros((s, s))
     sq[(s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w] = sl
-    img = _resize(np.clip(sq, 0, None), n)
+    img = resize_image(np.clip(sq, 0, None), n)
     return (img / img.max()).astype(np.float32)
-
-
-def smooth_phase(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Random 2nd-order polynomial phase in (x, y) ∈ [−1, 1]², scaled to max |φ| = π/2."""
-    y, x = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
-    c = rng.normal(size=6)
-    phi = c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
-    return (phi * (math.pi / 2) / max(np.abs(phi).max(), 1e-12)).astype(np.float64)
-
-
-# ------------------------------------------------------------------------------------------
-# Simulation
-# ------------------------------------------------------------------------------------------
-
-
-def simulate_kspace(
-    mag: np.ndarray,
-    maps: np.ndarray,
-    sigma_rel: float,
-    rng: np.random.Generator,
-    phase: bool = True,
-):
-    """Fully sampled noisy k-space ``k = F(S x) + n`` of one image.
-
-    Returns ``(kspace (C, H, W) complex64, x (H, W) complex64, sigma)``.
-    """
-    import torch
-
-    from workbench.physics.mri.fft import fft2c
-
-    h, w = mag.shape
-    x = mag.astype(np.complex128)
-    if phase:
-        x = x * np.exp(1j * smooth_phase(rng, h, w))
-    sigma = float(sigma_rel) * float(np.abs(x).max())
-    k = fft2c(torch.from_numpy(maps.astype(np.complex128) * x[None])).numpy()
-    noise = rng.normal(size=k.shape) + 1j * rng.normal(size=k.shape)
-    k = k + noise * (sigma / math.sqrt(2))
-    return k.astype(np.complex64), x.astype(np.complex64), sigma
-
-
-def sense_combine(kspace: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """``Σ_c conj(S_c) F⁻¹ k_c`` for ``(..., C, H, W)`` arrays."""
-    from workbench.physics.mri.coils import coil_images
-
-    return (np.conj(maps) * coil_images(kspace)).sum(-3)
-
-
-def rss_full(kspace: np.ndarray) -> np.ndarray:
-    from workbench.physics.mri.coils import coil_images
-
-    return np.sqrt((np.abs(coil_images(kspace)) ** 2).sum(-3)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -199,144 +148,11 @@ class Options:
     )
 
 
-def build_problem(
-    kspace_full: np.ndarray | None,
-    *,
-    name: str,
-    mask: str = "equispaced",
-    acceleration: float = 4.0,
-    center_fraction: float = 0.08,
-    seed: int = 0,
-    maps: str = "acs_rss",
-    true_maps: np.ndarray | None = None,
-    reference: np.ndarray | None = None,
-    reference_kind: str = "",
-    noise_sigma: float = 0.0,
-    recon_size: tuple[int, int] | None = None,
-    measured: tuple[np.ndarray, np.ndarray] | None = None,
-    band: tuple[int, int] | None = None,
-    meta: dict | None = None,
-) -> MRIProblem:
-    """Apply a mask to fully sampled k-space ``(S, C, H, W)``, estimate maps, build the problem.
-
-    ``measured=(kspace, mask)`` skips the masking (the file is already undersampled).
-    ``band=(left, right)`` zeroes columns outside the acquired band of a fastMRI header.
-    """
-    from workbench.physics.mri.coils import estimate_maps
-    from workbench.physics.mri.masks import make_mask
-    from workbench.physics.mri.metrics import center_crop
-
-    meta = dict(meta or {})
-    if measured is not None:
-        y, m2 = measured
-        m2 = np.asarray(m2, np.float32)
-        s, c, h, w = y.shape
-        meta.update(mask="file", acceleration=float(m2.size / max(m2.sum(), 1)))
-    else:
-        assert kspace_full is not None
-        s, c, h, w = kspace_full.shape
-        if mask == "none":
-            m2 = np.ones((h, w), np.float32)
-            meta.update(mask="none", acceleration=1.0)
-        else:
-            mk = make_mask(mask, (h, w), acceleration, center_fraction, seed)
-            m2 = mk.array
-            meta.update(
-                mask=mask,
-                acceleration=float(acceleration),
-                center_fraction=float(center_fraction),
-                seed=int(seed),
-                effective_acceleration=mk.effective_acceleration,
-                sampled_fraction=mk.fraction,
-                n_acs=mk.n_acs,
-                mask_description=mk.describe(),
-            )
-        if band is not None:
-            m2 = m2.copy()
-            m2[:, : band[0]] = 0
-            m2[:, band[1] :] = 0
-        y = (kspace_full * m2[None, None]).astype(np.complex64)
-    if maps == "true":
-        if true_maps is None:
-            raise InputError("true maps exist only for simulated data; use acs_rss or espirit")
-        S = np.broadcast_to(true_maps, y.shape).astype(np.complex64)
-    elif c == 1:
-        S = np.ones_like(y)
-        maps = "unit"
-    else:
-        S = estimate_maps(y, m2, maps)
-    if reference is None and kspace_full is not None:
-        reference = center_crop(rss_full(kspace_full), recon_size)
-        reference_kind = "rss_full"
-    meta.setdefault("source", name)
-    return MRIProblem(
-        name=name,
-        kspace=np.ascontiguousarray(y, np.complex64),
-        mask=np.ascontiguousarray(m2, np.float32),
-        maps=np.ascontiguousarray(S, np.complex64),
-        reference=None if reference is None else np.ascontiguousarray(reference, np.float32),
-        reference_kind=reference_kind,
-        maps_source=maps,
-        noise_sigma=float(noise_sigma),
-        recon_size=None if recon_size is None else (int(recon_size[0]), int(recon_size[1])),
-        meta=meta,
-    )
-
-
-def simulate_problem(
-    images: np.ndarray,
-    *,
-    name: str,
-    slice_seeds,
-    sigma_rel: float = 0.005,
-    n_coils: int = N_COILS,
-    source: str = "",
-    **opts,
-) -> MRIProblem:
-    """Simulate multi-coil k-space for magnitude images ``(S, N, N)`` and build the problem."""
-    from workbench.physics.mri.coils import birdcage
-
-    if sigma_rel == 0:
-        opts.setdefault("meta", {})["warning"] = (
-            "noise-free simulation: an inverse crime with true maps"
-        )
-    s, h, w = images.shape
-    maps = birdcage(n_coils, h, w)
-    ks, refs, sig = [], [], 0.0
-    for i in range(s):
-        rng = np.random.default_rng([int(slice_seeds[i]), 20240531])
-        k, _, sig = simulate_kspace(images[i], maps, sigma_rel, rng)
-        ks.append(k)
-        refs.append(np.abs(sense_combine(k, maps)))
-    kfull = np.stack(ks)
-    meta = opts.pop("meta", {})
-    meta.update(
-        source=source or name,
-        sigma_rel=float(sigma_rel),
-        n_coils=n_coils,
-        coil_model="birdcage r=1.5",
-    )
-    return build_problem(
-        kfull,
-        name=name,
-        true_maps=np.broadcast_to(maps, kfull.shape),
-        reference=np.stack(refs).astype(np.float32),
-        reference_kind="sense_noisy_full",
-        noise_sigma=sig,
-        meta=meta,
-        **opts,
-    )
-
-
 def _opts(options: dict) -> dict:
     from workbench.registry import params_to_dict, parse_params
 
     o = params_to_dict(parse_params(Options, options))
     return o
-
-
-def _sim_kw(o: dict) -> dict:
-    return {k: o[k] for k in ("mask", "acceleration", "center_fraction", "seed", "maps")}
 
 
 def sample_mni_slice(**options) -> MRIProblem:
@@ -349,7 +165,7 @@ def sample_mni_slice(**options) -> MRIProblem:
         slice_seeds=[1000 + N_TEST // 2],
         sigma_rel=o["sigma_rel"],
         source="MNI152 2009 template, held-out slice",
-        **_sim_kw(o),
+        **acquisition_options(o),
     )
 
 
@@ -368,7 +184,7 @@ def sample_mni_volume(**options) -> MRIProblem:
         slice_seeds=seeds,
         sigma_rel=o["sigma_rel"],
         source="MNI152 2009 template, 10 held-out slices",
-        **_sim_kw(o),
+        **acquisition_options(o),
     )
 
 
@@ -382,7 +198,7 @@ def sample_ood_dipy(**options) -> MRIProblem:
         slice_seeds=[5000],
         sigma_rel=o["sigma_rel"],
         source="dipy t1_coronal_slice.npy (out of distribution)",
-        **_sim_kw(o),
+        **acquisition_options(o),
     )
 
 
@@ -396,7 +212,7 @@ def sample_ood_epi(**options) -> MRIProblem:
         slice_seeds=[6000],
         sigma_rel=o["sigma_rel"],
         source="nibabel example4d.nii.gz (out of distribution)",
-        **_sim_kw(o),
+        **acquisition_options(o),
     )
 
 
@@ -410,7 +226,7 @@ def sample_phantom_analytic(**options) -> MRIProblem:
         rng.normal(size=kfull.shape) + 1j * rng.normal(size=kfull.shape)
     ) * sigma / math.sqrt(2)
     kfull = kfull.astype(np.complex64)[None]
-    kw = _sim_kw(o)
+    kw = acquisition_options(o)
     if kw["maps"] == "true":
         kw["maps"] = "acs_rss"
     return build_problem(

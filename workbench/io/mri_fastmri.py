@@ -213,7 +213,7 @@ def problem_from_h5(data: bytes | str, filename: str, options: dict):
     reference is ``reconstruction_rss`` (or the RSS of the full k-space) at the recon size. With a
     ``mask`` the data are taken as measured.
     """
-    from workbench.datasets.mri import build_problem
+    from workbench.physics.mri.acquisition import build_problem
     from workbench.physics.mri.metrics import center_crop
 
     d = read_fastmri(data, filename)
@@ -255,7 +255,7 @@ def problem_from_h5(data: bytes | str, filename: str, options: dict):
             meta=meta,
         )
     if ref is None:
-        from workbench.datasets.mri import rss_full
+        from workbench.physics.mri.acquisition import rss_full
 
         ref = center_crop(rss_full(k), recon_size)
     return build_problem(

@@ -58,7 +58,11 @@ def read_nifti(data: bytes, filename: str = "volume.nii") -> tuple[np.ndarray, n
 
 def problem_from_nifti(data: bytes, filename: str, options: dict):
     """Simulate k-space from the central axial slices of a magnitude volume."""
-    from workbench.datasets.mri import _resize, _sim_kw, simulate_problem
+    from workbench.physics.mri.acquisition import (
+        acquisition_options,
+        resize_image,
+        simulate_problem,
+    )
 
     vol, _ = read_nifti(data, filename)
     nx, ny, nz = vol.shape
@@ -77,7 +81,7 @@ def problem_from_nifti(data: bytes, filename: str, options: dict):
         s = max(h, w)
         sq = np.zeros((s, s))
         sq[(s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w] = np.clip(sl, 0, None)
-        im = _resize(sq, n) if s != n else sq.astype(np.float32)
+        im = resize_image(sq, n) if s != n else sq.astype(np.float32)
         imgs.append(im / max(float(im.max()), 1e-12))
     return simulate_problem(
         np.stack(imgs).astype(np.float32),
@@ -85,7 +89,7 @@ def problem_from_nifti(data: bytes, filename: str, options: dict):
         slice_seeds=[8000 + int(z) for z in idx],
         sigma_rel=options.get("sigma_rel", 0.005),
         source=f"{filename} (magnitude volume; k-space simulated, slices {idx.tolist()})",
-        **_sim_kw(options),
+        **acquisition_options(options),
     )
 
 

@@ -32,7 +32,7 @@ def _kspace(k: np.ndarray, filename: str) -> np.ndarray:
 
 
 def problem_from_npy(data: bytes, filename: str, options: dict):
-    from workbench.datasets.mri import build_problem
+    from workbench.physics.mri.acquisition import build_problem
 
     try:
         obj = np.load(io.BytesIO(data), allow_pickle=False)

@@ -32,7 +32,7 @@ def make_batch(images, maps_full, rng, accel, cf, crop_h, sigma_rel, dtype):
     """Simulate one training batch. Returns (y, mask, maps_est, target) torch tensors."""
     import torch
 
-    from workbench.datasets.mri import smooth_phase
+    from workbench.physics.mri.acquisition import smooth_phase
     from workbench.physics.mri.coils import acs_rss
     from workbench.physics.mri.fft import fft2c
     from workbench.physics.mri.masks import make_mask
@@ -94,7 +94,7 @@ def build_val(images, accel, cf, n_coils=8, sigma_rel=0.005):
     """Fixed validation problems: full slices, equispaced masks with per-slice seeds."""
     import torch
 
-    from workbench.datasets.mri import simulate_problem
+    from workbench.physics.mri.acquisition import simulate_problem
 
     out = []
     for i in range(len(images)):
@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from workbench.datasets.mri import mni_slices
-    from workbench.physics.mri.coils import birdcage
     from workbench.nets.mri_rvn import RecurrentVarNet, rvn_loss
+    from workbench.physics.mri.coils import birdcage
 
     torch.set_num_threads(a.threads)
     cf = a.cf if a.cf is not None else (0.08 if a.accel <= 4 else 0.04)

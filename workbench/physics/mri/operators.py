@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from workbench.physics.mri.fft import fft2c, ifft2c, modulations
@@ -176,6 +177,23 @@ class SenseOperator(LinearOperator):
 
     def with_mask(self, mask) -> SenseOperator:
         return SenseOperator(self.maps, mask, fold_shifts=self._maps_in is not None)
+
+
+def sense_operator(
+    problem, device: str = "cpu", dtype: torch.dtype = torch.complex64
+) -> SenseOperator:
+    """The forward operator ``A`` of an :class:`~workbench.problems.MRIProblem` on a device.
+
+    The problem holds only arrays (the core knows no physics); this builds ``A`` from its coil
+    maps and mask. Raises :class:`~workbench.errors.InputError` when the problem has no maps.
+    """
+    from workbench.errors import InputError
+
+    if problem.maps is None:
+        raise InputError("this problem has no coil maps; estimate them (acs_rss or espirit) first")
+    maps = torch.from_numpy(np.ascontiguousarray(problem.maps)).to(device, dtype)
+    mask = torch.from_numpy(np.ascontiguousarray(problem.mask)).to(device)
+    return SenseOperator(maps, mask)
 
 
 def single_coil(shape: tuple[int, int], mask, dtype=torch.complex64, device="cpu") -> SenseOperator:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.physics.mri.operators import cg, cnorm
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup
-from workbench.physics.mri.operators import cg, cnorm
 
 
 @dataclass(frozen=True)

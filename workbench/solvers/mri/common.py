@@ -9,9 +9,8 @@ import numpy as np
 import torch
 
 from workbench.device import resolve_device, versions
-from workbench.errors import InputError
+from workbench.physics.mri.operators import cnorm, sense_operator
 from workbench.result import Result
-from workbench.physics.mri.operators import SenseOperator, cnorm
 
 
 class Setup:
@@ -22,16 +21,10 @@ class Setup:
     """
 
     def __init__(self, problem, device: str = "auto", dtype: torch.dtype = torch.complex64):
-        if problem.maps is None:
-            raise InputError(
-                "this problem has no coil maps; estimate them (acs_rss or espirit) first"
-            )
         self.device = resolve_device(device)
         self.dtype = dtype
         self.t0 = time.perf_counter()
-        maps = torch.from_numpy(np.ascontiguousarray(problem.maps)).to(self.device, dtype)
-        mask = torch.from_numpy(np.ascontiguousarray(problem.mask)).to(self.device)
-        self.A = SenseOperator(maps, mask)
+        self.A = sense_operator(problem, self.device, dtype)
         y = torch.from_numpy(np.ascontiguousarray(problem.kspace)).to(self.device, dtype)
         self.mask = self.A.mask
         self.y_raw = y * self.mask

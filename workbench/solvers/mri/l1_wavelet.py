@@ -12,10 +12,10 @@ import math
 import time
 from dataclasses import dataclass
 
+from workbench.physics.mri.operators import cnorm
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup, lipschitz, soft_threshold
-from workbench.physics.mri.operators import cnorm
 from workbench.solvers.mri.wavelet import WaveletOperator
 
 

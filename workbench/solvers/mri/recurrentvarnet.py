@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from workbench.errors import InputError
+from workbench.physics.mri.operators import cnorm
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup
-from workbench.physics.mri.operators import cnorm
 
 WEIGHTS_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "weights", "mri"
@@ -110,8 +110,8 @@ def solve(problem, params: Params | None = None, progress=None):
             m = net.refine_maps(maps[a:b])
             state = None
             if net.initializer is not None:
-                from workbench.physics.mri.fft import fft2c, ifft2c
                 from workbench.nets.mri_rvn import c2r
+                from workbench.physics.mri.fft import fft2c, ifft2c
 
                 img = (
                     (m.conj() * ifft2c(y)).sum(1)

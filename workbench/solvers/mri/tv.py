@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.physics.mri.operators import GradientOperator, cnorm
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup, lipschitz
-from workbench.physics.mri.operators import GradientOperator, cnorm
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.physics.mri.fft import ifft2c
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri.common import Setup
-from workbench.physics.mri.fft import ifft2c
 
 
 @dataclass(frozen=True)
