@@ -77,10 +77,12 @@ def _row(name: str, solver: str, problem: str, r, **extra: Any) -> dict:
 
 def run_reference(quick: bool) -> list[dict]:
     from workbench.datasets.pde import make_preset
+    from workbench.physics.pde import cheb, fd
+    from workbench.physics.pde import spectral as S
+    from workbench.physics.pde.compiled import compile_problem
+    from workbench.physics.pde.metrics import rel_l2
     from workbench.problems import PDEProblem
-    from workbench.solvers.pde import cheb, fd, reference
-    from workbench.solvers.pde import spectral as S
-    from workbench.solvers.pde.common import compile_problem, rel_l2
+    from workbench.solvers.pde import reference
 
     rows = []
     p = make_preset("poisson1d_sin100")

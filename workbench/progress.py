@@ -85,3 +85,9 @@ def _is_number(v: Any) -> bool:
 def ensure(progress: Progress | None) -> Progress:
     """Return ``progress`` or a silent :class:`Progress` when ``None`` was given."""
     return progress if progress is not None else Progress(keep=1)
+
+
+def append_history(hist: dict[str, list[float]], **columns: float) -> None:
+    """Append one row of named values to a history of equal-length columns."""
+    for k, v in columns.items():
+        hist[k].append(float(v))

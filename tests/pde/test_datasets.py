@@ -6,9 +6,10 @@ import pytest
 from workbench import registry
 from workbench.datasets.pde import DOMAIN, PRESETS, evaluate, load, make_preset
 from workbench.errors import InputError
+from workbench.physics.pde.compiled import validate
+from workbench.physics.pde.metrics import truth_on_test
 from workbench.problems import PDEProblem
 from workbench.result import Result
-from workbench.solvers.pde.common import truth_on_test, validate
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

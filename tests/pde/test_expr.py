@@ -3,7 +3,7 @@ import pytest
 import sympy as sp
 
 from workbench.errors import InputError
-from workbench.solvers.pde import expr as E
+from workbench.physics.pde import expr as E
 
 UNSAFE = [
     "__import__('os').system('ls')",

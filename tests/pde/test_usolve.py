@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from workbench.datasets.pde import make_preset
+from workbench.physics.pde.compiled import compile_problem
 from workbench.problems import PDEProblem
 from workbench.solvers.pde import gp_hm
 from workbench.solvers.pde import usolve as US
-from workbench.solvers.pde.common import compile_problem
 from workbench.solvers.pde.gp import source_freq_scale
 from workbench.solvers.pde.kernels import ToeplitzGrid, kernel_parts
 

@@ -11,7 +11,7 @@ from workbench.viz import pde as V
 
 def _fake(problem, n=50):
     axes = [np.linspace(lo, hi, n) for lo, hi in problem.box]
-    from workbench.solvers.pde.common import compile_problem
+    from workbench.physics.pde.compiled import compile_problem
 
     comp = compile_problem(problem)
     u = comp.u_on(axes) * 1.01

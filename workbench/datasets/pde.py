@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.physics.pde.metrics import evaluate, prediction_on_test  # noqa: F401  (the domain's metrics)
 from workbench.problems import PDEProblem
 from workbench.registry import DomainSpec, Sample, param
 
@@ -395,35 +396,6 @@ def load(data: bytes, filename: str = "problem.json", n_col: int = 0) -> PDEProb
     if n_col and isinstance(spec, dict):
         spec = {**spec, "n_col": int(n_col)}
     return from_spec(spec, name=name)
-
-
-def prediction_on_test(problem: PDEProblem, result) -> np.ndarray:
-    """A result's solution on the 300-per-dimension test grid (its own or interpolated)."""
-    from workbench.physics.pde.compiled import N_TEST, compile_problem, interp_linear
-
-    u = result.extras.get("u_test")
-    shape = (N_TEST,) * problem.dim
-    if u is not None and np.shape(u) == shape:
-        return np.asarray(u, float)
-    axes = [np.asarray(result.extras["x"], float)]
-    if problem.dim == 2:
-        axes.append(np.asarray(result.extras["y"], float))
-    return interp_linear(
-        axes, np.asarray(result.output, float), compile_problem(problem).test_axes()
-    )
-
-
-def evaluate(problem: PDEProblem, result) -> dict[str, float]:
-    """Relative L2 (and max error) on the test grid, against the exact or the reference solution."""
-    from workbench.physics.pde.compiled import rel_l2, truth_on_test
-
-    if result.output is None or np.size(result.output) == 0:
-        return {}
-    pred = prediction_on_test(problem, result)
-    true = truth_on_test(problem)
-    if not np.all(np.isfinite(pred)):
-        return {"rel_l2": float("nan")}
-    return {"rel_l2": rel_l2(pred, true), "max_abs_err": float(np.abs(pred - true).max())}
 
 
 DOMAIN = DomainSpec(

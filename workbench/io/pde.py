@@ -10,8 +10,8 @@ import numpy as np
 def solution_arrays(problem, result) -> dict[str, np.ndarray]:
     """Named arrays of a run: ``output`` on the solver grid with ``x`` (and ``y``), and the test-grid
     prediction ``u_test`` with the truth ``u_true`` and the error."""
-    from workbench.datasets.pde import prediction_on_test
-    from workbench.physics.pde.compiled import compile_problem, truth_on_test
+    from workbench.physics.pde.compiled import compile_problem
+    from workbench.physics.pde.metrics import prediction_on_test, truth_on_test
 
     out = {"output": np.asarray(result.output, float), "x": np.asarray(result.extras["x"], float)}
     if problem.dim == 2:

@@ -25,13 +25,13 @@ __all__ = [
 
 
 def _truth(problem) -> np.ndarray:
-    from workbench.physics.pde.compiled import truth_on_test
+    from workbench.physics.pde.metrics import truth_on_test
 
     return truth_on_test(problem)
 
 
 def _pred(problem, result) -> np.ndarray:
-    from workbench.datasets.pde import prediction_on_test
+    from workbench.physics.pde.metrics import prediction_on_test
 
     return prediction_on_test(problem, result)
 
@@ -286,7 +286,7 @@ def spectrum_figure(result) -> go.Figure:
 def metrics_rows(problem, runs: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
     """One row per run: rel L2 (final), the GP's last Adam iterate before its exact finish, best
     (oracle) and its step, wall time, iterations."""
-    from workbench.datasets.pde import evaluate
+    from workbench.physics.pde.metrics import evaluate
 
     rows = []
     for label, r in runs:

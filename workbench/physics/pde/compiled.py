@@ -1,5 +1,5 @@
 """Compiled view of a :class:`~workbench.problems.PDEProblem`: numeric source, boundary data,
-exact solution, grids, the test grid and the relative L2 metric shared by every PDE solver."""
+exact solution, grids and the test grid shared by the reference solver, the GPs and the PINNs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from functools import lru_cache
 import numpy as np
 
 from workbench.errors import InputError
-from workbench.problems import PDEProblem
 from workbench.physics.pde import expr as E
+from workbench.problems import PDEProblem
 
 N_TEST = 300
 BCS = ("dirichlet", "initial_boundary", "periodic", "neumann", "robin")
@@ -121,36 +121,6 @@ def _compile(problem_id: str, problem: PDEProblem) -> Compiled:
 
 def compile_problem(problem: PDEProblem) -> Compiled:
     return _compile(problem.id, problem)
-
-
-def append_history(hist: dict[str, list[float]], **columns: float) -> None:
-    """Append one row of named values to a history of equal-length columns."""
-    for k, v in columns.items():
-        hist[k].append(float(v))
-
-
-def rel_l2(pred: np.ndarray, true: np.ndarray) -> float:
-    """‖pred − true‖₂ / ‖true‖₂ (absolute error when the truth is zero)."""
-    pred, true = np.asarray(pred, float), np.asarray(true, float)
-    den = float(np.linalg.norm(true))
-    num = float(np.linalg.norm(pred - true))
-    return num / den if den > 0 else num
-
-
-@lru_cache(maxsize=16)
-def _truth(problem_id: str, problem: PDEProblem) -> np.ndarray:
-    comp = compile_problem(problem)
-    if comp.exact is not None:
-        return comp.u_on(comp.test_axes())
-    from workbench.solvers.pde import reference
-
-    res = reference.solve(problem, reference.Params())
-    return np.asarray(res.extras["u_test"])
-
-
-def truth_on_test(problem: PDEProblem) -> np.ndarray:
-    """The exact solution on the 300-per-dimension test grid, or the reference solution there."""
-    return _truth(problem.id, problem)
 
 
 def boundary_mask(shape: tuple[int, ...], bc: str) -> np.ndarray:

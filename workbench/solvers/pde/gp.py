@@ -24,18 +24,13 @@ import torch
 
 from workbench.device import resolve_device, versions
 from workbench.errors import InputError
+from workbench.physics.pde.compiled import boundary_mask, compile_problem, validate
+from workbench.physics.pde.metrics import rel_l2, truth_on_test
+from workbench.physics.pde.operators import NEEDS, apply_operator
 from workbench.problems import PDEProblem
-from workbench.progress import Progress, ensure
+from workbench.progress import Progress, append_history, ensure
 from workbench.result import Result
 from workbench.solvers.pde import usolve as US
-from workbench.physics.pde.compiled import (
-    append_history,
-    boundary_mask,
-    compile_problem,
-    rel_l2,
-    truth_on_test,
-    validate,
-)
 from workbench.solvers.pde.kernels import (
     ToeplitzGrid,
     gram_solve,
@@ -70,34 +65,6 @@ class Config:
     exact_rounds: int = 2
     freq_init: str = "source"
     adam_beta2: float = 0.99
-
-
-def apply_operator(
-    op: str, U: torch.Tensor, d: dict, coeffs: dict, grids: list[torch.Tensor]
-) -> torch.Tensor:
-    if op == "poisson":
-        return d["xx"] + d["yy"] if "yy" in d else d["xx"]
-    if op == "allen_cahn":
-        lap = d["xx"] + d["yy"] if "yy" in d else d["xx"]
-        return lap + U * (U * U - 1)
-    if op == "advection":
-        return coeffs.get("beta", 1.0) * d["x"] + d["y"]
-    if op == "drift_poisson":
-        X, Y = grids
-        return d["xx"] + d["yy"] - 2 * X * d["x"] - 2 * Y * d["y"] - 4 * U
-    if op == "burgers":
-        return d["y"] + coeffs.get("z1", 1.0) * U * d["x"] - coeffs.get("z0", 0.05) * d["xx"]
-    if op == "nl_poisson":
-        x = grids[0]
-        th = torch.arccos(torch.clamp(x, -1, 1))
-        a = sum(coeffs.get(f"z{k}", 0.0) * torch.cos(k * th) for k in range(5))
-        # d/dx T_k(x) = k U_{k-1}(x); use the derivative of cos(k arccos x) safely via autograd-free form
-        sin_th = torch.sin(th).clamp_min(1e-12)
-        da = sum(coeffs.get(f"z{k}", 0.0) * k * torch.sin(k * th) / sin_th for k in range(1, 5))
-        kap = torch.nn.functional.softplus(U * a) + 0.1
-        sig = torch.sigmoid(U * a)
-        return kap * d["xx"] + sig * (d["x"] * a + U * da) * d["x"]
-    raise InputError(f"the GP solvers do not handle operator {op!r}")
 
 
 def source_freq_scale(f: np.ndarray, hs: list[float]) -> float:
@@ -167,16 +134,6 @@ def kron_terms(
     if "y" in need:
         der["y"] = toeplitz_mm(lv[1][1], toep[1].idx, toep[1].sign, sols[1]).T  # U K2^-1 K2'^T
     return n2 * ld1 + n1 * ld2, W, der
-
-
-NEEDS = {
-    "poisson": {"xx", "yy"},
-    "allen_cahn": {"xx", "yy"},
-    "advection": {"x", "y"},
-    "drift_poisson": {"x", "xx", "y", "yy"},
-    "burgers": {"x", "xx", "y"},
-    "nl_poisson": {"x", "xx"},
-}
 
 
 def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None) -> Result:

@@ -14,20 +14,14 @@ import torch
 
 from workbench.device import resolve_device, versions
 from workbench.errors import InputError
+from workbench.nets.pde_mlp import MLP
+from workbench.physics.pde.compiled import boundary_mask, compile_problem, validate
+from workbench.physics.pde.metrics import rel_l2, truth_on_test
+from workbench.physics.pde.operators import NEEDS, apply_operator
 from workbench.problems import PDEProblem
-from workbench.progress import Progress, ensure
+from workbench.progress import Progress, append_history, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
-from workbench.physics.pde.compiled import (
-    append_history,
-    boundary_mask,
-    compile_problem,
-    rel_l2,
-    truth_on_test,
-    validate,
-)
-from workbench.solvers.pde.gp import apply_operator
-from workbench.nets.pde_mlp import MLP
 
 
 @dataclass(frozen=True)
@@ -106,8 +100,6 @@ def solve_pinn(
     Xb = np.stack([m[mask] for m in mesh], -1)
     fc = comp.source(*Xc.T)
     gb = comp.boundary(*Xb.T)
-    from workbench.solvers.pde.gp import NEEDS
-
     need = {n for n in NEEDS[problem.operator] if dim == 2 or "y" not in n}
     B = None
     if fourier:
