@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.physics.ot.cost import COSTS, pairwise_cost
 from workbench.problems import OTProblem
 from workbench.registry import DomainSpec, Sample, param
 
 #: Largest accepted problem (n * m entries of the dense cost / plan).
 MAX_ENTRIES = 25_000_000
 MAX_POINTS = 20_000
-COSTS = ("sqeuclidean", "euclidean")
 
 
 @dataclass(frozen=True)
@@ -67,17 +67,6 @@ def _weights(w: Any, name: str, notices: list[str]) -> np.ndarray:
     if abs(s - 1.0) > 1e-9:
         notices.append(f"{name} summed to {s:.12g}; renormalised to 1")
     return w / s
-
-
-def pairwise_cost(X: np.ndarray, Y: np.ndarray, cost: str) -> np.ndarray:
-    """Squared Euclidean or Euclidean distances between the rows of X and Y."""
-    d2 = np.sum(X**2, 1)[:, None] + np.sum(Y**2, 1)[None, :] - 2.0 * X @ Y.T
-    np.maximum(d2, 0.0, out=d2)
-    if cost == "sqeuclidean":
-        return d2
-    if cost == "euclidean":
-        return np.sqrt(d2)
-    raise InputError(f"unknown cost {cost!r}; use one of {', '.join(COSTS)}")
 
 
 def make_problem(
@@ -463,7 +452,7 @@ def exact_cost(problem: OTProblem) -> float | None:
 
 def evaluate(problem: OTProblem, result: Any) -> dict[str, float]:
     """Metrics from the returned plan, the same for every solver."""
-    from workbench.solvers.ot._core import plan_metrics
+    from workbench.physics.ot.metrics import plan_metrics
 
     P = np.asarray(result.output, dtype=np.float64)
     if P.shape != (problem.n, problem.m):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from workbench.device import versions
+from workbench.physics.ot.metrics import plan_metrics
 from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
@@ -59,7 +60,7 @@ def solve(problem: Any, params: Params, progress: Progress | None = None) -> Res
         P, log = ot.emd(a, b / b.sum() * a.sum(), C, numItermax=int(params.num_iter_max), log=True)
     P = np.asarray(P, dtype=np.float64)
     warning = str(log.get("warning") or "")
-    m = _core.plan_metrics(problem, P, None)
+    m = plan_metrics(problem, P, None)
     hit_cap = "numItermax" in warning or int(log.get("result_code", 1)) == 3
     if hit_cap:
         status = "max_iter"

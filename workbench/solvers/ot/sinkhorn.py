@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from workbench.device import resolve_device, versions
+from workbench.physics.ot.metrics import plan_metrics
 from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
@@ -214,7 +215,7 @@ def finish(
     st = _core.evaluate_state(prep, alpha, beta)
     P = _core.full_plan(prep, alpha, beta)
     x, y = _core.full_potentials(prep, problem, alpha, beta)
-    m = _core.plan_metrics(problem, P, reg)
+    m = plan_metrics(problem, P, reg)
     m["dual_objective"] = st.f
     m["iterations"] = float(step)
     m.update(metrics or {})
