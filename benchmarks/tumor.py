@@ -124,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from workbench.physics.tumor.forward import atlas_model
+    from workbench.physics.tumor.metrics import dice
     from workbench.registry import parse_params
     from workbench.solvers.tumor import cmaes_fit, db_lookup
     from workbench.solvers.tumor import query as Q
     from workbench.solvers.tumor.align import align_refine, wt_centroids
-    from workbench.solvers.tumor.common import aggregate, atlas_model, dice, masks_on_grid
+    from workbench.solvers.tumor.common import aggregate, masks_on_grid
     from workbench.solvers.tumor.database import open_db
 
     n_pat = a.patients or (4 if a.quick else 24)

@@ -4,12 +4,12 @@ re-rank (shift helper, recovery of a planted entry whose seed was moved)."""
 import numpy as np
 import pytest
 
+from workbench.physics.tumor.forward import atlas_model
 from workbench.problems import TumorProblem
 from workbench.registry import parse_params
 from workbench.solvers.tumor import db_lookup, db_lookup_fast
 from workbench.solvers.tumor import query as Q
 from workbench.solvers.tumor.align import align_refine, shift_mask, wt_centroids
-from workbench.solvers.tumor.common import atlas_model
 from workbench.solvers.tumor.database import (
     STATUS_OK,
     BuildConfig,

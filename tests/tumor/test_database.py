@@ -11,11 +11,12 @@ import h5py
 import numpy as np
 import pytest
 
+from workbench.physics.tumor.forward import atlas_model
+from workbench.physics.tumor.metrics import dice, dice_from_counts
 from workbench.problems import TumorProblem
 from workbench.registry import parse_params
 from workbench.solvers.tumor import db_lookup, db_lookup_fast
 from workbench.solvers.tumor import query as Q
-from workbench.solvers.tumor.common import atlas_model, dice, dice_from_counts
 from workbench.solvers.tumor.database import BuildConfig, build, open_db, parts_dir
 
 CFG = BuildConfig(n=64, grid=32, batch=8, v_min_cm3=2.0, rng_seed=3)

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from workbench.solvers.tumor.atlas import load_atlas
-from workbench.solvers.tumor.common import dice
-from workbench.solvers.tumor.forward import AtlasModel, FKSolver, Geometry, gaussian_seed, n_steps
+from workbench.physics.tumor.atlas import load_atlas
+from workbench.physics.tumor.forward import AtlasModel, FKSolver, Geometry, gaussian_seed, n_steps
+from workbench.physics.tumor.metrics import dice
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 from workbench.datasets.tumor import DOMAIN, load
 from workbench.errors import InputError
 from workbench.io.tumor_nifti import export_nifti, read_nifti
+from workbench.physics.tumor.atlas import load_atlas
+from workbench.physics.tumor.metrics import dice
 from workbench.result import Result
-from workbench.solvers.tumor.atlas import load_atlas
-from workbench.solvers.tumor.common import dice
 
 
 def _nii(vol, affine, gz=True, dtype=np.uint8):

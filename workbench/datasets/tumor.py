@@ -50,7 +50,7 @@ def synthetic_patient(
     from scipy import ndimage
 
     from workbench.physics.tumor.atlas import load_atlas, resample_linear, resample_occupancy
-    from workbench.solvers.tumor.common import atlas_model
+    from workbench.physics.tumor.forward import atlas_model
 
     if DT_mm2 <= 0 or mu <= 0:
         raise InputError("DT_mm2 and mu must be positive")
@@ -325,7 +325,7 @@ def evaluate(problem: TumorProblem, result) -> dict[str, float]:
         a = np.array([m["agg_seed_x_mm"], m["agg_seed_y_mm"], m["agg_seed_z_mm"]])
         out["seed_err_mm_topk"] = float(np.linalg.norm(a - np.asarray(truth["seed_mm"])))
     if problem.truth_density is not None and result.output.shape == problem.truth_density.shape:
-        from workbench.solvers.tumor.common import dice
+        from workbench.physics.tumor.metrics import dice
 
         u = result.output
         td = problem.truth_density

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.special import erf
@@ -370,3 +371,33 @@ class AtlasModel:
             "n_steps": steps,
             "wall_s": time.perf_counter() - t0,
         }
+
+
+@lru_cache(maxsize=3)
+def atlas_model(n: int, R: float = 10.0, sigma_mm: float = 3.0, amplitude: float = 0.5):
+    """The forward model on the MNI atlas at n³ cells (cached: the atlas load dominates)."""
+    from workbench.physics.tumor.atlas import load_atlas
+
+    return AtlasModel(
+        load_atlas(int(n), with_t1=False), R=R, sigma_mm=sigma_mm, amplitude=amplitude
+    )
+
+
+def rerun(
+    problem, DT: float, mu: float, seed_mm, R: float = 10.0, grid: int = 0
+) -> tuple[np.ndarray, dict]:
+    """Re-simulate a parameter set on the problem's grid (or ``grid``) -> density on problem grid."""
+    n = int(grid or problem.grid_n)
+    model = atlas_model(n, R)
+    sim = model.simulate([DT], [mu], [seed_mm])
+    u = sim["u"][0]
+    if n != problem.grid_n or not np.allclose(model.atlas.affine, problem.affine):
+        from workbench.physics.tumor.atlas import resample_linear
+
+        u = resample_linear(u, model.atlas.affine, problem.wt.shape, problem.affine)
+    return u.astype(np.float32), {
+        "n_steps": int(sim["n_steps"][0]),
+        "snapped": bool(sim["snapped"][0]),
+        "seed_mm": sim["seed_mm"][0].tolist(),
+        "sim_wall_s": sim["wall_s"],
+    }

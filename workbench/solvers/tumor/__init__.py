@@ -1,6 +1,6 @@
-"""Brain-tumour growth: Fisher–Kolmogorov forward model on the MNI152 atlas, database lookup, CMA-ES.
+"""Brain-tumour growth inversion: database lookup (brute force, PCA embedding) and CMA-ES.
 
-Modules: :mod:`.atlas` (tissue maps on working grids), :mod:`.forward` (batched FK solver),
-:mod:`.database` (build, store, query), :mod:`.db_lookup`, :mod:`.db_lookup_fast`,
-:mod:`.cmaes_fit` (the registered solvers).
+Modules: :mod:`.database` (build, store, query), :mod:`.db_lookup`, :mod:`.db_lookup_fast`,
+:mod:`.cmaes_fit` (the registered solvers). The atlas and the Fisher–Kolmogorov forward solver they
+all run are in :mod:`workbench.physics.tumor`.
 """

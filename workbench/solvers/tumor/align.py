@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench.physics.tumor.metrics import dice
 from workbench.solvers.tumor import query as Q
-from workbench.solvers.tumor.common import dice
 from workbench.solvers.tumor.database import unpack
 
 
@@ -138,7 +138,7 @@ def align_refine(
     database grid), ``dice_wt``, ``dice_tc``, ``u`` (its density on the database grid),
     ``improved`` (False when the plain rank 1 was kept) and ``n_sim``/``sim_wall_s``.
     """
-    from workbench.solvers.tumor.common import atlas_model
+    from workbench.physics.tumor.forward import atlas_model
 
     ranked_rows = np.asarray(ranked_rows, dtype=np.int64)
     cand = np.concatenate([ranked_rows[:m_dice], volume_neighbours(db, q, m_volume)])

@@ -15,18 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.physics.tumor.forward import atlas_model, rerun
+from workbench.physics.tumor.metrics import dice_from_counts, match_metrics
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
-from workbench.solvers.tumor.common import (
-    atlas_model,
-    dice_from_counts,
-    identifiable,
-    masks_on_grid,
-    match_metrics,
-    rerun,
-    seed_metrics,
-)
+from workbench.solvers.tumor.common import identifiable, masks_on_grid, seed_metrics
 
 LOG_DT = (math.log(1.0), math.log(2250.0))
 LOG_MU = (math.log(0.1), math.log(300.0))

@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 
 import numpy as np
 
-from workbench.physics.tumor.atlas import block_mean, load_atlas, resample_occupancy
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks; both empty -> 1, exactly one empty -> 0."""
-    a = np.asarray(a, bool)
-    b = np.asarray(b, bool)
-    sa, sb = int(a.sum()), int(b.sum())
-    if sa + sb == 0:
-        return 1.0
-    return 2.0 * int(np.logical_and(a, b).sum()) / (sa + sb)
-
-
-def dice_from_counts(inter: np.ndarray, s: np.ndarray, p: int | np.ndarray) -> np.ndarray:
-    inter = np.asarray(inter, dtype=np.float64)
-    den = np.asarray(s, dtype=np.float64) + np.asarray(p, dtype=np.float64)
-    out = np.where(den > 0, 2.0 * inter / np.maximum(den, 1), 1.0)
-    return out
+from workbench.physics.tumor.atlas import block_mean, resample_occupancy
 
 
 def weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
@@ -73,46 +55,6 @@ def masks_on_grid(problem, n: int, affine: np.ndarray) -> tuple[np.ndarray, np.n
     wt = resample_occupancy(problem.wt, problem.affine, (n, n, n), affine) >= 0.5
     tc = resample_occupancy(problem.tc, problem.affine, (n, n, n), affine) >= 0.5
     return wt | tc, tc
-
-
-@lru_cache(maxsize=3)
-def atlas_model(n: int, R: float = 10.0, sigma_mm: float = 3.0, amplitude: float = 0.5):
-    from workbench.physics.tumor.forward import AtlasModel
-
-    return AtlasModel(
-        load_atlas(int(n), with_t1=False), R=R, sigma_mm=sigma_mm, amplitude=amplitude
-    )
-
-
-def rerun(
-    problem, DT: float, mu: float, seed_mm, R: float = 10.0, grid: int = 0
-) -> tuple[np.ndarray, dict]:
-    """Re-simulate a parameter set on the problem's grid (or ``grid``) -> density on problem grid."""
-    n = int(grid or problem.grid_n)
-    model = atlas_model(n, R)
-    sim = model.simulate([DT], [mu], [seed_mm])
-    u = sim["u"][0]
-    if n != problem.grid_n or not np.allclose(model.atlas.affine, problem.affine):
-        from workbench.physics.tumor.atlas import resample_linear
-
-        u = resample_linear(u, model.atlas.affine, problem.wt.shape, problem.affine)
-    return u.astype(np.float32), {
-        "n_steps": int(sim["n_steps"][0]),
-        "snapped": bool(sim["snapped"][0]),
-        "seed_mm": sim["seed_mm"][0].tolist(),
-        "sim_wall_s": sim["wall_s"],
-    }
-
-
-def match_metrics(problem, u: np.ndarray, theta_wt: float, theta_tc: float) -> dict:
-    """Dice of the predicted density's masks against the input's masks.
-
-    ``dice_edema`` is the Dice of the whole tumour WT = {u >= theta_wt} (the FLAIR-visible
-    oedema together with the core, BraTS labels 1+2+4), not of the oedema-only label 2;
-    ``dice_wt`` is the same number under its spec name. ``dice_core`` is the TC Dice."""
-    d_wt = dice(u >= theta_wt, problem.wt)
-    d_tc = dice(u >= theta_tc, problem.tc)
-    return {"dice_edema": d_wt, "dice_wt": d_wt, "dice_core": d_tc, "dice_sum": d_wt + d_tc}
 
 
 def seed_metrics(seed_mm) -> dict:

@@ -7,17 +7,12 @@ import time
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.physics.tumor.forward import rerun
+from workbench.physics.tumor.metrics import match_metrics
 from workbench.progress import ensure
 from workbench.result import Result
 from workbench.solvers.tumor import query as Q
-from workbench.solvers.tumor.common import (
-    aggregate,
-    identifiable,
-    masks_on_grid,
-    match_metrics,
-    rerun,
-    seed_metrics,
-)
+from workbench.solvers.tumor.common import aggregate, identifiable, masks_on_grid, seed_metrics
 from workbench.solvers.tumor.database import open_db, unpack
 
 

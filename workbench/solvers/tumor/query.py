@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from workbench.physics.tumor.atlas import block_mean
-from workbench.solvers.tumor.common import dice_from_counts
+from workbench.physics.tumor.metrics import dice_from_counts
 
 METHODS = ("dice", "l2", "soft")
 
