@@ -70,9 +70,9 @@ def _methods(epochs: int):
 
 
 def _centroid_score(problem) -> np.ndarray:
-    from workbench.solvers.eels import common as C
+    from workbench.physics.eels import spectra as SP
 
-    c = C.centroid_map(problem.data, np.asarray(problem.energy))
+    c = SP.centroid_map(problem.data, np.asarray(problem.energy))
     return np.abs(c - np.median(c))
 
 
@@ -81,6 +81,7 @@ def run(shifts, fractions, seeds, epochs, methods=None, log=print, rows_path="")
 
     torch.set_num_threads(1)
     from workbench.datasets.eels import synthetic
+    from workbench.physics.eels import metrics as EM
     from workbench.solvers.eels import common as C
 
     table = _methods(epochs)
@@ -104,7 +105,7 @@ def run(shifts, fractions, seeds, epochs, methods=None, log=print, rows_path="")
                     if mod is None:
                         score = _centroid_score(prob)
                         th = C.threshold(score, "otsu")
-                        met = C.score_metrics(score, prob.truth, th["mask"])
+                        met = EM.score_metrics(score, prob.truth, th["mask"])
                         met["ashman_d"] = th["ashman_d"]
                         train_s, infer_s = 0.0, time.perf_counter() - t1
                     else:
@@ -117,7 +118,7 @@ def run(shifts, fractions, seeds, epochs, methods=None, log=print, rows_path="")
                         for vname, key in also.items():
                             sc = np.asarray(r.extras[key], float)
                             th = C.threshold(sc, "otsu")
-                            vm = C.score_metrics(sc, prob.truth, th["mask"])
+                            vm = EM.score_metrics(sc, prob.truth, th["mask"])
                             vm["ashman_d"] = th["ashman_d"]
                             variants.append((vname, vm))
                     wall = time.perf_counter() - t1

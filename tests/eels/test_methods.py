@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from workbench.datasets.eels import DOMAIN, synthetic
+from workbench.nets import eels_cvae_fit as cvae_fit
 from workbench.progress import Progress
 from workbench.solvers.eels import cvae3d, pca_bulk, pca_recon, pca_t2
 
@@ -57,10 +58,10 @@ def test_pca_bulk_cancel_equals_max_iter(small):
 
 
 def test_cvae3d_tiny_from_checkpoint(small):
-    if not cvae3d.DEFAULT_CHECKPOINT.exists():
+    if not cvae_fit.DEFAULT_CHECKPOINT.exists():
         pytest.skip("bundled checkpoint not trained yet")
     r = cvae3d.solve(small, cvae3d.Params(max_iter=2, device="cpu"))
-    assert r.extras["init"] == cvae3d.DEFAULT_CHECKPOINT.name
+    assert r.extras["init"] == cvae_fit.DEFAULT_CHECKPOINT.name
     _check(r, small, 0.9)
     assert (
         len(r.history["nll"]) == 2 and r.extras["reconstruction"].shape[:2] == small.data.shape[:2]
@@ -86,7 +87,7 @@ def test_cvae3d_scratch_detects_2ev(small):
 
 
 def test_checkpoint_grid_mismatch_falls_back_to_scratch():
-    if not cvae3d.DEFAULT_CHECKPOINT.exists():
+    if not cvae_fit.DEFAULT_CHECKPOINT.exists():
         pytest.skip("bundled checkpoint not trained yet")
     p = synthetic(dict(ny=16, nx=16, shift=2.0, fraction=0.1, seed=3, dispersion=0.5))
     r = cvae3d.solve(p, cvae3d.Params(max_iter=1, steps_per_epoch=1, device="cpu"))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.solvers.eels import cvae3d
-from workbench.solvers.eels.network import build, kl_normal, log_pi, multinomial_nll
+from workbench.nets import eels_cvae_fit as cvae_fit
+from workbench.nets.eels_cvae import build, kl_normal, log_pi, multinomial_nll
 
 
 @pytest.fixture
@@ -79,19 +79,19 @@ def test_inference_deterministic_and_covers_every_pixel(model):
     rng = np.random.default_rng(0)
     data = rng.poisson(40, (13, 11, 30)).astype(np.float32)
     energy = 690 + np.arange(30.0)
-    cube = cvae3d.make_cube(data, energy, 690, 719, 8)
+    cube = cvae_fit.make_cube(data, energy, 690, 719, 8)
     assert cube.counts.shape[-1] == 32 and cube.valid.sum() == 30
-    pi1, _ = cvae3d.infer(model, cube)
-    pi2, _ = cvae3d.infer(model, cube)
+    pi1, _ = cvae_fit.infer(model, cube)
+    pi2, _ = cvae_fit.infer(model, cube)
     np.testing.assert_array_equal(pi1, pi2)
     assert pi1.shape == (13, 11, 30)
     np.testing.assert_allclose(pi1.sum(-1), 1.0, rtol=1e-5)
-    assert set(cvae3d.tile_grid(13, 8)) == {0, 4, 5}
+    assert set(cvae_fit.tile_grid(13, 8)) == {0, 4, 5}
 
 
 def test_checkpoint_round_trip(model, tmp_path):
-    sha = cvae3d.save_checkpoint(tmp_path / "m.pt", model, {"dispersion": 1.0})
-    m2, meta = cvae3d.load_checkpoint(tmp_path / "m.pt")
+    sha = cvae_fit.save_checkpoint(tmp_path / "m.pt", model, {"dispersion": 1.0})
+    m2, meta = cvae_fit.load_checkpoint(tmp_path / "m.pt")
     assert len(sha) == 64 and meta["dispersion"] == 1.0
     for a, b in zip(model.state_dict().values(), m2.state_dict().values(), strict=True):
         assert torch.equal(a, b)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workbench.solvers.eels.synth import SynthParams, energy_axis, generate, place_discs
+from workbench.physics.eels.synth import SynthParams, energy_axis, generate, place_discs
 
 
 def test_same_seed_same_cube_and_different_seed_differs():

@@ -5,7 +5,8 @@ import json
 
 import torch
 
-from workbench.solvers.eels import cvae3d, train
+from workbench.nets import eels_cvae_fit as cvae_fit
+from workbench.train import eels_cvae as train
 
 
 def test_tiny_training_run_writes_checkpoint_and_manifest(tmp_path):
@@ -34,12 +35,12 @@ def test_tiny_training_run_writes_checkpoint_and_manifest(tmp_path):
     assert man["command"].startswith("workbench train cvae3d")
     ck = torch.load(out, weights_only=True)  # no pickle of arbitrary objects
     assert set(ck) == {"config", "state_dict", "meta"}
-    model, meta = cvae3d.load_checkpoint(out)
+    model, meta = cvae_fit.load_checkpoint(out)
     assert model.latent == 4 and abs(meta["dispersion"] - 0.3) < 1e-9
 
 
 def test_bundled_manifest_matches_weights():
-    path = cvae3d.DEFAULT_CHECKPOINT
+    path = cvae_fit.DEFAULT_CHECKPOINT
     if not path.exists():
         import pytest
 

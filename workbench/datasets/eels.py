@@ -18,9 +18,10 @@ import numpy as np
 
 from workbench.errors import InputError
 from workbench.io.eels import UPLOAD_TYPES, read_any
+from workbench.physics.eels import metrics as EM
+from workbench.physics.eels import spectra as SP
 from workbench.problems import EELSProblem
 from workbench.registry import DomainSpec, Sample, param
-from workbench.solvers.eels import common as C
 
 
 @dataclass(frozen=True)
@@ -84,24 +85,24 @@ def preprocess(
     """Crop -> spike removal -> binning -> power-law background -> normalisation."""
     notes: list[str] = []
     if e_min is not None or e_max is not None:
-        data, energy = C.crop(data, energy, e_min, e_max)
+        data, energy = SP.crop(data, energy, e_min, e_max)
     if spikes:
-        data, n = C.remove_spikes(data)
+        data, n = SP.remove_spikes(data)
         notes.append(f"spike removal replaced {n} channel(s)")
     if bin > 1:
         if shift_map is not None:
             shift_map = shift_map[
                 : shift_map.shape[0] // bin * bin, : shift_map.shape[1] // bin * bin
             ][::bin, ::bin]
-        data, truth = C.bin_spatial(data, bin, truth)
+        data, truth = SP.bin_spatial(data, bin, truth)
         notes.append(f"binned {bin}x{bin}")
     if background == "powerlaw":
-        data, _, warns = C.subtract_powerlaw(data, energy, bg_lo, bg_hi)
+        data, _, warns = SP.subtract_powerlaw(data, energy, bg_lo, bg_hi)
         notes += warns
         notes.append(
             f"power-law background fitted on {bg_lo:g}-{bg_hi:g} eV and subtracted (data are no longer counts)"
         )
-    data = C.normalise(data, normalise)
+    data = SP.normalise(data, normalise)
     return np.ascontiguousarray(data, dtype=np.float32), energy, truth, shift_map, notes
 
 
@@ -305,7 +306,7 @@ def evaluate(problem: EELSProblem, result: Any) -> dict[str, float]:
     """ROC AUC, PR AUC (average precision), TPR at 1% FPR, Ashman's D of the truth classes and
     F1 / precision / recall of the thresholded mask, when the problem has a truth mask."""
     mask = result.extras.get("mask") if isinstance(result.extras, dict) else None
-    return C.score_metrics(
+    return EM.score_metrics(
         np.asarray(result.output), problem.truth, None if mask is None else np.asarray(mask)
     )
 

@@ -50,15 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from workbench.device import resolve_device, versions
-    from workbench.problems import EELSProblem
-    from workbench.solvers.eels import cvae3d
+    from workbench.nets import eels_cvae_fit as cvae_fit
     from workbench.nets.eels_cvae import build
     from workbench.physics.eels.synth import generate
+    from workbench.problems import EELSProblem
 
     torch.set_num_threads(max(1, a.threads))
     device = resolve_device(a.device)
     lo, hi = (float(v) for v in a.window.split(","))
-    out = Path(a.out) if a.out else cvae3d.DEFAULT_CHECKPOINT
+    out = Path(a.out) if a.out else cvae_fit.DEFAULT_CHECKPOINT
     t0 = time.perf_counter()
     data_desc: dict = {}
     if a.input:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         raw = Path(a.input).read_bytes()
         d = read_any(raw, a.input)
-        cubes = [cvae3d.make_cube(d.data, d.energy, lo, hi, a.patch)]
+        cubes = [cvae_fit.make_cube(d.data, d.energy, lo, hi, a.patch)]
         data_desc = {
             "input": str(a.input),
             "sha256": hashlib.sha256(raw).hexdigest(),
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 shift=0.0,
                 seed=10_000 + a.seed * 100 + i,
             )
-            cubes.append(cvae3d.make_cube(g["data"], g["energy"], lo, hi, a.patch))
+            cubes.append(cvae_fit.make_cube(g["data"], g["energy"], lo, hi, a.patch))
             gens.append({"seed": g["params"]["seed"], "n_pk": g["params"]["n_pk"]})
         h = hashlib.sha256()
         for c in cubes:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     cp = cubes[0].counts.shape[-1]
     if a.init:
-        model, _ = cvae3d.load_checkpoint(a.init)
+        model, _ = cvae_fit.load_checkpoint(a.init)
     else:
         model = build({"channels": cp, "patch": a.patch, "latent": a.latent}, a.seed)
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from workbench.progress import Progress
 
-    res = cvae3d.fit(
+    res = cvae_fit.fit(
         model,
         cubes,
         epochs=a.epochs,
@@ -135,24 +135,24 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not a.input:
         # protocol-A check without fine-tuning: an anomalous cube with new map and noise seeds
-        from workbench.solvers.eels import common as C
+        from workbench.physics.eels import metrics as EM
 
         for shift in (1.0, 2.0):
             g = generate(ny=a.size, nx=a.size, shift=shift, fraction=0.03, seed=777)
             prob = EELSProblem(data=g["data"], energy=g["energy"], truth=g["truth"])
-            cube = cvae3d.make_cube(prob.data, prob.energy, lo, hi, a.patch)
-            pi, _ = cvae3d.infer(model, cube, device)
+            cube = cvae_fit.make_cube(prob.data, prob.energy, lo, hi, a.patch)
+            pi, _ = cvae_fit.infer(model, cube, device)
             counts = cube.counts[: cube.ny, : cube.nx][..., cube.valid]
-            _, pear, dev = cvae3d.scores_from_pi(counts, pi, cube.energy, 690.0, 730.0)
-            metrics[f"roc_auc_pearson_{shift:g}eV_3pct"] = C.roc_auc(pear, g["truth"])
-            metrics[f"roc_auc_nll_{shift:g}eV_3pct"] = C.roc_auc(dev, g["truth"])
+            _, pear, dev = cvae_fit.scores_from_pi(counts, pi, cube.energy, 690.0, 730.0)
+            metrics[f"roc_auc_pearson_{shift:g}eV_3pct"] = EM.roc_auc(pear, g["truth"])
+            metrics[f"roc_auc_nll_{shift:g}eV_3pct"] = EM.roc_auc(dev, g["truth"])
     meta = {
         "dispersion": float(np.median(np.diff(cubes[0].energy))),
         "window": [lo, hi],
         "channels_valid": int(cubes[0].valid.sum()),
         "seed": a.seed,
     }
-    sha = cvae3d.save_checkpoint(out, model, meta)
+    sha = cvae_fit.save_checkpoint(out, model, meta)
     cmd = "workbench train cvae3d " + " ".join(argv if argv is not None else sys.argv[1:])
     manifest = {
         "file": out.name,

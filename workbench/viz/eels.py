@@ -9,7 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.solvers.eels import common as C
+from workbench.physics.eels import metrics as EM
+from workbench.physics.eels import spectra as SP
 from workbench.physics.eels.synth import EDGES
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -54,11 +55,11 @@ def navigator_map(
     """The navigator image: summed counts over a window, or the Fe-L3 edge ratio."""
     e = np.asarray(problem.energy)
     if mode == "edge_ratio":
-        return C.edge_ratio_map(problem.data, e)
+        return SP.edge_ratio_map(problem.data, e)
     if mode == "centroid":
-        return C.centroid_map(problem.data, e)
+        return SP.centroid_map(problem.data, e)
     lo, hi = window if window else (None, None)
-    return C.intensity_map(problem.data, e, lo, hi)
+    return SP.intensity_map(problem.data, e, lo, hi)
 
 
 def navigator_figure(
@@ -184,7 +185,7 @@ def normalised_scores(scores: Mapping[str, np.ndarray], how: str = "rank") -> di
     for k, s in scores.items():
         s = np.asarray(s, float)
         if how == "rank":
-            out[k] = C.rank01(s).reshape(s.shape)
+            out[k] = EM.rank01(s).reshape(s.shape)
         elif how == "robust_z":
             med = np.median(s)
             mad = np.median(np.abs(s - med)) * 1.4826 + 1e-12
@@ -228,8 +229,8 @@ def roc_pr_figure(scores: Mapping[str, np.ndarray], truth: np.ndarray) -> go.Fig
     fig = make_subplots(rows=1, cols=2, subplot_titles=("ROC", "Precision-recall"))
     for i, (name, s) in enumerate(scores.items()):
         col = PALETTE[i % len(PALETTE)]
-        fpr, tpr, _ = C.roc_curve(s, truth)
-        auc = C.roc_auc(s, truth)
+        fpr, tpr, _ = EM.roc_curve(s, truth)
+        auc = EM.roc_auc(s, truth)
         fig.add_trace(
             go.Scatter(
                 x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {auc:.3f})", line={"color": col}
@@ -237,8 +238,8 @@ def roc_pr_figure(scores: Mapping[str, np.ndarray], truth: np.ndarray) -> go.Fig
             1,
             1,
         )
-        p, r = C.pr_curve(s, truth)
-        ap = C.average_precision(s, truth)
+        p, r = EM.pr_curve(s, truth)
+        ap = EM.average_precision(s, truth)
         fig.add_trace(
             go.Scatter(
                 x=r,
@@ -447,9 +448,9 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
             2,
             1,
         )
-        fpr, tpr, _ = C.roc_curve(score, t)
+        fpr, tpr, _ = EM.roc_curve(score, t)
         fig.add_trace(
-            go.Scatter(x=fpr, y=tpr, mode="lines", name=f"AUC {C.roc_auc(score, t):.3f}"), 2, 2
+            go.Scatter(x=fpr, y=tpr, mode="lines", name=f"AUC {EM.roc_auc(score, t):.3f}"), 2, 2
         )
         fig.update_xaxes(title_text="FPR", row=2, col=2)
         fig.update_yaxes(title_text="TPR", row=2, col=2)
@@ -457,7 +458,7 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         fig.add_trace(go.Histogram(x=score.ravel(), name="all", marker_color="#555"), 2, 1)
         fig.add_trace(
             _heat(
-                C.intensity_map(problem.data, np.asarray(problem.energy)),
+                SP.intensity_map(problem.data, np.asarray(problem.energy)),
                 "Greys_r",
                 showscale=False,
             ),
@@ -562,7 +563,7 @@ def cube_scene(
     from workbench.viz.three_d import Scene
 
     e = np.asarray(problem.energy, float)
-    sl = C.window(e, *window) if e[0] <= window[0] and e[-1] >= window[1] else slice(None)
+    sl = SP.window(e, *window) if e[0] <= window[0] and e[-1] >= window[1] else slice(None)
     cube = np.asarray(problem.data[..., sl], np.float32)
     ny, nx, ne = cube.shape
     fy, fx = max(1, int(np.ceil(ny / max_pixels))), max(1, int(np.ceil(nx / max_pixels)))

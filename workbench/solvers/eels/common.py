@@ -1,145 +1,20 @@
-"""Numerics shared by the EELS solvers: preprocessing, scores, thresholds and metrics.
+"""Numerics shared by the EELS solvers: PCA, anomaly scores and thresholds.
+
+Preprocessing lives in :mod:`workbench.physics.eels.spectra`, metrics in
+:mod:`workbench.physics.eels.metrics`.
 
 Windows are always given in eV and converted through the energy axis (never channel indices).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from workbench.errors import InputError
-
-EDGE_WINDOW = (690.0, 730.0)
-
-# ------------------------------------------------------------------------------------------
-# windows and preprocessing
-# ------------------------------------------------------------------------------------------
-
-
-def window(
-    energy: np.ndarray, lo: float | None, hi: float | None, *, what: str = "window"
-) -> slice:
-    """Channel slice of energies in [lo, hi] eV; None means the end of the axis."""
-    lo = energy[0] if lo is None else lo
-    hi = energy[-1] if hi is None else hi
-    i0 = int(np.searchsorted(energy, lo, side="left"))
-    i1 = int(np.searchsorted(energy, hi, side="right"))
-    if i1 - i0 < 3:
-        raise InputError(
-            f"{what} {lo:g}-{hi:g} eV holds {max(i1 - i0, 0)} channels of the "
-            f"{energy[0]:.1f}-{energy[-1]:.1f} eV axis; choose a window inside the data"
-        )
-    return slice(i0, i1)
-
-
-def crop(data: np.ndarray, energy: np.ndarray, lo: float | None, hi: float | None):
-    sl = window(energy, lo, hi, what="energy crop")
-    return data[..., sl], energy[sl]
-
-
-def bin_spatial(data: np.ndarray, b: int, truth: np.ndarray | None = None):
-    """Sum b x b pixel blocks (counts stay counts); a truth mask becomes 'any anomalous'."""
-    if b <= 1:
-        return data, truth
-    ny, nx = data.shape[0] // b * b, data.shape[1] // b * b
-    if ny == 0 or nx == 0:
-        raise InputError(f"binning {b} is larger than the {data.shape[0]}x{data.shape[1]} map")
-    d = data[:ny, :nx].reshape(ny // b, b, nx // b, b, -1).sum(axis=(1, 3))
-    t = None
-    if truth is not None:
-        t = truth[:ny, :nx].reshape(ny // b, b, nx // b, b).mean(axis=(1, 3)) >= 0.5
-    return d.astype(np.float32), t
-
-
-def powerlaw_fit(data: np.ndarray, energy: np.ndarray, lo: float, hi: float):
-    """Per-pixel least-squares fit of log I = log A - r log E over the pre-edge window [lo, hi].
-
-    Returns (A, r) maps of shape data.shape[:-1].
-    """
-    sl = window(energy, lo, hi, what="background window")
-    y = np.log(np.clip(data[..., sl].astype(np.float64), 1e-3, None))
-    x = np.log(energy[sl])
-    xm = x.mean()
-    xc = x - xm
-    slope = (y * xc).sum(-1) / (xc * xc).sum()
-    intercept = y.mean(-1) - slope * xm
-    return np.exp(intercept), -slope
-
-
-def subtract_powerlaw(
-    data: np.ndarray, energy: np.ndarray, lo: float, hi: float, zero_fill: bool = True
-):
-    """Fit a power law on [lo, hi] eV per pixel and subtract it over the whole range.
-
-    Returns (subtracted, background, warnings). Channels below ``lo`` are set to 0 when
-    ``zero_fill``. A warning is raised on negative pre-edge means (over-subtraction).
-    """
-    A, r = powerlaw_fit(data, energy, lo, hi)
-    bg = A[..., None] * energy ** (-r[..., None])
-    out = data - bg
-    warnings = []
-    sl = window(energy, lo, hi)
-    pre = out[..., sl].mean(-1)
-    if np.mean(pre < -0.5 * np.sqrt(np.abs(bg[..., sl]).mean(-1) + 1)) > 0.05:
-        warnings.append("background over-subtracted in more than 5% of pixels (negative pre-edge)")
-    post = out[..., sl.stop :]
-    if post.size and np.mean(post < -2.0 * np.sqrt(np.abs(bg[..., sl.stop :]) + 1.0)) > 0.3:
-        warnings.append("many negative post-edge channels: check the fit window")
-    if zero_fill:
-        out[..., : sl.start] = 0.0
-    return out.astype(np.float32), bg.astype(np.float32), warnings
-
-
-def normalise(data: np.ndarray, mode: str) -> np.ndarray:
-    """'none', 'sum' (each spectrum to unit total times the mean total) or 'max'."""
-    if mode == "none":
-        return data
-    if mode == "sum":
-        s = data.sum(-1, keepdims=True)
-        return (data / np.where(s == 0, 1, s) * s.mean()).astype(np.float32)
-    if mode == "max":
-        m = np.abs(data).max(-1, keepdims=True)
-        return (data / np.where(m == 0, 1, m)).astype(np.float32)
-    raise InputError(f"normalise must be none, sum or max, got {mode!r}")
-
-
-def remove_spikes(data: np.ndarray, z: float = 8.0, size: int = 5):
-    """Median filter along energy; residuals above a robust z threshold are replaced by the median.
-
-    Returns (cleaned, number of replaced channels).
-    """
-    from scipy.ndimage import median_filter
-
-    med = median_filter(data, size=(1, 1, size), mode="nearest")
-    res = data - med
-    mad = np.median(np.abs(res)) * 1.4826 + 1e-6
-    noise = np.sqrt(np.clip(med, 1, None))
-    scale = np.maximum(mad, noise)
-    bad = res > z * scale
-    out = np.where(bad, med, data).astype(np.float32)
-    return out, int(bad.sum())
-
-
-def poisson_normalise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keenan-Kotula: X / (sqrt(row sums) sqrt(column sums)); returns (Xn, row, col) factors."""
-    Xc = np.clip(X, 0, None)
-    row = np.sqrt(Xc.sum(1))
-    col = np.sqrt(Xc.sum(0))
-    row = np.where(row > 0, row, 1.0)
-    col = np.where(col > 0, col, 1.0)
-    return X / row[:, None] / col[None, :], row, col
-
-
-def anscombe(y: np.ndarray) -> np.ndarray:
-    return 2.0 * np.sqrt(np.clip(y, 0, None) + 0.375)
-
-
-# ------------------------------------------------------------------------------------------
-# PCA
-# ------------------------------------------------------------------------------------------
+from workbench.physics.eels.metrics import ashman_d, score_metrics
+from workbench.physics.eels.spectra import window
 
 
 def pca_fit(X: np.ndarray, k: int, *, center: bool = True, seed: int = 0):
@@ -177,29 +52,6 @@ def elbow(ratio: np.ndarray, max_k: int = 20) -> int:
     pts = np.stack([x, r], 1) - p0
     dist = np.abs(pts[:, 0] * d[1] - pts[:, 1] * d[0])
     return int(np.argmax(dist)) + 1
-
-
-# ------------------------------------------------------------------------------------------
-# scores
-# ------------------------------------------------------------------------------------------
-
-
-def pearson_score(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
-    """1 - Pearson r between observed and reconstructed spectra along the last axis."""
-    a = Y - Y.mean(-1, keepdims=True)
-    b = Yhat - Yhat.mean(-1, keepdims=True)
-    num = (a * b).sum(-1)
-    den = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-    r = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
-    return 1.0 - r
-
-
-def poisson_deviance(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
-    """2 sum_k [Y ln(Y/Yhat) - (Y - Yhat)] along the last axis, with 0 ln 0 = 0."""
-    Y = np.clip(Y.astype(np.float64), 0, None)
-    Yh = np.clip(Yhat.astype(np.float64), 1e-12, None)
-    t = np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1) / Yh), 0.0)
-    return 2.0 * (t - (Y - Yh)).sum(-1)
 
 
 def shift_score(Y: np.ndarray, Yhat: np.ndarray, energy: np.ndarray) -> np.ndarray:
@@ -269,11 +121,6 @@ def shift_glr(
     return 2.0 * best, best_d
 
 
-# ------------------------------------------------------------------------------------------
-# thresholds and bimodality
-# ------------------------------------------------------------------------------------------
-
-
 def _hist_range(s: np.ndarray) -> tuple[float, float]:
     lo, hi = np.percentile(s, [0.5, 99.5])
     if hi <= lo:
@@ -340,10 +187,6 @@ def gmm2(s: np.ndarray, iters: int = 200) -> dict[str, float]:
     }
 
 
-def ashman_d(m1: float, m2: float, s1: float, s2: float) -> float:
-    return float(math.sqrt(2.0) * abs(m1 - m2) / math.sqrt(s1 * s1 + s2 * s2 + 1e-300))
-
-
 def threshold(score: np.ndarray, method: str = "otsu") -> dict[str, Any]:
     """Binary mask from the bimodality of the score; also Ashman's D of the fitted mixture."""
     s = np.asarray(score, np.float64)
@@ -361,132 +204,6 @@ def threshold(score: np.ndarray, method: str = "otsu") -> dict[str, Any]:
         "ashman_d": ashman_d(g["m1"], g["m2"], g["s1"], g["s2"]),
         "gmm": g,
     }
-
-
-# ------------------------------------------------------------------------------------------
-# metrics against ground truth
-# ------------------------------------------------------------------------------------------
-
-
-def _rankdata(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(x, method="average")
-
-
-def rank01(x: np.ndarray) -> np.ndarray:
-    """Ranks scaled to (0, 1] (ties averaged)."""
-    return _rankdata(np.asarray(x).ravel()) / max(np.size(x), 1)
-
-
-def roc_auc(score: np.ndarray, truth: np.ndarray) -> float:
-    """Rank-based ROC AUC (Mann-Whitney U), ties averaged."""
-    s = np.asarray(score, np.float64).ravel()
-    t = np.asarray(truth, bool).ravel()
-    npos, nneg = int(t.sum()), int((~t).sum())
-    if npos == 0 or nneg == 0:
-        return float("nan")
-    r = _rankdata(s)
-    return float((r[t].sum() - npos * (npos + 1) / 2) / (npos * nneg))
-
-
-def roc_curve(score: np.ndarray, truth: np.ndarray):
-    s = np.asarray(score, np.float64).ravel()
-    t = np.asarray(truth, bool).ravel()
-    order = np.argsort(-s, kind="mergesort")
-    s, t = s[order], t[order]
-    distinct = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
-    tp = np.cumsum(t)[distinct]
-    fp = (distinct + 1) - tp
-    tpr = np.r_[0, tp / max(t.sum(), 1)]
-    fpr = np.r_[0, fp / max((~t).sum(), 1)]
-    return fpr, tpr, np.r_[np.inf, s[distinct]]
-
-
-def pr_curve(score: np.ndarray, truth: np.ndarray):
-    s = np.asarray(score, np.float64).ravel()
-    t = np.asarray(truth, bool).ravel()
-    order = np.argsort(-s, kind="mergesort")
-    s, t = s[order], t[order]
-    distinct = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
-    tp = np.cumsum(t)[distinct]
-    precision = tp / (distinct + 1)
-    recall = tp / max(t.sum(), 1)
-    return np.r_[1.0, precision], np.r_[0.0, recall]
-
-
-def average_precision(score: np.ndarray, truth: np.ndarray) -> float:
-    """PR AUC as average precision: sum_n (R_n - R_{n-1}) P_n."""
-    t = np.asarray(truth, bool)
-    if t.sum() == 0:
-        return float("nan")
-    p, r = pr_curve(score, truth)
-    return float(np.sum(np.diff(r) * p[1:]))
-
-
-def tpr_at_fpr(score: np.ndarray, truth: np.ndarray, fpr_max: float = 0.01) -> float:
-    fpr, tpr, _ = roc_curve(score, truth)
-    ok = fpr <= fpr_max
-    return float(tpr[ok].max()) if ok.any() else 0.0
-
-
-def score_metrics(
-    score: np.ndarray, truth: np.ndarray | None, mask: np.ndarray | None = None
-) -> dict[str, float]:
-    """roc_auc, pr_auc, tpr_at_1pct_fpr, ashman_d_truth and F1/precision/recall of ``mask``."""
-    if truth is None:
-        return {}
-    t = np.asarray(truth, bool)
-    if t.shape != np.shape(score) or t.all() or not t.any():
-        return {}
-    s = np.asarray(score, np.float64)
-    out = {
-        "roc_auc": roc_auc(s, t),
-        "pr_auc": average_precision(s, t),
-        "tpr_at_1pct_fpr": tpr_at_fpr(s, t, 0.01),
-        "ashman_d_truth": ashman_d(s[t].mean(), s[~t].mean(), s[t].std(), s[~t].std()),
-    }
-    if mask is not None:
-        m = np.asarray(mask, bool)
-        tp = float((m & t).sum())
-        prec = tp / max(m.sum(), 1)
-        rec = tp / max(t.sum(), 1)
-        out.update(
-            {"precision": prec, "recall": rec, "f1": 2 * prec * rec / max(prec + rec, 1e-12)}
-        )
-    out = {k: float(v) for k, v in out.items()}
-    return out
-
-
-# ------------------------------------------------------------------------------------------
-# maps
-# ------------------------------------------------------------------------------------------
-
-
-def intensity_map(
-    data: np.ndarray, energy: np.ndarray, lo: float | None = None, hi: float | None = None
-) -> np.ndarray:
-    return data[..., window(energy, lo, hi)].sum(-1)
-
-
-def edge_ratio_map(
-    data: np.ndarray,
-    energy: np.ndarray,
-    edge: tuple[float, float] = (704.0, 712.0),
-    pre: tuple[float, float] = (690.0, 700.0),
-) -> np.ndarray:
-    """Mean counts over the edge window divided by the mean over a pre-edge window."""
-    a = data[..., window(energy, *edge)].mean(-1)
-    b = data[..., window(energy, *pre)].mean(-1)
-    return a / np.where(b > 0, b, 1)
-
-
-def centroid_map(
-    data: np.ndarray, energy: np.ndarray, lo: float = 700.0, hi: float = 716.0
-) -> np.ndarray:
-    sl = window(energy, lo, hi)
-    w = np.clip(data[..., sl].astype(np.float64), 0, None)
-    return (w * energy[sl]).sum(-1) / np.clip(w.sum(-1), 1e-12, None)
 
 
 def finish(score: np.ndarray, problem: Any, method: str) -> tuple[dict[str, Any], dict[str, float]]:

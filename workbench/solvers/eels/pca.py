@@ -10,6 +10,7 @@ import numpy as np
 
 from workbench.device import versions
 from workbench.errors import InputError
+from workbench.physics.eels import spectra as SP
 from workbench.result import Result
 from workbench.solvers.eels import common as C
 
@@ -26,11 +27,11 @@ def prepare(
     problem: Any, lo: float | None, hi: float | None, edge_lo: float, edge_hi: float
 ) -> Prepared:
     data, energy = problem.data, np.asarray(problem.energy, np.float64)
-    sl = C.window(energy, lo, hi, what="analysis window")
+    sl = SP.window(energy, lo, hi, what="analysis window")
     e = energy[sl]
     ny, nx = data.shape[:2]
     X = np.asarray(data[..., sl], np.float64).reshape(ny * nx, -1)
-    edge = C.window(e, edge_lo, edge_hi, what="edge window")
+    edge = SP.window(e, edge_lo, edge_hi, what="edge window")
     if ny * nx < 4:
         raise InputError(f"PCA needs at least 4 pixels, got a {ny}x{nx} map")
     return Prepared(X, e, edge, (ny, nx))
@@ -51,9 +52,9 @@ def fit_transform(
     k = int(min(k, X.shape[1] - 1, X.shape[0] - 1))
     if poisson:
         if ref is not None:
-            _, _, col = C.poisson_normalise(ref)
+            _, _, col = SP.poisson_normalise(ref)
         else:
-            _, _, col = C.poisson_normalise(X if fit_rows is None else X[fit_rows])
+            _, _, col = SP.poisson_normalise(X if fit_rows is None else X[fit_rows])
         row = np.sqrt(np.clip(X, 0, None).sum(1))
         row = np.where(row > 0, row, 1.0)
         Xn = X / row[:, None] / col[None, :]

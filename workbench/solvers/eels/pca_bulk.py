@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.physics.eels import metrics as EM
+from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
-from workbench.solvers.eels import common as C
 from workbench.solvers.eels.pca import fit_transform, hotelling_t2, package, prepare, shift_scores
 
 
@@ -62,7 +63,7 @@ def solve(problem, params: Params, progress=None):
     if params.use_reference and ref is not None:
         if ref.shape[-1] != problem.data.shape[-1]:
             raise InputError("reference cube has a different number of energy channels")
-        sl = C.window(np.asarray(problem.energy, np.float64), params.window_lo, params.window_hi)
+        sl = SP.window(np.asarray(problem.energy, np.float64), params.window_lo, params.window_hi)
         R = np.asarray(ref[..., sl], np.float64).reshape(-1, X.shape[1])
         fit = fit_transform(X, params.k, params.poisson_norm, ref=R)
         resid, _ = scores(fit)
@@ -84,7 +85,7 @@ def solve(problem, params: Params, progress=None):
         resid, t2 = scores(fit, rows)
         for it in range(1, params.max_iter + 1):
             # drop the pixels that fit worst either way: large residual or extreme T2
-            bad = np.maximum(C.rank01(resid), C.rank01(t2))
+            bad = np.maximum(EM.rank01(resid), EM.rank01(t2))
             rows = bad <= np.quantile(bad, 1.0 - params.trim)
             fit = fit_transform(X, params.k, params.poisson_norm, fit_rows=rows)
             resid, t2 = scores(fit, rows)
@@ -98,7 +99,7 @@ def solve(problem, params: Params, progress=None):
                 break
     e = prep.edge
     resid_edge = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
-    pear = C.pearson_score(X[:, e], fit["X_hat"][:, e])
+    pear = SP.pearson_score(X[:, e], fit["X_hat"][:, e])
     shift, _ = shift_scores(prep, fit)
     score = {
         "residual": resid,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
-from workbench.solvers.eels import common as C
 from workbench.solvers.eels.pca import fit_transform, package, prepare, shift_scores
 
 
@@ -39,7 +39,7 @@ def solve(problem, params: Params, progress=None):
     fit = fit_transform(prep.X, params.k, params.poisson_norm)
     e = prep.edge
     resid = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
-    pear = C.pearson_score(prep.X[:, e], fit["X_hat"][:, e])
+    pear = SP.pearson_score(prep.X[:, e], fit["X_hat"][:, e])
     shift, _ = shift_scores(prep, fit)
     score = {"residual": resid, "pearson": pear, "shift": shift}[params.score]
     progress(1, 1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
-from workbench.solvers.eels import common as C
 from workbench.solvers.eels.pca import fit_transform, hotelling_t2, package, prepare
 
 
@@ -45,7 +45,7 @@ def solve(problem, params: Params, progress=None):
         extra_scores={
             "t2": t2,
             "residual": resid,
-            "pearson": C.pearson_score(prep.X[:, e], fit["X_hat"][:, e]),
+            "pearson": SP.pearson_score(prep.X[:, e], fit["X_hat"][:, e]),
         },
     )
 
