@@ -205,7 +205,7 @@ def test_every_import_follows_the_layers():
 
 def test_no_import_cycles_inside_workbench():
     found = cycles(graph())
-    assert found == [], "\n".join(" -> ".join(c) for c in found)
+    assert found == [], "\n".join("import cycle among: " + ", ".join(c) for c in found)
 
 
 def test_streamlit_only_in_pages_and_ui():
