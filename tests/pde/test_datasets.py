@@ -103,3 +103,20 @@ def test_domain_registered():
     assert {"reference", "gp_hm", "gp_se", "pinn", "pinn_fourier"} <= names
     p = dom.sample("poisson1d_sin100", n_col=64)
     assert p.n_col == (64,)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        '{"domain": [[0, 1]], "exact": "sin(x)", "freq_scale": Infinity}',
+        '{"domain": [[0, 1]], "exact": "sin(x)", "freq_scale": NaN}',
+        '{"domain": [[0, 1]], "exact": "sin(x)", "params": {"a": -Infinity}}',
+        '{"domain": [[0, 1]], "exact": "sin(x)", "freq_scale": 1e400}',
+        '{"domain": [[0, 1]], "exact": "sin(x)", "observations": {"points": [0.5], "values": [1], "sigma": 1e999}}',
+    ],
+)
+def test_specs_take_finite_numbers_only(spec):
+    from workbench.datasets.pde import load
+
+    with pytest.raises(InputError, match="finite"):
+        load(spec.encode(), "p.json")

@@ -85,3 +85,49 @@ def test_lambdify_broadcasts_constants_and_rejects_free_coefficients():
     assert c(np.zeros(5)).shape == (5,)
     with pytest.raises(InputError):
         E.lambdify(E.parse("a*x", ("x",), ("a",)), ("x",), {})
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("((((10**64)**64)**64)**64)*x", "out of range"),  # a 28-character integer bomb
+        ("(10**64)**64*x", "out of range"),
+        ("(2 + 3)**4**3*x", "out of range"),
+        ("1e300*x", "out of range"),
+        ("1/(2 - 2)*x", "division by zero"),
+        ("(-8)**(1/3)*x", "not real"),
+        ("sin(" * 99 + "x" + ")" * 99, "nested function calls"),
+        ("-" * 60 + "x", "nested too deeply"),
+        ("+".join(["x"] * 200), "too complex|nested too deeply"),
+    ],
+)
+def test_budget_refuses_before_symbolic_work(text, why, monkeypatch):
+    """The budget is checked on the syntax tree: sympy is never called for these inputs."""
+    from workbench.physics.pde import expr as E
+
+    E._parse_cached.cache_clear()
+
+    def no_sympy(*a, **k):
+        raise AssertionError("symbolic work started")
+
+    monkeypatch.setattr(E, "_build", no_sympy)
+    with pytest.raises(InputError, match=why):
+        E.parse(text, ("x",))
+    E._parse_cached.cache_clear()
+
+
+def test_constant_subexpressions_within_budget_keep_their_value():
+    from workbench.physics.pde import expr as E
+
+    assert float(E.parse("(2 + 3)**4", ("x",))) == 625.0
+    assert float(E.parse("1/(1 + pi)", ("x",))) == pytest.approx(1 / (1 + np.pi))
+    assert float(E.parse("(-2)**3", ("x",))) == -8.0
+
+
+def test_derived_source_size_is_bounded(monkeypatch):
+    from workbench.physics.pde import expr as E
+
+    monkeypatch.setattr(E, "MAX_DERIVED_OPS", 50)
+    u = E.parse("sin(sin(sin(sin(x))))*exp(cos(x))", ("x",))
+    with pytest.raises(InputError, match="derived source"):
+        E.derive_source("poisson", u, ("x",), {})

@@ -343,10 +343,17 @@ def from_spec(spec: dict, name: str = "user problem") -> PDEProblem:
             ) from None
         if len(pts) != len(vals) or not (np.all(np.isfinite(pts)) and np.all(np.isfinite(vals))):
             raise InputError("observations: points and values must be finite and of equal length")
+        if not (math.isfinite(sigma) and sigma >= 0):
+            raise InputError("observations: 'sigma' must be a finite number >= 0")
         obs_fields = dict(obs_points=pts, obs_values=vals, obs_sigma=sigma)
     freq = spec.get("freq_scale")
-    if freq is not None and not (isinstance(freq, (int, float)) and freq > 0):
-        raise InputError("'freq_scale' must be a positive number")
+    if freq is not None and not (
+        isinstance(freq, (int, float))
+        and not isinstance(freq, bool)
+        and math.isfinite(freq)
+        and freq > 0
+    ):
+        raise InputError("'freq_scale' must be a finite positive number")
     base = dict(
         name=str(spec.get("name") or name)[:80],
         meta={"description": str(spec.get("description") or f"user {op} problem"), "spec": spec},
@@ -382,6 +389,10 @@ def from_spec(spec: dict, name: str = "user problem") -> PDEProblem:
     return problem
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a finite number; specs take finite numbers only")
+
+
 def load(data: bytes, filename: str = "problem.json", n_col: int = 0) -> PDEProblem:
     """Read a JSON problem spec such as ``{"operator": "poisson", "domain": [[0, 1]],
     "exact": "sin(50*x) + x**2"}`` (keys: operator, domain, exact | source + boundary, params,
@@ -389,9 +400,11 @@ def load(data: bytes, filename: str = "problem.json", n_col: int = 0) -> PDEProb
     if len(data) > 100_000:
         raise InputError("problem file is too large (limit 100 kB)")
     try:
-        spec = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{filename}: not valid JSON ({e})") from None
+        spec = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise InputError(f"{filename}: not valid JSON ({str(e).splitlines()[0][:120]})") from None
+    except ValueError as e:  # NaN or Infinity
+        raise InputError(f"{filename}: {e}") from None
     name = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "user problem"
     if n_col and isinstance(spec, dict):
         spec = {**spec, "n_col": int(n_col)}

@@ -5,6 +5,12 @@ types *before* sympy sees them, then built with sympy from the checked tree (no 
 text anywhere). Unknown names, attribute access, dunder names, subscripts, keyword arguments,
 huge constant powers and over-long inputs raise :class:`~workbench.errors.InputError`.
 
+A budget is enforced on the syntax tree before any symbolic work, so that no input can cost
+seconds of sympy time or gigabytes of integers: at most ``MAX_NODES`` nodes, ``MAX_CALL_DEPTH``
+nested function calls and ``MAX_DEPTH`` levels in all; every constant sub-expression (``10**64``,
+``(2 + 3)**4``) is evaluated in floating point with its magnitude bounded by ``MAX_CONST`` at every
+step; and a derived source larger than ``MAX_DERIVED_OPS`` operations is refused.
+
 Examples
 --------
 >>> e = parse("sin(50*x) + x**2", ("x",))
@@ -26,6 +32,11 @@ from workbench.errors import InputError
 
 MAX_LEN = 500
 MAX_CONST_POW = 64
+MAX_CONST = 1e12
+MAX_NODES = 400
+MAX_DEPTH = 40
+MAX_CALL_DEPTH = 10
+MAX_DERIVED_OPS = 20_000
 
 FUNCTIONS: dict[str, Callable] = {
     "sin": sp.sin,
@@ -72,6 +83,84 @@ def _numeric_value(node: ast.AST) -> float | None:
         v = _numeric_value(node.operand)
         return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
     return None
+
+
+def _constant(node: ast.AST, text: str) -> float | None:
+    """Float value of a subtree without symbols (None when it has some), magnitude-checked.
+
+    Every intermediate result is bounded by ``MAX_CONST`` before the next operation, so a
+    constant tower such as ``((10**64)**64)**64`` is refused after one cheap float step instead
+    of being expanded into an integer with 10^16 digits.
+    """
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        if isinstance(v, int) and v.bit_length() > 64:
+            raise _fail(text, f"constant is out of range (|c| <= {MAX_CONST:g})")
+        v = float(v)
+    elif isinstance(node, ast.Name):
+        if node.id not in CONSTANTS:
+            return None
+        v = float(CONSTANTS[node.id])
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        a = _constant(node.operand, text)
+        if a is None:
+            return None
+        v = -a if isinstance(node.op, ast.USub) else a
+    elif isinstance(node, ast.BinOp):
+        a, b = _constant(node.left, text), _constant(node.right, text)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Pow):
+            if abs(b) > MAX_CONST_POW:
+                raise _fail(text, f"constant exponents must be at most {MAX_CONST_POW} in size")
+            if a == 0 and b < 0:
+                raise _fail(text, "division by zero in a constant")
+            if a < 0 and b != int(b):
+                raise _fail(text, "a negative constant to a fractional power is not real")
+            if a != 0 and b * np.log10(abs(a)) > np.log10(MAX_CONST):
+                raise _fail(text, f"constant is out of range (|c| <= {MAX_CONST:g})")
+            v = abs(a) ** b * (-1.0 if a < 0 and int(b) % 2 else 1.0)
+        elif isinstance(node.op, ast.Div):
+            if b == 0:
+                raise _fail(text, "division by zero in a constant")
+            v = a / b
+        elif isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
+            v = (
+                a + b
+                if isinstance(node.op, ast.Add)
+                else a - b
+                if isinstance(node.op, ast.Sub)
+                else a * b
+            )
+        else:
+            return None
+    else:
+        return None
+    if not np.isfinite(v) or abs(v) > MAX_CONST:
+        raise _fail(text, f"constant is out of range (|c| <= {MAX_CONST:g})")
+    return v
+
+
+def _check_budget(tree: ast.AST, text: str) -> None:
+    """Size, depth and constant-magnitude budget of a parsed expression (no sympy involved)."""
+    nodes = 0
+    stack: list[tuple[ast.AST, int, int]] = [(tree, 0, 0)]
+    while stack:
+        node, depth, calls = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise _fail(text, f"too complex (more than {MAX_NODES} syntax nodes)")
+        if depth > MAX_DEPTH:
+            raise _fail(text, f"nested too deeply (more than {MAX_DEPTH} levels)")
+        calls += isinstance(node, ast.Call)
+        if calls > MAX_CALL_DEPTH:
+            raise _fail(text, f"more than {MAX_CALL_DEPTH} nested function calls")
+        stack.extend((c, depth + 1, calls) for c in ast.iter_child_nodes(node))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Constant)):
+            _constant(node, text)
 
 
 def _build(node: ast.AST, text: str, symbols: Mapping[str, sp.Symbol]) -> sp.Expr:
@@ -146,8 +235,7 @@ def _parse_cached(text: str, names: tuple[str, ...]) -> sp.Expr:
         raise _fail(text, f"does not parse ({e.msg})") from None
     except (ValueError, MemoryError, RecursionError):
         raise _fail(text, "does not parse") from None
-    if sum(1 for _ in ast.walk(tree)) > 400:
-        raise _fail(text, "too complex")
+    _check_budget(tree, text)
     return _build(tree, text, symbols)
 
 
@@ -225,6 +313,11 @@ def derive_source(
 ) -> sp.Expr:
     """f = N[u_exact], simplified cheaply (``expand`` is avoided: it can blow up)."""
     f = apply_operator(operator, u, variables, coeffs)
+    if sp.count_ops(f) > MAX_DERIVED_OPS:
+        raise InputError(
+            f"the derived source has more than {MAX_DERIVED_OPS} operations; give the source "
+            "explicitly or simplify the exact solution"
+        )
     return f if f.is_number else sp.together(f) if len(str(f)) < 200 else f
 
 
