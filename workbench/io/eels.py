@@ -113,30 +113,37 @@ def read_numpy(
     dispersion: float | None = None,
 ) -> EELSData:
     """``.npy`` (cube only: give offset/dispersion) or ``.npz`` with ``data`` and ``energy``."""
-    try:
-        obj = np.load(io.BytesIO(raw), allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - any parse failure is a user error
-        raise InputError(f"{filename}: not a readable numpy file ({type(e).__name__})") from None
+    from workbench.io.limits import check_npz, load_npy_array, load_npz_arrays
+
     truth = None
     meta: dict[str, Any] = {"source": filename}
-    if isinstance(obj, np.lib.npyio.NpzFile):
-        keys = set(obj.files)
+    if raw.startswith(b"PK\x03\x04"):
+        keys = set(check_npz(raw, filename, ()))
         key = next((k for k in ("data", "counts", "si", "cube", "arr_0") if k in keys), None)
         if key is None:
             raise InputError(
                 f"{filename}: .npz must contain an array named 'data' (found {sorted(keys)})"
             )
+        wanted = [key, "energy", "truth", "mask", "offset", "dispersion"]
+        obj = load_npz_arrays(raw, filename, [k for k in wanted if k in keys])
         data = obj[key]
-        energy = obj["energy"] if "energy" in keys else None
+        energy = obj.get("energy")
         for tk in ("truth", "mask"):
-            if tk in keys:
+            if tk in obj:
                 truth = np.asarray(obj[tk]).astype(bool)
-        if energy is None and offset is None and "offset" in keys:
-            offset = float(obj["offset"])
-        if energy is None and dispersion is None and "dispersion" in keys:
-            dispersion = float(obj["dispersion"])
+        try:
+            if energy is None and offset is None and "offset" in obj:
+                offset = float(obj["offset"])
+            if energy is None and dispersion is None and "dispersion" in obj:
+                dispersion = float(obj["dispersion"])
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{filename}: 'offset' and 'dispersion' must be single numbers"
+            ) from None
+    elif raw.startswith(b"\x93NUMPY"):
+        data, energy = load_npy_array(raw, filename), None
     else:
-        data, energy = obj, None
+        raise InputError(f"{filename}: not a readable numpy file")
     data = _reorder(np.asarray(data), axis_order)
     if energy is None and dispersion is not None:
         energy = energy_from_calibration(data.shape[-1], offset or 0.0, dispersion)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.io.limits import check_h5_dataset
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NS = "http://www.ismrm.org/ISMRMRD"
@@ -85,7 +86,10 @@ def _open(data: bytes | str, filename: str):
     if isinstance(data, bytes | bytearray):
         if not bytes(data[:8]) == HDF5_SIGNATURE:
             raise InputError(f"{filename} is not an HDF5 file")
-        return h5py.File(io.BytesIO(data), "r")
+        try:
+            return h5py.File(io.BytesIO(data), "r")
+        except (OSError, ValueError):
+            raise InputError(f"{filename} is not a readable HDF5 file") from None
     try:
         return h5py.File(data, "r")
     except OSError:
@@ -117,6 +121,7 @@ def read_fastmri(data: bytes | str, filename: str = "file.h5") -> dict[str, Any]
             )
         if ds.dtype.kind != "c":
             raise InputError(f"{filename}: kspace must be complex, got dtype {ds.dtype}")
+        check_h5_dataset(ds, filename)
         k = np.asarray(ds[()], np.complex64)
         if not np.isfinite(k).all():
             raise InputError(f"{filename}: kspace contains NaN or infinite values")
@@ -127,6 +132,7 @@ def read_fastmri(data: bytes | str, filename: str = "file.h5") -> dict[str, Any]
         rss = None
         for key in ("reconstruction_rss", "reconstruction_esc"):
             if key in f:
+                check_h5_dataset(f[key], filename)
                 rss = np.asarray(f[key][()], np.float32)
                 if rss.ndim != 3 or rss.shape[0] != k.shape[0]:
                     raise InputError(
@@ -137,6 +143,7 @@ def read_fastmri(data: bytes | str, filename: str = "file.h5") -> dict[str, Any]
                 break
         mask = None
         if "mask" in f:
+            check_h5_dataset(f["mask"], filename)
             mask = np.asarray(f["mask"][()]).astype(np.float32)
             if mask.ndim == 1 and mask.shape[0] != w:
                 raise InputError(f"{filename}: mask has {mask.shape[0]} columns but kspace has {w}")
@@ -154,6 +161,7 @@ def read_fastmri(data: bytes | str, filename: str = "file.h5") -> dict[str, Any]
         }
         header: dict[str, Any] = {}
         if "ismrmrd_header" in f:
+            check_h5_dataset(f["ismrmrd_header"], filename)
             raw = f["ismrmrd_header"][()]
             header = parse_header(raw if isinstance(raw, bytes | str) else bytes(raw))
             header["xml"] = raw.decode() if isinstance(raw, bytes) else str(raw)

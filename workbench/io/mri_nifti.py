@@ -9,7 +9,6 @@ last, as NIfTI expects.
 
 from __future__ import annotations
 
-import gzip
 import io
 
 import numpy as np
@@ -22,21 +21,9 @@ MAX_SIZE = 512
 
 def read_nifti(data: bytes, filename: str = "volume.nii") -> tuple[np.ndarray, np.ndarray]:
     """Volume (X, Y, Z) float64 and affine from NIfTI bytes (.nii or .nii.gz)."""
-    import nibabel
+    from workbench.io.limits import open_nifti
 
-    raw = data
-    if data[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(data)
-        except OSError:
-            raise InputError(f"{filename}: corrupt gzip stream") from None
-    try:
-        img = nibabel.Nifti1Image.from_bytes(raw)
-    except Exception:
-        try:
-            img = nibabel.Nifti2Image.from_bytes(raw)
-        except Exception:
-            raise InputError(f"{filename} is not a NIfTI file") from None
+    img = open_nifti(data, filename)
     vol = np.asarray(img.dataobj)
     if vol.dtype.kind not in "biuf":
         raise InputError(

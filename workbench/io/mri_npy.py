@@ -32,8 +32,15 @@ def _kspace(k: np.ndarray, filename: str) -> np.ndarray:
 
 
 def problem_from_npy(data: bytes, filename: str, options: dict):
+    from workbench.io.limits import check_npy, check_npz
     from workbench.physics.mri.acquisition import build_problem
 
+    if data.startswith(b"\x93NUMPY"):
+        check_npy(data, filename)
+    elif data.startswith(b"PK\x03\x04"):
+        check_npz(data, filename, ("kspace", "maps", "mask", "reference"))
+    else:
+        raise InputError(f"{filename} is not a .npy/.npz file")
     try:
         obj = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception:

@@ -33,20 +33,17 @@ def _check_size(data: bytes) -> None:
 
 
 def read_npz(data: bytes) -> dict[str, np.ndarray]:
+    from workbench.io.limits import load_npz_arrays
+
     _check_size(data)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in z.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"not a readable NPZ file ({exc.__class__.__name__}: {exc})") from None
+    return load_npz_arrays(data, "the NPZ file")
 
 
 def read_npy(data: bytes) -> np.ndarray:
+    from workbench.io.limits import load_npy_array
+
     _check_size(data)
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"not a readable NPY file ({exc})") from None
+    return load_npy_array(data, "the NPY file")
 
 
 _SIDES = {"a": 0, "source": 0, "0": 0, "s": 0, "b": 1, "target": 1, "1": 1, "t": 1}
@@ -101,16 +98,10 @@ def read_csv_clouds(
 
 def read_png_pair(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """A PNG holding two densities side by side -> (left, right) grey images in [0, 1]."""
-    _check_size(data)
-    try:
-        from PIL import Image
+    from workbench.io.limits import open_image
 
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except Exception as exc:  # PIL raises many types for bad files
-        raise InputError(f"not a readable PNG image ({exc.__class__.__name__})") from None
-    if img.width * img.height > 4096 * 4096:
-        raise InputError("image too large")
+    _check_size(data)
+    img = open_image(data, "the PNG image")
     g = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
     if g.shape[1] < 2 or g.shape[1] % 2:
         raise InputError(

@@ -25,22 +25,9 @@ LABEL_CHOICES = ("auto", "brats2021", "brats2023", "gliodil", "binary_wt")
 
 def read_nifti(data: bytes, filename: str = "file.nii"):
     """Parse NIfTI-1/2 bytes (optionally gzipped) -> nibabel image; InputError when invalid."""
-    import nibabel as nib
+    from workbench.io.limits import open_nifti
 
-    raw = data
-    if data[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(data)
-        except (OSError, EOFError, gzip.BadGzipFile):
-            raise InputError(f"{filename} is not a valid gzip/NIfTI file") from None
-    for cls in (nib.Nifti1Image, nib.Nifti2Image):
-        try:
-            img = cls.from_bytes(raw)
-            img.get_fdata  # noqa: B018
-            return img
-        except Exception:  # noqa: BLE001 - nibabel raises many types for bad headers
-            continue
-    raise InputError(f"{filename} is not a valid NIfTI file")
+    return open_nifti(data, filename)
 
 
 def _affine(img, filename: str) -> np.ndarray:

@@ -63,23 +63,11 @@ def check_elements(n: int, limit: float, what: str) -> None:
 
 
 def load_npz(data: bytes, filename: str = "file.npz") -> dict[str, np.ndarray]:
-    """Arrays of an NPZ/NPY upload, refusing pickled objects."""
-    import io
+    """Arrays of an NPZ/NPY upload, size-checked from their headers first; refuses pickled objects."""
+    from workbench.io.limits import load_npy_array, load_npz_arrays
 
-    if not (data.startswith(b"PK\x03\x04") or data.startswith(b"\x93NUMPY")):
-        raise InputError(f"{filename} is not a valid NPY/NPZ file")
-    try:
-        obj = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InputError(f"{filename} holds pickled objects, which are never loaded") from None
-        raise InputError(f"{filename} is not a valid NPY/NPZ file ({exc})") from None
-    except Exception as exc:
-        raise InputError(f"{filename} is not a valid NPY/NPZ file ({type(exc).__name__})") from None
-    if isinstance(obj, np.ndarray):
-        return {"data": obj}
-    try:
-        with obj:
-            return {k: obj[k] for k in obj.files}
-    except ValueError:
-        raise InputError(f"{filename} holds pickled objects, which are never loaded") from None
+    if data.startswith(b"\x93NUMPY"):
+        return {"data": load_npy_array(data, filename)}
+    if data.startswith(b"PK\x03\x04"):
+        return load_npz_arrays(data, filename)
+    raise InputError(f"{filename} is not a valid NPY/NPZ file")
