@@ -4,7 +4,7 @@
     workbench solvers [<domain>] [--json]
     workbench solve <domain> --solver NAME (--problem SAMPLE | --input FILE) [--param k=v ...]
                     [--out DIR] [--json] [--label TEXT]
-    workbench runs list|show|export|delete ...
+    workbench runs list|show|export|delete|vacuum ...
     workbench bench <domain> [--quick] [--json]
     workbench train <solver> ...
     workbench app [--port N]
@@ -24,6 +24,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     params = spec.params(s_kv)
     options = dom.options(o_kv)
     problem = build_problem(dom, args.problem, args.input, options)
+    if args.out:
+        _writable_dir(Path(args.out), "--out")
 
     # Everything above validated the input; from here on a run exists.
     from workbench.progress import Progress
@@ -195,6 +198,19 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_FAILED if result.status == "failed" else EXIT_OK
 
 
+def _writable_dir(path: Path, what: str) -> Path:
+    """Create ``path`` as a folder (with parents) or refuse in one line: before any run starts."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be created ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path} is not writable")
+    return path
+
+
 def _write_outputs(args, store, run_id, problem, result, dom) -> dict[str, str]:
     from workbench.export import figure_bytes, npz_bytes
 
@@ -223,6 +239,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from workbench.store import RunStore
 
     store = RunStore()
+    if args.action == "vacuum":
+        n = store.vacuum(older_than_s=args.older_than)
+        print(f"removed {n} orphan file(s) from {store.home}")
+        return EXIT_OK
     if args.action == "list":
         runs = store.list(
             domain=args.domain, solver=args.solver, status=args.status, limit=args.limit
@@ -249,6 +269,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
             from workbench.export import run_bundle
 
             path = Path(args.out or f"{rid}.zip")
+            if path.is_dir() or (args.out or "").endswith(("/", os.sep)):
+                path = _writable_dir(path, "--out") / f"{rid}.zip"
+            else:
+                _writable_dir(path.parent, "the folder of --out")
             path.write_bytes(run_bundle(store, rid))
             print(str(path))
         elif args.action == "delete":
@@ -327,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
 
     sp = sub.add_parser("runs", help="list, show, export or delete stored runs")
-    sp.add_argument("action", choices=["list", "show", "export", "delete"])
+    sp.add_argument("action", choices=["list", "show", "export", "delete", "vacuum"])
     sp.add_argument("ids", nargs="*")
     sp.add_argument("--domain")
     sp.add_argument("--solver")
@@ -335,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int)
     sp.add_argument("--out")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument(
+        "--older-than", type=float, default=3600.0, help="vacuum: only files older than this (s)"
+    )
 
     sp = sub.add_parser("bench", help="run a domain's benchmark (writes BENCHMARKS.md)")
     sp.add_argument("domain")
@@ -352,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not os.environ.get("WORKBENCH_WARNINGS"):
+        # readers' library warnings (nibabel, PIL) would make a refusal span several lines;
+        # the one-line InputError says what matters. WORKBENCH_WARNINGS=1 shows them.
+        warnings.simplefilter("ignore")
     try:
         # Domain commands: `workbench <domain> <command> ...`
         if argv and argv[0] in registry.domain_names():
@@ -375,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         }[args.command]
         return handler(args)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from workbench.device import versions
+from workbench.errors import InputError
 from workbench.problems import Problem
 from workbench.progress import Progress
 from workbench.registry import SolverSpec, get_domain
@@ -55,11 +56,19 @@ def execute(
         Never raises for a solver error: the Result then has ``status="failed"`` and the message.
     run_id : str or None
         The stored run's id (``None`` when ``store`` is None).
+
+    Raises
+    ------
+    InputError
+        When the solver refuses its input (a bad checkpoint, a window outside the data): that is
+        the user's input, not a run, so nothing is stored.
     """
     progress = progress if progress is not None else Progress(keep=10_000)
     t0 = time.perf_counter()
     try:
         result = spec.solve(problem, params, progress)
+    except InputError:
+        raise
     except Exception as exc:  # a solver bug must not take the server down
         log.exception("solver %s failed", spec.name)
         result = Result(
@@ -101,6 +110,7 @@ class Job:
     state: str = "queued"  # queued, running, done, cancelled
     result: Result | None = None
     run_id: str | None = None
+    error: str | None = None  # the one-line reason when the solver refused the input
     submitted: float = field(default_factory=time.time)
 
     def cancel(self) -> None:
@@ -163,6 +173,8 @@ class JobQueue:
                 job.result, job.run_id = execute(
                     job.spec, job.problem, job.params, job.progress, self.store, job.label
                 )
+            except InputError as exc:  # refused input: shown on the page, never stored
+                job.error = str(exc)
             except Exception:  # storing failed: keep the worker alive
                 log.exception("job %s could not be stored", job.id)
             job.state = "done"

@@ -40,9 +40,17 @@ def param(
     log: bool = False,
     label: str | None = None,
     advanced: bool = False,
+    files: str | None = None,
 ) -> Any:
-    """Declare a solver parameter: a dataclass field with help, bounds and choices in metadata."""
+    """Declare a solver parameter: a dataclass field with help, bounds and choices in metadata.
+
+    ``files`` makes it a file parameter (a checkpoint, say): ``"module:function"`` of a function
+    that lists the names and paths on offer now (shipped files, files under WORKBENCH_HOME). The
+    app offers only those, in a list; elsewhere any other value must name an existing file,
+    checked by :func:`parse_params` before a run starts.
+    """
     meta = {
+        "files": files,
         "help": help,
         "min": min,
         "max": max,
@@ -94,9 +102,15 @@ def params_schema(cls: type) -> list[dict[str, Any]]:
                 "log": md.get("log", False),
                 "label": md.get("label") or f.name,
                 "advanced": md.get("advanced", False),
+                "files": md.get("files"),
             }
         )
     return out
+
+
+def file_options(p: Mapping[str, Any]) -> list[str]:
+    """What a file parameter (see :func:`param`'s ``files``) offers now, in order."""
+    return [str(v) for v in resolve(p["files"])()] if p.get("files") else []
 
 
 def _coerce(name: str, value: Any, tp: type, optional: bool) -> Any:
@@ -158,6 +172,12 @@ def parse_params(cls: type, values: Mapping[str, Any] | None = None, **kw: Any) 
                 raise InputError(f"parameter {name!r} = {v} is below its minimum {md['min']}")
             if md.get("max") is not None and v > md["max"]:
                 raise InputError(f"parameter {name!r} = {v} is above its maximum {md['max']}")
+        if md.get("files") and v and v not in file_options(md):
+            from pathlib import Path
+
+            if not Path(str(v)).is_file():
+                offered = ", ".join(repr(o) for o in file_options(md) if o) or "none"
+                raise InputError(f"parameter {name!r}: no such file {v!r} (on offer: {offered})")
         if v is not None and md.get("choices") and v not in md["choices"]:
             raise InputError(
                 f"parameter {name!r} = {v!r} is not one of {', '.join(map(str, md['choices']))}"

@@ -185,6 +185,18 @@ class RunStore:
         self.db_path = self.home / "index.sqlite"
         with self._connect() as con:
             con.executescript(_SCHEMA)
+        self._vacuum_now_and_then()
+
+    def _vacuum_now_and_then(self, every_s: float = 3600.0) -> None:
+        """Vacuum when the store opens, at most once an hour (a marker file holds the time)."""
+        marker = self.home / ".last-vacuum"
+        try:
+            if marker.exists() and time.time() - marker.stat().st_mtime < every_s:
+                return
+            marker.touch()
+            self.vacuum()
+        except OSError:  # a read-only or busy home is no reason to refuse to open
+            pass
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -216,6 +228,8 @@ class RunStore:
         if not path.exists():
             arrays = problem.to_arrays()
             _atomic_write(path, lambda fh: np.savez(fh, **arrays))
+        else:
+            path.touch()  # a fresh mtime: a vacuum running now leaves the file alone
         with self._connect() as con:
             con.execute(
                 "INSERT OR IGNORE INTO problems VALUES (?, ?, ?, ?)",
@@ -339,16 +353,25 @@ class RunStore:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def vacuum(self, older_than_s: float = 3600.0) -> int:
-        """Remove temp files and artifacts that no index row names (left by a crash)."""
+        """Remove temp files and files that no index row names (left by a crash or a kill).
+
+        Only files older than ``older_than_s`` go, so a write in flight in another process is
+        never touched. Returns the number of files removed.
+        """
         with self._connect() as con:
-            known = {r[0] for r in con.execute("SELECT run_id FROM runs")}
+            runs = {r[0] for r in con.execute("SELECT run_id FROM runs")}
+            problems = {r[0] for r in con.execute("SELECT problem_id FROM problems")}
         removed = 0
         now = time.time()
-        for path in (self.home / "runs").iterdir():
-            orphan = path.name.startswith(".tmp-") or path.stem not in known
-            if orphan and now - path.stat().st_mtime > older_than_s:
-                path.unlink(missing_ok=True)
-                removed += 1
+        for folder, known in (("runs", runs), ("problems", problems)):
+            for path in (self.home / folder).iterdir():
+                orphan = path.name.startswith(".tmp-") or path.stem not in known
+                try:
+                    if orphan and now - path.stat().st_mtime > older_than_s:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+                except FileNotFoundError:  # removed by another process meanwhile
+                    continue
         return removed
 
     @staticmethod

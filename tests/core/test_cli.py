@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 
@@ -60,6 +61,8 @@ def _npz(**arrays):
         (["--problem", "toy_8", "--param", "lr=-1"], "below its minimum"),
         (["--problem", "toy_8", "--param", "bogus=1"], "unknown parameter"),
         (["--problem", "toy_8", "--input", "x"], "exactly one"),
+        (["--problem", "toy_8", "--out", "A_FILE"], "is a file, not a folder"),
+        (["--problem", "toy_8", "--out", "A_FILE/sub"], "cannot be created"),
     ],
 )
 def test_bad_input_exits_2_and_stores_nothing(toy, capsys, tmp_path, argv, words):
@@ -70,6 +73,8 @@ def test_bad_input_exits_2_and_stores_nothing(toy, capsys, tmp_path, argv, words
         "PICKLE_NPZ": _npz(A=np.array([{"evil": 1}], dtype=object), y=np.ones(1)),
     }
     argv = list(argv)
+    (tmp_path / "a_file").write_text("x")
+    argv = [a.replace("A_FILE", str(tmp_path / "a_file")) for a in argv]
     for i, a in enumerate(argv):
         if a in files:
             path = tmp_path / f"{a.lower()}.npz"
@@ -98,3 +103,85 @@ def test_runs_commands(toy, capsys, tmp_path):
     code, out, _ = run(capsys, "runs", "delete", rid)
     assert code == 0 and RunStore().list() == []
     assert run(capsys, "runs", "show", rid)[0] == 2
+
+
+def test_runs_export_creates_the_folder_and_vacuum_runs(toy, capsys, tmp_path):
+    import os
+    import time
+
+    code, out, _ = run(
+        capsys, "solve", "toy", "--solver", "gd", "--problem", "toy_8", "--json", "--no-figure"
+    )
+    rid = json.loads(out)["run_id"]
+    target = tmp_path / "missing" / "deeper" / "bundle.zip"
+    code, out, _ = run(capsys, "runs", "export", rid, "--out", str(target))
+    assert code == 0 and target.stat().st_size > 0
+    code, out, _ = run(capsys, "runs", "export", rid, "--out", str(tmp_path / "dir") + "/")
+    assert code == 0 and (tmp_path / "dir" / f"{rid}.zip").exists()
+    store = RunStore()
+    orphan = store.home / "runs" / ".tmp-crashed.npz"
+    orphan.write_bytes(b"half a write")
+    stray = store.home / "runs" / "no-such-run.npz"
+    stray.write_bytes(b"x")
+    old = time.time() - 7200
+    for f in (orphan, stray):
+        os.utime(f, (old, old))
+    code, out, _ = run(capsys, "runs", "vacuum")
+    assert code == 0 and "removed 2" in out
+    assert not orphan.exists() and not stray.exists()
+    assert store.artifact_path(rid).exists() and store.get(rid).solver == "gd"
+
+
+def test_store_vacuums_when_it_opens_at_most_hourly(tmp_path):
+    import os
+    import time
+
+    home = tmp_path / "home"
+    RunStore(home)
+    orphan = home / "runs" / ".tmp-x.npz"
+    orphan.write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(orphan, (old, old))
+    RunStore(home)  # vacuumed less than an hour ago: left alone
+    assert orphan.exists()
+    os.utime(home / ".last-vacuum", (old, old))
+    RunStore(home)
+    assert not orphan.exists()
+
+
+def test_input_error_inside_a_solver_is_refused_not_stored(toy):
+    from workbench import registry
+    from workbench.errors import InputError
+    from workbench.jobs import JobQueue, execute
+
+    spec = registry.get_solver("toy", "gd")
+
+    def refuse(problem, params, progress=None):
+        raise InputError("the window 900-950 eV lies outside the data (600-700 eV)")
+
+    bad = dataclasses.replace(spec, solve=refuse)
+    problem = registry.get_domain("toy").sample("toy_8")
+    store = RunStore()
+    with pytest.raises(InputError, match="outside the data"):
+        execute(bad, problem, bad.params(), store=store)
+    queue = JobQueue(store)
+    job = queue.submit(bad, problem, bad.params())
+    assert queue.wait(10)
+    assert job.error.startswith("the window") and job.result is None
+    assert store.list() == []
+
+
+def test_file_parameters_offer_their_files_and_refuse_missing_ones(tmp_path):
+    from workbench import registry
+    from workbench.errors import InputError
+    from workbench.solvers.mri import recurrentvarnet
+
+    schema = {p["name"]: p for p in recurrentvarnet.SPEC.schema()}
+    offered = registry.file_options(schema["checkpoint"])
+    assert offered[:3] == ["auto", "rvn_4x", "rvn_8x"]
+    assert recurrentvarnet.SPEC.params({"checkpoint": "rvn_8x"}).checkpoint == "rvn_8x"
+    with pytest.raises(InputError, match="no such file"):
+        recurrentvarnet.SPEC.params({"checkpoint": "/etc/nothing-here.pt"})
+    own = tmp_path / "mine.pt"
+    own.write_bytes(b"")
+    assert recurrentvarnet.SPEC.params({"checkpoint": str(own)}).checkpoint == str(own)

@@ -123,6 +123,16 @@ def params_form(cls: type, key: str, exclude: tuple[str, ...] = (), columns: int
 
 def _widget(p: dict[str, Any], key: str) -> Any:
     label, help_, default = p["label"], p["help"] or None, p["default"]
+    if p.get("files"):  # never a typed server path: the files on offer, in a list
+        opts = registry.file_options(p)
+        return st.selectbox(
+            label,
+            opts,
+            index=opts.index(default) if default in opts else 0,
+            key=key,
+            help=help_,
+            format_func=lambda v: v or "(bundled default)",
+        )
     if p["choices"]:
         opts = list(p["choices"])
         return st.selectbox(
@@ -295,6 +305,11 @@ def run_monitor(problem_id: str, key: str) -> None:
                 fig.update_layout(height=300)
                 st.plotly_chart(fig, key=f"{key}.live", width="stretch")
         for job in queue.jobs(problem_id):
+            if job.error:  # the solver refused the input: nothing was stored, say why
+                st.error(f"{job.title}: {job.error}")
+                if st.button("Dismiss", key=f"{key}.dismiss.{job.id}"):
+                    queue.forget(job.id)
+                    st.rerun()
             if job.state in ("done", "cancelled") and time.time() - job.submitted > 600:
                 queue.forget(job.id)  # keep the shared queue small; the store has the run
         if len(store().list(problem_id=problem_id)) != st.session_state.get(count_key):

@@ -37,6 +37,13 @@ from workbench.result import Result
 from workbench.solvers.eels import common as C
 
 
+def checkpoint_options() -> list[str]:
+    """The bundled default ("") and the fine-tuned runs saved under WORKBENCH_HOME/eels/checkpoints."""
+    from workbench.store import default_home
+
+    return ["", *(str(p) for p in sorted((default_home() / "eels" / "checkpoints").glob("*.pt")))]
+
+
 @dataclass(frozen=True)
 class Params:
     max_iter: int = param(
@@ -85,6 +92,7 @@ class Params:
         "",
         "path of a checkpoint to start from (empty = bundled default; a saved run's checkpoint resumes it)",
         advanced=True,
+        files="workbench.solvers.eels.cvae3d:checkpoint_options",
     )
     save: bool = param(
         True,

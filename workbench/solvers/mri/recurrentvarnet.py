@@ -36,6 +36,7 @@ class Params:
     checkpoint: str = param(
         "auto",
         "shipped model (auto picks by acceleration: rvn_4x or rvn_8x) or a path to a .pt with a .json manifest beside it",
+        files="workbench.solvers.mri.recurrentvarnet:checkpoint_options",
     )
     max_iter: int = param(
         50, "number of recurrent blocks to run (capped at the model's T)", min=1, max=50
@@ -43,6 +44,14 @@ class Params:
     batch: int = param(4, "slices per forward pass", min=1, max=64, advanced=True)
     device: str = param("auto", "compute device (auto, cpu, cuda)", advanced=True)
     seed: int = param(0, "unused (deterministic)", advanced=True)
+
+
+def checkpoint_options() -> list[str]:
+    """auto, the shipped models, and .pt files under WORKBENCH_HOME/mri/checkpoints."""
+    from workbench.store import default_home
+
+    own = sorted((default_home() / "mri" / "checkpoints").glob("*.pt"))
+    return ["auto", *SHIPPED, *(str(p) for p in own)]
 
 
 def checkpoint_path(name: str, acceleration: float) -> str:
