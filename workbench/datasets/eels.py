@@ -312,13 +312,25 @@ WINDOW_PARAMS = (
 
 
 def check(problem: EELSProblem, spec: Any, params: Any) -> None:
-    """Refuse solver windows outside the data before a run starts (InputError, one line).
+    """Refuse solver parameters that do not fit the data before a run starts (one line).
 
-    Every window parameter pair of the solver (``window_lo/hi``, ``edge_lo/hi``) must hold at
+    A PCA detector with k components needs k + 2 pixels: with k >= n - 1 the rank-k fit
+    reproduces all n pixels and every score ties. Every window parameter pair of the solver (``window_lo/hi``, ``edge_lo/hi``) must hold at
     least 3 channels of the problem's energy axis, and the edge window must lie inside the
     analysis window; the message names the data's range and the parameters to change.
     """
     energy = np.asarray(problem.energy, np.float64)
+    n = int(problem.data.shape[0] * problem.data.shape[1])
+    k = getattr(params, "k", None)
+    if isinstance(k, int) and k > n - 2:
+        # k components through n centred pixels (rank <= n - 1) reproduce every pixel when
+        # k >= n - 1: residuals vanish and Hotelling's T^2 is the same for all, so no score
+        raise InputError(
+            f"{spec.name}: k = {k} components need at least {k + 2} pixels, the map has {n}; "
+            f"set --param k={max(n - 2, 1)} or less"
+            if n >= 3
+            else f"{spec.name}: the map has {n} pixels, too few for PCA scores"
+        )
     inner = energy
     for lo_name, hi_name, what in WINDOW_PARAMS:
         if not (hasattr(params, lo_name) and hasattr(params, hi_name)):

@@ -715,7 +715,14 @@ def read_msa(raw: bytes | str, filename: str = "spectrum.msa") -> EELSData:
     stype = "EELS" if stype.upper() in ("ELS", "EELS") else stype
     cube, x, notes = to_spectrum_image(
         y,
-        [{"name": "x", "units": header.get("XUNITS", "eV").strip() or "eV", "axis": x}],
+        [
+            {
+                "name": "x",
+                "units": header.get("XUNITS", "eV").strip() or "eV",
+                "axis": x,
+                "navigate": False,
+            }
+        ],
         signal_type=stype,
         filename=filename,
     )
