@@ -408,7 +408,7 @@ def test_hspy_image_and_uncalibrated_refused(tmp_path):
     with pytest.raises(InputError, match="2 signal axes"):
         load(p.read_bytes(), "image.hspy")
     axes = [_ax("y", 3, 0, 1, "nm", True), _ax("x", 3, 0, 1, "nm", True)]
-    axes.append(_ax("channel", 20, 0, 1, "", False))
+    axes.append(_ax("channel", 20, 0, 1, "<undefined>", False))  # HyperSpy: no units
     q = tmp_path / "raw.hspy"
     _hspy_multi(q, ("raw", np.ones((3, 3, 20)), axes, {}))
     with pytest.raises(InputError, match="no energy axis"):

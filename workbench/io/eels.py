@@ -162,6 +162,14 @@ LENGTH_UNITS = {
 OTHER_SIGNALS = ("cl", "eds", "edx", "luminescence", "pl", "raman", "xps", "cathodolum")
 
 
+def _units(a: dict[str, Any]) -> str:
+    """An axis's units; HyperSpy's and traits' markers of no units count as none."""
+    u = str(a.get("units") or "").strip()
+    if u.endswith(")") and "(" in u:  # ISO 22029 EMSA: "Energy Loss (eV)"
+        u = u[u.rindex("(") + 1 : -1].strip()
+    return "" if u in ("<undefined>", "undefined", "None", "<Undefined>") else u
+
+
 def _energy_factor(units: str) -> float | None:
     u = str(units or "").strip()
     if u == "meV":
@@ -171,7 +179,7 @@ def _energy_factor(units: str) -> float | None:
 
 def _axis_name(a: dict[str, Any], i: int) -> str:
     name = str(a.get("name") or f"axis {i}")
-    units = str(a.get("units") or "").strip()
+    units = _units(a)
     return f"{name} ({units})" if units else name
 
 
@@ -250,7 +258,7 @@ def energy_axis(
     st = str(signal_type or "").strip()
     if st and st.lower().replace("_", "").startswith(OTHER_SIGNALS):
         raise InputError(
-            f"{filename}: signal type {st!r}, not EELS: this page finds anomalies in EELS spectrum images"
+            f"{filename}: signal type {st!r}, not EELS: the EELS detectors need an energy-loss spectrum image"
         )
     flags = [a.get("navigate") for a in axes]
     if any(f is not None for f in flags):
@@ -268,7 +276,7 @@ def energy_axis(
             f"{filename}: {len(sig)} signal axes ({names}): an image or a 2-D signal, not a "
             "spectrum per pixel; give a spectrum image (one energy-loss signal axis)"
         )
-    factors = [_energy_factor(a.get("units", "")) for a in axes]
+    factors = [_energy_factor(_units(a)) for a in axes]
     energy_axes = [i for i, f in enumerate(factors) if f is not None]
     if len(energy_axes) > 1:
         raise InputError(
@@ -279,16 +287,14 @@ def energy_axis(
         factor = factors[ie]
     else:
         cand = sig if sig is not None and not to_signal1d else None
-        units = [str(axes[i].get("units") or "").strip() for i in (cand or [])]
+        units = [_units(axes[i]) for i in (cand or [])]
         if cand is not None and len(cand) == 1 and not units[0] and st.upper().startswith("EELS"):
             ie, factor = cand[0], 1.0
             notes.append(f"the energy axis ({_axis_name(axes[ie], ie)}) has no units; assumed eV")
         else:
             look = cand if cand else range(len(axes))
             lengthy = [
-                _axis_name(axes[i], i)
-                for i in look
-                if str(axes[i].get("units") or "").strip().lower() in LENGTH_UNITS
+                _axis_name(axes[i], i) for i in look if _units(axes[i]).lower() in LENGTH_UNITS
             ]
             if cand and lengthy:
                 raise InputError(

@@ -19,8 +19,10 @@ def _problem_section():
         st.caption(
             "Energy crop, calibration override (offset / dispersion), spike removal, spatial binning, "
             "power-law background and normalisation apply to presets and uploads alike. Uploads: "
-            ".npz (data (ny, nx, nE) + energy in eV), .npy (+ offset and dispersion), HyperSpy .hspy/.h5, "
-            ".msa spectra; .dm3/.dm4 need the optional GPL extra (rosettasciio). The upload limit is "
+            ".npz (data (ny, nx, nE) + energy in eV), .npy (+ offset and dispersion), HyperSpy .hspy/.h5 "
+            "and Gatan .dm3/.dm4 (optional GPL extra, rosettasciio), whose energy axis is found by its "
+            "units (eV, keV); a file with several signals asks which one. Single spectra (.msa) are "
+            "refused: the detectors compare the pixels of a map (at least 4). The upload limit is "
             "set by `server.maxUploadSize` / WORKBENCH_MAX_UPLOAD_MB."
         )
         options = common.options_form("eels", key=f"{K}.options")
