@@ -439,6 +439,9 @@ def test_msa_wavelength_and_other_spectroscopies_refused():
         E.read_msa((base + "#SIGNALTYPE : EDS\n#XUNITS : keV\n" + body).encode(), "x.msa")
     d = E.read_msa((base + "#SIGNALTYPE : ELS\n#XUNITS : eV\n" + body).encode(), "e.msa")
     assert d.data.shape == (1, 1, 8)
+    # ISO 22029 files name the quantity with the unit in parentheses
+    d = E.read_msa((base + "#XUNITS : Energy Loss (keV)\n" + body).encode(), "iso.msa")
+    np.testing.assert_allclose(d.energy, 400e3 + 1e3 * np.arange(8))
 
 
 def _low_loss_line_scan(tmp_path):

@@ -68,10 +68,7 @@ def _volume(img, filename: str) -> np.ndarray:
         if not np.all(v == np.round(v)):
             raise InputError(f"{filename} holds non-integer values: expected a label image")
     if tuple(shape) == (240, 240, 155):
-        raise InputError(
-            f"{filename} is 240x240x155, BraTS' SRI24 space: register it to MNI152 2009 first "
-            "(this app does not register images)"
-        )
+        raise InputError(f"{filename} is 240x240x155, BraTS' SRI24 space: {REGISTER_HINT}")
     return v.astype(np.int64)
 
 
