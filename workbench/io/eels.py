@@ -158,8 +158,15 @@ LENGTH_UNITS = {
     "nm", "µm", "μm", "um", "mm", "cm", "m", "pm", "a", "å", "angstrom", "1/nm", "nm^-1",
     "1/a", "1/å", "1/µm", "1/um", "px", "pixel", "pixels",
 }  # fmt: skip
-#: signal types of other spectroscopies (HyperSpy/RosettaSciIO names, lower case prefixes)
-OTHER_SIGNALS = ("cl", "eds", "edx", "luminescence", "pl", "raman", "xps", "cathodolum")
+#: signal types of other spectroscopies (HyperSpy/RosettaSciIO names, lower case): exact names
+#: and prefixes (EDS_TEM, EDS_SEM, CL_SEM, ...)
+OTHER_SIGNALS = {"cl", "pl", "raman", "xps", "luminescence", "cathodoluminescence", "wds", "xrf"}
+OTHER_PREFIXES = ("eds", "edx", "cl_", "luminescence", "cathodolum")
+
+
+def _other_spectroscopy(signal_type: str) -> bool:
+    low = signal_type.strip().lower()
+    return low in OTHER_SIGNALS or low.startswith(OTHER_PREFIXES)
 
 
 def _units(a: dict[str, Any]) -> str:
@@ -256,7 +263,7 @@ def energy_axis(
             f"{filename}: the file describes {len(axes)} axes for {ndim}-D data {shape}"
         )
     st = str(signal_type or "").strip()
-    if st and st.lower().replace("_", "").startswith(OTHER_SIGNALS):
+    if st and _other_spectroscopy(st):
         raise InputError(
             f"{filename}: signal type {st!r}, not EELS: the EELS detectors need an energy-loss spectrum image"
         )
