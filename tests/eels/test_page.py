@@ -89,6 +89,10 @@ def test_page_offers_windows_inside_low_loss_data_and_asks_for_the_signal(home, 
     at.get("file_uploader")[0].upload("two.hspy", buf.getvalue(), "application/octet-stream").run()
     assert not at.exception, at.exception
     sel = at.selectbox(key="wb.eels.signal")
+    assert 680.0 <= at.number_input(key="wb.eels.solve.cvae3d.edge_lo").value < 690.0
     sel.set_value(1).run()
     assert not at.exception, at.exception
     assert any("700" in str(m.value) for m in at.metric)
+    # the defaults fit this one: the windows set for the earlier files are gone
+    assert at.number_input(key="wb.eels.solve.cvae3d.edge_lo").value == 690.0
+    assert not any("outside this data" in i.value for i in at.info)

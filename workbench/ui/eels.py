@@ -77,10 +77,14 @@ def _offer_windows(problem) -> None:
     for spec in registry.solvers("eels"):
         sug = suggest_windows(e, spec.Params)
         mark = f"{K}.windows.{spec.name}"
-        if sug and st.session_state.get(mark) != problem.id:
+        if st.session_state.get(mark, (problem.id,))[0] != problem.id:
+            # windows set for an earlier file: back to the solver's defaults for this one
+            for name in st.session_state.pop(mark)[1]:
+                st.session_state.pop(f"{K}.solve.{spec.name}.{name}", None)
+        if sug and mark not in st.session_state:
             for name, value in sug.items():
                 st.session_state[f"{K}.solve.{spec.name}.{name}"] = float(value)
-            st.session_state[mark] = problem.id
+            st.session_state[mark] = (problem.id, tuple(sug))
         if sug:
             moved.append(spec.name)
     if moved:
