@@ -337,6 +337,7 @@ def test_multi_signal_gatan_choice(monkeypatch):
     p = load(b"DM", "two.dm4")  # the only EELS spectrum image is read, and the user is told
     assert p.data.shape == (2, 2, 2048)
     assert any("2 signals" in n for n in p.meta["notices"])
+    assert [i.usable for i in E.list_signals(b"DM", "two.dm4")] == [False, True]
     with pytest.raises(InputError, match="2 signal axes"):
         load(b"DM", "two.dm4", signal="0")
     np.testing.assert_array_equal(load(b"DM", "two.dm4", signal="EELS Spectrum Image").data, p.data)
