@@ -150,6 +150,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     params = spec.params(s_kv)
     options = dom.options(o_kv)
     problem = build_problem(dom, args.problem, args.input, options)
+    if dom.check is not None:  # parameters that do not fit the data: refused before the run
+        dom.check(problem, spec, params)
     if args.out:
         _writable_dir(Path(args.out), "--out")
 
@@ -181,6 +183,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         "wall_s": result.meta.get("wall_s"),
         "artifacts": artifacts,
         "message": result.message,
+        "notices": list(problem.meta.get("notices", [])),
     }
     if args.json:
         _print_json(summary)
@@ -195,6 +198,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
             print(f"  {k}: {v}")
         if result.message:
             print(f"  message: {result.message}")
+        for note in summary["notices"]:
+            print(f"  notice: {note}")
     return EXIT_FAILED if result.status == "failed" else EXIT_OK
 
 

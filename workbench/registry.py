@@ -287,6 +287,10 @@ class DomainSpec:
         when absent.
     commands : dict
         Extra CLI subcommands: ``{"build-db": "module:function"}``, each ``f(argv) -> int``.
+    check : callable, optional
+        ``check(problem, solver_spec, params) -> None``: refuses, with an
+        :class:`~workbench.errors.InputError`, parameters that do not fit the data (an EELS
+        energy window outside the axis), before a run starts and is stored.
     """
 
     name: str
@@ -301,6 +305,7 @@ class DomainSpec:
     Options: type | None = None
     compare_figure: str | None = None
     commands: Mapping[str, str] = field(default_factory=dict)
+    check: Callable[[Any, Any, Any], None] | None = None
 
     def sample_names(self) -> list[str]:
         return [s.name for s in self.samples]

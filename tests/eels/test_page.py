@@ -40,3 +40,59 @@ def test_page_shows_stored_run(home):
     charts = at.get("plotly_chart")
     assert len(charts) >= 5  # navigator, spectrum, score maps, ROC/PR, histogram, ...
     assert np.isfinite(result.output).all()
+
+
+def test_page_offers_windows_inside_low_loss_data_and_asks_for_the_signal(home, tmp_path):
+    import io
+
+    import h5py
+
+    from workbench.io import eels as E
+
+    # a low-loss line scan: the default Fe-L windows lie outside it
+    e = -100.0 + 0.5 * np.arange(1024)
+    data = np.random.default_rng(0).poisson(50, (17, 1024)).astype(np.float32)
+    buf = io.BytesIO()
+    E.write_hspy(buf, data, e, title="low loss")
+    at = AppTest.from_file(str(PAGE), default_timeout=180)
+    at.run()
+    at.radio(key="wb.eels.picker.source").set_value("Upload").run()
+    up = at.get("file_uploader")[0]
+    if not hasattr(up, "upload"):
+        pytest.skip("this Streamlit's AppTest cannot upload files")
+    up.upload("lowloss.hspy", buf.getvalue(), "application/octet-stream").run()
+    assert not at.exception, at.exception
+    assert any("outside this data" in i.value for i in at.info)
+    lo = at.number_input(key="wb.eels.solve.cvae3d.edge_lo").value
+    hi = at.number_input(key="wb.eels.solve.cvae3d.edge_hi").value
+    assert -100.0 <= lo < hi <= 411.5
+
+    # a file with an image and two spectrum images: the page asks which one
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["file_format"] = "HyperSpy"
+        for t, off in (("SI a", 650.0), ("SI b", 700.0)):
+            g = f.create_group(f"Experiments/{t}")
+            g["data"] = np.ones((3, 3, 40), np.float32)
+            for i, (u, nav, o) in enumerate(
+                (("nm", True, 0.0), ("nm", True, 0.0), ("eV", False, off))
+            ):
+                g.create_group(f"axis-{i}").attrs.update(
+                    {
+                        "units": u,
+                        "navigate": nav,
+                        "offset": o,
+                        "scale": 1.0,
+                        "size": g["data"].shape[i],
+                    }
+                )
+    at.get("file_uploader")[0].upload("two.hspy", buf.getvalue(), "application/octet-stream").run()
+    assert not at.exception, at.exception
+    sel = at.selectbox(key="wb.eels.signal")
+    assert 680.0 <= at.number_input(key="wb.eels.solve.cvae3d.edge_lo").value < 690.0
+    sel.set_value(1).run()
+    assert not at.exception, at.exception
+    assert any("700" in str(m.value) for m in at.metric)
+    # the defaults fit this one: the windows set for the earlier files are gone
+    assert at.number_input(key="wb.eels.solve.cvae3d.edge_lo").value == 690.0
+    assert not any("outside this data" in i.value for i in at.info)

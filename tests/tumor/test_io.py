@@ -137,3 +137,116 @@ def test_samples_have_truth():
     assert p.wt.any() and p.tc.any() and p.meta["truth"]["ell_mm"] > 0
     assert p.truth_density.shape == p.wt.shape
     assert np.all(p.tc <= p.wt)
+
+
+# ------------------------------------------------------------------------------------------
+# segmentations not on the atlas (issue 18): refused with the reason and the registration hint
+# ------------------------------------------------------------------------------------------
+
+HINT = "register it to MNI152 2009, or upload it with its anatomical image"
+
+
+def _sphere_3mm(centre, r_wt=15.0, r_tc=7.0):
+    """A BraTS-labelled sphere on a 3 mm axis-aligned MNI grid covering the atlas box."""
+    shape = (60, 72, 60)
+    aff = np.array([[3.0, 0, 0, -90.0], [0, 3.0, 0, -126.0], [0, 0, 3.0, -72.0], [0, 0, 0, 1.0]])
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
+    r = np.linalg.norm(ijk @ aff[:3, :3].T + aff[:3, 3] - np.asarray(centre, float), axis=-1)
+    lab = np.zeros(shape, np.uint8)
+    lab[r < r_wt] = 2
+    lab[r < r_tc] = 4
+    return lab, aff
+
+
+def _rotation(deg):
+    t = np.radians(deg)
+    return np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
+
+
+def test_native_oblique_brain_mask_refused():
+    # a brain mask in the scanner's space: 2 mm voxels, rotated 15 degrees, scanner origin
+    shape = (90, 110, 80)
+    aff = np.eye(4)
+    aff[:3, :3] = _rotation(15.0) * 2.0
+    aff[:3, 3] = [-90.0, -100.0, -60.0]
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
+    xyz = ijk @ aff[:3, :3].T + aff[:3, 3]
+    brain = (((xyz - [0.0, 10.0, 20.0]) / [70.0, 85.0, 60.0]) ** 2).sum(-1) < 1
+    with pytest.raises(InputError, match="oblique") as e:
+        load(_nii(brain.astype(np.uint8), aff), "brainmask.nii.gz")
+    assert HINT in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("case", ["outside", "fov", "anisotropic", "brain_mask", "npz_oblique"])
+def test_unregistered_segmentations_refused(case):
+    if case == "outside":  # axis-aligned but placed in native coordinates: tumour off the brain
+        lab, aff = _sphere_3mm((0.0, 60.0, 60.0))
+        data, name, match = _nii(lab, aff), "x.nii.gz", "inside the MNI152 2009 brain"
+    elif case == "fov":  # a field of view far from the atlas brain
+        lab = np.zeros((20, 20, 20), np.uint8)
+        lab[8:12, 8:12, 8:12] = 1
+        aff = np.diag([1.0, 1.0, 1.0, 1.0])
+        aff[:3, 3] = 200.0
+        data, name, match = _nii(lab, aff), "x.nii.gz", "holds only 0% of the MNI152"
+    elif case == "anisotropic":  # thick slices: the acquisition grid
+        lab = np.zeros((180, 216, 36), np.uint8)
+        lab[50:70, 100:120, 15:20] = 2
+        aff = np.diag([1.0, 1.0, 5.0, 1.0])
+        aff[:3, 3] = [-90.0, -126.0, -72.0]
+        data, name, match = _nii(lab, aff), "x.nii.gz", "acquisition grid"
+    elif case == "brain_mask":  # the atlas brain itself, uploaded as a "tumour"
+        a = load_atlas(32, with_t1=False)
+        brain = ((a.gm + a.wm) >= 0.1).astype(np.uint8)
+        data, name, match = _nii(brain, a.affine), "x.nii.gz", "brain mask"
+    else:
+        lab, _ = _sphere_3mm((-25.0, -10.0, 22.0))
+        aff = np.eye(4)
+        aff[:3, :3] = _rotation(10.0) * 3.0
+        buf = io.BytesIO()
+        np.savez(buf, wt=(lab > 0).astype(np.uint8), affine=aff)
+        data, name, match = buf.getvalue(), "m.npz", "oblique"
+    with pytest.raises(InputError, match=match) as e:
+        load(data, name)
+    assert "\n" not in str(e.value)
+    if case != "brain_mask":
+        assert HINT in str(e.value)
+
+
+def test_partly_outside_tumour_loads_with_a_notice():
+    lab, aff = _sphere_3mm((-60.0, -10.0, 40.0))
+    p = load(_nii(lab, aff), "edge.nii.gz")
+    assert 0.5 <= p.meta["inside_brain"] < 0.95
+    assert any("registered to MNI152" in n for n in p.meta["notices"])
+
+
+def test_many_labels_message_is_short():
+    lab, aff = _patient_2mm()[:2]
+    lab = lab.copy()
+    lab.ravel()[:255] = np.arange(1, 256)
+    with pytest.raises(InputError, match=r"\(255 labels\)") as e:
+        load(_nii(lab, aff), "many.nii.gz")
+    assert len(str(e.value)) < 200
+
+
+def test_cli_notices_in_json_and_refusal_stores_nothing(tmp_path, capsys):
+    import json
+
+    from workbench.cli import main
+    from workbench.store import RunStore
+
+    lab, aff = _sphere_3mm((-60.0, -10.0, 40.0))
+    f = tmp_path / "edge.nii.gz"
+    f.write_bytes(_nii(lab, aff))
+    args = ["solve", "tumor", "--solver", "cmaes", "--json", "--no-figure"]
+    args += ["--param", "max_iter=1", "--param", "grid=32", "--out", str(tmp_path / "o")]
+    assert main([*args, "--input", str(f)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert any("registered to MNI152" in n for n in summary["notices"])
+    n_runs = len(RunStore().list())
+    lab, aff = _sphere_3mm((0.0, 60.0, 60.0))
+    g = tmp_path / "off.nii.gz"
+    g.write_bytes(_nii(lab, aff))
+    assert main([*args, "--input", str(g)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and HINT in err
+    assert len(RunStore().list()) == n_runs

@@ -37,6 +37,11 @@ class Options:
     axis_order: str = param(
         "yxE", "axis order of .npy/.npz arrays (a permutation of yxE)", advanced=True
     )
+    signal: str = param(
+        "",
+        "which signal of a multi-signal .hspy/.dm4 file (index or title); empty = the only EELS spectrum image",
+        advanced=True,
+    )
     bin: int = param(1, "spatial binning (sum of b x b pixels)", min=1, max=16)
     spikes: bool = param(False, "remove spikes (median filter + robust z threshold)")
     background: str = param(
@@ -245,23 +250,47 @@ def _preset(name: str, **options: Any) -> EELSProblem:
 # ------------------------------------------------------------------------------------------
 
 
+#: Fewest pixels a detector needs: the PCA baselines fit up to k = 3 components to the pixels
+#: and the anomaly scores compare a pixel with the others, so one spectrum is no problem.
+MIN_PIXELS = 4
+
+
 def load(data: bytes, filename: str, **options: Any) -> EELSProblem:
-    """Read, validate and preprocess a user file into an :class:`EELSProblem`."""
+    """Read, validate and preprocess a user file into an :class:`EELSProblem`.
+
+    Refused with a one-line :class:`InputError`: anything the reader refuses (no energy axis,
+    two signal axes, wavelength or length units, several signals and no ``signal`` option) and
+    maps of fewer than :data:`MIN_PIXELS` pixels (single spectra). Notices of the reader (units
+    converted, a signal chosen) go to ``meta["notices"]``.
+    """
     d = read_any(
         data,
         filename,
         axis_order=options.get("axis_order", "yxE") or "yxE",
         offset=options.get("offset"),
         dispersion=options.get("dispersion"),
+        signal=options.get("signal") or None,
     )
+    ny, nx = d.data.shape[:2]
+    if ny * nx < MIN_PIXELS:
+        what = "a single spectrum (1 pixel)" if ny * nx == 1 else f"a {ny}x{nx}-pixel map"
+        raise InputError(
+            f"{filename}: {what}; anomaly detection compares the pixels of a spectrum image and "
+            f"needs at least {MIN_PIXELS} (a map or a line scan)"
+        )
     cube, energy, truth, _, notes = preprocess(d.data, d.energy, d.truth, None, **options)
-    if cube.shape[0] * cube.shape[1] < 1:
-        raise InputError(f"{filename}: empty map")
+    if cube.shape[0] * cube.shape[1] < MIN_PIXELS:
+        raise InputError(
+            f"{filename}: binning {options.get('bin')} leaves {cube.shape[0]}x{cube.shape[1]} "
+            f"pixels; at least {MIN_PIXELS} are needed (bin less)"
+        )
+    notices = [str(n) for n in d.meta.get("notices", [])]
     meta = {
         "description": f"{filename}: {cube.shape[0]}x{cube.shape[1]} pixels x {cube.shape[2]} channels, {energy[0]:.1f}-{energy[-1]:.1f} eV",
         "source": filename,
         "file_meta": _jsonable(d.meta),
-        "notes": notes,
+        "notes": notices + notes,
+        "notices": notices,
         "options": _non_default(options),
     }
     return EELSProblem(
@@ -273,6 +302,81 @@ def load(data: bytes, filename: str, **options: Any) -> EELSProblem:
         dispersion=float(np.median(np.diff(energy))),
         meta=meta,
     )
+
+
+#: (lo, hi, what) parameter pairs of the EELS solvers that are windows on the energy axis
+WINDOW_PARAMS = (
+    ("window_lo", "window_hi", "analysis window"),
+    ("edge_lo", "edge_hi", "edge window"),
+)
+
+
+def check(problem: EELSProblem, spec: Any, params: Any) -> None:
+    """Refuse solver parameters that do not fit the data before a run starts (one line).
+
+    A PCA detector with k components needs k + 2 pixels: with k >= n - 1 the rank-k fit
+    reproduces all n pixels and every score ties. Every window parameter pair of the solver (``window_lo/hi``, ``edge_lo/hi``) must hold at
+    least 3 channels of the problem's energy axis, and the edge window must lie inside the
+    analysis window; the message names the data's range and the parameters to change.
+    """
+    energy = np.asarray(problem.energy, np.float64)
+    n = int(problem.data.shape[0] * problem.data.shape[1])
+    k = getattr(params, "k", None)
+    if isinstance(k, int) and k > n - 2:
+        # k components through n centred pixels (rank <= n - 1) reproduce every pixel when
+        # k >= n - 1: residuals vanish and Hotelling's T^2 is the same for all, so no score
+        raise InputError(
+            f"{spec.name}: k = {k} components need at least {k + 2} pixels, the map has {n}; "
+            f"set --param k={max(n - 2, 1)} or less"
+            if n >= 3
+            else f"{spec.name}: the map has {n} pixels, too few for PCA scores"
+        )
+    inner = energy
+    for lo_name, hi_name, what in WINDOW_PARAMS:
+        if not (hasattr(params, lo_name) and hasattr(params, hi_name)):
+            continue
+        lo, hi = getattr(params, lo_name), getattr(params, hi_name)
+        try:
+            sl = SP.window(inner, lo, hi, what=f"{spec.name}: {what}")
+        except InputError as exc:
+            sug = suggest_windows(energy, type(params)).get(lo_name)
+            hint = f" (--param {lo_name}=... {hi_name}=...)"
+            if sug is not None:
+                s_hi = suggest_windows(energy, type(params))[hi_name]
+                hint = f", e.g. --param {lo_name}={sug:g} --param {hi_name}={s_hi:g}"
+            raise InputError(f"{exc}{hint}") from None
+        inner = inner[sl]
+
+
+def suggest_windows(energy: np.ndarray, Params: type) -> dict[str, float]:
+    """Windows inside the data for a solver whose default windows miss it (for the page and
+    the refusal message): the analysis window becomes the whole axis, the edge window its
+    middle half. Empty when the defaults fit."""
+    import dataclasses
+
+    e = np.asarray(energy, np.float64)
+    e0, e1 = float(e[0]), float(e[-1])
+    defaults = {f.name: f.default for f in dataclasses.fields(Params)}
+    out: dict[str, float] = {}
+    inner = e
+    for lo_name, hi_name, _ in WINDOW_PARAMS:
+        if lo_name not in defaults or hi_name not in defaults:
+            continue
+        lo, hi = defaults[lo_name], defaults[hi_name]
+        try:
+            inner = inner[SP.window(inner, lo, hi)]
+            continue
+        except InputError:
+            pass
+        a, b = float(inner[0]), float(inner[-1])
+        if lo_name == "window_lo":
+            out[lo_name], out[hi_name] = round(e0, 1), round(e1, 1)
+            inner = e
+        else:
+            span = b - a
+            out[lo_name] = round(a + 0.25 * span, 1)
+            out[hi_name] = round(a + 0.75 * span, 1)
+    return out
 
 
 def _non_default(options: dict[str, Any]) -> dict[str, Any]:
@@ -359,6 +463,7 @@ DOMAIN = DomainSpec(
         "convolutional VAE (Sultanov, Buban & Klie 2024). Synthetic presets carry a truth mask."
     ),
     load=load,
+    check=check,
     upload_types=UPLOAD_TYPES,
     Options=Options,
     commands={"generate": "workbench.datasets.eels:generate_cli"},

@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
-from workbench.io.tumor_nifti import LABEL_CHOICES, read_segmentation
+from workbench.io.tumor_nifti import (
+    LABEL_CHOICES,
+    REGISTER_HINT,
+    check_atlas_grid,
+    read_segmentation,
+)
 from workbench.problems import TumorProblem
 from workbench.registry import DomainSpec, Sample, param, params_to_dict, parse_params
 
@@ -192,6 +197,11 @@ def sample_mismatch(**options: Any) -> TumorProblem:
     )
 
 
+#: Refusal thresholds of an upload's placement on the atlas (fractions): the tumour inside the
+#: atlas brain, the atlas brain inside the file's field of view, WT of the brain's volume.
+MIN_INSIDE, NOTICE_INSIDE, MIN_COVERAGE, MAX_BRAIN_FRACTION = 0.5, 0.95, 0.5, 0.4
+
+
 def problem_from_masks(
     wt,
     tc,
@@ -201,16 +211,38 @@ def problem_from_masks(
     name: str = "upload",
     preset: str = "",
     filename: str = "upload",
+    hint: str = REGISTER_HINT,
 ) -> TumorProblem:
-    """Masks on any grid (affine) -> the working-grid problem (occupancy >= 0.5), validated."""
+    """Masks on any grid (affine) -> the working-grid problem (occupancy >= 0.5), validated.
+
+    The masks must sit on the MNI152 2009 atlas: refused (InputError naming the reason and
+    ``hint``) when the file's field of view holds less than half of the atlas brain, when less
+    than half of the tumour lies inside the atlas brain (grey + white matter >= 0.1), or when
+    the "tumour" fills more than 40 % of the brain (a brain mask); between half and 95 % inside,
+    a notice in ``meta["notices"]`` asks whether it is registered.
+    """
     from workbench.physics.tumor.atlas import load_atlas, resample_occupancy
 
     atlas = load_atlas(int(grid), with_t1=False)
+    affine = np.asarray(affine, dtype=np.float64)
+    brain = (atlas.gm + atlas.wm) >= 0.1
+    # share of the atlas brain inside the file's voxel box: a native-space field of view
+    # placed anywhere in scanner coordinates rarely covers the MNI brain
+    ijk = np.argwhere(brain).astype(np.float64)
+    xyz = ijk @ np.asarray(atlas.affine)[:3, :3].T + np.asarray(atlas.affine)[:3, 3]
+    vox = (xyz - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T
+    inside_fov = np.all((vox > -0.5) & (vox < np.asarray(shape[:3]) - 0.5), axis=1)
+    coverage = float(inside_fov.mean()) if inside_fov.size else 0.0
+    if coverage < MIN_COVERAGE:
+        raise InputError(
+            f"{filename}: its grid holds only {100 * coverage:.0f}% of the MNI152 2009 brain, so it "
+            f"is not on the atlas grid: {hint}"
+        )
     wt = np.asarray(wt, bool) | np.asarray(tc, bool)
     notices = []
     if np.any(np.asarray(tc, bool) & ~np.asarray(wt, bool)):
         notices.append("TC voxels outside WT were added to WT")
-    sub = 3 if abs(np.linalg.det(np.asarray(affine)[:3, :3])) ** (1 / 3) < atlas.h / 2 else 2
+    sub = 3 if abs(np.linalg.det(affine[:3, :3])) ** (1 / 3) < atlas.h / 2 else 2
     wt_g = resample_occupancy(wt, affine, atlas.shape, atlas.affine, sub=sub) >= 0.5
     tc_g = resample_occupancy(tc, affine, atlas.shape, atlas.affine, sub=sub) >= 0.5
     wt_g |= tc_g
@@ -218,8 +250,19 @@ def problem_from_masks(
         raise InputError(
             f"{filename}: the tumour vanishes on the {grid}^3 working grid (too small or outside the atlas box)"
         )
-    inside = float((wt_g & ((atlas.gm + atlas.wm) >= 0.1)).sum() / wt_g.sum())
-    if inside < 0.95:
+    inside = float((wt_g & brain).sum() / wt_g.sum())
+    if inside < MIN_INSIDE:
+        raise InputError(
+            f"{filename}: only {100 * inside:.0f}% of the tumour lies inside the MNI152 2009 "
+            f"brain, so it is not registered to the atlas: {hint}"
+        )
+    fill = float((wt_g & brain).sum() / max(brain.sum(), 1))
+    if fill > MAX_BRAIN_FRACTION:
+        raise InputError(
+            f"{filename}: the 'tumour' fills {100 * fill:.0f}% of the brain: a brain mask, not a "
+            "tumour segmentation (labels: WT = FLAIR abnormality, TC = tumour core)"
+        )
+    if inside < NOTICE_INSIDE:
         notices.append(
             f"only {100 * inside:.0f}% of the tumour lies inside the atlas brain: is it registered to MNI152 2009?"
         )
@@ -229,7 +272,7 @@ def problem_from_masks(
         tc=tc_g.astype(np.uint8),
         affine=np.asarray(atlas.affine),
         grid_n=int(grid),
-        input_affine=np.asarray(affine, dtype=np.float64),
+        input_affine=affine,
         meta={
             "description": f"uploaded segmentation {filename}",
             "source": "upload",
@@ -237,13 +280,19 @@ def problem_from_masks(
             "input_shape": [int(s) for s in shape],
             "notices": notices,
             "inside_brain": inside,
+            "atlas_coverage": coverage,
         },
     )
 
 
 def load(data: bytes, filename: str, **options: Any) -> TumorProblem:
     """Read an uploaded segmentation: NIfTI labels (.nii/.nii.gz) or NPZ with ``wt``/``tc``
-    (and optionally ``affine``; without it, the masks must be on the working grid)."""
+    (and optionally ``affine``; without it, the masks must be on the working grid).
+
+    A lone segmentation must already be on MNI152 2009: an oblique or anisotropic grid
+    (:func:`~workbench.io.tumor_nifti.check_atlas_grid`), a field of view without the atlas
+    brain or a tumour mostly outside it (:func:`problem_from_masks`) is refused with the
+    registration hint; notices (partly outside the brain) go to ``meta["notices"]``."""
     o = _opts(options)
     low = filename.lower()
     if low.endswith(".npz") or low.endswith(".npy"):
@@ -279,6 +328,7 @@ def load(data: bytes, filename: str, **options: Any) -> TumorProblem:
                 or abs(np.linalg.det(aff[:3, :3])) < 1e-9
             ):
                 raise InputError(f"{filename}: invalid affine")
+            check_atlas_grid(aff, wt.shape, filename)
         else:
             from workbench.physics.tumor.atlas import grid_affine
 
@@ -293,6 +343,7 @@ def load(data: bytes, filename: str, **options: Any) -> TumorProblem:
     if not (low.endswith(".nii") or low.endswith(".nii.gz") or low.endswith(".gz")):
         raise InputError(f"{filename}: expected a NIfTI segmentation (.nii, .nii.gz) or .npz masks")
     seg = read_segmentation(data, filename, o["labels"])
+    check_atlas_grid(seg["affine"], seg["shape"], filename)
     return problem_from_masks(
         seg["wt"],
         seg["tc"],

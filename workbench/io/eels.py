@@ -155,6 +155,213 @@ def write_npz(target: Any, data: np.ndarray, energy: np.ndarray, **arrays: np.nd
 
 
 # ------------------------------------------------------------------------------------------
+# axes: which one is the energy-loss axis
+# ------------------------------------------------------------------------------------------
+
+#: unit -> factor to eV (matched case-insensitively, except meV, which is not MeV)
+ENERGY_UNITS = {"ev": 1.0, "kev": 1e3}
+#: units that say an axis is a wavelength, a length or a reciprocal length, never an energy loss
+LENGTH_UNITS = {
+    "nm", "µm", "μm", "um", "mm", "cm", "m", "pm", "a", "å", "angstrom", "1/nm", "nm^-1",
+    "1/a", "1/å", "1/µm", "1/um", "px", "pixel", "pixels",
+}  # fmt: skip
+#: signal types of other spectroscopies (HyperSpy/RosettaSciIO names, lower case): exact names
+#: and prefixes (EDS_TEM, EDS_SEM, CL_SEM, ...)
+OTHER_SIGNALS = {"cl", "pl", "raman", "xps", "luminescence", "cathodoluminescence", "wds", "xrf"}
+OTHER_PREFIXES = ("eds", "edx", "cl_", "luminescence", "cathodolum")
+
+
+def _other_spectroscopy(signal_type: str) -> bool:
+    low = signal_type.strip().lower()
+    return low in OTHER_SIGNALS or low.startswith(OTHER_PREFIXES)
+
+
+def _units(a: dict[str, Any]) -> str:
+    """An axis's units; HyperSpy's and traits' markers of no units count as none."""
+    u = str(a.get("units") or "").strip()
+    if u.endswith(")") and "(" in u:  # ISO 22029 EMSA: "Energy Loss (eV)"
+        u = u[u.rindex("(") + 1 : -1].strip()
+    return "" if u in ("<undefined>", "undefined", "None", "<Undefined>") else u
+
+
+def _energy_factor(units: str) -> float | None:
+    u = str(units or "").strip()
+    if u == "meV":
+        return 1e-3
+    return ENERGY_UNITS.get(u.lower())
+
+
+def _axis_name(a: dict[str, Any], i: int) -> str:
+    name = str(a.get("name") or f"axis {i}")
+    units = _units(a)
+    return f"{name} ({units})" if units else name
+
+
+def _post_to_signal1d(post_process: Any) -> bool:
+    """True when RosettaSciIO asks the caller to turn the signal into 1-D spectra.
+
+    The post-processing steps are callables on a HyperSpy signal (``s.to_signal1D()`` for Gatan
+    spectrum images). HyperSpy is not needed to honour them: the step's code names the method.
+    """
+    for step in post_process or ():
+        names: tuple[str, ...] = ()
+        if isinstance(step, str):
+            names = (step,)
+        else:
+            code = getattr(step, "__code__", None)
+            names = tuple(getattr(code, "co_names", ())) if code is not None else ()
+            names += (str(getattr(step, "__name__", "")),)
+        if any(n in ("to_signal1D", "as_signal1D", "to_spectrum") for n in names):
+            return True
+    return False
+
+
+def energy_axis(
+    shape: tuple[int, ...],
+    axes: list[dict[str, Any]],
+    *,
+    signal_type: str = "",
+    record_by: str = "",
+    to_signal1d: bool = False,
+    filename: str = "file",
+) -> tuple[int, np.ndarray, list[str]]:
+    """Find the energy-loss axis of a signal of the given shape: (its index, eV values, notes).
+
+    The energy axis is found by its units (eV, keV or meV, converted to eV), not by its
+    position, because readers differ in axis order: RosettaSciIO returns Gatan spectrum images
+    as (E, y, x) with a ``to_signal1D`` post-processing step, HyperSpy files put the signal axis
+    last. The signal axes, when the file says which they are (``navigate`` flags, or the
+    ``record_by`` of older files), must be exactly one unless the reader's post-processing turns
+    the signal into spectra. An axis without units is taken for the energy only when the signal
+    type says EELS and it is the one signal axis.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The signal's array shape, any axis order.
+    axes : list of dict
+        One per array axis, in array order: ``size``, ``offset``, ``scale``, ``units``,
+        optionally ``name``, ``navigate`` and ``axis`` (explicit, possibly non-uniform values).
+    signal_type, record_by : str
+        ``metadata.Signal`` entries ("EELS", "CL", ...; "spectrum" or "image").
+    to_signal1d : bool
+        The reader's post-processing makes the signal 1-D (the energy axis becomes the signal).
+
+    Returns
+    -------
+    ie : int
+        Index of the energy axis in ``shape``.
+    energy : ndarray (shape[ie],)
+        Energy loss in eV (as stored: :func:`to_spectrum_image` flips a decreasing axis).
+    notes : list of str
+        What was assumed, for the user.
+
+    Raises
+    ------
+    InputError
+        No energy axis (an image, a wavelength or length axis), two signal axes, two energy
+        axes, a spectroscopy other than EELS, more than two navigation axes.
+    """
+    shape = tuple(int(n) for n in shape)
+    ndim = len(shape)
+    notes: list[str] = []
+    if len(axes) != ndim:
+        raise InputError(
+            f"{filename}: the file describes {len(axes)} axes for {ndim}-D data {shape}"
+        )
+    st = str(signal_type or "").strip()
+    if st and _other_spectroscopy(st):
+        raise InputError(
+            f"{filename}: signal type {st!r}, not EELS: the EELS detectors need an energy-loss spectrum image"
+        )
+    flags = [a.get("navigate") for a in axes]
+    if any(f is not None for f in flags):
+        sig = [i for i, f in enumerate(flags) if f is not None and not bool(f)]
+    elif str(record_by).lower() == "spectrum":
+        sig = [ndim - 1] if ndim else []
+    elif str(record_by).lower() == "image":
+        sig = list(range(max(ndim - 2, 0), ndim))
+    else:
+        sig = None  # the file does not say: the units decide
+    shape_txt = " x ".join(_axis_name(a, i) for i, a in enumerate(axes))
+    if sig is not None and len(sig) >= 2 and not to_signal1d:
+        names = ", ".join(_axis_name(axes[i], i) for i in sig)
+        raise InputError(
+            f"{filename}: {len(sig)} signal axes ({names}): an image or a 2-D signal, not a "
+            "spectrum per pixel; give a spectrum image (one energy-loss signal axis)"
+        )
+    factors = [_energy_factor(_units(a)) for a in axes]
+    energy_axes = [i for i, f in enumerate(factors) if f is not None]
+    if len(energy_axes) > 1:
+        raise InputError(
+            f"{filename}: {len(energy_axes)} energy axes ({shape_txt}); expected one energy-loss axis"
+        )
+    if energy_axes:
+        ie = energy_axes[0]
+        factor = factors[ie]
+    else:
+        cand = sig if sig is not None and not to_signal1d else None
+        units = [_units(axes[i]) for i in (cand or [])]
+        if cand is not None and len(cand) == 1 and not units[0] and st.upper().startswith("EELS"):
+            ie, factor = cand[0], 1.0
+            notes.append(f"the energy axis ({_axis_name(axes[ie], ie)}) has no units; assumed eV")
+        else:
+            look = cand if cand else range(len(axes))
+            lengthy = [
+                _axis_name(axes[i], i) for i in look if _units(axes[i]).lower() in LENGTH_UNITS
+            ]
+            if cand and lengthy:
+                raise InputError(
+                    f"{filename}: the signal axis is {lengthy[0]}, a wavelength or length, not an "
+                    "energy loss in eV: not an EELS spectrum image"
+                )
+            raise InputError(
+                f"{filename}: no energy axis in eV or keV ({shape_txt}): an image or an "
+                "uncalibrated signal, not an EELS spectrum image"
+            )
+    a = axes[ie]
+    n = shape[ie]
+    vals = a.get("axis")
+    if vals is not None and np.size(vals) == n:
+        energy = np.asarray(vals, np.float64).ravel() * factor
+    else:
+        try:
+            off, scale = float(a.get("offset", 0.0) or 0.0), float(a.get("scale", 1.0))
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{filename}: the energy axis has a non-numeric offset or scale"
+            ) from None
+        energy = (off + scale * np.arange(n, dtype=np.float64)) * factor
+    if factor != 1.0:
+        notes.append(f"energy axis converted from {a.get('units')} to eV")
+    if ndim - 1 > 2:
+        nav = tuple(s for i, s in enumerate(shape) if i != ie)
+        raise InputError(
+            f"{filename}: {ndim - 1} navigation axes {nav}; expected a map (y, x), a line "
+            "scan or a spectrum"
+        )
+    return ie, energy, notes
+
+
+def to_spectrum_image(
+    data: np.ndarray, axes: list[dict[str, Any]], **kw: Any
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The cube (ny, nx, nE) and its energy axis (eV, increasing), found as :func:`energy_axis`.
+
+    Navigation axes keep their array order; a line scan becomes (1, n, nE), a spectrum
+    (1, 1, nE). A decreasing energy axis is flipped together with the data.
+    """
+    data = np.asarray(data)
+    ie, energy, notes = energy_axis(data.shape, axes, **kw)
+    data = np.moveaxis(data, ie, -1)
+    if energy.size > 1 and np.all(np.diff(energy) < 0):
+        energy, data = energy[::-1], data[..., ::-1]
+    nav = data.shape[:-1]
+    cube = data.reshape((1,) * (2 - len(nav)) + tuple(nav) + (data.shape[-1],))
+    return cube, energy, notes
+
+
+# ------------------------------------------------------------------------------------------
 # HyperSpy HDF5
 # ------------------------------------------------------------------------------------------
 
@@ -181,8 +388,141 @@ def _group_to_dict(g: Any, depth: int = 0) -> dict[str, Any]:
     return out
 
 
-def read_hspy(source: Any, filename: str = "data.hspy") -> EELSData:
-    """Read a HyperSpy HDF5 file with h5py; the energy axis is the one with ``navigate = False``."""
+@dataclass
+class SignalInfo:
+    """One signal of a multi-signal file, for the choice (page) or ``signal=`` (CLI)."""
+
+    index: int
+    title: str
+    shape: tuple[int, ...]
+    signal_type: str = ""
+    usable: bool = False
+    reason: str = ""
+
+    def label(self) -> str:
+        kind = "EELS spectrum image" if self.usable else (self.reason or "not usable")
+        return f"{self.index}: {self.title!r} {'x'.join(map(str, self.shape))} ({kind})"
+
+
+def _pick_signal(infos: list[SignalInfo], signal: str | int | None, filename: str) -> int:
+    """Index of the signal to read: the one asked for, else the only usable one."""
+    if signal not in (None, ""):
+        s = str(signal).strip()
+        for info in infos:
+            if s == info.title:
+                return info.index
+        if s.lstrip("-").isdigit() and 0 <= int(s) < len(infos):
+            return int(s)
+        titles = "; ".join(i.label() for i in infos)
+        raise InputError(f"{filename}: no signal {s!r}; the file holds {titles}")
+    if len(infos) == 1:
+        return 0
+    usable = [i for i in infos if i.usable]
+    if len(usable) == 1:
+        return usable[0].index
+    listing = "; ".join(i.label() for i in infos)
+    raise InputError(
+        f"{filename} holds {len(infos)} signals, choose one with signal=INDEX or TITLE: {listing}"
+    )
+
+
+def _hspy_signal_md(g: Any) -> tuple[str, str, dict[str, Any]]:
+    """(signal_type, record_by, metadata dict) of one /Experiments group, new or old layout."""
+    md: dict[str, Any] = {}
+    for name in ("metadata", "mapped_parameters"):
+        if name in g:
+            md = _group_to_dict(g[name])
+            break
+    sig = md.get("Signal", {}) if isinstance(md.get("Signal"), dict) else {}
+    signal_type = str(sig.get("signal_type", md.get("signal_type", "")) or "")
+    record_by = str(sig.get("record_by", md.get("record_by", "")) or "")
+    return signal_type, record_by, md
+
+
+def _hspy_axes(g: Any, ndim: int, filename: str, title: str) -> list[dict[str, Any]]:
+    axes = []
+    for i in range(ndim):
+        a = g.get(f"axis-{i}")
+        if a is None:
+            raise InputError(f"{filename}: signal {title!r} has no axis-{i} metadata")
+        ad = {k: _attr(v) for k, v in a.attrs.items()}
+        if "axis" in a:
+            ad["axis"] = np.asarray(a["axis"][()], dtype=np.float64)
+        axes.append(ad)
+    return axes
+
+
+def _hspy_info(index: int, title: str, g: Any, filename: str) -> SignalInfo:
+    dset = g.get("data")
+    if dset is None or not hasattr(dset, "shape"):
+        return SignalInfo(index, title, (), reason="no data")
+    info = SignalInfo(index, title, tuple(int(s) for s in dset.shape))
+    try:
+        signal_type, record_by, _ = _hspy_signal_md(g)
+        info.signal_type = signal_type
+        axes = _hspy_axes(g, len(info.shape), filename, title)
+        _describe(info, axes, record_by, False, filename)
+    except InputError as e:
+        info.reason = _short(e)
+    return info
+
+
+def _short(e: Exception) -> str:
+    return str(e).split(": ", 1)[-1].split(";")[0].split(":")[0][:60]
+
+
+def _describe(
+    info: SignalInfo, axes: list[dict[str, Any]], record_by: str, to1d: bool, filename: str
+) -> None:
+    """Mark a signal usable when it resolves to an EELS map of more than one pixel."""
+    ie, _, _ = energy_axis(
+        info.shape,
+        axes,
+        signal_type=info.signal_type,
+        record_by=record_by,
+        to_signal1d=to1d,
+        filename=filename,
+    )
+    pixels = int(np.prod([s for i, s in enumerate(info.shape) if i != ie]))
+    info.usable = pixels > 1
+    if not info.usable:
+        info.reason = "a single spectrum"
+
+
+def list_signals(raw: bytes, filename: str) -> list[SignalInfo]:
+    """The signals of a HyperSpy or Gatan file (for the page's signal picker)."""
+    ext = os.path.splitext(filename.lower())[1].lstrip(".")
+    if ext in ("hspy", "h5", "hdf5"):
+        import h5py
+
+        try:
+            f = h5py.File(io.BytesIO(raw), "r")
+        except Exception:  # noqa: BLE001
+            return []
+        with f:
+            exp = f.get("Experiments")
+            if exp is None:
+                return []
+            return [_hspy_info(i, t, exp[t], filename) for i, t in enumerate(exp.keys())]
+    if ext in ("dm3", "dm4"):
+        try:
+            items = _rsciio_items(raw, filename)
+        except InputError:
+            return []
+        return [_rsciio_info(i, it, filename) for i, it in enumerate(items)]
+    return []
+
+
+def read_hspy(
+    source: Any, filename: str = "data.hspy", *, signal: str | int | None = None
+) -> EELSData:
+    """Read a HyperSpy HDF5 file with h5py (HyperSpy not needed).
+
+    The energy axis is found by its units (see :func:`to_spectrum_image`); the signal axes come
+    from the ``navigate`` flags or, in older files, from ``metadata.Signal.record_by``. A file
+    with several signals needs ``signal`` (index or title) unless exactly one of them is an
+    EELS spectrum image.
+    """
     import h5py
 
     src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
@@ -205,60 +545,51 @@ def read_hspy(source: Any, filename: str = "data.hspy") -> EELSData:
         titles = list(exp.keys())
         if not titles:
             raise InputError(f"{filename}: /Experiments is empty")
-        g = exp[titles[0]]
-        if "data" not in g:
-            raise InputError(f"{filename}: /Experiments/{titles[0]} has no 'data' dataset")
+        notices: list[str] = []
+        if len(titles) == 1 and signal in (None, ""):
+            k = 0
+        else:
+            infos = [_hspy_info(i, t, exp[t], filename) for i, t in enumerate(titles)]
+            k = _pick_signal(infos, signal, filename)
+            if signal in (None, ""):
+                notices.append(
+                    f"the file holds {len(titles)} signals; read {titles[k]!r}, the only EELS "
+                    "spectrum image (choose another with signal=)"
+                )
+        title = titles[k]
+        g = exp[title]
+        if "data" not in g or not hasattr(g["data"], "shape"):
+            raise InputError(f"{filename}: /Experiments/{title} has no 'data' dataset")
         dset = g["data"]
         if dset.size * 4 > max_bytes():
             raise InputError(
                 f"{filename}: cube of {dset.size * 4 / 2**20:.0f} MB exceeds the "
                 f"{max_bytes() / 2**20:.0f} MB limit (raise WORKBENCH_EELS_MAX_MB)"
             )
+        signal_type, record_by, md = _hspy_signal_md(g)
+        axes = _hspy_axes(g, len(dset.shape), filename, title)
         try:
             data = dset[()]
         except OSError as e:
             raise InputError(
                 f"{filename}: cannot read data ({e}); Blosc files need 'hdf5plugin'"
             ) from None
-        axes = []
-        for i in range(data.ndim):
-            a = g.get(f"axis-{i}")
-            if a is None:
-                raise InputError(f"{filename}: missing axis-{i} metadata")
-            ad = {k: _attr(v) for k, v in a.attrs.items()}
-            if "axis" in a:
-                ad["axis"] = np.asarray(a["axis"][()], dtype=np.float64)
-            axes.append(ad)
-        sig = [i for i, a in enumerate(axes) if not bool(a.get("navigate", True))]
-        if len(sig) != 1:
-            raise InputError(
-                f"{filename}: expected exactly one signal (energy) axis, found {len(sig)}"
-            )
-        ie = sig[0]
-        a = axes[ie]
-        n = data.shape[ie]
-        if "axis" in a and np.size(a["axis"]) == n:
-            energy = np.asarray(a["axis"], dtype=np.float64)
-        else:
-            energy = float(a.get("offset", 0.0)) + float(a.get("scale", 1.0)) * np.arange(n)
-        units = str(a.get("units", "eV"))
-        if units.lower() == "kev":
-            energy = energy * 1000.0
-        nav = [i for i in range(data.ndim) if i != ie]
-        data = np.moveaxis(data, ie, -1)
-        # HyperSpy stores navigation in array order (y, x); keep it
+        cube, energy, notes = to_spectrum_image(
+            data, axes, signal_type=signal_type, record_by=record_by, filename=filename
+        )
         meta = {
             "source": filename,
-            "title": titles[0],
+            "title": title,
+            "signal_type": signal_type,
             "axes": [{k: v for k, v in ax.items() if k != "axis"} for ax in axes],
+            "notices": notices + notes,
         }
-        if "metadata" in g:
-            meta["metadata"] = _group_to_dict(g["metadata"])
-        meta["nav_axes"] = nav
+        if md:
+            meta["metadata"] = md
         truth = None
         if "truth" in g:
             truth = g["truth"][()].astype(bool)
-    return EELSData(data, energy, meta, truth)
+    return EELSData(cube, energy, meta, truth)
 
 
 def _set_attrs(g: Any, d: dict[str, Any]) -> None:
@@ -379,24 +710,44 @@ def read_msa(raw: bytes | str, filename: str = "spectrum.msa") -> EELSData:
     if not values:
         raise InputError(f"{filename}: no data after #SPECTRUM")
     dtype = header.get("DATATYPE", "Y").upper()
-    ncol = int(float(header.get("NCOLUMNS", "1") or 1))
-    if dtype.startswith("XY"):
-        if len(values) % 2:
-            raise InputError(f"{filename}: XY data with an odd number of values")
-        xy = np.asarray(values).reshape(-1, 2)
-        x, y = xy[:, 0], xy[:, 1]
-    else:
-        y = np.asarray(values, np.float64)
-        n = int(float(header.get("NPOINTS", y.size)))
-        y = y[:n] if ncol <= 1 else y[: n * ncol]
-        if "XPERCHAN" not in header:
-            raise InputError(f"{filename}: Y data need #XPERCHAN (dispersion)")
-        x = float(header.get("OFFSET", 0.0)) + float(header["XPERCHAN"]) * np.arange(y.size)
-    units = header.get("XUNITS", "eV").strip().lower()
-    if units == "kev":
-        x = x * 1000.0
-    meta = {"source": filename, "msa": header}
-    return EELSData(y[None, None, :], x, meta)
+    try:
+        ncol = int(float(header.get("NCOLUMNS", "1") or 1))
+        if dtype.startswith("XY"):
+            if len(values) % 2:
+                raise InputError(f"{filename}: XY data with an odd number of values")
+            xy = np.asarray(values).reshape(-1, 2)
+            x, y = xy[:, 0], xy[:, 1]
+        else:
+            y = np.asarray(values, np.float64)
+            n = int(float(header.get("NPOINTS", y.size)))
+            y = y[:n] if ncol <= 1 else y[: n * ncol]
+            if "XPERCHAN" not in header:
+                raise InputError(f"{filename}: Y data need #XPERCHAN (dispersion)")
+            x = float(header.get("OFFSET", 0.0) or 0.0) + float(header["XPERCHAN"]) * np.arange(
+                y.size
+            )
+    except ValueError:
+        raise InputError(
+            f"{filename}: a malformed number in the #NPOINTS/#XPERCHAN/#OFFSET header"
+        ) from None
+    # EMSA signal types: ELS is EELS; CLS (cathodoluminescence), EDS, WDS, ... are refused
+    stype = header.get("SIGNALTYPE", "").strip()
+    stype = "EELS" if stype.upper() in ("ELS", "EELS") else stype
+    cube, x, notes = to_spectrum_image(
+        y,
+        [
+            {
+                "name": "x",
+                "units": header.get("XUNITS", "eV").strip() or "eV",
+                "axis": x,
+                "navigate": False,
+            }
+        ],
+        signal_type=stype,
+        filename=filename,
+    )
+    meta = {"source": filename, "msa": header, "notices": notes}
+    return EELSData(cube, x, meta)
 
 
 def write_msa(
@@ -456,8 +807,8 @@ def write_msa(
 # ------------------------------------------------------------------------------------------
 
 
-def read_dm(raw: bytes, filename: str = "data.dm4") -> EELSData:
-    """Read ``.dm3``/``.dm4`` through RosettaSciIO when installed (optional extra, GPL-3)."""
+def _rsciio_items(raw: bytes, filename: str) -> list[dict[str, Any]]:
+    """RosettaSciIO's list of signal dicts for a ``.dm3``/``.dm4`` file (imported lazily)."""
     try:
         from rsciio.digitalmicrograph import file_reader  # type: ignore[import-not-found]
     except ImportError:
@@ -474,32 +825,89 @@ def read_dm(raw: bytes, filename: str = "data.dm4") -> EELSData:
         try:
             items = file_reader(tmp.name)
         except Exception as e:  # noqa: BLE001
+            msg = " ".join(str(e).split())[:120]
             raise InputError(
-                f"{filename}: RosettaSciIO could not read it ({type(e).__name__}: {e})"
+                f"{filename}: RosettaSciIO could not read it ({type(e).__name__}: {msg})"
             ) from None
-    return from_rsciio(items, filename)
+    return list(items or [])
 
 
-def from_rsciio(items: list[dict[str, Any]], filename: str = "file") -> EELSData:
-    """Adapt RosettaSciIO's list of dicts (data, axes, metadata) to an :class:`EELSData`."""
+def read_dm(raw: bytes, filename: str = "data.dm4", *, signal: str | int | None = None) -> EELSData:
+    """Read ``.dm3``/``.dm4`` through RosettaSciIO when installed (optional extra, GPL-3)."""
+    return from_rsciio(_rsciio_items(raw, filename), filename, signal=signal)
+
+
+def _rsciio_signal(it: dict[str, Any]) -> tuple[str, str, str]:
+    md = it.get("metadata") or {}
+    sig = md.get("Signal", {}) if isinstance(md, dict) else {}
+    gen = md.get("General", {}) if isinstance(md, dict) else {}
+    return (
+        str(sig.get("signal_type", "") or ""),
+        str(sig.get("record_by", "") or ""),
+        str(gen.get("title", "") or ""),
+    )
+
+
+def _rsciio_info(index: int, it: dict[str, Any], filename: str) -> SignalInfo:
+    signal_type, record_by, title = _rsciio_signal(it)
+    shape = tuple(int(s) for s in np.shape(it.get("data")))
+    info = SignalInfo(index, title or f"signal {index}", shape, signal_type)
+    try:
+        _describe(
+            info,
+            list(it.get("axes") or []),
+            record_by,
+            _post_to_signal1d(it.get("post_process")),
+            filename,
+        )
+    except InputError as e:
+        info.reason = _short(e)
+    return info
+
+
+def from_rsciio(
+    items: list[dict[str, Any]], filename: str = "file", *, signal: str | int | None = None
+) -> EELSData:
+    """Adapt RosettaSciIO's list of signal dicts to an :class:`EELSData`.
+
+    Each dict holds ``data``, ``axes`` (array order: ``size``, ``offset``, ``scale``, ``units``,
+    ``name``, sometimes ``navigate``), ``metadata`` (``Signal.signal_type``/``record_by``,
+    ``General.title``) and ``post_process``, steps on a HyperSpy signal. Gatan spectrum images
+    come as (E, y, x) with a ``to_signal1D`` step that makes the energy axis the signal axis;
+    that step is honoured and the energy axis is found by its units (:func:`energy_axis`).
+    """
     if not items:
         raise InputError(f"{filename}: file holds no signal")
-    it = items[0]
-    data = np.asarray(it["data"])
-    axes = it.get("axes", [])
-    sig = [i for i, a in enumerate(axes) if not a.get("navigate", True)]
-    ie = sig[-1] if sig else data.ndim - 1
-    a = axes[ie] if axes else {}
-    n = data.shape[ie]
-    if "axis" in a and np.size(a["axis"]) == n:
-        energy = np.asarray(a["axis"], np.float64)
+    notices: list[str] = []
+    if len(items) == 1 and signal in (None, ""):
+        k = 0
     else:
-        energy = float(a.get("offset", 0.0)) + float(a.get("scale", 1.0)) * np.arange(n)
-    if str(a.get("units", "eV")).lower() == "kev":
-        energy = energy * 1000.0
-    return EELSData(
-        np.moveaxis(data, ie, -1), energy, {"source": filename, "metadata": it.get("metadata", {})}
+        infos = [_rsciio_info(i, it, filename) for i, it in enumerate(items)]
+        k = _pick_signal(infos, signal, filename)
+        if signal in (None, ""):
+            notices.append(
+                f"the file holds {len(items)} signals; read {infos[k].title!r}, the only EELS "
+                "spectrum image (choose another with signal=)"
+            )
+    it = items[k]
+    signal_type, record_by, title = _rsciio_signal(it)
+    data = np.asarray(it.get("data"))
+    cube, energy, notes = to_spectrum_image(
+        data,
+        list(it.get("axes") or []),
+        signal_type=signal_type,
+        record_by=record_by,
+        to_signal1d=_post_to_signal1d(it.get("post_process")),
+        filename=filename,
     )
+    meta = {
+        "source": filename,
+        "title": title,
+        "signal_type": signal_type,
+        "metadata": it.get("metadata", {}),
+        "notices": notices + notes,
+    }
+    return EELSData(cube, energy, meta)
 
 
 # ------------------------------------------------------------------------------------------
@@ -516,17 +924,21 @@ def read_any(
     axis_order: str = "yxE",
     offset: float | None = None,
     dispersion: float | None = None,
+    signal: str | int | None = None,
 ) -> EELSData:
-    """Read by extension and validate; calibration overrides apply when given."""
+    """Read by extension and validate; calibration overrides apply when given.
+
+    ``signal`` chooses one signal (index or title) of a multi-signal HyperSpy or Gatan file.
+    """
     ext = os.path.splitext(filename.lower())[1].lstrip(".")
     if ext in ("npz", "npy"):
         d = read_numpy(raw, filename, axis_order=axis_order, offset=offset, dispersion=dispersion)
     elif ext in ("hspy", "h5", "hdf5"):
-        d = read_hspy(raw, filename)
+        d = read_hspy(raw, filename, signal=signal)
     elif ext in ("msa", "ems", "txt"):
         d = read_msa(raw, filename)
     elif ext in ("dm3", "dm4"):
-        d = read_dm(raw, filename)
+        d = read_dm(raw, filename, signal=signal)
     else:
         raise InputError(
             f"{filename}: unsupported file type .{ext}; use one of {', '.join(UPLOAD_TYPES)}"

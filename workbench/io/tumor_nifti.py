@@ -55,11 +55,48 @@ def _volume(img, filename: str) -> np.ndarray:
         if not np.all(v == np.round(v)):
             raise InputError(f"{filename} holds non-integer values: expected a label image")
     if tuple(shape) == (240, 240, 155):
-        raise InputError(
-            f"{filename} is 240x240x155, BraTS' SRI24 space: register it to MNI152 2009 first "
-            "(this app does not register images)"
-        )
+        raise InputError(f"{filename} is 240x240x155, BraTS' SRI24 space: {REGISTER_HINT}")
     return v.astype(np.int64)
+
+
+#: What to do with a segmentation that is not on an MNI152 2009 grid (issue 19's patient-space
+#: path takes the segmentation with its anatomical image and registers them).
+REGISTER_HINT = "register it to MNI152 2009, or upload it with its anatomical image"
+
+
+def _labels_txt(vals) -> str:
+    """A label list short enough for a one-line message."""
+    v = sorted(int(x) for x in vals)
+    if len(v) <= 8:
+        return str(v)
+    return f"[{', '.join(map(str, v[:6]))}, ..., {v[-1]}] ({len(v)} labels)"
+
+
+def check_atlas_grid(affine: np.ndarray, shape, filename: str) -> None:
+    """Refuse a grid that no MNI152 2009 resampling produces: an oblique or anisotropic one.
+
+    A segmentation registered to the atlas is resampled onto an axis-aligned grid of isotropic
+    voxels (the atlas's 1 mm one, or a coarser copy): the columns of the affine's 3x3 part are
+    then a signed permutation of the axes times one voxel size. A rotated affine (more than
+    0.5 degree from every axis) is the scanner's native space; voxels whose sizes differ by more
+    than a factor 2 are an acquisition grid (thick slices). Both are refused with
+    :data:`REGISTER_HINT`.
+    """
+    a = np.asarray(affine, np.float64)[:3, :3]
+    size = np.linalg.norm(a, axis=0)
+    cosines = np.abs(a) / size[None, :]
+    angle = float(np.degrees(np.arccos(np.clip(cosines.max(axis=0), -1.0, 1.0))).max())
+    if angle > 0.5:
+        raise InputError(
+            f"{filename}: its grid is oblique ({angle:.1f} degrees from the MNI axes), the "
+            f"scanner's native space, not MNI152 2009: {REGISTER_HINT}"
+        )
+    if size.max() > 2.0 * size.min():
+        vox = " x ".join(f"{v:.2g}" for v in size)
+        raise InputError(
+            f"{filename}: voxels of {vox} mm are an acquisition grid, not an MNI152 2009 one: "
+            f"{REGISTER_HINT}"
+        )
 
 
 def labels_to_masks(
@@ -78,11 +115,13 @@ def labels_to_masks(
             labels = "brats2023"
         else:
             raise InputError(
-                f"{filename}: labels {sorted(vals)} match no preset (BraTS 1/2/4 or 1/2/3); choose the labels option"
+                f"{filename}: labels {_labels_txt(vals)} match no preset (BraTS 1/2/4 or 1/2/3); choose the labels option"
             )
     if labels == "binary_wt":
         if not vals <= {1}:
-            raise InputError(f"{filename}: a binary mask holds only 0 and 1, got {sorted(vals)}")
+            raise InputError(
+                f"{filename}: a binary mask holds only 0 and 1, got {_labels_txt(vals | {0})}"
+            )
         wt = lab == 1
         return wt, np.zeros_like(wt), labels
     if labels not in PRESETS:
@@ -93,7 +132,7 @@ def labels_to_masks(
     bad = vals - {nec, oed, enh}
     if bad:
         raise InputError(
-            f"{filename}: labels {sorted(bad)} are not in the {labels} preset ({nec}, {oed}, {enh})"
+            f"{filename}: labels {_labels_txt(bad)} are not in the {labels} preset ({nec}, {oed}, {enh})"
         )
     tc = (lab == nec) | (lab == enh)
     wt = tc | (lab == oed)

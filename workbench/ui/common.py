@@ -264,9 +264,19 @@ def solver_panel(
         "Run", type="primary", disabled=not ready, key=f"{key}.run", icon=":material/play_arrow:"
     ):
         queue = job_queue()
+        check = registry.get_domain(domain).check
+        queued = 0
         for name in chosen:
+            try:  # parameters that do not fit the data are refused before a run is stored
+                if check is not None:
+                    check(problem, by_name[name], params[name])
+            except InputError as exc:
+                st.error(str(exc))
+                continue
             queue.submit(by_name[name], problem, params[name], label=label or "")
-        st.toast(f"Queued {len(chosen)} run(s)")
+            queued += 1
+        if queued:
+            st.toast(f"Queued {queued} run(s)")
     run_monitor(problem.id, key)
 
 

@@ -19,12 +19,79 @@ def _problem_section():
         st.caption(
             "Energy crop, calibration override (offset / dispersion), spike removal, spatial binning, "
             "power-law background and normalisation apply to presets and uploads alike. Uploads: "
-            ".npz (data (ny, nx, nE) + energy in eV), .npy (+ offset and dispersion), HyperSpy .hspy/.h5, "
-            ".msa spectra; .dm3/.dm4 need the optional GPL extra (rosettasciio). The upload limit is "
+            ".npz (data (ny, nx, nE) + energy in eV), .npy (+ offset and dispersion), HyperSpy .hspy/.h5 "
+            "and Gatan .dm3/.dm4 (optional GPL extra, rosettasciio), whose energy axis is found by its "
+            "units (eV, keV); a file with several signals asks which one. Single spectra (.msa) are "
+            "refused: the detectors compare the pixels of a map (at least 4). The upload limit is "
             "set by `server.maxUploadSize` / WORKBENCH_MAX_UPLOAD_MB."
         )
         options = common.options_form("eels", key=f"{K}.options")
+    if not options.get("signal"):
+        chosen = _signal_choice()
+        if chosen is not None:
+            options = {**options, "signal": chosen}
     return common.problem_picker("eels", key=f"{K}.picker", options=options)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _signals(digest: str, filename: str, _data: bytes) -> list[tuple[int, str, bool]]:
+    from workbench.io.eels import list_signals
+
+    return [(i.index, i.label(), i.usable) for i in list_signals(_data, filename)]
+
+
+def _signal_choice() -> str | None:
+    """Ask which signal to read when the uploaded HyperSpy/Gatan file holds several."""
+    if st.session_state.get(f"{K}.picker.source") != "Upload":
+        return None
+    upload = st.session_state.get(f"{K}.picker.upload")
+    if upload is None or not upload.name.lower().endswith(
+        (".hspy", ".h5", ".hdf5", ".dm3", ".dm4")
+    ):
+        return None
+    import hashlib
+
+    data = upload.getvalue()
+    sigs = _signals(hashlib.sha256(data).hexdigest(), upload.name, data)
+    if len(sigs) < 2:
+        return None
+    usable = [i for i, _, ok in sigs if ok]
+    labels = {i: label for i, label, _ in sigs}
+    idx = st.selectbox(
+        f"{upload.name} holds {len(sigs)} signals: which one is the EELS spectrum image?",
+        list(labels),
+        index=usable[0] if usable else 0,
+        format_func=labels.get,
+        key=f"{K}.signal",
+    )
+    return str(idx)
+
+
+def _offer_windows(problem) -> None:
+    """Start the solvers' window parameters inside the data when their defaults miss it."""
+    from workbench import registry
+    from workbench.datasets.eels import suggest_windows
+
+    e = np.asarray(problem.energy)
+    moved = []
+    for spec in registry.solvers("eels"):
+        sug = suggest_windows(e, spec.Params)
+        mark = f"{K}.windows.{spec.name}"
+        if st.session_state.get(mark, (problem.id,))[0] != problem.id:
+            # windows set for an earlier file: back to the solver's defaults for this one
+            for name in st.session_state.pop(mark)[1]:
+                st.session_state.pop(f"{K}.solve.{spec.name}.{name}", None)
+        if sug and mark not in st.session_state:
+            for name, value in sug.items():
+                st.session_state[f"{K}.solve.{spec.name}.{name}"] = float(value)
+            st.session_state[mark] = (problem.id, tuple(sug))
+        if sug:
+            moved.append(spec.name)
+    if moved:
+        st.info(
+            f"The solvers' default Fe-L windows lie outside this data ({e[0]:.1f}–{e[-1]:.1f} eV): "
+            f"the parameters of {', '.join(moved)} start from windows inside it; set them to your edge."
+        )
 
 
 def _summary(problem) -> None:
@@ -41,8 +108,12 @@ def _summary(problem) -> None:
     )
     if problem.truth is not None:
         c[4].metric("anomalous (truth)", f"{100 * problem.truth.mean():.1f} %")
+    notices = problem.meta.get("notices", [])
+    for note in notices:
+        st.warning(note)
     for note in problem.meta.get("notes", []):
-        st.caption(f"• {note}")
+        if note not in notices:
+            st.caption(f"• {note}")
 
 
 def _recons(runs, y: int, x: int) -> tuple[dict, dict]:
@@ -271,5 +342,6 @@ def render() -> None:
     runs = common.finished_runs(problem.id)
     _navigator(problem, runs)
     st.subheader("Detect")
+    _offer_windows(problem)
     common.solver_panel("eels", problem, key=f"{K}.solve", default=["pca_t2", "cvae3d"])
     _results(problem, runs)
