@@ -127,3 +127,30 @@ def test_torchrun_two_processes_match_one(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "one.json", "one.pt", "two.json", "two.pt"
     ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_rvn(tmp_path):
+    """The MRI RecurrentVarNet trainer: 3 steps of global batch 2 (1 + 1 under torchrun);
+    rank 0 decides the learning rate and when to stop, the models agree to 1e-5."""
+    tiny = ["--size", "64", "--crop-h", "32", "--batch", "2", "--steps", "3", "--val-every"]
+    tiny += ["1000", "--minutes", "1000", "--num-steps", "2", "--hidden", "4", "--layers", "1"]
+    tiny += ["--init-channels", "4,4,4,4", "--device", "cpu", "--name", "rvn"]
+    run = dict(env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    cmd = ["-m", "workbench.cli", "train", "recurrentvarnet", *tiny, "--out"]
+    r1 = subprocess.run([sys.executable, *cmd, str(tmp_path / "one")], **run)
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    r2 = subprocess.run([*launcher, "2", *cmd, str(tmp_path / "two")], **run)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    import torch
+
+    a = torch.load(tmp_path / "one" / "rvn.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "rvn.pt", weights_only=True)
+    worst = max(float((a[k] - b[k]).abs().max()) / (float(a[k].abs().max()) or 1.0) for k in a)
+    assert worst <= 1e-5, worst
+    m1 = json.loads((tmp_path / "one" / "rvn.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "rvn.json").read_text())
+    assert m2["distributed"]["processes"] == 2 and m2["steps"] == m1["steps"] == 3
+    assert m2["final_val"]["psnr"] == pytest.approx(m1["final_val"]["psnr"], rel=1e-5)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["rvn.json", "rvn.pt"]
