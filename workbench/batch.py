@@ -138,7 +138,7 @@ def read_dir(path: str | os.PathLike) -> list[tuple[str, bytes | InputError]]:
     return out
 
 
-def split_params(domain: str, solver: str, kv: dict[str, str]) -> tuple[dict, dict]:
+def split_params(domain: str, solver: str, kv: dict[str, Any]) -> tuple[dict, dict]:
     """Validate ``--param`` pairs once, up front; return (solver pairs, domain-option pairs).
 
     Raises InputError for an unknown key or a value the solver's Params refuse, before any
@@ -163,7 +163,9 @@ def task_key(domain: str, solver: str, s_kv: dict, o_kv: dict, name: str, data: 
     """The task's identity: sha256 over what determines its run (seeded solvers are
     deterministic, so the same key means the same run)."""
     h = hashlib.sha256()
-    head = json.dumps([domain, solver, sorted(s_kv.items()), sorted(o_kv.items()), name])
+    head = json.dumps(
+        [domain, solver, sorted(s_kv.items()), sorted(o_kv.items()), name], default=str
+    )
     h.update(head.encode())
     h.update(b"\0")
     h.update(hashlib.sha256(data).digest())
@@ -234,7 +236,7 @@ def run_batch(
     domain: str,
     solver: str,
     items: Iterable[tuple[str, bytes | InputError]],
-    params: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
     *,
     workers: int = 1,
     scheduler: str | None = None,
@@ -275,13 +277,18 @@ def run_batch(
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     s_kv, o_kv = split_params(domain, solver, dict(params or {}))
+    # the key hashes the parsed values, defaults included: `reg=0.01` typed on the command line,
+    # 0.01 from a page's widget and the default left alone give one key when they mean one run
+    dom, spec = registry.get_domain(domain), registry.get_solver(domain, solver)
+    canon_s = dataclasses.asdict(spec.params(s_kv))
+    canon_o = dict(dom.options(o_kv) or {})
     store = store if store is not None else RunStore()
     tasks: list[Task] = []
     for name, data in items:
         if isinstance(data, InputError):
             tasks.append(Task(name, key="", status="failed", reason=_one_line(str(data))))
         else:
-            tasks.append(Task(name, task_key(domain, solver, s_kv, o_kv, name, data), data))
+            tasks.append(Task(name, task_key(domain, solver, canon_s, canon_o, name, data), data))
     if not tasks:
         raise InputError("the batch has no inputs")
     total, done = len(tasks), 0
