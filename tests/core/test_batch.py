@@ -191,3 +191,31 @@ def test_cli_start_up_does_not_import_dask():
     code = "import sys, workbench.cli, workbench.batch; print('distributed' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_page_queues_a_batch_over_uploads():
+    """The domain page's 'Batch' expander: three uploads (one broken) → two runs, one failure."""
+    import time
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parents[2]
+    at = AppTest.from_file(str(root / "app_pages/ot.py"), default_timeout=90).run()
+    at.radio(key="wb.ot.picker.source").set_value("Upload").run()
+    assert not at.exception
+    mime = "application/octet-stream"
+    files = [("u0.npz", _ot_file(12, 0), mime), ("u1.npz", _ot_file(12, 1), mime)]
+    files.append(("broken.npz", b"PK\x03\x04 truncated", mime))
+    at.file_uploader(key="wb.ot.picker.batch.files").set_value(files).run()
+    at.selectbox(key="wb.ot.picker.batch.solver").set_value("emd").run()
+    at.button(key="wb.ot.picker.batch.go").click().run()
+    assert not at.exception
+    store = RunStore()
+    t_end = time.time() + 60
+    while len(store.list()) < 2 and time.time() < t_end:
+        time.sleep(0.2)
+    time.sleep(0.5)  # the thread records the summary after the last write
+    at.run()
+    assert sorted(r.problem for r in store.list()) == ["u0.npz", "u1.npz"]
+    assert any("2 run(s), 1 failed" in s.value for s in at.success)
