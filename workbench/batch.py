@@ -447,7 +447,7 @@ def main(args: Any) -> int:
             args.solver,
             items,
             kv,
-            workers=args.workers or 1,
+            workers=1 if args.workers is None else args.workers,
             scheduler=args.scheduler,
             label=args.label or "",
             progress=None if args.quiet else ProgressBar(),
