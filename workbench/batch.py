@@ -203,9 +203,13 @@ def solve_item(
             raise
         except Exception as exc:  # a reader bug or an unreadable file: still one line
             raise InputError(f"cannot read {name}: {type(exc).__name__}: {exc}") from None
+        check = getattr(dom, "check", None)  # parameters that do not fit this file's data
+        if check is not None:
+            check(problem, spec, params)
+        # a solver that refuses its input raises InputError too: the task fails, nothing stored
+        result, _ = execute(spec, problem, params, store=None)
     except InputError as exc:
         return {"ok": False, "reason": _one_line(str(exc)), "worker": worker}
-    result, _ = execute(spec, problem, params, store=None)
     return {
         "ok": True,
         "problem": problem,

@@ -4,12 +4,12 @@
     workbench solvers [<domain>] [--json]
     workbench solve <domain> --solver NAME (--problem SAMPLE | --input FILE) [--param k=v ...]
                     [--out DIR] [--json] [--label TEXT]
-    workbench batch <domain> --solver NAME --inputs DIR [--param k=v ...]
-                    [--workers N | --scheduler tcp://HOST:PORT] [--json]
     workbench runs list|show|export|delete ...
     workbench bench <domain> [--quick] [--json]
     workbench train <solver> ...
     workbench app [--port N]
+    workbench batch <domain> --solver NAME --inputs DIR [--param k=v ...]
+                    [--workers N | --scheduler tcp://HOST:PORT] [--json]
     workbench <domain> <command> ...      (domain commands, e.g. ``workbench tumor build-db``)
 
 Bad input (a missing or malformed file, an unknown name, a parameter out of bounds) prints one

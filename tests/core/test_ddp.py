@@ -120,9 +120,10 @@ def test_torchrun_two_processes_match_one(tmp_path):
     assert m1["machine"]["distributed"]["processes"] == 1
     h1, h2 = m1["history"], m2["history"]
     assert h1["loss"][0] != h1["loss"][-1]
+    # the logged epoch means (the KL is ~1e-4 here: a sum of near-cancelling terms, hence abs)
     for key in ("loss", "nll", "kl", "val_nll"):
         for u, v in zip(h1[key], h2[key], strict=True):
-            assert v == pytest.approx(u, rel=1e-5, abs=1e-9), key
+            assert v == pytest.approx(u, rel=1e-5, abs=1e-7), key
     # one writer: no leftovers of a second rank's write
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "one.json", "one.pt", "two.json", "two.pt"
