@@ -8,6 +8,8 @@
     workbench bench <domain> [--quick] [--json]
     workbench train <solver> ...
     workbench app [--port N]
+    workbench batch <domain> --solver NAME --inputs DIR [--param k=v ...]
+                    [--workers N | --scheduler tcp://HOST:PORT] [--json]
     workbench <domain> <command> ...      (domain commands, e.g. ``workbench tumor build-db``)
 
 Bad input (a missing or malformed file, an unknown name, a parameter out of bounds) prints one
@@ -240,6 +242,12 @@ def _write_outputs(args, store, run_id, problem, result, dom) -> dict[str, str]:
     return artifacts
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from workbench import batch  # the logic lives there; Dask is imported only when used
+
+    return batch.main(args)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from workbench.store import RunStore
 
@@ -355,6 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-figure", action="store_true", help="skip the PNG figure")
     sp.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
 
+    sp = sub.add_parser("batch", help="solve every file of a folder as its own run (Dask)")
+    sp.add_argument("domain")
+    sp.add_argument("--solver", required=True)
+    sp.add_argument("--inputs", required=True, help="a folder; each file becomes one run")
+    sp.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    sp.add_argument("--workers", type=int, help="local worker processes (a Dask LocalCluster)")
+    sp.add_argument("--scheduler", help="a running Dask scheduler, tcp://HOST:PORT")
+    sp.add_argument("--label", help="a name for the runs in the store")
+    sp.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
+
     sp = sub.add_parser("runs", help="list, show, export or delete stored runs")
     sp.add_argument("action", choices=["list", "show", "export", "delete", "vacuum"])
     sp.add_argument("ids", nargs="*")
@@ -407,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             "solvers": cmd_solvers,
             "solve": cmd_solve,
             "runs": cmd_runs,
+            "batch": cmd_batch,
             "app": cmd_app,
         }[args.command]
         return handler(args)

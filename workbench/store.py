@@ -244,12 +244,27 @@ class RunStore:
         params: dict[str, Any],
         result: Result,
         label: str = "",
+        run_id: str | None = None,
     ) -> str:
-        """Store one finished, failed or cancelled run; return its id."""
+        """Store one finished, failed or cancelled run; return its id.
+
+        With ``run_id`` given the write is keyed and idempotent: when a run of that id already
+        exists nothing is written and the id is returned, so a task that a scheduler retries (a
+        batch worker that died after writing, a rerun of an interrupted batch) stores its run once.
+        The check and the rename of the artifact happen inside one write transaction, so two
+        writers of the same key cannot both win.
+        """
         pid = self.save_problem(problem)
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        keyed = run_id is not None
+        if run_id is None:
+            run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        elif self.exists(run_id):
+            return run_id
+        final = self.artifact_path(run_id)
         arrays = result_to_arrays(result)
-        _atomic_write(self.artifact_path(run_id), lambda fh: np.savez(fh, **arrays))
+        # Write beside the final name first; the rename happens under the write lock below.
+        staged = final.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{final.name}")
+        _atomic_write(staged, lambda fh: np.savez(fh, **arrays))
         row = (
             run_id,
             time.time(),
@@ -266,11 +281,31 @@ class RunStore:
             result.message,
             label,
         )
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            con.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(row))})", row)
-            con.execute("COMMIT")
+        try:
+            with self._connect() as con:
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    if (
+                        keyed
+                        and con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                    ):
+                        con.execute("ROLLBACK")
+                        return run_id
+                    os.replace(staged, final)
+                    con.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(row))})", row)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        finally:
+            staged.unlink(missing_ok=True)
         return run_id
+
+    def exists(self, run_id: str) -> bool:
+        """Whether a run of this id is in the index."""
+        with self._connect() as con:
+            row = con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return row is not None
 
     def delete(self, run_id: str) -> bool:
         """Remove a run's row, then its artifact. Returns False if it did not exist."""

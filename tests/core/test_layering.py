@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "workbench"
 
 CORE = {"problems", "result", "progress", "registry", "store", "jobs", "errors", "device"}
-MIDDLE = {"solvers", "datasets", "io", "viz", "export", "train", "bench"}
+MIDDLE = {"solvers", "datasets", "io", "viz", "export", "train", "bench", "batch"}
 RANK = {"core": 0, "physics": 1, "nets": 2, "middle": 3, "top": 4, "pages": 5}
 # Imports between packages of one layer that the rule forbids: (importer, imported).
 FORBIDDEN_SIDEWAYS = {("io", "datasets"), ("datasets", "solvers"), ("train", "solvers")}

@@ -76,11 +76,20 @@ class CVAE3D(nn.Module):
         return self.dec(h)
 
     def forward(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        sample: bool = True,
+        eps: torch.Tensor | None = None,
     ):
+        """``eps``: the reparametrisation noise, shape (N, latent); drawn from ``generator`` when
+        omitted. Data-parallel training passes each process its slice of the global batch's
+        noise, so that N processes see the noise one process would."""
         mu, logvar = self.encode(x)
         if sample:
-            eps = torch.randn(mu.shape, generator=generator, device="cpu").to(mu.device, mu.dtype)
+            if eps is None:
+                eps = torch.randn(mu.shape, generator=generator, device="cpu")
+            eps = eps.to(mu.device, mu.dtype)
             z = mu + torch.exp(0.5 * logvar) * eps
         else:
             z = mu

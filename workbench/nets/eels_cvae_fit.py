@@ -117,8 +117,17 @@ def fit(
     device: str = "cpu",
     progress=None,
     use_validation: bool = True,
+    dist: Any = None,
 ) -> dict[str, Any]:
-    """Train ``model`` in place on random tiles of ``cubes``; returns history, status, epochs."""
+    """Train ``model`` in place on random tiles of ``cubes``; returns history, status, epochs.
+
+    ``dist`` (a :class:`workbench.train.distributed.Dist`, or None for one process): under
+    torchrun every rank draws the same global batch of ``batch`` tiles and the same noise from
+    the seeded generators, computes its contiguous shard of ``batch / world_size`` tiles through
+    the DistributedDataParallel-wrapped model, and DDP averages the gradients; since the loss is
+    a mean over tiles, N processes follow the one-process trajectory to float rounding.
+    Validation runs in full on every rank (same model, same numbers, same scheduler steps).
+    """
     import torch
 
     from workbench.nets.eels_cvae import kl_normal, multinomial_nll, saturated_nll
@@ -128,6 +137,8 @@ def fit(
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(seed) + 1)
     model.to(device)
+    net = dist.wrap(model) if dist is not None else model
+    mine = dist.shard(batch) if dist is not None else slice(0, batch)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=10)
     vals = [
@@ -173,7 +184,7 @@ def fit(
         tot = nll_t = kl_t = 0.0
         for _ in range(steps):
             items = []
-            for _b in range(batch):
+            for b in range(batch):
                 ci = int(rng.integers(len(cubes)))
                 cube, sq = cubes[ci], vals[ci]
                 ny, nx = cube.counts.shape[:2]
@@ -183,6 +194,8 @@ def fit(
                     if not _overlaps(y0, x0, sq, p):
                         break
                 k, fy, fx = int(rng.integers(4)), bool(rng.integers(2)), bool(rng.integers(2))
+                if not mine.start <= b < mine.stop:
+                    continue  # another rank's tile: its draws are consumed all the same
                 items.append(
                     (
                         _augment(cube.x[y0 : y0 + p, x0 : x0 + p], k, fy, fx),
@@ -190,7 +203,9 @@ def fit(
                     )
                 )
             xb, yb = batch_tensors(items)
-            logits, mu, logvar = model(xb, generator=gen)
+            # the whole batch's noise, as one process draws it; this rank's rows of it
+            eps = torch.randn((batch, model.latent), generator=gen, device="cpu")[mine]
+            logits, mu, logvar = net(xb, eps=eps)
             nll = multinomial_nll(logits, yb, valid)
             kl = kl_normal(mu, logvar)
             loss = (nll + bw * kl).mean() / counts_per_tile
@@ -203,6 +218,8 @@ def fit(
                 nll_t += float((nll - sat).mean()) / counts_per_tile
                 kl_t += float(kl.mean())
                 tot += float(loss)
+        if dist is not None:
+            tot, nll_t, kl_t = dist.mean([tot, nll_t, kl_t])
         tr_nll = nll_t / steps
         if val_items:
             model.eval()

@@ -47,16 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     a = ap.parse_args(argv)
 
+    from workbench.train.distributed import session
+
+    with session(a.device) as dist:
+        return _train(a, argv, dist)
+
+
+def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
     import torch
 
-    from workbench.device import resolve_device, versions
+    from workbench.device import versions
     from workbench.nets import eels_cvae_fit as cvae_fit
     from workbench.nets.eels_cvae import build
     from workbench.physics.eels.synth import generate
     from workbench.problems import EELSProblem
 
     torch.set_num_threads(max(1, a.threads))
-    device = resolve_device(a.device)
+    device = dist.device  # auto | cpu | cuda resolved; cuda:LOCAL_RANK under torchrun
+    dist.check_batch(a.batch)
     lo, hi = (float(v) for v in a.window.split(","))
     out = Path(a.out) if a.out else cvae_fit.DEFAULT_CHECKPOINT
     t0 = time.perf_counter()
@@ -103,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         model = build({"channels": cp, "patch": a.patch, "latent": a.latent}, a.seed)
 
     def report(step, total, metrics):
+        if not dist.is_main:
+            return
         print(
             f"epoch {step}/{total} loss {metrics.get('loss', 0):.5f} nll/count {metrics.get('nll', 0):.6f} "
             f"kl {metrics.get('kl', 0):.3f} val {metrics.get('val_nll', 0):.6f} t {time.perf_counter() - t0:.0f}s",
@@ -124,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         progress=Progress(callback=report),
         patience=1000,
         warmup=max(1, round(0.1 * a.epochs)),
+        dist=dist,
     )
+    if not dist.is_main:  # rank 0 evaluates and writes the checkpoint and the manifest
+        return 0
     wall = time.perf_counter() - t0
     metrics = {
         "final_train_nll_per_count": res["history"]["nll"][-1]
@@ -153,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         "seed": a.seed,
     }
     sha = cvae_fit.save_checkpoint(out, model, meta)
-    cmd = "workbench train cvae3d " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = dist.command(
+        "workbench train cvae3d " + " ".join(argv if argv is not None else sys.argv[1:])
+    )
     manifest = {
         "file": out.name,
         "command": cmd.strip(),
@@ -173,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "platform": platform.platform(terse=True),
             "device": device,
+            "distributed": dist.describe(),
             "threads": a.threads,
             "cpus": os.cpu_count(),
         },

@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--device", default="auto", help="auto, cpu or cuda (cuda:LOCAL_RANK under torchrun)"
+    )
     ap.add_argument(
         "--out", default=os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights", "mri")
     )
@@ -164,6 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue from <out>/<name>.state.pt")
     a = ap.parse_args(argv)
 
+    from workbench.train.distributed import session
+
+    with session(a.device) as dist:
+        return _train(a, argv, dist)
+
+
+def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
+    """The training loop; under torchrun each of the N ranks simulates the same global batch
+    (same seeded generator) and trains on its shard of it through DistributedDataParallel;
+    rank 0 decides the learning rate and when to stop (both follow its wall clock), validates,
+    and writes the checkpoint, the training state and the manifest."""
     import torch
 
     from workbench.datasets.mri import mni_slices
@@ -171,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.physics.mri.coils import birdcage
 
     torch.set_num_threads(a.threads)
+    a.device = dist.device  # auto | cpu | cuda resolved; cuda:LOCAL_RANK under torchrun
+    mine = dist.shard(a.batch)
+    log = _log if dist.is_main else (lambda msg: None)  # one log, rank 0's
     cf = a.cf if a.cf is not None else (0.08 if a.accel <= 4 else 0.04)
     name = a.name or f"rvn_{int(a.accel)}x"
     os.makedirs(a.out, exist_ok=True)
@@ -196,20 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.random.set_rng_state(torch_state)
     del gen
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    ddp_net = dist.wrap(net)
     data = mni_slices(a.size)
     train = data["train"]
     val = build_val(data["val"], a.accel, cf, sigma_rel=a.sigma_rel)
     maps_full = birdcage(8, a.size, a.size).astype(np.complex128)
     step, elapsed, best, hist = 0, 0.0, -1.0, []
     if a.resume and os.path.exists(state_path):
-        st = torch.load(state_path, weights_only=True)
+        st = torch.load(state_path, map_location=a.device, weights_only=True)
         net.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         step, elapsed, best = int(st["step"]), float(st["elapsed"]), float(st["best"])
         hist = json.loads(st["history"])
-        _log(f"resumed at step {step}, {elapsed / 60:.1f} min")
+        log(f"resumed at step {step}, {elapsed / 60:.1f} min")
     nparams = sum(p.numel() for p in net.parameters())
-    _log(
+    log(
         f"{name}: R={a.accel} cf={cf} params={nparams} train={len(train)} val={len(val)} budget={a.minutes} min"
     )
     t_start = time.time() - elapsed
@@ -223,8 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             "sha256": sha256(ckpt_path),
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
             "parameters": nparams,
-            "command": "workbench train recurrentvarnet "
-            + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": dist.command(
+                "workbench train recurrentvarnet "
+                + " ".join(argv if argv is not None else sys.argv[1:])
+            ),
             "data": f"MNI152 2009 T1 template (nilearn), {len(train)} training slices at {a.size}², readout crop {a.crop_h}, 8 birdcage coils, sigma_rel {a.sigma_rel}, random smooth phase, flips; masks equispaced/random R={a.accel} cf={cf} redrawn per sample; maps acs_rss",
             "validation": f"{len(val)} validation slices (full {a.size}²), equispaced R={a.accel} cf={cf}, fastMRI convention vs sense_noisy_full",
             "normalisation": "input k-space divided by s = max|A^H y| (SENSE combination with acs_rss maps); output RSS multiplied by s",
@@ -237,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_minutes": round(el / 60, 2),
             "threads": a.threads,
             "device": a.device,
+            "distributed": dist.describe(),
             "best_val": best_entry,
             "final_val": final,
             "history": hist,
@@ -249,9 +269,14 @@ def main(argv: list[str] | None = None) -> int:
 
     budget = a.minutes * 60
     losses = []
-    while step < a.steps and (time.time() - t_start) < budget:
+    while True:
         frac = min(1.0, (time.time() - t_start) / budget)
         lr = a.lr * max(0.05, 0.5 * (1 + math.cos(math.pi * frac)))
+        stop = step >= a.steps or (time.time() - t_start) >= budget
+        # the ranks' clocks differ: rank 0's decides (identity with one process)
+        lr, stop = dist.broadcast([lr, float(stop)])
+        if stop:
+            break
         for g in opt.param_groups:
             g["lr"] = lr
         rng = np.random.default_rng([a.seed, step])
@@ -259,22 +284,23 @@ def main(argv: list[str] | None = None) -> int:
         y, mask, maps, target = make_batch(
             train[idx], maps_full, rng, a.accel, cf, a.crop_h, a.sigma_rel, torch.complex64
         )
+        # every rank simulated the whole batch from the same generator; this rank's shard of it
         y, mask, maps, target = (
-            y.to(a.device),
-            mask.to(a.device),
-            maps.to(a.device),
-            target.to(a.device),
+            y[mine].to(a.device),
+            mask[mine].to(a.device),
+            maps[mine].to(a.device),
+            target[mine].to(a.device),
         )
         yn, s = normalise(y, maps)
-        pred = net.image(net(yn, mask, maps))
+        pred = net.image(ddp_net(yn, mask, maps))
         loss = rvn_loss(pred, target / s.view(-1, 1, 1))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
-        losses.append(float(loss.detach()))
-        if step % a.val_every == 0:
+        losses.append(dist.mean([float(loss.detach())])[0])
+        if step % a.val_every == 0 and dist.is_main:
             vp, vs = validate(net, val, a.device)
             el = time.time() - t_start
             hist.append(
@@ -288,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             losses = []
-            _log(
+            log(
                 f"step {step} loss {hist[-1]['loss']:.4f} val PSNR {vp:.2f} SSIM {vs:.4f} lr {lr:.2e} ({el / 60:.1f} min)"
             )
             if vp > best:
@@ -306,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 state_path,
             )
+    if not dist.is_main:
+        return 0
     el = time.time() - t_start
     vp, vs = validate(net, val, a.device)
     hist.append(
@@ -322,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         best = vp
         torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, ckpt_path)
     write_manifest(final={"psnr": vp, "ssim": vs})
-    _log(f"done: {step} steps, best val PSNR {best:.2f}, wrote {ckpt_path}")
+    log(f"done: {step} steps, best val PSNR {best:.2f}, wrote {ckpt_path}")
     return 0
 
 

@@ -194,6 +194,7 @@ def problem_picker(
         except InputError as exc:
             st.error(str(exc))
             return None
+    batch_panel(domain, f"{key}.batch", options)
     upload = st.file_uploader(
         f"Your file ({', '.join('.' + t for t in dom.upload_types)}; at most {UPLOAD_LIMIT_MB} MB)",
         type=list(dom.upload_types) or None,
@@ -216,6 +217,110 @@ def problem_picker(
     except Exception as exc:  # an unexpected reader error still must not crash the page
         st.error(f"{upload.name} could not be read: {type(exc).__name__}: {exc}")
     return None
+
+
+@st.cache_resource
+def _batches(home: str) -> dict[str, dict[str, Any]]:
+    """Batches queued from the pages (shared by the sessions of one server), by id."""
+    return {}
+
+
+def _start_batch(domain, solver, items, params, options, workers, label) -> str:
+    """Run :func:`workbench.batch.run_batch` in a background thread; returns the batch id.
+
+    The thread only updates a plain dict (never streamlit); the page polls it."""
+    import threading
+    import uuid
+
+    from workbench.batch import run_batch
+    from workbench.store import default_home
+
+    bid = uuid.uuid4().hex[:8]
+    state: dict[str, Any] = {
+        "domain": domain, "solver": solver, "done": 0, "total": len(items), "summary": None,
+        "error": None, "started": time.time(),
+    }  # fmt: skip
+    _batches(str(default_home()))[bid] = state
+
+    def progress(task, done, total) -> None:
+        state["done"] = done
+
+    def work() -> None:
+        try:
+            state["summary"] = run_batch(
+                domain, solver, items, {**options, **params}, workers=workers, store=store(),
+                label=label, progress=progress,
+            ).as_dict()  # fmt: skip
+        except Exception as exc:  # InputError or a cluster that would not start: shown, not raised
+            state["error"] = f"{type(exc).__name__}: {exc}"
+
+    threading.Thread(target=work, name=f"wb-batch-{bid}", daemon=True).start()
+    return bid
+
+
+def batch_panel(domain: str, key: str, options: dict[str, Any] | None = None) -> None:
+    """Upload several files and queue them as a batch: one run per file, on Dask workers
+    (``workbench batch`` on the page). The runs land in the run store (see **Runs**)."""
+    from workbench.store import default_home
+
+    dom = registry.get_domain(domain)
+    with st.expander("Batch: one run per file (several files)", expanded=False):
+        files = st.file_uploader(
+            "Files", type=list(dom.upload_types) or None, accept_multiple_files=True,
+            key=f"{key}.files",
+        )  # fmt: skip
+        specs = registry.solvers(domain)
+        name = st.selectbox(
+            "Solver", [s.name for s in specs], key=f"{key}.solver",
+            format_func={s.name: s.title for s in specs}.get,
+        )  # fmt: skip
+        spec = registry.get_solver(domain, name)
+        params = params_form(spec.Params, f"{key}.{name}")
+        workers = st.number_input(
+            "Worker processes (1 = in the server process)", 1, max(1, os.cpu_count() or 1), 1,
+            key=f"{key}.workers",
+        )  # fmt: skip
+        if st.button("Queue batch", disabled=not files or params is None, key=f"{key}.go"):
+            items = []
+            for f in files:
+                data = f.getvalue()
+                big = len(data) > UPLOAD_LIMIT_MB * 2**20
+                items.append(
+                    (f.name, InputError(f"larger than {UPLOAD_LIMIT_MB} MB") if big else data)
+                )
+            bid = _start_batch(
+                domain, name, items, dataclasses.asdict(params), dict(options or {}),
+                int(workers), "",
+            )  # fmt: skip
+            st.session_state[f"{key}.ids"] = [*st.session_state.get(f"{key}.ids", []), bid]
+        ids = st.session_state.get(f"{key}.ids", [])
+        if ids:
+            batches = _batches(str(default_home()))
+            polling = any(batches.get(b, {}).get("summary") is None for b in ids)
+
+            @st.fragment(run_every=1.0 if polling else None)
+            def _watch() -> None:
+                for b in ids:
+                    stt = batches.get(b)
+                    if stt is None:
+                        continue
+                    head = f"{stt['solver']} on {stt['total']} file(s)"
+                    if stt["error"]:
+                        st.error(f"{head}: {stt['error']}")
+                    elif stt["summary"] is None:
+                        st.progress(stt["done"] / max(stt["total"], 1), text=head)
+                    else:
+                        sm = stt["summary"]
+                        st.success(f"{head}: {len(sm['runs'])} run(s), {len(sm['failed'])} failed")
+                        st.dataframe(
+                            [
+                                {k: t[k] for k in ("file", "status", "run_id", "reason")}
+                                for t in sm["tasks"]
+                            ],
+                            key=f"{key}.table.{b}",
+                        )
+
+            _watch()
 
 
 def options_form(
