@@ -16,9 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.store import RunStore
-
 from tests.browser.test_ot_browser import ROOT, _open_ot, _wait_text
+from workbench.store import RunStore
 
 pytestmark = pytest.mark.browser
 
@@ -40,14 +39,32 @@ def test_three_sessions_and_two_cli_writers(server, browser):
             _open_ot(page, server["url"])
             page.get_by_text("Upload", exact=True).first.click()
             page.locator("input[type='file']").first.set_input_files(
-                {"name": f"user{i}.npz", "mimeType": "application/octet-stream", "buffer": _problem(3 + i)}
+                {
+                    "name": f"user{i}.npz",
+                    "mimeType": "application/octet-stream",
+                    "buffer": _problem(3 + i),
+                }
             )
             _wait_text(page, f"user{i}.npz", timeout=60_000)
         writers = [
             subprocess.Popen(
-                [sys.executable, "-m", "workbench.cli", "solve", "ot", "--solver", "sinkhorn",
-                 "--problem", "hist1d", "--no-figure", "--json"],
-                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                [
+                    sys.executable,
+                    "-m",
+                    "workbench.cli",
+                    "solve",
+                    "ot",
+                    "--solver",
+                    "sinkhorn",
+                    "--problem",
+                    "hist1d",
+                    "--no-figure",
+                    "--json",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )  # fmt: skip
             for _ in range(2)
         ]
