@@ -447,7 +447,9 @@ class RGNP(nn.Module):
     def hard_bc(self, x: torch.Tensor, g0: torch.Tensor, g1: torch.Tensor):
         """B(x) (linear in x between the boundary values) and D(x) = sin(π (x − lo)/(hi − lo))."""
         t = (x - self.lo) / (self.hi - self.lo)
-        return g0.unsqueeze(-1) * (1 - t) + g1.unsqueeze(-1) * t, torch.sin(math.pi * t)
+        # sin(π min(t, 1 − t)) = sin(π t), written so that D is exactly 0.0 at both ends
+        D = torch.sin(math.pi * torch.minimum(t, 1 - t))
+        return g0.unsqueeze(-1) * (1 - t) + g1.unsqueeze(-1) * t, D
 
     # forward map ---------------------------------------------------------------------------
     def field(self, x: torch.Tensor, P: torch.Tensor):
