@@ -193,3 +193,41 @@ def test_train_resume_equals_straight_run(tmp_path):
     man = json.loads(b.with_suffix(".json").read_text())
     assert man["commands"][0].startswith("workbench train rgnp --steps 3")
     assert "--resume" in man["commands"][1] and man["metrics"]["steps"] == 6
+
+
+def test_views_build_and_calibration_is_exact_for_gaussian_errors():
+    from workbench.result import Result
+    from workbench.viz import pde_rgnp as V
+
+    prob = make_preset("nlpoisson1d_param")
+    x = np.linspace(-1, 1, 41)
+    ref = V.reference_on(prob, x)
+    assert abs(ref[0]) < 1e-12 and abs(ref[-1]) < 1e-12 and np.all(ref[1:-1] > 0)
+    rng = np.random.default_rng(0)
+    std = np.full_like(x, 0.01)
+    std[[0, -1]] = 0
+    fwd = Result(
+        output=ref + 0.01 * rng.standard_normal(len(x)), kind="field", extras={"x": x, "std": std}
+    )
+    assert len(V.field_band_figure(prob, fwd, reference=ref).data) == 5
+    inv = Result(
+        output=ref,
+        kind="field",
+        extras={
+            "x": x,
+            "std": std,
+            "obs_x": x[::4],
+            "obs_u": ref[::4],
+            "z_samples": rng.standard_normal((100, 3)),
+            "z_names": np.array(["z0", "z1", "z2"]),
+            "z_true": np.zeros(3),
+        },
+    )
+    assert len(V.inverse_figure(prob, inv, reference=ref).data) == 4
+    corner = V.corner_figure(inv)
+    assert sum(t.type == "histogram" for t in corner.data) == 3
+    # errors drawn from N(0, σ²): the empirical coverage tracks the nominal level
+    m = rng.standard_normal(200_000)
+    lv, emp = V.calibration_curve(m, np.ones_like(m), np.zeros_like(m), [0.5, 0.9, 0.954])
+    np.testing.assert_allclose(emp, lv, atol=5e-3)
+    assert len(V.calibration_figure([("a", lv, emp)]).data) == 2
