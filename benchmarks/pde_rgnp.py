@@ -44,20 +44,27 @@ def evaluate(model, P: np.ndarray, x: np.ndarray, U: np.ndarray, sigma_y: float,
     for row, u in zip(P, U, strict=True):
         xo = rng.uniform(x[0], x[-1], n_obs)
         yo = np.interp(xo, x, u) + sigma_y * rng.standard_normal(n_obs)
-        t0 = time.perf_counter()
-        m, c = R.inverse_query(model, xo, yo, row[nz:])
-        times.append(time.perf_counter() - t0)
+        best = float("inf")
+        for _ in range(3):  # best of 3: the machine is shared, the query is deterministic
+            t0 = time.perf_counter()
+            m, c = R.inverse_query(model, xo, yo, row[nz:])
+            best = min(best, time.perf_counter() - t0)
+        times.append(best)
         z = row[:nz]
         nse_z.append(float(((m - z) ** 2).sum() / (z**2).sum()))
-        cov_z.append(np.abs(m - z) <= 2 * np.sqrt(np.diag(c)))
+        cov_z.append(np.abs(m - z) / np.sqrt(np.diag(c)))
+    r_u = (np.abs(fm["mean"] - U) / fm["std"])[:, 1:-1]
+    cov_z = np.array(cov_z)
     return {
         "nse_u_median": float(np.median(fm["nse_u"])),
         "nse_u_mean": float(np.mean(fm["nse_u"])),
         "nse_u_p90": float(np.quantile(fm["nse_u"], 0.9)),
         "coverage_u": fm["coverage_u"],
+        "coverage_u_raw": float(np.mean(r_u * model.std_scale_u <= 2)),
         "nse_z_median": float(np.median(nse_z)),
         "nse_z_mean": float(np.mean(nse_z)),
-        "coverage_z": float(np.mean(cov_z)),
+        "coverage_z": float(np.mean(cov_z <= 2)),
+        "coverage_z_raw": float(np.mean(cov_z * model.std_scale_z <= 2)),
         "query_ms_median": 1e3 * float(np.median(times)),
     }
 
@@ -124,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         "nse_u_median",
         "nse_u_p90",
         "coverage_u",
+        "coverage_u_raw",
         "nse_z_median",
         "coverage_z",
+        "coverage_z_raw",
         "query_ms_median",
     ]
     md = (
@@ -134,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         "draw with noise σ_y = 0.05. Both models: forward MLP 4×64 swish + 32 Fourier features, "
         "rank 2; GICNet with a 20-point latent grid; batch 50 × 30 points; Adam 1e-3 constant; "
         "the same wall-time budget, trained side by side on the shared 2-core machine; the last "
-        "iterate is scored (no checkpoint selection).\n\n"
+        "iterate is scored (no checkpoint selection). `coverage_*` use the checkpoint's "
+        "temperature (one scale for the field std and one for the posterior covariance, fitted "
+        "by the training command on its validation draws); `*_raw` are the networks' own "
+        "variances.\n\n"
         + markdown_table(rows, cols)
         + "\n\n"
         + "\n".join(f"- {k}: **{'met' if v else 'missed'}**" for k, v in checks.items())
