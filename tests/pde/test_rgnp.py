@@ -287,3 +287,23 @@ def test_inverse_from_csv_is_permutation_invariant():
         assert "nse_z" not in r.metrics  # the truth of user data is unknown
         out.append(r.extras["z_mean"])
     np.testing.assert_allclose(out[0], out[1], rtol=1e-5, atol=1e-6)
+
+
+def test_page_shows_rgnp_band_and_calibration():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from workbench.jobs import execute
+    from workbench.store import RunStore
+
+    root = Path(__file__).resolve().parents[2]
+    dom = registry.get_domain("pde")
+    problem = dom.sample(dom.samples[0].name)
+    spec = registry.get_solver("pde", "rgnp")
+    execute(spec, problem, spec.params(max_iter=5, points=16), store=RunStore())
+    at = AppTest.from_file(str(root / "app_pages/pde.py"), default_timeout=180).run()
+    assert not at.exception
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("RGNP mean" in s and "reference" in s for s in specs)
+    assert any("Calibration" in s for s in specs)

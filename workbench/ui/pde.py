@@ -139,6 +139,9 @@ def _views(problem, runs) -> None:
             )
         else:
             st.caption("Surfaces are shown for 2-D problems.")
+    from workbench.ui import pde_rgnp
+
+    pde_rgnp.render(problem, results)
     st.subheader("Export one run")
     t = st.selectbox("Run to export", [t for t, _ in results], key=f"{K}.export_run")
     r = dict(results)[t]
