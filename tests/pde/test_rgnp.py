@@ -307,3 +307,24 @@ def test_page_shows_rgnp_band_and_calibration():
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("RGNP mean" in s and "reference" in s for s in specs)
     assert any("Calibration" in s for s in specs)
+
+
+def test_clicked_points_become_observations_and_page_renders_panel():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from workbench.ui.pde_rgnp import click_grid, problem_from_points
+
+    prob = make_preset("nlpoisson1d_param")
+    x, ref, gx, gu = click_grid(prob)
+    assert gx.min() == -1 and gx.max() == 1 and gu.min() < ref.min() and gu.max() > ref.max()
+    p2 = problem_from_points(prob, [-1.5, 0.0, 0.5], [0.1, 0.9, 0.7], 0.05)
+    np.testing.assert_array_equal(p2.obs_points[:, 0], [-1.0, 0.0, 0.5])  # clipped to Ω
+    assert p2.obs_sigma == 0.05 and p2.coefficients == prob.coefficients
+
+    root = Path(__file__).resolve().parents[2]
+    at = AppTest.from_file(str(root / "app_pages/pde.py"), default_timeout=180).run()
+    at.selectbox(key="wb.pde.picker.sample").set_value("nlpoisson1d_param").run()
+    assert not at.exception
+    assert any("Click points" in c.proto.spec for c in at.get("plotly_chart"))
