@@ -328,3 +328,17 @@ def test_clicked_points_become_observations_and_page_renders_panel():
     at.selectbox(key="wb.pde.picker.sample").set_value("nlpoisson1d_param").run()
     assert not at.exception
     assert any("Click points" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+def test_elbo_data_term_is_the_gaussian_likelihood(fam, model):
+    """The optional data term is Σ log N(y | B + D μ, D² (σ² + ‖c‖²) + σ_y²) at the data points."""
+    g = torch.Generator().manual_seed(4)
+    P = model.sample_params(2, g)
+    x = model.sample_points(2, 8, g)
+    xo = torch.tensor([[-0.9, -0.2, 0.3, 0.95]] * 2)
+    yo = torch.tensor([[0.1, 0.5, 0.4, 0.05], [0.0, 0.2, 0.3, 0.1]])
+    _, terms = model.elbo(P, x, torch.Generator().manual_seed(0), (xo, yo, 0.05))
+    with torch.no_grad():
+        mean, std, _ = model.field(xo, P)
+        expected = torch.distributions.Normal(mean, torch.sqrt(std**2 + 0.05**2)).log_prob(yo)
+    assert terms["log_data"] == pytest.approx(float(expected.sum(-1).mean()), rel=1e-5)
