@@ -297,7 +297,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     from workbench.bench import benchmarks_dir
 
-    registry.get_domain(args.domain)
+    # "<domain>_<part>" runs one part of a domain's benchmarks (e.g. pde_rgnp)
+    registry.get_domain(args.domain.split("_", 1)[0])
     script = benchmarks_dir() / f"{args.domain}.py"
     if not script.exists():
         raise InputError(f"no benchmark for {args.domain} (needs a source checkout: {script})")

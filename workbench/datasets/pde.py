@@ -396,7 +396,10 @@ def _no_constant(name: str):
 def load(data: bytes, filename: str = "problem.json", n_col: int = 0) -> PDEProblem:
     """Read a JSON problem spec such as ``{"operator": "poisson", "domain": [[0, 1]],
     "exact": "sin(50*x) + x**2"}`` (keys: operator, domain, exact | source + boundary, params,
-    optional name, variables, bc, n_col, freq_scale, observations)."""
+    optional name, variables, bc, n_col, freq_scale, observations). A ``.csv`` holds scattered
+    observations for a parametric sample (:func:`load_observations`)."""
+    if filename.lower().endswith(".csv"):
+        return load_observations(data, filename)
     if len(data) > 100_000:
         raise InputError("problem file is too large (limit 100 kB)")
     try:
@@ -409,6 +412,45 @@ def load(data: bytes, filename: str = "problem.json", n_col: int = 0) -> PDEProb
     if n_col and isinstance(spec, dict):
         spec = {**spec, "n_col": int(n_col)}
     return from_spec(spec, name=name)
+
+
+def load_observations(data: bytes, filename: str = "observations.csv") -> PDEProblem:
+    """Scattered observations ``x,u`` (CSV, :mod:`workbench.io.pde_obs`) attached to a sample:
+    header lines name it (``# problem: nlpoisson1d_param``, the default), the noise (``# sigma:``)
+    and known coefficients (``# w: 1.5``); for the RGNP inverse solver."""
+    import dataclasses
+
+    from workbench.io.pde_obs import read_observations
+
+    obs = read_observations(data, filename)
+    name = obs.header.get("problem", "nlpoisson1d_param")
+    if name not in PRESETS:
+        raise InputError(f"{filename}: unknown problem {name!r} in the header")
+    base = make_preset(name)
+    if obs.points.shape[1] != base.dim:
+        raise InputError(
+            f"{filename}: {name} is {base.dim}-D, the file has {obs.points.shape[1]} coordinate(s)"
+        )
+    for d, (lo, hi) in enumerate(base.box):
+        if np.any(obs.points[:, d] < lo) or np.any(obs.points[:, d] > hi):
+            raise InputError(f"{filename}: points must lie in the domain [{lo:g}, {hi:g}]")
+    coeffs = dict(base.coefficients)
+    for key, val in obs.header.items():
+        if key in coeffs:
+            try:
+                coeffs[key] = float(val)
+            except ValueError:
+                raise InputError(f"{filename}: header {key!r} must be a number") from None
+    sigma = obs.sigma
+    return dataclasses.replace(
+        base,
+        name=filename.rsplit("/", 1)[-1].rsplit(".", 1)[0][:80] or name,
+        meta={**base.meta, "observations_file": filename},
+        coefficients=coeffs,
+        obs_points=obs.points,
+        obs_values=obs.values,
+        obs_sigma=0.0 if sigma is None else max(sigma, 0.0),
+    )
 
 
 DOMAIN = DomainSpec(
@@ -424,6 +466,6 @@ DOMAIN = DomainSpec(
         "GP baselines and PINNs with a spectral reference solution."
     ),
     load=load,
-    upload_types=("json",),
+    upload_types=("json", "csv"),
     Options=Options,
 )

@@ -28,4 +28,6 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.pde.gp_matern",
     "workbench.solvers.pde.pinn",
     "workbench.solvers.pde.pinn_fourier",
+    "workbench.solvers.pde.rgnp",
+    "workbench.solvers.pde.rgnp_inverse",
 ]

@@ -139,6 +139,9 @@ def _views(problem, runs) -> None:
             )
         else:
             st.caption("Surfaces are shown for 2-D problems.")
+    from workbench.ui import pde_rgnp
+
+    pde_rgnp.render(problem, results)
     st.subheader("Export one run")
     t = st.selectbox("Run to export", [t for t, _ in results], key=f"{K}.export_run")
     r = dict(results)[t]
@@ -183,6 +186,11 @@ def render() -> None:
     _summary(problem)
     st.subheader("Solve")
     common.solver_panel("pde", problem, key=f"{K}.solve", default=["gp_hm", "reference"])
+    if problem.priors and problem.dim == 1:
+        from workbench.ui import pde_rgnp
+
+        with st.expander("Inverse problem: place observations by clicking (RGNP)"):
+            pde_rgnp.click_panel(problem)
     runs = common.finished_runs(problem.id)
     if runs:
         _views(problem, runs)
