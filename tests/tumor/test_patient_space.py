@@ -213,3 +213,61 @@ def test_zip_without_nifti_is_refused():
         load(buf.getvalue(), "case.zip")
     with pytest.raises(InputError):
         load(b"PK\x03\x04garbage", "case.zip")
+
+
+def test_patient_views_and_seed(loaded, case):
+    """The overlay figure carries the quality numbers; the patient-space view of a result equal
+    to the observed masks lands on the input tumour, and the seed cross on its planted centre."""
+    from workbench.result import Result
+    from workbench.viz import tumor as V
+
+    fig = V.registration_figure(loaded)
+    assert fig is not None and "Dice" in fig.layout.title.text and "passed" in fig.layout.title.text
+    r = Result(
+        output=loaded.wt.astype(np.float32),
+        kind="volume",
+        extras={"seed_mm": [-26.0, 10.0, 22.0]},
+    )
+    ps = V.patient_space(loaded, r)
+    assert ps["density"].shape == PATIENT_SHAPE
+    from workbench.physics.tumor.metrics import dice
+
+    assert dice(ps["pred_wt"], case["labels"] > 0) > 0.8
+    assert case["labels"][tuple(np.rint(ps["seed_voxel"]).astype(int))] == 1
+    fig2 = V.patient_figure(ps, case["image"])
+    assert len(fig2.data) >= 6
+    assert V.registration_figure(type(loaded)(**{**_fields(loaded), "meta": {}})) is None
+
+
+def _fields(p):
+    import dataclasses
+
+    return {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
+
+
+def test_cli_reads_a_case_folder(case, tmp_path):
+    """``--input FOLDER`` with BraTS 2021 names: the registration runs and the lookup solves
+    (exit 0); a folder without an anatomical image exits 2 with one line and stores nothing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    d = tmp_path / "BraTS2021_00042"
+    d.mkdir()
+    (d / "BraTS2021_00042_seg.nii.gz").write_bytes(case["seg_bytes"])
+    (d / "BraTS2021_00042_flair.nii.gz").write_bytes(case["img_bytes"])
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "workbench.cli", "solve", "tumor", "--solver", "db_lookup"]
+    run = subprocess.run(
+        [*cmd, "--input", str(d), "--json", "--no-figure"], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["status"] in ("converged", "max_iter") and out["metrics"]["dice_edema"] > 0.5
+    bad = tmp_path / "no_image"
+    bad.mkdir()
+    (bad / "x_seg.nii.gz").write_bytes(case["seg_bytes"])
+    run = subprocess.run([*cmd, "--input", str(bad)], capture_output=True, text=True, env=env)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert "anatomical image" in run.stderr

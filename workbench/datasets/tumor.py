@@ -385,7 +385,7 @@ def load_patient(
     from workbench.physics.tumor.registration import mni_view_affine, register_to_mni
 
     o = _opts(options)
-    s = read_segmentation(seg, seg_name, o["labels"])
+    s = _patient_segmentation(seg, seg_name, o["labels"])
     vol, aff = read_volume(image, image_name)
     if vol.ndim != 3 or min(vol.shape) < 8:
         raise InputError(f"{image_name}: expected a 3-D anatomical volume, got shape {vol.shape}")
@@ -431,6 +431,31 @@ def load_patient(
         input_affine=view,
         meta=meta,
     )
+
+
+def _patient_segmentation(data: bytes, filename: str, labels: str) -> dict[str, Any]:
+    """A label image on any grid (BraTS' 240 x 240 x 155 SRI24 included: here it is registered)."""
+    from workbench.io.tumor_nifti import labels_to_masks, read_nifti
+
+    img = read_nifti(data, filename)
+    shape = tuple(int(x) for x in img.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3 or min(shape) < 2:
+        raise InputError(f"{filename} must be a 3-D label image, got shape {tuple(img.shape)}")
+    aff = np.asarray(img.affine, np.float64)
+    if not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-9:
+        raise InputError(f"{filename} has an invalid (singular or non-finite) affine")
+    try:
+        v = np.asarray(img.dataobj).reshape(shape)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on truncated data
+        raise InputError(f"{filename}: cannot read the voxel data ({type(exc).__name__})") from None
+    if v.dtype.kind not in "biuf":
+        raise InputError(f"{filename} must hold numeric labels, got dtype {v.dtype}")
+    if v.dtype.kind == "f" and (not np.all(np.isfinite(v)) or not np.all(v == np.round(v))):
+        raise InputError(f"{filename} must hold integer labels (no NaN, no fractions)")
+    wt, tc, preset = labels_to_masks(v.astype(np.int64), labels, filename)
+    return {"wt": wt, "tc": tc, "affine": aff, "shape": shape, "preset": preset}
 
 
 def _overlay_slices(reg, problem: TumorProblem) -> dict[str, Any]:
