@@ -50,7 +50,9 @@ def random_map(rng) -> np.ndarray:
     rot = Rotation.from_euler("zxy", rng.uniform(-10, 10, 3), degrees=True).as_matrix()
     t[:3, :3] = rot @ np.diag(rng.uniform(0.9, 1.1, 3))
     centre_patient = AFFINE @ np.r_[(np.array(SHAPE) - 1) / 2.0, 1.0]
-    t[:3, 3] = centre_patient[:3] + rng.uniform(-10, 10, 3) - t[:3, :3] @ np.array([0.0, -18.0, 8.0])
+    t[:3, 3] = (
+        centre_patient[:3] + rng.uniform(-10, 10, 3) - t[:3, :3] @ np.array([0.0, -18.0, 8.0])
+    )
     return t
 
 
@@ -151,6 +153,7 @@ def run(n_cases: int, seed: int = 19) -> list[dict]:
                 "labels": case["convention"],
                 "WT_cm3": float(wt_in.sum() / 1000.0),
                 "reg_s": float(reg["wall_s"]),
+                "reg_cpu_s": float(reg["cpu_s"]),
                 "load_s": t_load,
                 "reg_err_mm": max_error_mm(np.asarray(reg["to_patient"]), case["t"]),
                 "brain_dice": float(reg["dice_brain"]),
@@ -183,10 +186,11 @@ def main(argv=None) -> int:
         "cases": n,
         "median_reg_s": float(np.median([r["reg_s"] for r in rows])),
         "max_reg_s": float(np.max([r["reg_s"] for r in rows])),
+        "max_reg_cpu_s": float(np.max([r["reg_cpu_s"] for r in rows])),
         "max_reg_err_mm": float(np.max([r["reg_err_mm"] for r in rows])),
         "median_dice_WT_patient": float(np.median([r["dice_WT_patient"] for r in rows])),
         "min_dice_WT_patient": float(np.min([r["dice_WT_patient"] for r in rows])),
-        "target_reg_le_60s": bool(all(r["reg_s"] <= 60 for r in rows)),
+        "target_reg_le_60s_cpu": bool(all(r["reg_cpu_s"] <= 60 for r in rows)),
         "target_dice_ge_0.6": bool(all(r["dice_WT_patient"] >= 0.6 for r in rows)),
     }
     if a.json:

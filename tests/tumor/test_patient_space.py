@@ -245,6 +245,7 @@ def _fields(p):
     return {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
 
 
+@pytest.mark.slow
 def test_cli_reads_a_case_folder(case, tmp_path):
     """``--input FOLDER`` with BraTS 2021 names: the registration runs and the lookup solves
     (exit 0); a folder without an anatomical image exits 2 with one line and stores nothing."""
@@ -265,6 +266,29 @@ def test_cli_reads_a_case_folder(case, tmp_path):
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["status"] in ("converged", "max_iter") and out["metrics"]["dice_edema"] > 0.5
+    exp = tmp_path / "export"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "tumor",
+            "export",
+            out["run_id"],
+            "--out",
+            str(exp),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    import nibabel as nib
+
+    img = nib.load(str(exp / "pred_wt.nii.gz"))
+    assert img.shape == PATIENT_SHAPE and np.allclose(img.affine, PATIENT_AFFINE)
+    seed = json.loads((exp / "seed.json").read_text())
+    assert {"seed_mni_mm", "seed_patient_mm", "seed_patient_voxel"} <= set(seed)
     bad = tmp_path / "no_image"
     bad.mkdir()
     (bad / "x_seg.nii.gz").write_bytes(case["seg_bytes"])

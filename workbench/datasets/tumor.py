@@ -546,11 +546,15 @@ DOMAIN = DomainSpec(
     description=(
         "Glioma segmentation (WT = FLAIR abnormality, TC = T1-Gd core) on the MNI152 2009 atlas -> "
         "Fisher-Kolmogorov growth parameters sqrt(D T), rho T, sqrt(D/rho) and the seed, by lookup in a "
-        "database of precomputed simulations (Ezhov et al., ML4H 2022) or by CMA-ES. Inputs must already "
-        "be registered to MNI152 2009; registration, multi-compartment models, DTI and PET are out of scope."
+        "database of precomputed simulations (Ezhov et al., ML4H 2022) or by CMA-ES. Inputs are on MNI152 "
+        "2009, or in the patient's space with one anatomical image (a .zip or folder, BraTS naming), "
+        "registered affinely to the atlas; multi-compartment models, DTI and PET are out of scope."
     ),
     load=load,
     upload_types=("nii", "gz", "npz", "npy", "zip"),
     Options=Options,
-    commands={"build-db": "workbench.solvers.tumor.build:build_db_main"},
+    commands={
+        "build-db": "workbench.solvers.tumor.build:build_db_main",
+        "export": "workbench.io.tumor_export:export_main",
+    },
 )
