@@ -295,3 +295,48 @@ def test_cli_reads_a_case_folder(case, tmp_path):
     run = subprocess.run([*cmd, "--input", str(bad)], capture_output=True, text=True, env=env)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
     assert "anatomical image" in run.stderr
+
+
+def test_page_patient_space_upload(loaded, case, tmp_path, monkeypatch):
+    """The page's two uploads reach the loader; the registration overlay and its quality numbers
+    are shown, and a stored lookup is shown on the patient's grid. (The loader is replaced by the
+    registered fixture: the registration itself is tested above.)"""
+    import dataclasses
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    import workbench.datasets.tumor as dt
+    from workbench import registry
+    from workbench.store import RunStore
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    calls = []
+
+    def fake(seg, seg_name, img, img_name, **opts):
+        calls.append((seg_name, img_name, len(seg), len(img)))
+        return loaded
+
+    monkeypatch.setattr(dt, "load_patient", fake)
+    spec = registry.get_solver("tumor", "db_lookup")
+    params = spec.params()
+    RunStore(str(tmp_path)).save(
+        loaded, "db_lookup", dataclasses.asdict(params), spec.solve(loaded, params)
+    )
+    page = Path(__file__).resolve().parents[2] / "app_pages" / "tumor.py"
+    at = AppTest.from_file(str(page), default_timeout=240)
+    at.run()
+    at.radio(key="wb.tumor.src").set_value("Patient space (segmentation + image)").run()
+    at.file_uploader(key="wb.tumor.pseg").upload(
+        "p_seg.nii.gz", case["seg_bytes"], "application/gzip"
+    ).run()
+    at.file_uploader(key="wb.tumor.pimg").upload(
+        "p_t1c.nii.gz", case["img_bytes"], "application/gzip"
+    ).run()
+    assert not at.exception, at.exception
+    assert calls and calls[0][:2] == ("p_seg.nii.gz", "p_t1c.nii.gz")
+    labels = [m.label for m in at.metric]
+    assert "brain-mask Dice" in labels and "NMI" in labels
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("registration of" in s for s in specs)
+    assert any("in patient space" in m.value for m in at.markdown)
