@@ -51,6 +51,7 @@ SKIP_FLAGS = {
 }
 FLAG_REVERSE = 22
 MAX_LINES = 2_000_000
+MAX_KSPACE_BYTES = 4 * 2**30
 
 
 def _bit(n: int) -> int:
@@ -224,7 +225,10 @@ def read_ismrmrd(data: bytes | str, filename: str = "raw.h5") -> dict[str, Any]:
     if len(frames) > 512:
         raise InputError(f"{filename}: {len(frames)} slices x repetitions; at most 512")
     frame_of = {fr: i for i, fr in enumerate(frames)}
-    acc = np.zeros((len(frames), c, ex, ey), np.complex128)
+    # complex64 like the fastMRI reader: a 16-slice, 16-coil 640 x 320 brain scan is 420 MB
+    acc = np.zeros((len(frames), c, ex, ey), np.complex64)
+    if acc.nbytes > MAX_KSPACE_BYTES:
+        raise InputError(f"{filename}: k-space of {acc.nbytes / 2**30:.1f} GiB is too large")
     cnt = np.zeros((len(frames), ey), np.int64)
     rev = (h["flags"].astype(np.uint64) & np.uint64(_bit(FLAG_REVERSE))) != 0
     for n in range(len(h)):
@@ -248,7 +252,8 @@ def read_ismrmrd(data: bytes | str, filename: str = "raw.h5") -> dict[str, Any]:
         cnt[fi, col] += 1
     if not np.isfinite(acc).all():
         raise InputError(f"{filename}: k-space contains NaN or infinite values")
-    k = acc / np.maximum(cnt, 1)[:, None, None, :]
+    acc /= np.maximum(cnt, 1)[:, None, None, :].astype(np.float32)
+    k = acc
     if int(np.unique(hi["average"]).size) > 1:
         notices.append(f"{int(np.unique(hi['average']).size)} averages were averaged")
     rx, ry = geo["recon"]

@@ -34,6 +34,7 @@ import numpy as np
 
 from workbench.errors import InputError
 
+MAX_KSPACE_BYTES = 4 * 2**30
 TRAJECTORIES = {1: "Cartesian", 2: "radial", 4: "spiral", 8: "PROPELLER"}
 
 
@@ -206,7 +207,10 @@ def read_twix(data: bytes, filename: str = "meas.dat") -> dict[str, Any]:
     if len(frames) > 512:
         raise InputError(f"{filename}: {len(frames)} slices x repetitions; at most 512")
     frame_of = {fr: i for i, fr in enumerate(frames)}
-    acc = np.zeros((len(frames), c, ex, ey), np.complex128)
+    # complex64 like the fastMRI reader: a 16-slice, 16-coil 640 x 320 brain scan is 420 MB
+    acc = np.zeros((len(frames), c, ex, ey), np.complex64)
+    if acc.nbytes > MAX_KSPACE_BYTES:
+        raise InputError(f"{filename}: k-space of {acc.nbytes / 2**30:.1f} GiB is too large")
     cnt = np.zeros((len(frames), ey), np.int64)
     for ln in lines:
         v = ln["data"][:, ::-1] if ln["reflect"] else ln["data"]
@@ -221,7 +225,8 @@ def read_twix(data: bytes, filename: str = "meas.dat") -> dict[str, Any]:
         cnt[fi, col] += 1
     if not np.isfinite(acc).all():
         raise InputError(f"{filename}: k-space contains NaN or infinite values")
-    k = acc / np.maximum(cnt, 1)[:, None, None, :]
+    acc /= np.maximum(cnt, 1)[:, None, None, :].astype(np.float32)
+    k = acc
     n_ave = len({ln["ave"] for ln in lines})
     if n_ave > 1:
         notices.append(f"{n_ave} averages were averaged")
