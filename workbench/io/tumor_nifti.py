@@ -69,8 +69,8 @@ def _volume(img, filename: str) -> np.ndarray:
             raise InputError(f"{filename} holds non-integer values: expected a label image")
     if tuple(shape) == (240, 240, 155):
         raise InputError(
-            f"{filename} is 240x240x155, BraTS' SRI24 space: register it to MNI152 2009 first "
-            "(this app does not register images)"
+            f"{filename} is 240x240x155, BraTS' SRI24 space: give it with its anatomical image "
+            "(a .zip or folder of the BraTS case, or the page's patient-space upload) to register it"
         )
     return v.astype(np.int64)
 
