@@ -132,8 +132,13 @@ def build_problem(
         return dom.sample(sample, **options)
     if dom.load is None:
         raise InputError(f"{dom.name} does not read files")
-    data = read_input(path)
     name = Path(path).name
+    if Path(path).is_dir():  # a case or a series as a folder: read as the zip of its files
+        from workbench.io.archive import zip_folder
+
+        data, name = zip_folder(path), f"{name}.zip"
+    else:
+        data = read_input(path)
     try:
         return dom.load(data, name, **options)
     except InputError:

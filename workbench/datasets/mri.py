@@ -372,7 +372,9 @@ MAX_UPLOAD_BYTES = 2 * 1024**3
 
 
 def load(data: bytes, filename: str, **options) -> MRIProblem:
-    """Load an uploaded file: fastMRI HDF5 (.h5), NIfTI magnitude (.nii/.nii.gz), NPY/NPZ k-space.
+    """Load an uploaded file: fastMRI or ISMRMRD HDF5 (.h5, .mrd), Siemens twix (.dat), DICOM
+    magnitude images (.dcm, .ima, or a .zip of a series), NIfTI magnitude (.nii/.nii.gz), NPY/NPZ
+    k-space.
 
     Raises
     ------
@@ -384,10 +386,22 @@ def load(data: bytes, filename: str, **options) -> MRIProblem:
         raise InputError("file is larger than 2 GB")
     low = filename.lower()
     o = _opts(options)
-    if low.endswith((".h5", ".hdf5")):
+    if low.endswith((".h5", ".hdf5", ".mrd")):
+        from workbench.io.mri_ismrmrd import is_ismrmrd, problem_from_ismrmrd
+
+        if low.endswith(".mrd") or is_ismrmrd(data):
+            return problem_from_ismrmrd(data, filename, o)
         from workbench.io.mri_fastmri import problem_from_h5
 
         return problem_from_h5(data, filename, o)
+    if low.endswith(".dat"):
+        from workbench.io.mri_twix import problem_from_twix
+
+        return problem_from_twix(data, filename, o)
+    if low.endswith((".dcm", ".ima", ".zip")):
+        from workbench.io.mri_dicom import problem_from_dicom
+
+        return problem_from_dicom(data, filename, o)
     if low.endswith((".nii", ".nii.gz")):
         from workbench.io.mri_nifti import problem_from_nifti
 
@@ -397,7 +411,8 @@ def load(data: bytes, filename: str, **options) -> MRIProblem:
 
         return problem_from_npy(data, filename, o)
     raise InputError(
-        f"{filename}: unsupported file type; use .h5 (fastMRI), .nii/.nii.gz or .npy/.npz"
+        f"{filename}: unsupported file type; use .h5 (fastMRI or ISMRMRD), .mrd, .dat (Siemens twix), "
+        ".dcm or a .zip of a DICOM series, .nii/.nii.gz or .npy/.npz"
     )
 
 
@@ -432,7 +447,7 @@ DOMAIN = DomainSpec(
         "Simulated data from the MNI152 template (" + MNI_NOTICE + ")"
     ),
     load=load,
-    upload_types=("h5", "hdf5", "nii", "gz", "npy", "npz"),
+    upload_types=("h5", "hdf5", "mrd", "dat", "dcm", "ima", "zip", "nii", "gz", "npy", "npz"),
     Options=Options,
     commands={},
 )

@@ -295,6 +295,10 @@ def load(data: bytes, filename: str, **options: Any) -> TumorProblem:
     registration hint; notices (partly outside the brain) go to ``meta["notices"]``."""
     o = _opts(options)
     low = filename.lower()
+    if low.endswith(".zip"):  # a case in patient space: segmentation + anatomical image
+        from workbench.io.archive import read_zip
+
+        return load_case(read_zip(data, filename), filename, **options)
     if low.endswith(".npz") or low.endswith(".npy"):
         from workbench.io.validate import load_npz
 
@@ -356,6 +360,187 @@ def load(data: bytes, filename: str, **options: Any) -> TumorProblem:
     )
 
 
+# ------------------------------------------------------------------------------------------
+# Patient space: a segmentation + one anatomical image, registered to the atlas
+# ------------------------------------------------------------------------------------------
+
+#: anatomical modalities by BraTS file-name token, in the order they are preferred for
+#: registration to the T1 template (native T1 has the template's contrast; FLAIR the least)
+MODALITIES = (
+    ("t1n", "T1"),
+    ("t1", "T1"),
+    ("t1c", "T1-contrast"),
+    ("t1ce", "T1-contrast"),
+    ("t1gd", "T1-contrast"),
+    ("t2w", "T2"),
+    ("t2", "T2"),
+    ("t2f", "FLAIR"),
+    ("flair", "FLAIR"),
+)
+NIFTI_ENDINGS = (".nii.gz", ".nii")
+
+
+def _tokens(name: str) -> list[str]:
+    import re
+
+    low = name.lower()
+    for end in NIFTI_ENDINGS:
+        if low.endswith(end):
+            low = low[: -len(end)]
+            break
+    return [t for t in re.split(r"[-_.\s]+", low) if t]
+
+
+def pick_case_files(names) -> tuple[str, str, str]:
+    """BraTS naming -> (segmentation, anatomical image, modality) among NIfTI file names.
+
+    The segmentation has a ``seg`` token (``*_seg``, ``*-seg``); the image is the first
+    available of ``t1n``/``t1``, ``t1c``/``t1ce``, ``t2w``/``t2``, ``t2f``/``flair``."""
+    nii = [n for n in names if n.lower().endswith(NIFTI_ENDINGS)]
+    segs = [n for n in nii if any(t.startswith("seg") for t in _tokens(n))]
+    if len(segs) != 1:
+        found = ", ".join(sorted(names)) or "nothing"
+        raise InputError(
+            f"expected exactly one segmentation named *seg*.nii(.gz) beside one anatomical image; found {found}"
+        )
+    for token, label in MODALITIES:
+        hits = [n for n in nii if n not in segs and token in _tokens(n)]
+        if hits:
+            return segs[0], sorted(hits)[0], label
+    raise InputError(
+        "no anatomical image beside the segmentation: name it *t1n*, *t1c*, *t2w* or *t2f* "
+        "(BraTS 2023) or *t1*, *t1ce*, *t2*, *flair* (BraTS 2021)"
+    )
+
+
+def load_patient(
+    seg: bytes,
+    seg_name: str,
+    image: bytes,
+    image_name: str,
+    modality: str = "",
+    progress=None,
+    **options: Any,
+) -> TumorProblem:
+    """A segmentation and an anatomical image in the patient's own space -> an atlas problem.
+
+    The image is registered affinely to the MNI152 2009 T1 template
+    (:func:`workbench.physics.tumor.registration.register_to_mni`, mutual information), the
+    segmentation is carried to the atlas grid through the found map with nearest-neighbour
+    sampling (fractional occupancy >= 0.5 of each working cell), and the problem remembers the
+    map so that results go back to the patient's grid and affine (``input_affine`` is the patient
+    grid seen from MNI space, ``meta["registration"]`` holds the matrices and the quality).
+    Refuses (InputError) a registration whose brain-mask Dice is below the quality threshold.
+    """
+    from workbench.io.mri_nifti import read_nifti as read_volume
+    from workbench.physics.tumor.registration import mni_view_affine, register_to_mni
+
+    o = _opts(options)
+    s = _patient_segmentation(seg, seg_name, o["labels"])
+    vol, aff = read_volume(image, image_name)
+    if vol.ndim != 3 or min(vol.shape) < 8:
+        raise InputError(f"{image_name}: expected a 3-D anatomical volume, got shape {vol.shape}")
+    if abs(np.linalg.det(aff[:3, :3])) < 1e-9 or not np.all(np.isfinite(aff)):
+        raise InputError(f"{image_name} has an invalid (singular or non-finite) affine")
+    reg = register_to_mni(vol, aff, progress=progress)
+    summary = reg.summary()
+    if not reg.passed:
+        raise InputError(
+            f"registration of {image_name} to MNI152 2009 failed its quality check (brain-mask "
+            f"Dice {reg.dice_brain:.2f} < {reg.min_dice:.2f}, NMI {reg.nmi:.3f}); is it a "
+            "skull-stripped brain MRI?"
+        )
+    view = mni_view_affine(reg.to_patient, s["affine"])
+    p = problem_from_masks(
+        s["wt"],
+        s["tc"],
+        view,
+        s["shape"],
+        o["grid"],
+        name=seg_name,
+        preset=s["preset"],
+        filename=seg_name,
+    )
+    summary["image"] = image_name
+    summary["modality"] = modality
+    summary["overlay"] = _overlay_slices(reg, p)
+    meta = dict(p.meta)
+    meta.update(
+        description=f"{seg_name} in patient space, registered to MNI152 2009 through {image_name}",
+        source="upload (patient space)",
+        registration=summary,
+        patient_affine=np.asarray(s["affine"]).tolist(),
+        input_shape=[int(x) for x in s["shape"]],
+        notices=[n for n in meta.get("notices", []) if "registered to MNI152" not in n],
+    )
+    return TumorProblem(
+        name=seg_name,
+        wt=p.wt,
+        tc=p.tc,
+        affine=p.affine,
+        grid_n=p.grid_n,
+        input_affine=view,
+        meta=meta,
+    )
+
+
+def _patient_segmentation(data: bytes, filename: str, labels: str) -> dict[str, Any]:
+    """A label image on any grid (BraTS' 240 x 240 x 155 SRI24 included: here it is registered)."""
+    from workbench.io.tumor_nifti import labels_to_masks, read_nifti
+
+    img = read_nifti(data, filename)
+    shape = tuple(int(x) for x in img.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3 or min(shape) < 2:
+        raise InputError(f"{filename} must be a 3-D label image, got shape {tuple(img.shape)}")
+    aff = np.asarray(img.affine, np.float64)
+    if not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-9:
+        raise InputError(f"{filename} has an invalid (singular or non-finite) affine")
+    try:
+        v = np.asarray(img.dataobj).reshape(shape)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on truncated data
+        raise InputError(f"{filename}: cannot read the voxel data ({type(exc).__name__})") from None
+    if v.dtype.kind not in "biuf":
+        raise InputError(f"{filename} must hold numeric labels, got dtype {v.dtype}")
+    if v.dtype.kind == "f" and (not np.all(np.isfinite(v)) or not np.all(v == np.round(v))):
+        raise InputError(f"{filename} must hold integer labels (no NaN, no fractions)")
+    wt, tc, preset = labels_to_masks(v.astype(np.int64), labels, filename)
+    return {"wt": wt, "tc": tc, "affine": aff, "shape": shape, "preset": preset}
+
+
+def _overlay_slices(reg, problem: TumorProblem) -> dict[str, Any]:
+    """Three orthogonal slices of the registered image and the template through the tumour's
+    centre, on the registration grid (kept in ``meta`` so the overlay needs no other data)."""
+    c = (
+        np.argwhere(problem.wt > 0).mean(axis=0)
+        if problem.wt.any()
+        else np.array(problem.wt.shape) / 2
+    )
+    xyz = problem.affine[:3, :3] @ c + problem.affine[:3, 3]
+    ijk = np.linalg.inv(reg.grid_affine) @ np.r_[xyz, 1.0]
+    ijk = [
+        int(np.clip(round(v), 0, n - 1)) for v, n in zip(ijk[:3], reg.template.shape, strict=True)
+    ]
+    out: dict[str, Any] = {"index": ijk, "grid_affine": np.asarray(reg.grid_affine).tolist()}
+    for name, vol in (("template", reg.template), ("moved", reg.moved)):
+        out[name] = [
+            np.round(vol[ijk[0], :, :], 3).tolist(),
+            np.round(vol[:, ijk[1], :], 3).tolist(),
+            np.round(vol[:, :, ijk[2]], 3).tolist(),
+        ]
+    return out
+
+
+def load_case(files: dict[str, bytes], archive_name: str = "case", **options: Any) -> TumorProblem:
+    """A BraTS-named case (``{file name: bytes}``, from a folder or a zip) -> :func:`load_patient`."""
+    try:
+        seg, img, modality = pick_case_files(files)
+    except InputError as exc:
+        raise InputError(f"{archive_name}: {exc}") from None
+    return load_patient(files[seg], seg, files[img], img, modality=modality, **options)
+
+
 def evaluate(problem: TumorProblem, result) -> dict[str, float]:
     """Errors against the synthetic ground truth: |log(q_hat/q)| for sqrt(DT), rho T, sqrt(D/rho),
     the seed error (mm), and Dice of the prediction against the noise-free truth masks."""
@@ -412,11 +597,15 @@ DOMAIN = DomainSpec(
     description=(
         "Glioma segmentation (WT = FLAIR abnormality, TC = T1-Gd core) on the MNI152 2009 atlas -> "
         "Fisher-Kolmogorov growth parameters sqrt(D T), rho T, sqrt(D/rho) and the seed, by lookup in a "
-        "database of precomputed simulations (Ezhov et al., ML4H 2022) or by CMA-ES. Inputs must already "
-        "be registered to MNI152 2009; registration, multi-compartment models, DTI and PET are out of scope."
+        "database of precomputed simulations (Ezhov et al., ML4H 2022) or by CMA-ES. Inputs are on MNI152 "
+        "2009, or in the patient's space with one anatomical image (a .zip or folder, BraTS naming), "
+        "registered affinely to the atlas; multi-compartment models, DTI and PET are out of scope."
     ),
     load=load,
-    upload_types=("nii", "gz", "npz", "npy"),
+    upload_types=("nii", "gz", "npz", "npy", "zip"),
     Options=Options,
-    commands={"build-db": "workbench.solvers.tumor.build:build_db_main"},
+    commands={
+        "build-db": "workbench.solvers.tumor.build:build_db_main",
+        "export": "workbench.io.tumor_export:export_main",
+    },
 )

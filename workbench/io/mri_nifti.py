@@ -45,13 +45,21 @@ def read_nifti(data: bytes, filename: str = "volume.nii") -> tuple[np.ndarray, n
 
 def problem_from_nifti(data: bytes, filename: str, options: dict):
     """Simulate k-space from the central axial slices of a magnitude volume."""
+    vol, _ = read_nifti(data, filename)
+    return problem_from_volume(vol, filename, options)
+
+
+def problem_from_volume(
+    vol: np.ndarray, filename: str, options: dict, kind: str = "magnitude volume"
+):
+    """Simulate k-space from the central axial slices of a validated (X, Y, Z) magnitude volume
+    (NIfTI orientation: ``rot90(vol[:, :, z])`` is the displayed slice)."""
     from workbench.physics.mri.acquisition import (
         acquisition_options,
         resize_image,
         simulate_problem,
     )
 
-    vol, _ = read_nifti(data, filename)
     nx, ny, nz = vol.shape
     idx = (
         np.unique(np.linspace(nz * 0.3, nz * 0.7, min(MAX_SLICES, nz)).astype(int))
@@ -75,7 +83,7 @@ def problem_from_nifti(data: bytes, filename: str, options: dict):
         name=filename,
         slice_seeds=[8000 + int(z) for z in idx],
         sigma_rel=options.get("sigma_rel", 0.005),
-        source=f"{filename} (magnitude volume; k-space simulated, slices {idx.tolist()})",
+        source=f"{filename} ({kind}; k-space simulated, slices {idx.tolist()})",
         **acquisition_options(options),
     )
 

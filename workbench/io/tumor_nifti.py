@@ -211,7 +211,9 @@ def to_input_space(vol: np.ndarray, problem, order: int = 1) -> tuple[np.ndarray
     if aff is None or shape is None:
         return np.asarray(vol), np.asarray(problem.affine)
     out = resample_linear(vol, problem.affine, tuple(shape), aff)
-    return out, np.asarray(aff)
+    # a case registered from patient space: ``aff`` is the patient grid seen from MNI space, the
+    # file gets the patient's own affine
+    return out, np.asarray(problem.meta.get("patient_affine", aff), dtype=np.float64)
 
 
 def export_nifti(problem, result, space: str = "input") -> dict[str, bytes]:

@@ -209,7 +209,10 @@ def render() -> None:
             "Pattern, acceleration R (the effective R is reported), centre fraction (ACS) and seed. 1-D masks "
             "select phase-encode columns; poisson/gaussian2d are 2-D (Calgary-Campinas style, 5×/10×). ESPIRiT needs "
             "more ACS lines than its 6-wide kernel (at 8×/cf 0.04 use acs_rss). Uploads: fastMRI .h5 (treated as fully "
-            "sampled unless it has a mask), NIfTI magnitude volumes (k-space is simulated), .npy/.npz k-space."
+            "sampled unless it has a mask), ISMRMRD .h5/.mrd and Siemens twix .dat raw data (Cartesian 2-D "
+            "multi-coil; readout oversampling removed, averages averaged; an undersampled acquisition is "
+            "taken as measured), NIfTI magnitude volumes and DICOM magnitude series (.dcm, or a .zip of a "
+            "series; k-space is simulated), .npy/.npz k-space."
         )
         options = common.options_form("mri", key=f"{K}.options")
     problem = common.problem_picker("mri", key=f"{K}.picker", options=options)

@@ -8,10 +8,86 @@ from workbench.ui import common
 
 K = "wb.tumor"
 OUT_OF_SCOPE = (
-    "Out of scope here: image registration (uploads must already be in MNI152 2009 space), "
-    "multi-compartment models (necrosis, nutrients), DTI-guided diffusion, PET-informed fitting "
-    "and learned regressors (LMI)."
+    "Segmentations in MNI152 2009 space are used as they are; a segmentation in the patient's own "
+    "space comes with one anatomical image and is registered to the atlas (affine, mutual "
+    "information). Out of scope here: deformable registration, multi-compartment models "
+    "(necrosis, nutrients), DTI-guided diffusion, PET-informed fitting and learned regressors (LMI)."
 )
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _patient(
+    seg_digest: str,
+    seg_name: str,
+    img_digest: str,
+    img_name: str,
+    opts_json: str,
+    _seg: bytes,
+    _img: bytes,
+):
+    import json
+
+    from workbench.datasets.tumor import load_patient
+
+    return load_patient(_seg, seg_name, _img, img_name, **json.loads(opts_json))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _anatomy(digest: str, name: str, _data: bytes):
+    from workbench.io.mri_nifti import read_nifti
+
+    vol, _ = read_nifti(_data, name)
+    return vol.astype("float32")
+
+
+def _patient_upload():
+    """Two uploads: the segmentation and one anatomical image, both in the patient's space."""
+    import hashlib
+    import json
+
+    from workbench.errors import InputError
+
+    st.caption(
+        "A segmentation (BraTS labels 1/2/4 or 1/2/3) and one anatomical image (T1, T1-contrast, T2 "
+        "or FLAIR) on the patient's grid, e.g. a BraTS case. The image is registered to the MNI152 "
+        "2009 template (dipy, affine, mutual information, about 20-40 s), the labels follow by "
+        "nearest neighbour, and results come back on the patient's grid and affine. A zip of a "
+        "BraTS case folder works in the ordinary upload too."
+    )
+    with st.expander("Options (label preset, working grid)"):
+        opts = common.options_form("tumor", key=f"{K}.popts")
+    c = st.columns(2)
+    seg = c[0].file_uploader("Segmentation (.nii, .nii.gz)", type=["nii", "gz"], key=f"{K}.pseg")
+    img = c[1].file_uploader(
+        "Anatomical image (.nii, .nii.gz)", type=["nii", "gz"], key=f"{K}.pimg"
+    )
+    if seg is None or img is None:
+        st.info("Upload both files: the segmentation and the anatomical image.")
+        return None
+    sd, idata = seg.getvalue(), img.getvalue()
+    if max(len(sd), len(idata)) > common.UPLOAD_LIMIT_MB * 2**20:
+        st.error(f"files are limited to {common.UPLOAD_LIMIT_MB} MB")
+        return None
+    dseg, dimg = hashlib.sha256(sd).hexdigest(), hashlib.sha256(idata).hexdigest()
+    try:
+        with st.spinner("Registering the image to MNI152 2009…"):
+            problem = _patient(
+                dseg,
+                seg.name,
+                dimg,
+                img.name,
+                json.dumps(opts, sort_keys=True, default=str),
+                sd,
+                idata,
+            )
+            st.session_state[f"{K}.anatomy.{problem.id}"] = _anatomy(dimg, img.name, idata)
+    except InputError as exc:
+        st.error(str(exc))
+        return None
+    except Exception as exc:  # an unexpected reader error still must not crash the page
+        st.error(f"could not read the case: {type(exc).__name__}: {exc}")
+        return None
+    return problem
 
 
 def _synthesise():
@@ -53,14 +129,23 @@ def _synthesise():
 
 
 def _pick_problem():
-    src = st.radio("Patient", ["Sample or upload", "Synthesise"], horizontal=True, key=f"{K}.src")
+    src = st.radio(
+        "Patient",
+        ["Sample or upload", "Patient space (segmentation + image)", "Synthesise"],
+        horizontal=True,
+        key=f"{K}.src",
+    )
     if src == "Synthesise":
         return _synthesise()
+    if src.startswith("Patient space"):
+        return _patient_upload()
     with st.expander("Upload options (label preset, working grid)"):
         opts = common.options_form("tumor", key=f"{K}.opts")
         st.caption(
             "NIfTI label image registered to MNI152 2009: BraTS 2017-2021 (1 necrotic, 2 oedema, 4 enhancing), "
-            "BraTS 2023 (3 enhancing) or GliODIL/TGT (4, 3, 1); or an NPZ with binary 'wt' and 'tc'."
+            "BraTS 2023 (3 enhancing) or GliODIL/TGT (4, 3, 1); or an NPZ with binary 'wt' and 'tc'; "
+            "or a .zip of a BraTS case in patient space (*seg* + *t1n*/*t1c*/*t2w*/*t2f* or "
+            "*t1*/*t1ce*/*t2*/*flair*), registered here."
         )
     return common.problem_picker("tumor", key=f"{K}.picker", options=opts)
 
@@ -78,6 +163,18 @@ def _problem_view(problem) -> None:
         c[3].metric("truth sqrt(DT), rho T", f"{truth['ell_mm']:.1f} mm, {truth['mu']:.3g}")
     for note in problem.meta.get("notices", []):
         st.warning(note)
+    reg = problem.meta.get("registration")
+    if reg:
+        c = st.columns(4)
+        c[0].metric("registration", "passed" if reg.get("passed") else "failed")
+        c[1].metric(
+            "brain-mask Dice", f"{reg['dice_brain']:.3f}", help=f"threshold {reg['min_dice']:.2f}"
+        )
+        c[2].metric("NMI", f"{reg['nmi']:.3f}", help="(H(A) + H(B)) / H(A, B), in [1, 2]")
+        c[3].metric("time", f"{reg['wall_s']:.0f} s")
+        fig = V.registration_figure(problem)
+        if fig is not None:
+            common.show_figure(fig, "tumor-registration", f"{K}.reg")
     n = problem.grid_n
     ci = V.centre(problem)
     c = st.columns(3)
@@ -149,6 +246,7 @@ def _runs_view(problem) -> None:
                 f"TC {r.metrics.get('dice_core', float('nan')):.3f}",
             )
             common.show_figure(fig, f"tumor-{info.run_id}", f"{K}.res.{info.run_id}")
+    _patient_view(problem, chosen[0])
     labelled = [(info.title, r) for info, r in chosen]
     st.markdown(
         "**Parameters** (identifiable combinations; raw D_w, rho, T are not identifiable from one scan)"
@@ -211,6 +309,38 @@ def _runs_view(problem) -> None:
             key=f"{K}.c.{info.run_id}",
             on_click="ignore",
         )
+
+
+def _patient_view(problem, run) -> None:
+    """The first chosen run on the patient's grid (cases registered from patient space)."""
+    import json
+
+    from workbench.viz import tumor as V
+
+    info, r = run
+    ps = V.patient_space(problem, r)
+    if ps is None:
+        return
+    st.markdown(f"**{info.title} in patient space** (the uploaded grid and affine)")
+    if "seed_mm" in ps:
+        sm, sv = ps["seed_mm"], ps["seed_voxel"]
+        st.caption(
+            f"seed at ({sm[0]:.1f}, {sm[1]:.1f}, {sm[2]:.1f}) mm in the patient's frame, voxel "
+            f"({sv[0]:.0f}, {sv[1]:.0f}, {sv[2]:.0f})"
+        )
+    image = st.session_state.get(f"{K}.anatomy.{problem.id}")
+    common.show_figure(
+        V.patient_figure(ps, image, title="density, observed (solid) and predicted (dashed) WT/TC"),
+        f"tumor-patient-{info.run_id}",
+        f"{K}.ps.{info.run_id}",
+    )
+    st.download_button(
+        "seed_patient.json",
+        json.dumps({k: ps[k] for k in ("seed_mm", "seed_voxel") if k in ps}, indent=2).encode(),
+        file_name=f"{info.run_id}-seed_patient.json",
+        key=f"{K}.seedp.{info.run_id}",
+        on_click="ignore",
+    )
 
 
 def render() -> None:

@@ -346,3 +346,225 @@ def compare_figure(problem, labelled) -> go.Figure:
         height=420,
     )
     return fig
+
+
+# ------------------------------------------------------------------------------------------
+# Patient space (a case registered to the atlas)
+# ------------------------------------------------------------------------------------------
+
+
+def registration_figure(problem) -> go.Figure | None:
+    """The registration as an overlay: the MNI152 template (grey) with the registered patient
+    image's edges (red contours), three orthogonal slices through the tumour, and the quality
+    numbers in the title. None when the problem was not registered from patient space."""
+    reg = problem.meta.get("registration")
+    if not reg or "overlay" not in reg:
+        return None
+    ov = reg["overlay"]
+    names = ("sagittal", "coronal", "axial")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=names, horizontal_spacing=0.02)
+    for c in range(1, 4):
+        t = np.asarray(ov["template"][c - 1], np.float32).T
+        m = np.asarray(ov["moved"][c - 1], np.float32).T
+        fig.add_trace(go.Heatmap(z=t, colorscale="gray", showscale=False, hoverinfo="skip"), 1, c)
+        fig.add_trace(
+            go.Heatmap(
+                z=np.where(m > 0.05, m, np.nan),
+                colorscale="Reds",
+                opacity=0.35,
+                showscale=False,
+                hoverinfo="skip",
+                name="registered image",
+            ),
+            1,
+            c,
+        )
+        fig.add_trace(
+            go.Contour(
+                z=(m > 0.05).astype(np.float32),
+                contours=dict(start=0.5, end=0.5, coloring="lines"),
+                showscale=False,
+                colorscale=[[0, "#d62728"], [1, "#d62728"]],
+                line=dict(color="#d62728", width=1.5),
+                name="patient brain",
+                showlegend=(c == 1),
+                hoverinfo="skip",
+            ),
+            1,
+            c,
+        )
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
+        fig.update_yaxes(
+            showticklabels=False,
+            showgrid=False,
+            zeroline=False,
+            scaleanchor=f"x{'' if c == 1 else c}",
+            row=1,
+            col=c,
+        )
+    verdict = "passed" if reg.get("passed") else "FAILED"
+    fig.update_layout(
+        title=(
+            f"registration of {reg.get('image', 'the image')} to MNI152 2009: brain-mask Dice "
+            f"{reg['dice_brain']:.3f}, NMI {reg['nmi']:.3f} ({verdict}, {reg['wall_s']:.0f} s)"
+        ),
+        height=360,
+        margin=dict(l=10, r=10, t=60, b=10),
+        plot_bgcolor="white",
+        legend=dict(orientation="h", y=-0.05),
+    )
+    return fig
+
+
+def patient_space(problem, result) -> dict[str, Any] | None:
+    """The result on the patient's grid: density, predicted WT/TC, the seed (patient mm and
+    voxel) and the observed masks carried back; None for problems not registered from patient
+    space."""
+    reg = problem.meta.get("registration")
+    if not reg or problem.input_affine is None or result.output.shape != problem.wt.shape:
+        return None
+    from workbench.physics.tumor.registration import point_to_patient, to_patient_space
+
+    t = np.asarray(reg["to_patient"], np.float64)
+    shape = tuple(int(s) for s in problem.meta["input_shape"])
+    aff = np.asarray(problem.meta["patient_affine"], np.float64)
+    u = to_patient_space(result.output, problem.affine, t, shape, aff, order=1)
+    th_wt = float(result.meta.get("theta_wt", problem.theta_wt))
+    th_tc = float(result.meta.get("theta_tc", problem.theta_tc))
+    out: dict[str, Any] = {
+        "density": u,
+        "pred_wt": u >= th_wt,
+        "pred_tc": u >= th_tc,
+        "wt": to_patient_space(problem.wt.astype(np.float32), problem.affine, t, shape, aff) >= 0.5,
+        "tc": to_patient_space(problem.tc.astype(np.float32), problem.affine, t, shape, aff) >= 0.5,
+        "affine": aff,
+    }
+    s = result.extras.get("seed_mm")
+    if s is not None:
+        mm, vox = point_to_patient(np.asarray(s, np.float64), t, aff)
+        out["seed_mm"] = [float(v) for v in mm]
+        out["seed_voxel"] = [float(v) for v in vox]
+    return out
+
+
+def patient_figure(
+    ps: dict[str, Any],
+    image: np.ndarray | None = None,
+    index: tuple[int, int, int] | None = None,
+    title: str = "result in patient space",
+) -> go.Figure:
+    """Three slices of the patient's grid through ``index`` (default: the seed, else the centre
+    of the observed WT): the anatomical image (when given), the predicted density, the observed
+    (solid) and predicted (dashed) WT/TC, the seed as a cross."""
+    # show the patient grid the way the atlas is shown (left to right, posterior to anterior,
+    # inferior to superior): flip the axes whose affine runs backwards (BraTS files are LPS)
+    aff = np.asarray(ps.get("affine", np.eye(4)))
+    flips = [a for a in range(3) if aff[a, a] < 0]
+    if flips:
+        ps = dict(ps)
+        for key in ("density", "wt", "tc", "pred_wt", "pred_tc"):
+            ps[key] = np.flip(ps[key], axis=flips)
+        if image is not None:
+            image = np.flip(image, axis=flips)
+        if "seed_voxel" in ps:
+            n = ps["density"].shape
+            ps["seed_voxel"] = [
+                n[a] - 1 - v if a in flips else v for a, v in enumerate(ps["seed_voxel"])
+            ]
+        if index is not None:
+            n = ps["density"].shape
+            index = tuple(n[a] - 1 - v if a in flips else v for a, v in enumerate(index))
+    u = ps["density"]
+    if index is None:
+        if "seed_voxel" in ps:
+            index = tuple(
+                int(np.clip(round(v), 0, n - 1))
+                for v, n in zip(ps["seed_voxel"], u.shape, strict=True)
+            )
+        elif ps["wt"].any():
+            index = tuple(int(v) for v in np.argwhere(ps["wt"]).mean(0).round())
+        else:
+            index = tuple(n // 2 for n in u.shape)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=VIEWS, horizontal_spacing=0.02)
+    for c, view in enumerate(VIEWS, start=1):
+        i = index[2] if view == "axial" else index[1] if view == "coronal" else index[0]
+        if image is not None:
+            fig.add_trace(
+                go.Heatmap(
+                    z=_cut(image, view, i), colorscale="gray", showscale=False, hoverinfo="skip"
+                ),
+                1,
+                c,
+            )
+        d = _cut(u, view, i)
+        fig.add_trace(
+            go.Heatmap(
+                z=np.where(d >= 0.02, d, np.nan),
+                colorscale="Hot",
+                zmin=0,
+                zmax=1,
+                opacity=0.6,
+                showscale=(c == 3),
+                colorbar=dict(title="u", len=0.8),
+                name="density",
+            ),
+            1,
+            c,
+        )
+        for name, dash in (
+            ("wt", "solid"),
+            ("tc", "solid"),
+            ("pred_wt", "dash"),
+            ("pred_tc", "dash"),
+        ):
+            z = _cut(ps[name], view, i)
+            if not z.any():
+                continue
+            fig.add_trace(
+                go.Contour(
+                    z=z.astype(np.float32),
+                    contours=dict(start=0.5, end=0.5, coloring="lines"),
+                    showscale=False,
+                    colorscale=[[0, COLORS[name]], [1, COLORS[name]]],
+                    line=dict(color=COLORS[name], width=2, dash=dash),
+                    name=name,
+                    showlegend=(c == 1),
+                    hoverinfo="skip",
+                ),
+                1,
+                c,
+            )
+        if "seed_voxel" in ps:
+            sv = ps["seed_voxel"]
+            xy = {"axial": (sv[0], sv[1]), "coronal": (sv[0], sv[2]), "sagittal": (sv[1], sv[2])}[
+                view
+            ]
+            fig.add_trace(
+                go.Scatter(
+                    x=[xy[0]],
+                    y=[xy[1]],
+                    mode="markers",
+                    marker=dict(symbol="x", size=10, color="cyan"),
+                    name="seed",
+                    showlegend=(c == 1),
+                ),
+                1,
+                c,
+            )
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
+        fig.update_yaxes(
+            showticklabels=False,
+            showgrid=False,
+            zeroline=False,
+            scaleanchor=f"x{'' if c == 1 else c}",
+            row=1,
+            col=c,
+        )
+    fig.update_layout(
+        title=title,
+        height=380,
+        margin=dict(l=10, r=10, t=60, b=10),
+        plot_bgcolor="white",
+        legend=dict(orientation="h", y=-0.05),
+    )
+    return fig
