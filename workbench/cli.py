@@ -196,7 +196,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _write_outputs(args, store, run_id, problem, result, dom) -> dict[str, str]:
-    from workbench.export import figure_bytes, npz_bytes
+    from workbench.export import figure_bytes_shared, npz_bytes
 
     out = Path(args.out) if args.out else store.home / "exports" / run_id
     out.mkdir(parents=True, exist_ok=True)
@@ -212,7 +212,8 @@ def _write_outputs(args, store, run_id, problem, result, dom) -> dict[str, str]:
     if result.output.size and not args.no_figure:
         try:
             fig = registry.resolve(dom.figure)(problem, result)
-            (out / "figure.png").write_bytes(figure_bytes(fig, "png"))
+            # one warm renderer serves every CLI call: no browser start per figure
+            (out / "figure.png").write_bytes(figure_bytes_shared(fig, "png"))
             artifacts["figure"] = str(out / "figure.png")
         except Exception as exc:  # no browser for kaleido, say: the data is still there
             print(f"warning: figure not written ({type(exc).__name__}: {exc})", file=sys.stderr)
