@@ -64,6 +64,7 @@ def test_sinkhorn_no_figure_imports_no_torch_pot_sklearn_plotly(tmp_path, ot10):
     got = _probe(tmp_path, *argv, "--param", "reg=0.05", "--out", str(tmp_path / "out"))
     assert got["code"] == 0
     assert got["heavy"] == []
+    assert not got["scipy"]  # a 10 x 10 exact cost needs no LP solver either
     # the run really happened, with the exact cost (HiGHS, not POT) among its metrics
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["marginal_error"] <= 1e-8 and metrics["exact_cost"] > 0

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from workbench.datasets import ot as dot
+from workbench.physics.ot import exact
+from workbench.physics.ot.metrics import marginal_error
 from workbench.progress import Progress
 from workbench.solvers.ot import _np_sinkhorn, sinkhorn
 
@@ -79,10 +81,27 @@ def test_large_or_cuda_keeps_torch():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_exact_cost_lp_equals_pot_emd(seed):
+def test_exact_costs_equal_pot_emd(seed):
+    """Both POT-free exact methods give ot.emd's optimal value, with ties (rounded costs) and
+    zero masses; the SSP plan is feasible."""
     ot = pytest.importorskip("ot")
-    for p in (_problem(seed=seed), _problem(23, 23, seed=seed, zeros=False), dot.hist1d()):
+    rng = np.random.default_rng(seed)
+    probs = [_problem(seed=seed), _problem(23, 23, seed=seed, zeros=False), dot.hist1d()]
+    for n, m in ((10, 10), (7, 12), (15, 20)):
+        a, b = rng.random(n), rng.random(m)
+        a[0] = 0.0
+        C = np.round(rng.random((n, m)) * 4) / 4  # many ties: a degenerate LP
+        probs.append(dot.make_problem(a / a.sum(), b / b.sum(), C, name="ties"))
+    for p in probs:
         a, b, C = p.a, p.b, np.ascontiguousarray(p.C)
-        exact = float(np.sum(ot.emd(a, b, C, numItermax=10_000_000) * C))
-        assert dot.exact_cost_lp(a, b, C) == pytest.approx(exact, rel=1e-12, abs=1e-15)
-    assert dot.hist1d().n * dot.hist1d().m <= dot.LP_MAX_ENTRIES
+        ref = float(np.sum(ot.emd(a, b, C, numItermax=10_000_000) * C))
+        assert exact.exact_cost_lp(a, b, C) == pytest.approx(ref, rel=1e-12, abs=1e-15)
+        if p.n * p.m <= 1000:
+            cost, P = exact.exact_cost_ssp(a, b, C)
+            assert cost == pytest.approx(ref, rel=1e-12, abs=1e-15)
+            assert P.min() >= 0 and marginal_error(P, a, b) < 1e-12
+    tiny = dot.make_problem(np.full(10, 0.1), np.full(10, 0.1), rng.random((10, 10)), name="t")
+    assert tiny.n * tiny.m <= dot.SSP_MAX_ENTRIES  # the CLI's trivial solve imports no SciPy
+    assert dot.exact_cost(tiny) == pytest.approx(
+        float(np.sum(ot.emd(tiny.a, tiny.b, tiny.C) * tiny.C)) * tiny.cost_scale, rel=1e-12
+    )

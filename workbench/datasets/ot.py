@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.physics.ot import exact
 from workbench.physics.ot.cost import COSTS, pairwise_cost
 from workbench.problems import OTProblem
 from workbench.registry import DomainSpec, Sample, param
@@ -433,42 +434,19 @@ def load(data: bytes, filename: str, cost: str = "auto", floor: float = 0.0, **_
 
 _EMD_CACHE: OrderedDict[str, float] = OrderedDict()
 EMD_MAX_ENTRIES = 4_000_000
-#: Up to this many cost entries the exact cost comes from SciPy's HiGHS dual simplex instead of
-#: POT: the optimal value is the same (the tests check it to 1e-12 against ``ot.emd``), and a
-#: small solve then does not pay POT's import (~1.5 s: it pulls in scikit-learn and torch).
+#: Exact cost without POT (whose import costs more than a second: it pulls in scikit-learn and
+#: torch) on small problems -- the same optimal value, checked against ``ot.emd`` by the tests:
+#: NumPy successive shortest paths up to SSP_MAX_ENTRIES, SciPy's HiGHS up to LP_MAX_ENTRIES.
+SSP_MAX_ENTRIES = 400
 LP_MAX_ENTRIES = 40_000
-
-
-def exact_cost_lp(a: np.ndarray, b: np.ndarray, C: np.ndarray) -> float:
-    """min_P <C, P> s.t. P 1 = a, P^T 1 = b, P >= 0, by the HiGHS dual simplex (SciPy).
-
-    The transportation polytope as a linear programme in vec(P) (row-major): equality
-    constraints ``(I_n kron 1_m^T) vec(P) = a`` and ``(1_n^T kron I_m) vec(P) = b``. A simplex
-    method ends on a vertex, so the value is exact up to rounding, like the network simplex.
-    """
-    import scipy.sparse as sps
-    from scipy.optimize import linprog
-
-    n, m = C.shape
-    rows = sps.kron(sps.eye(n), np.ones((1, m)))
-    cols = sps.kron(np.ones((1, n)), sps.eye(m))
-    b = b / b.sum() * a.sum()  # the LP is infeasible for masses that differ by round-off
-    res = linprog(
-        np.ravel(C),
-        A_eq=sps.vstack([rows, cols]).tocsr(),
-        b_eq=np.concatenate([a, b]),
-        bounds=(0, None),
-        method="highs-ds",
-    )
-    if res.status != 0:
-        raise RuntimeError(f"exact cost: HiGHS status {res.status}: {res.message}")
-    return float(res.fun)
 
 
 def exact_cost(problem: OTProblem) -> float | None:
     """Exact OT cost (user units) when n*m <= 4e6; cached per problem id.
 
-    HiGHS (:func:`exact_cost_lp`) up to :data:`LP_MAX_ENTRIES` entries, ``ot.emd`` above.
+    :func:`~workbench.physics.ot.exact.exact_cost_ssp` up to :data:`SSP_MAX_ENTRIES` entries,
+    :func:`~workbench.physics.ot.exact.exact_cost_lp` up to :data:`LP_MAX_ENTRIES`, ``ot.emd``
+    above.
     """
     if problem.n * problem.m > EMD_MAX_ENTRIES:
         return None
@@ -477,8 +455,10 @@ def exact_cost(problem: OTProblem) -> float | None:
         a = np.asarray(problem.a, dtype=np.float64)
         b = np.asarray(problem.b, dtype=np.float64)
         C = np.ascontiguousarray(problem.C, dtype=np.float64)
-        if problem.n * problem.m <= LP_MAX_ENTRIES:
-            value = exact_cost_lp(a, b, C)
+        if problem.n * problem.m <= SSP_MAX_ENTRIES:
+            value = exact.exact_cost_ssp(a, b, C)[0]
+        elif problem.n * problem.m <= LP_MAX_ENTRIES:
+            value = exact.exact_cost_lp(a, b, C)
         else:
             import ot
 
