@@ -98,6 +98,9 @@ def _preload() -> bool:
     return True
 
 
+WARM_POLL_S = 2.0
+
+
 @st.cache_resource
 def _warmup(domain: str) -> Any:
     from workbench.jobs import warm_in_background
@@ -116,7 +119,10 @@ def warm_status(domain: str) -> None:
     if w.done.is_set():
         return
 
-    @st.fragment(run_every=0.5)
+    # Poll slowly: every script run (a fragment's too) costs the server a pass over sys.modules,
+    # which competes with the warm-up's imports for the interpreter (at 0.5 s the OT warm-up
+    # took minutes instead of seconds on a busy machine).
+    @st.fragment(run_every=WARM_POLL_S)
     def _status() -> None:
         if w.done.is_set():
             st.rerun()  # the whole page once, which stops this poll
