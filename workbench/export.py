@@ -221,6 +221,9 @@ def _ask_renderer(address: str, opts: dict[str, Any], fig_json: bytes, wait_s: f
 
     t_end = time.monotonic() + wait_s
     while True:
+        if hasattr(os, "getuid") and os.path.exists(address):
+            if os.stat(address).st_uid != os.getuid():  # a socket planted by another user
+                raise PermissionError(f"{address} is not owned by this user")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(address)
