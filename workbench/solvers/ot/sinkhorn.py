@@ -263,7 +263,8 @@ SPEC = SolverSpec(
     Params=Params,
     solve=solve,
     description=(
-        "Log-domain Sinkhorn in torch float64 (CPU or CUDA): alternating exact row and column "
+        "Log-domain Sinkhorn in torch float64 (CPU or CUDA; NumPy, with the same iterates, for "
+        "problems up to 256x256 on the CPU): alternating exact row and column "
         "scalings with log-sum-exp, never forming exp(-C/reg). Robust at small reg; its iteration "
         "count grows quickly as reg shrinks. Stops on the L1 marginal error."
     ),
