@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+# the CLI's shared figure renderer (a warm Chromium) should not outlive the suite by minutes
+os.environ.setdefault("WORKBENCH_RENDERER_IDLE", "30")
 
 import pytest  # noqa: E402
 

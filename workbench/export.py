@@ -2,12 +2,23 @@
 
 Figures go through plotly + kaleido, which drives the system Chromium; one kaleido server is
 started per process on first use so later exports take ~0.3 s instead of ~2 s.
+
+Short-lived processes (the CLI: one figure per call) would start a browser on every call, so
+:func:`figure_bytes_shared` sends the figure to a *shared renderer* instead: one background process
+per user and installation that keeps its kaleido server (and Chromium) warm, listens on a Unix
+socket and exits after ``WORKBENCH_RENDERER_IDLE`` seconds (default 300) without a request. It
+renders with the same ``plotly.io.to_image`` call on the same figure dict, so the image is the one
+the app exports. ``WORKBENCH_RENDERER=inprocess`` turns it off; any failure falls back to
+rendering in the calling process.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import struct
+import sys
 import threading
 import warnings
 import zipfile
@@ -55,13 +66,205 @@ def figure_bytes(
     """Render a plotly figure to PNG, SVG or PDF bytes."""
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"figure format must be one of {FIGURE_FORMATS}")
+    opts = {"fmt": fmt, "width": width, "height": height, "scale": scale if fmt == "png" else 1}
+    return _render_dict(fig, opts)
+
+
+# ---- the shared renderer ------------------------------------------------------------------
+
+
+def renderer_address() -> str:
+    """The Unix socket of this user's renderer for this interpreter and this ``workbench``.
+
+    Keyed by the interpreter and the package's path, so two checkouts or environments never
+    render each other's figures with the wrong code; kept in the temp folder because socket
+    paths are limited to ~100 characters.
+    """
+    import hashlib
+    import tempfile
+
+    import workbench
+
+    if os.environ.get("WORKBENCH_RENDERER_SOCKET"):  # a private renderer (the start-up bench)
+        return os.environ["WORKBENCH_RENDERER_SOCKET"]
+    key = f"{sys.executable}\0{os.path.abspath(workbench.__file__)}\0{workbench.__version__}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return os.path.join(tempfile.gettempdir(), f"workbench-render-{uid}-{digest}.sock")
+
+
+def _send(sock: Any, *parts: bytes) -> None:
+    for part in parts:
+        sock.sendall(struct.pack("!Q", len(part)) + part)
+
+
+def _recv_exact(sock: Any, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise ConnectionError("renderer closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+def _recv(sock: Any, limit: int = 1 << 30) -> bytes:
+    (n,) = struct.unpack("!Q", _recv_exact(sock, 8))
+    if n > limit:
+        raise ConnectionError(f"message of {n} bytes exceeds {limit}")
+    return _recv_exact(sock, n)
+
+
+def _render_dict(fig: Any, opts: dict[str, Any]) -> bytes:
+    """The one rendering call, in process or in the renderer: plotly.io.to_image on kaleido."""
+    import plotly.io as pio
+
     with _kaleido_lock:  # kaleido's sync server is not re-entrant
         _ensure_kaleido()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fig.to_image(
-                format=fmt, width=width, height=height, scale=scale if fmt == "png" else 1
+            return pio.to_image(
+                fig,
+                format=opts["fmt"],
+                width=opts["width"],
+                height=opts["height"],
+                scale=opts["scale"],
+                validate=False,
             )
+
+
+def serve_renderer(address: str | None = None, idle_s: float | None = None) -> None:
+    """Run the shared renderer until ``idle_s`` seconds pass without a request.
+
+    Requests are served one at a time (kaleido's server is not re-entrant); clients wait in the
+    socket's backlog. A second renderer started for the same address exits at once.
+    """
+    import fcntl
+    import socket
+
+    address = address or renderer_address()
+    if idle_s is None:
+        idle_s = float(os.environ.get("WORKBENCH_RENDERER_IDLE", "300"))
+    with open(address + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process at a time checks and binds the address
+        if os.path.exists(address):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(address)
+                return  # a live renderer already serves this address
+            except OSError:
+                os.unlink(address)  # left behind by a renderer that died
+            finally:
+                probe.close()
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # the socket is the user's alone
+        try:
+            srv.bind(address)
+        finally:
+            os.umask(old)
+        srv.listen(64)
+    srv.settimeout(idle_s)
+    try:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                break
+            with conn:
+                conn.settimeout(120)
+                try:
+                    opts = json.loads(_recv(conn, 1 << 16))
+                    fig = json.loads(_recv(conn))
+                    _send(conn, b"ok", _render_dict(fig, opts))
+                except Exception as exc:  # a bad figure must not end the renderer
+                    try:
+                        _send(conn, b"error", f"{type(exc).__name__}: {exc}".encode())
+                    except OSError:
+                        pass
+    finally:
+        with open(address + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            srv.close()
+            try:
+                os.unlink(address)
+            except FileNotFoundError:
+                pass
+        if _kaleido_started:
+            import kaleido
+
+            kaleido.stop_sync_server(silence_warnings=True)
+
+
+def _spawn_renderer(address: str) -> None:
+    import subprocess
+
+    import workbench
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(workbench.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    code = f"from workbench.export import serve_renderer; serve_renderer({address!r})"
+    subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives the CLI call and ignores its Ctrl-C
+        close_fds=True,
+        env=env,
+        cwd=root,
+    )
+
+
+def _ask_renderer(address: str, opts: dict[str, Any], fig_json: bytes, wait_s: float) -> bytes:
+    import socket
+    import time
+
+    t_end = time.monotonic() + wait_s
+    while True:
+        if hasattr(os, "getuid") and os.path.exists(address):
+            if os.stat(address).st_uid != os.getuid():  # a socket planted by another user
+                raise PermissionError(f"{address} is not owned by this user")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(address)
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > t_end:
+                raise
+            time.sleep(0.02)
+    with sock:
+        sock.settimeout(180)  # the first figure waits for Chromium to start
+        _send(sock, json.dumps(opts).encode(), fig_json)
+        status, payload = _recv(sock, 1 << 16), _recv(sock)
+    if status != b"ok":
+        raise RuntimeError(payload.decode(errors="replace"))
+    return payload
+
+
+def figure_bytes_shared(
+    fig: Any, fmt: str = "png", width: int = 1000, height: int = 600, scale: float = 2
+) -> bytes:
+    """:func:`figure_bytes` through the shared renderer (started on first use): for short-lived
+    processes such as the CLI, which would otherwise start a browser per call."""
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"figure format must be one of {FIGURE_FORMATS}")
+    opts = {"fmt": fmt, "width": width, "height": height, "scale": scale if fmt == "png" else 1}
+    if os.environ.get("WORKBENCH_RENDERER", "shared") == "shared" and sys.platform != "win32":
+        fig_json = fig if isinstance(fig, (bytes, str)) else fig.to_json()
+        fig_json = fig_json.encode() if isinstance(fig_json, str) else fig_json
+        address = renderer_address()
+        try:
+            return _ask_renderer(address, opts, fig_json, wait_s=0)
+        except (FileNotFoundError, ConnectionRefusedError):
+            try:
+                _spawn_renderer(address)
+                return _ask_renderer(address, opts, fig_json, wait_s=20)
+            except Exception:
+                pass
+        except Exception:
+            pass
+    return figure_bytes(fig, fmt, width, height, scale)
 
 
 def _flat(arrays: dict[str, Any]) -> dict[str, np.ndarray]:

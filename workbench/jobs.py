@@ -178,3 +178,124 @@ class JobQueue:
             except Exception:  # storing failed: keep the worker alive
                 log.exception("job %s could not be stored", job.id)
             job.state = "done"
+
+
+# ---- warming up what a domain's runs will import ----------------------------------------------
+
+
+def warm_modules(domain: str) -> list[str]:
+    """Every module the domain's solvers import, the lazy imports inside functions included.
+
+    Read from the source (the AST of each solver module, following ``workbench`` modules
+    transitively), not from a list kept by hand, so a new solver is covered when it is
+    registered. Third-party modules come out as written (``scipy.sparse.linalg``, ``ot``,
+    ``torch``), workbench modules as well, in the order first seen.
+    """
+    import ast
+    import importlib.util
+    import sys
+
+    from workbench.registry import get_domain, solvers
+
+    dom = get_domain(domain)
+    seen: dict[str, None] = {}
+    # the solvers, the domain's evaluate (run on every result) and its result figure
+    todo = [s.solve.__module__ for s in solvers(domain)]
+    todo += [dom.evaluate.__module__, dom.figure.partition(":")[0]]
+    visited: set[str] = set()
+    while todo:
+        name = todo.pop(0)
+        if name in visited:
+            continue
+        visited.add(name)
+        seen.setdefault(name, None)
+        mod = sys.modules.get(name)
+        path = getattr(mod, "__file__", None)
+        if path is None:
+            spec = importlib.util.find_spec(name)
+            path = spec.origin if spec is not None else None
+        if not path or not path.endswith(".py"):
+            continue
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found = [node.module]
+                if node.module.split(".")[0] == "workbench":  # ``from pkg import submodule``
+                    found += [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for dotted in found:
+                if dotted.split(".")[0] == "workbench":
+                    if _is_module(dotted):
+                        todo.append(dotted)
+                elif dotted.split(".")[0] not in WARM_SKIP:
+                    seen.setdefault(dotted, None)
+    return list(seen)
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, AttributeError, ValueError):  # ``pkg.module.attribute``
+        return False
+
+
+#: Never warmed: imported by batch commands (``tumor build-db --scheduler``), not by a run.
+WARM_SKIP = ("distributed", "dask")
+
+
+@dataclass
+class Warmup:
+    """A warm-up in progress: ``progress`` counts modules, ``current`` names the one loading."""
+
+    domain: str
+    progress: Progress = field(default_factory=lambda: Progress(keep=1))
+    current: str = ""
+    failed: list[str] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
+    """Import everything the domain's solvers will import, and call each solver module's
+    optional ``warm()`` (a hook for loading weights or databases ahead of the first run).
+
+    Runs in the calling thread; :func:`warm_in_background` runs it in a daemon thread while a
+    page opens, so that the first run starts iterating at once instead of importing for seconds
+    (the first progress report of a run waits for every import its solver makes). Concurrent
+    imports of the same module in the page, the worker and here are serialised by Python's
+    per-module import locks.
+    """
+    import importlib
+
+    w = warmup or Warmup(domain)
+    try:
+        names = warm_modules(domain)
+        for i, name in enumerate(names):
+            w.current = name
+            w.progress(i, len(names))
+            try:
+                mod = importlib.import_module(name)
+                hook = getattr(mod, "warm", None) if name.startswith("workbench.") else None
+                if callable(hook):
+                    hook()
+            except Exception:  # an optional dependency (a GPL reader, say): the run will tell
+                w.failed.append(name)
+        w.current = ""
+        w.progress(len(names), len(names))
+    except Exception:
+        log.exception("warm-up of %s failed", domain)
+    finally:
+        w.done.set()
+    return w
+
+
+def warm_in_background(domain: str) -> Warmup:
+    """Start :func:`warm` in a daemon thread; poll the returned :class:`Warmup` for progress."""
+    w = Warmup(domain)
+    threading.Thread(target=warm, args=(domain, w), name=f"wb-warm-{domain}", daemon=True).start()
+    return w

@@ -378,6 +378,14 @@ def domain_names() -> list[str]:
 
 
 def get_domain(name: str) -> DomainSpec:
+    # Import only the module the catalogs' convention names (``<package>.<name>``, as
+    # domain_names assumes): looking a domain up must not import every other domain's
+    # dependencies. The full scan stays the fallback for catalogs that name modules otherwise.
+    for m in _listed("domains", "DOMAIN_MODULES"):
+        if m.rsplit(".", 1)[-1] == name:
+            d = getattr(importlib.import_module(m), "DOMAIN", None)
+            if d is not None and d.name == name:
+                return d
     for d in _domain_specs():
         if d.name == name:
             return d
@@ -389,6 +397,16 @@ def solvers(domain: str | None = None) -> list[SolverSpec]:
 
 
 def get_solver(domain: str, name: str) -> SolverSpec:
+    # Try the modules the convention points at first -- ``<package>.<domain>.<name>``, then the
+    # rest of ``<package>.<domain>`` -- so that one solve imports one solver's dependencies
+    # (no torch for a NumPy solver, no POT for Sinkhorn); the full scan is the fallback.
+    listed = _listed("solvers", "SOLVER_MODULES")
+    exact = [m for m in listed if m.rsplit(".", 2)[-2:] == [domain, name]]
+    near = [m for m in listed if m.rsplit(".", 2)[-2:-1] == [domain] and m not in exact]
+    for m in exact + near:
+        spec = getattr(importlib.import_module(m), "SPEC", None)
+        if spec is not None and spec.domain == domain and spec.name == name:
+            return spec
     for s in _solver_specs():
         if s.domain == domain and s.name == name:
             return s

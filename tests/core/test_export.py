@@ -54,3 +54,25 @@ def test_run_bundle(toy, tmp_path):
         "figure.png",
     } <= names
     assert z.read("figure.png").startswith(b"\x89PNG")
+
+
+def test_shared_renderer_gives_the_in_process_image(fig, monkeypatch):
+    """The CLI's shared renderer (a warm kaleido in a background process) draws the very image
+    that in-process rendering draws, and a second call is served by the same process."""
+    import os
+
+    from PIL import Image
+
+    from workbench.export import figure_bytes_shared, renderer_address
+
+    monkeypatch.setenv("WORKBENCH_RENDERER", "shared")
+    monkeypatch.setenv("WORKBENCH_RENDERER_IDLE", "20")  # do not outlive the suite for long
+    shared = figure_bytes_shared(fig, "png", width=400, height=300)
+    assert os.path.exists(renderer_address())  # the renderer is up and listening
+    inode = os.stat(renderer_address()).st_ino
+    again = figure_bytes_shared(fig, "svg")
+    assert again.startswith(b"<svg") and os.stat(renderer_address()).st_ino == inode
+    local = figure_bytes(fig, "png", width=400, height=300)
+    a, b = (np.asarray(Image.open(io.BytesIO(x)).convert("RGB")) for x in (shared, local))
+    assert a.shape == b.shape == (600, 800, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2

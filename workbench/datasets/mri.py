@@ -45,12 +45,32 @@ MNI_NOTICE = (
 # ------------------------------------------------------------------------------------------
 
 
+def mni152_t1() -> np.ndarray:
+    """The 1 mm MNI152 2009 T1 template that ``nilearn.datasets.load_mni152_template`` returns
+    (float32, divided by its maximum), as float64, read with nibabel from the file that ships
+    inside nilearn: importing ``nilearn.datasets`` pulls in scikit-learn and pandas (seconds)
+    for a file read. ``tests/mri/test_mni_template.py`` checks the two agree exactly."""
+    import importlib.util
+    import os
+
+    import nibabel
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("nilearn is not installed: the MNI152 template ships inside it")
+    base = list(spec.submodule_search_locations)[0]
+    path = os.path.join(
+        base, "datasets", "data", "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+    )
+    data = np.asanyarray(nibabel.load(path).dataobj).astype(np.float32)
+    data /= data.max()
+    return data.astype(np.float64)
+
+
 @lru_cache(maxsize=4)
 def mni_slices(n: int = 128) -> dict[str, np.ndarray]:
     """Usable MNI152 axial slices at N×N, max 1, split into ``train``/``val``/``test`` (float32)."""
-    from nilearn.datasets import load_mni152_template
-
-    vol = np.asarray(load_mni152_template(resolution=1).get_fdata(), np.float64)  # (197, 233, 189)
+    vol = mni152_t1()  # (197, 233, 189)
     out = []
     for z in range(30, min(170, vol.shape[2])):
         sl = vol[:, 10:207, z]  # 197 × 197

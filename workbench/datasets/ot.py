@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.physics.ot import exact
 from workbench.physics.ot.cost import COSTS, pairwise_cost
 from workbench.problems import OTProblem
 from workbench.registry import DomainSpec, Sample, param
@@ -433,18 +434,36 @@ def load(data: bytes, filename: str, cost: str = "auto", floor: float = 0.0, **_
 
 _EMD_CACHE: OrderedDict[str, float] = OrderedDict()
 EMD_MAX_ENTRIES = 4_000_000
+#: Exact cost without POT (whose import costs more than a second: it pulls in scikit-learn and
+#: torch) on small problems -- the same optimal value, checked against ``ot.emd`` by the tests:
+#: NumPy successive shortest paths up to SSP_MAX_ENTRIES, SciPy's HiGHS up to LP_MAX_ENTRIES.
+SSP_MAX_ENTRIES = 400
+LP_MAX_ENTRIES = 40_000
 
 
 def exact_cost(problem: OTProblem) -> float | None:
-    """Exact OT cost (user units) by ``ot.emd`` when n*m <= 4e6; cached per problem id."""
+    """Exact OT cost (user units) when n*m <= 4e6; cached per problem id.
+
+    :func:`~workbench.physics.ot.exact.exact_cost_ssp` up to :data:`SSP_MAX_ENTRIES` entries,
+    :func:`~workbench.physics.ot.exact.exact_cost_lp` up to :data:`LP_MAX_ENTRIES`, ``ot.emd``
+    above.
+    """
     if problem.n * problem.m > EMD_MAX_ENTRIES:
         return None
     key = problem.id
     if key not in _EMD_CACHE:
-        import ot
+        a = np.asarray(problem.a, dtype=np.float64)
+        b = np.asarray(problem.b, dtype=np.float64)
+        C = np.ascontiguousarray(problem.C, dtype=np.float64)
+        if problem.n * problem.m <= SSP_MAX_ENTRIES:
+            value = exact.exact_cost_ssp(a, b, C)[0]
+        elif problem.n * problem.m <= LP_MAX_ENTRIES:
+            value = exact.exact_cost_lp(a, b, C)
+        else:
+            import ot
 
-        P = ot.emd(problem.a, problem.b, np.ascontiguousarray(problem.C), numItermax=10_000_000)
-        _EMD_CACHE[key] = float(np.sum(P * problem.C)) * problem.cost_scale
+            value = float(np.sum(ot.emd(a, b, C, numItermax=10_000_000) * C))
+        _EMD_CACHE[key] = value * problem.cost_scale
         while len(_EMD_CACHE) > 32:
             _EMD_CACHE.popitem(last=False)
     return _EMD_CACHE[key]

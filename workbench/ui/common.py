@@ -78,23 +78,62 @@ def load_problem(problem_id: str) -> Any:
 def setup(title: str = "Inverse Workbench") -> None:
     """Page config, and the imports that must not happen lazily in two threads at once.
 
-    Call at the top of app.py. pandas (imported lazily by plotly) and torch are not safe to
-    import concurrently: a solve starting its first import in the worker thread while the page
-    draws a chart failed with "partially initialized module 'pandas'". Importing them here, in
-    the script thread before any job can be queued, costs a few seconds once per server.
+    Call at the top of app.py. pandas is not safe to import concurrently: plotly picks it up
+    from ``sys.modules`` half-initialised, and a solve starting its first import in the worker
+    thread while the page drew a chart failed with "partially initialized module 'pandas'".
+    Importing pandas and plotly here, in the script thread before any job can be queued, costs
+    well under a second once per server. Everything else (torch, SciPy, POT, the solvers) is
+    imported by each domain page's background warm-up (:func:`warm_status`), not before the
+    first paint.
     """
     st.set_page_config(page_title=title, page_icon=":material/biotech:", layout="wide")
     _preload()
 
 
-@st.cache_resource(show_spinner="Loading the numerical libraries…")
+@st.cache_resource(show_spinner="Loading the plotting libraries…")
 def _preload() -> bool:
     import pandas  # noqa: F401
     import plotly.graph_objects  # noqa: F401
-    import scipy.sparse.linalg  # noqa: F401
-    import torch  # noqa: F401
 
     return True
+
+
+WARM_POLL_S = 2.0
+
+
+@st.cache_resource
+def _warmup(domain: str) -> Any:
+    from workbench.jobs import warm_in_background
+
+    return warm_in_background(domain)
+
+
+def warm_status(domain: str) -> None:
+    """Start (once per server) the warm-up of what the domain's runs import, and show its
+    progress until it is done, so that a first run starts iterating at once.
+
+    The warm-up runs in its own thread: the page stays usable, and a run started before it
+    ends simply waits on the same imports (Python serialises them per module).
+    """
+    w = _warmup(domain)
+    if w.done.is_set():
+        return
+
+    # Poll slowly: every script run (a fragment's too) costs the server a pass over sys.modules,
+    # which competes with the warm-up's imports for the interpreter (at 0.5 s the OT warm-up
+    # took minutes instead of seconds on a busy machine).
+    @st.fragment(run_every=WARM_POLL_S)
+    def _status() -> None:
+        if w.done.is_set():
+            st.rerun()  # the whole page once, which stops this poll
+        total = w.progress.total or 1
+        st.progress(
+            min(1.0, w.progress.step / total),
+            text=f"Preparing the solvers: {w.progress.step}/{total} modules"
+            + (f" (loading {w.current})" if w.current else ""),
+        )
+
+    _status()
 
 
 # ---- parameter forms ---------------------------------------------------------------------------
@@ -175,6 +214,7 @@ def problem_picker(
     domain: str, key: str | None = None, options: dict[str, Any] | None = None
 ) -> Any:
     """Choose a bundled sample or upload a file; returns the Problem (or None with a message)."""
+    _warmup(domain)  # start warming the runs' imports now, while the sample is being built
     dom = registry.get_domain(domain)
     key = key or f"wb.{domain}.picker"
     options = options or {}
@@ -342,6 +382,7 @@ def solver_panel(
 ) -> None:
     """Pick solvers, set their parameters, queue runs and watch them live."""
     key = key or f"wb.{domain}.solve"
+    warm_status(domain)
     specs = registry.solvers(domain)
     names = [s.name for s in specs]
     by_name = {s.name: s for s in specs}

@@ -30,7 +30,7 @@ from workbench.physics.ot.metrics import plan_metrics
 from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
-from workbench.solvers.ot import _core
+from workbench.solvers.ot import _core, _np_sinkhorn
 
 REG_HELP = (
     "Entropic regularisation reg = 1/eta on costs divided by their maximum "
@@ -138,6 +138,8 @@ def solve(
     problem: Any, params: Params, progress: Progress | None = None, *, init: Any = None
 ) -> Result:
     """Run log-domain Sinkhorn; ``init=(x, y)`` warm-starts from potentials (normalised units)."""
+    if _np_sinkhorn.applies(problem, params):  # small CPU solve: same iteration, no torch import
+        return _np_sinkhorn.solve(problem, params, progress, init=init)
     import torch
 
     progress = ensure(progress)
@@ -261,7 +263,8 @@ SPEC = SolverSpec(
     Params=Params,
     solve=solve,
     description=(
-        "Log-domain Sinkhorn in torch float64 (CPU or CUDA): alternating exact row and column "
+        "Log-domain Sinkhorn in torch float64 (CPU or CUDA; NumPy, with the same iterates, for "
+        "problems up to 256x256 on the CPU): alternating exact row and column "
         "scalings with log-sum-exp, never forming exp(-C/reg). Robust at small reg; its iteration "
         "count grows quickly as reg shrinks. Stops on the L1 marginal error."
     ),

@@ -1,0 +1,29 @@
+"""The page warm-up: which modules a domain's runs import, found from the source, and a warm-up
+that reports its progress and ends even when an optional dependency is missing."""
+
+import sys
+
+from workbench import jobs
+
+
+def test_warm_modules_follow_the_lazy_imports_of_the_ot_solvers():
+    names = jobs.warm_modules("ot")
+    # lazy imports inside functions: POT for emd, torch for the Newton solver, SciPy's HiGHS
+    # for the exact cost in the domain's evaluate, plotly for the result figure
+    for needed in ("ot", "torch", "scipy.optimize", "plotly.graph_objects"):
+        assert needed in names
+    assert "workbench.solvers.ot.sinkhorn_newton" in names
+    assert "workbench.solvers.ot._np_sinkhorn" in names  # followed through sinkhorn.py
+    assert not any(n.split(".")[0] in jobs.WARM_SKIP for n in jobs.warm_modules("tumor"))
+
+
+def test_warm_reports_progress_and_survives_missing_modules(toy, monkeypatch):
+    monkeypatch.setattr(jobs, "warm_modules", lambda d: ["json", "no_such_module_xyz", "toy"])
+    calls = []
+    monkeypatch.setattr(toy, "warm", lambda: calls.append(1), raising=False)
+    w = jobs.warm_in_background("toy")
+    assert w.done.wait(30)
+    assert w.failed == ["no_such_module_xyz"] and w.current == ""
+    assert (w.progress.step, w.progress.total) == (3, 3)
+    assert calls == []  # the hook is only called on workbench modules
+    assert "json" in sys.modules

@@ -1,0 +1,14 @@
+"""The MNI152 T1 read directly with nibabel is nilearn's ``load_mni152_template`` exactly."""
+
+import numpy as np
+import pytest
+
+from workbench.datasets.mri import mni152_t1
+
+
+def test_direct_read_equals_nilearn_loader():
+    datasets = pytest.importorskip("nilearn.datasets")
+    ref = np.asarray(datasets.load_mni152_template(resolution=1).get_fdata(), np.float64)
+    ours = mni152_t1()
+    assert ours.shape == ref.shape == (197, 233, 189)
+    np.testing.assert_array_equal(ours, ref)
