@@ -243,11 +243,44 @@ def _write_outputs(args, store, run_id, problem, result, dom) -> dict[str, str]:
         try:
             fig = registry.resolve(dom.figure)(problem, result)
             # one warm renderer serves every CLI call: no browser start per figure
-            (out / "figure.png").write_bytes(figure_bytes_shared(fig, "png"))
+            png = _within(_figure_timeout(), lambda: figure_bytes_shared(fig, "png"))
+            (out / "figure.png").write_bytes(png)
             artifacts["figure"] = str(out / "figure.png")
         except Exception as exc:  # no browser for kaleido, say: the data is still there
-            print(f"warning: figure not written ({type(exc).__name__}: {exc})", file=sys.stderr)
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            print(f"warning: figure not written ({why})", file=sys.stderr)
     return artifacts
+
+
+def _figure_timeout() -> float:
+    """Deadline for one CLI figure (``WORKBENCH_FIGURE_TIMEOUT``, default 120 s)."""
+    try:
+        return float(os.environ.get("WORKBENCH_FIGURE_TIMEOUT", "120"))
+    except ValueError:
+        return 120.0
+
+
+def _within(seconds: float, fn):
+    """``fn()`` on a daemon thread, or TimeoutError after ``seconds`` (a browser that never
+    starts must not hang the CLI; the run is already stored)."""
+    import threading
+
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="wb-figure", daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise TimeoutError(f"no renderer answered within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def cmd_batch(args: argparse.Namespace) -> int:

@@ -185,3 +185,23 @@ def test_file_parameters_offer_their_files_and_refuse_missing_ones(tmp_path):
     own = tmp_path / "mine.pt"
     own.write_bytes(b"")
     assert recurrentvarnet.SPEC.params({"checkpoint": str(own)}).checkpoint == str(own)
+
+
+def test_figure_export_has_a_deadline(toy, capsys, monkeypatch, tmp_path):
+    import time
+
+    import workbench.export as export
+
+    def hang(*a, **k):
+        time.sleep(30)
+
+    monkeypatch.setattr(export, "figure_bytes_shared", hang)
+    monkeypatch.setenv("WORKBENCH_FIGURE_TIMEOUT", "0.5")
+    code, out, err = run(
+        capsys, "solve", "toy", "--solver", "gd", "--problem", "toy_8", "--json",
+        "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert code == 0 and "figure" not in json.loads(out)["artifacts"]
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "within 0.5 s" in warning[0]
+    assert len(RunStore().list()) == 1
