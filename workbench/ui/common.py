@@ -253,7 +253,8 @@ def problem_picker(
     try:
         return _loaded(domain, digest, upload.name, opts_json, data)
     except InputError as exc:
-        st.error(f"{upload.name}: {exc}")
+        msg = str(exc)  # readers already name the file: say it once
+        st.error(msg if upload.name in msg else f"{upload.name}: {msg}")
     except Exception as exc:  # an unexpected reader error still must not crash the page
         st.error(f"{upload.name} could not be read: {type(exc).__name__}: {exc}")
     return None
