@@ -72,6 +72,7 @@ DENSE_SOLVE_MAX = 700  # largest n + m - 1 solved by dense Cholesky
 DIRECT_MAX = 6000  # largest n + m for the sparse direct fallback
 MU_START = 1e-12
 MU_MAX = 1e12
+MU_DROP = 1e-6  # after a full step a shift below this is dropped (pure Newton tail)
 RADIUS = (
     10.0  # trust region: largest |d alpha_i|, |d beta_j| of a Newton step (P changes by <= e^20)
 )
@@ -290,16 +291,31 @@ class NewtonSystem:
         self.N = n + m - 1
         self.matvec, self.diag = hessian_operator(rows, cols, Ps)
         self.dense = hessian_dense(rows, cols, Ps) if self.N <= DENSE_SOLVE_MAX else None
+        self.eig: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.cg_iters = 0
         self.direct = 0
+
+    def _solve_eig(self, g: np.ndarray, mu: float) -> np.ndarray:
+        """(M + mu D)^-1 g from one eigendecomposition of D^-1/2 M D^-1/2 (cheap for every mu)."""
+        if self.eig is None:
+            s = 1.0 / np.sqrt(np.diag(self.dense))
+            lam, Q = np.linalg.eigh(self.dense * s[:, None] * s[None, :])
+            self.eig = (s, lam, Q)
+        s, lam, Q = self.eig
+        den = lam + mu
+        if np.any(den <= 0):
+            return None
+        return s * (Q @ ((Q.T @ (s * g)) / den))
 
     def solve(self, g: np.ndarray, mu: float) -> np.ndarray | None:
         """dz with (M + mu diag M) dz = g; None when the dense factorisation fails."""
         if self.dense is not None:
             from scipy.linalg import cho_factor, cho_solve
 
+            if mu > 0 or self.eig is not None:
+                # The shift search solves for several mu: factor once.
+                return self._solve_eig(g, mu)
             A = self.dense.copy()
-            A[np.diag_indices_from(A)] *= 1.0 + mu
             try:
                 return cho_solve(cho_factor(A, lower=True, check_finite=False), g)
             except np.linalg.LinAlgError:
@@ -522,7 +538,7 @@ def run(
                     for batch in STEP_BATCHES:
                         quad = K.line_search_increase(alpha, beta, dal, dbe, batch)
                         stats["line_search_trials"] += len(batch)
-                        for s, qv in zip(batch, quad):
+                        for s, qv in zip(batch, quad, strict=True):
                             inc = s * g_dot - qv
                             if math.isfinite(qv) and inc >= ARMIJO_C * s * g_dot:
                                 accepted, df = s, inc
@@ -581,7 +597,7 @@ def run(
                     break
                 if accepted == 1.0:
                     # Full steps: relax the shift and widen the region again.
-                    mu = 0.0 if mu <= MU_START else mu / 10
+                    mu = 0.0 if mu <= MU_DROP else mu / 10
                     radius = min(RADIUS, 2 * radius)
                 else:
                     radius = max(RADIUS_MIN, accepted * size)
