@@ -40,7 +40,7 @@ class LogKernel:
         Target entries per block (rows per block = block_entries // m, at least 1).
     """
 
-    def __init__(self, cost: Any, a: Any, b: Any, eta: float, block_entries: int = 1 << 22):
+    def __init__(self, cost: Any, a: Any, b: Any, eta: float, block_entries: int = 1 << 20):
         import torch
 
         self.cost = cost
@@ -50,6 +50,7 @@ class LogKernel:
         self.n, self.m = cost.n, cost.m
         self.rows_per_block = max(1, int(block_entries) // max(1, self.m))
         self.passes = 0
+        self._bufs: dict[int, Any] = {}
         self.floor = FLOOR if cost.dtype == torch.float64 else FLOOR32
 
     # -- helpers ---------------------------------------------------------------------------
@@ -57,11 +58,20 @@ class LogKernel:
         for i0 in range(0, self.n, self.rows_per_block):
             yield i0, min(self.n, i0 + self.rows_per_block)
 
-    def _logp(self, i0: int, i1: int, alpha: Any, beta: Any, minus_one: bool = True) -> Any:
-        """alpha_i + beta_j - eta C_ij (- 1) for rows i0:i1, as a new block tensor."""
+    def _buffer(self, slot: int, rows: int) -> Any:
+        """A persistent (rows, m) work buffer: the passes allocate nothing per block."""
         import torch
 
-        W = torch.mul(self.cost.block(i0, i1), -self.eta)
+        buf = self._bufs.get(slot)
+        if buf is None:
+            r = min(self.rows_per_block, self.n)
+            buf = torch.empty((r, self.m), dtype=self.cost.dtype, device=self.cost.device)
+            self._bufs[slot] = buf
+        return buf[:rows]
+
+    def _logp(self, i0: int, i1: int, alpha: Any, beta: Any, minus_one: bool = True) -> Any:
+        """alpha_i + beta_j - eta C_ij (- 1) for rows i0:i1, in work buffer 0."""
+        W = self.cost.scaled_block(i0, i1, -self.eta, self._buffer(0, i1 - i0))
         dt = W.dtype
         W += alpha[i0:i1, None].to(dt)
         W += beta[None, :].to(dt)
@@ -169,10 +179,14 @@ class LogKernel:
             W.clamp_(min=self.floor)
             W.exp_()
             dt = W.dtype
-            D = dal[i0:i1, None].to(dt) + dbe[None, :].to(dt)
+            D = torch.add(
+                dal[i0:i1, None].to(dt), dbe[None, :].to(dt), out=self._buffer(1, i1 - i0)
+            )
+            T = self._buffer(2, i1 - i0)
+            inc = self._buffer(3, i1 - i0)
             for q, s in enumerate(steps):
-                T = D * s
-                inc = torch.expm1(T)
+                torch.mul(D, s, out=T)
+                torch.expm1(T, out=inc)
                 inc -= T
                 inc *= W
                 quad[q] += float(inc.sum(dtype=torch.float64))
@@ -213,7 +227,7 @@ class LogKernel:
             W = self._logp(i0, i1, alpha, beta)
             W.clamp_(min=self.floor)
             W.exp_()
-            W *= self.cost.block(i0, i1)
+            W *= self.cost.scaled_block(i0, i1, 1.0, self._buffer(1, i1 - i0))
             tot += float(W.sum(dtype=torch.float64))
         self.passes += 1
         return tot

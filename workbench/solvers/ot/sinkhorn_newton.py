@@ -77,6 +77,7 @@ RADIUS = (
     10.0  # trust region: largest |d alpha_i|, |d beta_j| of a Newton step (P changes by <= e^20)
 )
 RADIUS_MIN = 1e-10
+RADIUS_MAX = 1e6
 STEP_BATCHES = ([1.0], [0.5, 0.25, 0.125, 0.0625])
 
 
@@ -179,7 +180,7 @@ class Params:
         advanced=True,
     )
     block_entries: int = param(
-        1 << 22,
+        1 << 20,
         "Entries per row block of the O(nm) passes (memory per temporary = 8 bytes x this).",
         min=1 << 10,
         max=1 << 28,
@@ -527,7 +528,7 @@ def run(
                     if not (math.isfinite(size) and g_dot > 0 and size <= radius):
                         # Outside the trust region (or no usable direction): shift, i.e. trust
                         # the quadratic model less. (M + mu D)^-1 g -> D^-1 g / mu, so this ends.
-                        mu = max(10.0 * mu, MU_START)
+                        mu = max(4.0 * mu, MU_START)
                         stats["lm_shifts"] += 1
                         if mu > MU_MAX:
                             break
@@ -596,9 +597,14 @@ def run(
                     stop = True
                     break
                 if accepted == 1.0:
-                    # Full steps: relax the shift and widen the region again.
-                    mu = 0.0 if mu <= MU_DROP else mu / 10
-                    radius = min(RADIUS, 2 * radius)
+                    # A full step: relax the shift. If the shift was active, the region was
+                    # what limited the step: widen it as fast as the shift shrinks (the step
+                    # along a nearly flat direction grows like 1/mu). A block of the plan graph
+                    # whose coupling underflows must shift its potentials by hundreds of units
+                    # along a direction on which f is linear; this gets there geometrically.
+                    if mu > 0:
+                        radius = min(RADIUS_MAX, 4 * radius)
+                    mu = 0.0 if mu <= MU_DROP else mu / 4
                 else:
                     radius = max(RADIUS_MIN, accepted * size)
                 if p.adaptive and accepted == 1.0 and st["e"] > 0.5 * e_prev and not at_cap:
