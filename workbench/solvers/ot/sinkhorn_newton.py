@@ -138,6 +138,14 @@ class Params:
         log=True,
         advanced=True,
     )
+    max_kappa: float = param(
+        256.0,
+        "Cap on kept entries per row (with max_density): memory O(max_kappa (n + m)).",
+        min=1.0,
+        max=1e6,
+        log=True,
+        advanced=True,
+    )
     max_density: float = param(
         0.2,
         "Cap on kept/(n*m) (lifted for n*m <= 50 000).",
@@ -424,6 +432,8 @@ def run(
     etas = [float(eta)] if init is not None else schedule(float(eta), hi - lo, p)
     K = LogKernel(cost, a, b, etas[0], p.block_entries)
     max_kept = max(1, int(max(p.max_density, min(1.0, SMALL_DENSE / nm)) * nm))
+    # and at most max_kappa entries per row: the kept Hessian stays O(n + m) in memory
+    max_kept = min(max_kept, max(SMALL_DENSE, int(p.max_kappa * max(n, m))))
     hist: dict[str, list[float]] = {
         k: []
         for k in (
