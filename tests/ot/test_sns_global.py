@@ -73,6 +73,7 @@ def test_every_stage_ends_under_its_exit_tolerance(reg):
             assert f[i] >= f[i - 1] - 1e-12 * abs(f[i - 1])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")
 @settings(max_examples=8, deadline=None, derandomize=True)
 @given(
     n=st.integers(4, 24),
@@ -205,3 +206,20 @@ def test_memory_of_a_5000_squared_solve():
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["newton"] >= 1  # the Newton phase (selection, line search) ran too
     assert out["growth_mb"] < 150, out
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    p = issue_problem()
+    cpu = sns.solve(p, sns.Params(reg=1e-4, tol=1e-10, device="cpu"))
+    gpu = sns.solve(p, sns.Params(reg=1e-4, tol=1e-10, device="cuda"))
+    assert gpu.status == "converged" and gpu.meta["device"].startswith("cuda")
+    assert np.abs(gpu.output - cpu.output).sum() < 1e-8
+    rng = np.random.default_rng(1)
+    X, Y = rng.random((300, 2)), rng.random((300, 2))
+    out = sns.solve_points(X, Y, reg=1e-3, params=sns.Params(reg=1e-3, device="cuda"))
+    assert out["status"] == "converged"
