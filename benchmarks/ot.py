@@ -615,7 +615,11 @@ def grid_markdown(rows: list[dict], cells: list[tuple], cap_s: float, pot_max_n:
             f"{_fmt(r['wall_s'])} | {_fmt(r['marginal_error'], 'e')} | {'yes' if r['converged'] else '**no**'} | "
             f"{r['rss_mb']:.0f} | {r['status'] if not r['converged'] else ''} {r['note']} |"
         )
-    ran = {(c[0], c[1], c[2]) for c in cells}
+    ran = {
+        (c[0], c[1], c[2])
+        for c in cells
+        if any(r.get("cell") == f"{c[0]}_{c[1]}_{c[2]:g}" for r in rows)
+    }
     missing = [
         (k, n, e) for k in GRID_KINDS for n in GRID_NS for e in GRID_ETAS if (k, n, e) not in ran
     ]
@@ -690,6 +694,8 @@ def main_grid(args: Any) -> int:
         if prev:
             rows += prev
             continue
+        if args.render_only:
+            continue
         new = grid_cell(kind, n, eta, cap, args.pot_max_n)
         for r in new:
             r["cell"] = f"{kind}_{n}_{eta:g}"
@@ -755,6 +761,11 @@ def main(argv: list[str] | None = None) -> int:
         help="issue 17: SNS vs RegOT SSNS vs POT sinkhorn_log over eta x n x cost (reduced grid)",
     )
     ap.add_argument("--pot-max-n", type=int, default=60, help="--grid: largest n for POT")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="--grid: only render the cells already in --rows (the others are listed as not run)",
+    )
     args = ap.parse_args(argv)
     if args.grid:
         return main_grid(args)
