@@ -67,7 +67,7 @@ from workbench.solvers.ot._blocks import LogKernel
 from workbench.solvers.ot.sinkhorn import REG_HELP, finish_plan
 
 ARMIJO_C = 1e-4
-SMALL_DENSE = 50_000  # n*m up to which the density cap is lifted
+SMALL_DENSE = 1_000_000  # kept entries always allowed (the full Hessian up to n*m = 1e6)
 SCHUR_MAX = 2500  # largest min(n, m - 1) solved exactly by a dense Schur complement
 DIRECT_MAX = 6000  # largest n + m for the sparse direct fallback
 MU_START = 1e-12
@@ -644,6 +644,17 @@ def run(
                     mu = 0.0 if mu <= MU_DROP else mu / 4
                 else:
                     radius = max(RADIUS_MIN, accepted * size)
+                if p.adaptive and accepted == 1.0 and st["e"] > 0.5 * e_prev and at_cap:
+                    # No sparsity left to add and Newton is only linear (a plan too dense for the
+                    # kept pattern, typically a small eta on a point cloud): Sinkhorn is the better
+                    # use of the passes for a block, then Newton resumes.
+                    events.append(f"step {step}: density cap, slow step: Sinkhorn block")
+                    stats["sinkhorn_blocks"] += 1
+                    if sinkhorn_steps(p.sinkhorn_block, tol_s):
+                        stop = cancelled or step >= p.max_iter or not math.isfinite(st["e"])
+                        if stop:
+                            break
+                    continue
                 if p.adaptive and accepted == 1.0 and st["e"] > 0.5 * e_prev and not at_cap:
                     events.append(
                         f"step {step}: kappa {kappa:g} -> {2 * kappa:g} (e ratio {st['e'] / e_prev:.2g})"
