@@ -610,6 +610,9 @@ def run(
                         break
                     continue
                 pattern = (idx // m, idx % m)
+                mu_used = (
+                    mu  # the shift of the accepted step (unshifted + slow = the pattern's fault)
+                )
                 alpha = alpha + accepted * dal
                 beta = beta + accepted * dbe
                 step += 1
@@ -644,7 +647,14 @@ def run(
                     mu = 0.0 if mu <= MU_DROP else mu / 4
                 else:
                     radius = max(RADIUS_MIN, accepted * size)
-                if p.adaptive and accepted == 1.0 and st["e"] > 0.5 * e_prev and at_cap:
+                if (
+                    p.adaptive
+                    and accepted == 1.0
+                    and st["e"] > 0.5 * e_prev
+                    and at_cap
+                    and k < nm
+                    and mu_used == 0.0
+                ):
                     # No sparsity left to add and Newton is only linear (a plan too dense for the
                     # kept pattern, typically a small eta on a point cloud): Sinkhorn is the better
                     # use of the passes for a block, then Newton resumes.
