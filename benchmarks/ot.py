@@ -483,6 +483,7 @@ GRID_DEFAULT = (
 #: RegOT cannot be stopped by time: its iteration cap is lowered where one iteration is O(n^2)
 #: dense work on thousands of points (a capped run is reported as a miss with its wall time).
 REGOT_MAX_ITER = {500: 5000, 10**9: 300}
+REGOT_MAX_N = 2000  # larger: not run (its dense O(n^2) iterations exceed the CPU budget here)
 
 
 def grid_problem(kind: str, n: int, seed: int = 0) -> Any:
@@ -572,6 +573,11 @@ def grid_peers(p: Any, base: dict, eta: float, cap_s: float, pot_max_n: int, row
     """RegOT SSNS and (for small n) POT sinkhorn_log on one cell, appended to ``rows``."""
     import regot
 
+    if max(p.n, p.m) > REGOT_MAX_N:
+        rows.append({**base, "solver": "RegOT sinkhorn_ssns", "iterations": "-", "passes": "-",
+                     "wall_s": float("nan"), "marginal_error": float("nan"), "converged": False,
+                     "status": "not run (CPU budget)", "rss_mb": _rss_mb(), "note": "", "curve": None})  # fmt: skip
+        return
     # RegOT SSNS (C++), tol on its own ||grad||_2 scaled as in the fair-call rule
     M = np.asfortranarray(p.C)
     t0 = time.perf_counter()
