@@ -771,7 +771,15 @@ def main_grid(args: Any) -> int:
         write_section(
             "Optimal transport: SNS across eta and n (issue 17)",
             md,
-            "workbench bench ot --grid" + (f" --cap-s {cap:g}" if args.cap_s is not None else ""),
+            "workbench bench ot --grid"
+            + (f" --cap-s {cap:g}" if args.cap_s is not None else "")
+            + (
+                " --rows ROWS.jsonl (resumed over several invocations; the SNS rows re-measured "
+                "with --sns-only after the solver's last change; this section rendered with "
+                "--render-only)"
+                if args.rows
+                else ""
+            ),
         )
     print(md if not args.json else json.dumps({"domain": "ot", "grid": True, "wall_s": total, "rows": [
         {k: v for k, v in r.items() if k != "curve"} for r in rows]}, default=float))  # fmt: skip
