@@ -22,11 +22,17 @@ shrinks like ``1/eta``. The solver therefore follows an eta-continuation (epsilo
   Newton until the stage-exit rule ``e <= max(tol, stage_tol)`` holds (``e <= tol`` on the last);
 * **adaptive sparsity per stage**: ``kappa`` starts each stage at ``max(kappa_0, kappa / 2)`` and
   doubles when a full Newton step fails to halve ``e`` (the sparsified Hessian is then too crude);
-* **safeguard**: when the line search stalls (no step >= 1/16 passes Armijo) the direction is
-  recomputed with a Levenberg–Marquardt shift ``mu`` (x8 each time, from 1e-4); ``mu`` shrinks (/4)
-  after full steps. A shift above 1e8 without an ascent step means the floating-point floor:
-  a block of Sinkhorn iterations is taken, and if that does not help either, the run stops with
-  reason ``stagnation``.
+* **safeguard (trust region + Levenberg–Marquardt)**: a direction whose largest potential change
+  exceeds the trust radius (10 units of ``eta x`` at first), or that the factorisation cannot give
+  (numerically singular ``M``: a plan graph split into blocks whose coupling underflows), is
+  recomputed with the shift ``mu`` (x4 from 1e-12); a stalled line search (no step >= 1/16 passes
+  Armijo) shrinks the radius below that step. After a full step the shift shrinks (/4, dropped
+  below 1e-6: pure Newton tail) and, if it was active, the radius widens x4 (up to 1e6), so a
+  nearly decoupled block moves its potentials by hundreds of units in a few steps. With the
+  pattern truncated at its cap, a slow unshifted step hands a block to Sinkhorn. When no ascent
+  step exists at all, a Sinkhorn block is taken; if that fails too, or ``e`` has not fallen by 10%
+  over ``patience`` iterations, the run stops with reason ``stagnation`` (status ``failed``);
+  the iteration cap gives reason ``budget`` (status ``max_iter``).
 
 Every O(nm) pass runs blockwise over row blocks (:mod:`workbench.solvers.ot._blocks`), so only the
 cost matrix itself is dense (and not even that for :func:`solve_points`, which computes costs from
