@@ -137,6 +137,30 @@ def _exports(result, title: str) -> None:
     )
 
 
+def _bench_curves() -> None:
+    """Error-versus-time curves of the last ``workbench bench ot --grid`` (when it has been run)."""
+    import json
+
+    from workbench.bench import benchmarks_dir
+    from workbench.viz import ot as V
+
+    path = benchmarks_dir() / "results" / "ot_grid_curves.json"
+    if not path.exists():
+        return
+    with st.expander("Benchmark: error against time (workbench bench ot --grid)", expanded=False):
+        try:
+            curves = json.loads(path.read_text())
+        except (OSError, ValueError):
+            st.caption("benchmark curves unreadable; rerun `workbench bench ot --grid`")
+            return
+        cells = sorted({k.rsplit(" ", 1)[0].split(" ")[0] for k in curves})
+        if not cells:
+            return
+        cell = st.selectbox("cell (cost_n_eta)", cells, key=f"{K}.bench_cell")
+        common.show_figure(V.bench_curves_figure(curves, cell), "ot-bench-curves", f"{K}.bench")
+        st.caption("Final errors recomputed from every plan, iterations and passes: BENCHMARKS.md.")
+
+
 def render() -> None:
     from workbench.viz import ot as V
 
@@ -167,3 +191,4 @@ def render() -> None:
         _side_by_side(problem, runs)
     else:
         st.caption("No finished runs on this problem yet.")
+    _bench_curves()

@@ -385,3 +385,39 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         margin={"l": 50, "r": 20, "t": 70, "b": 40},
     )
     return fig
+
+
+def bench_curves_figure(curves: dict[str, Any], cell: str) -> go.Figure:
+    """Error against wall time for every solver of one benchmark cell (``workbench bench ot --grid``).
+
+    ``curves`` maps ``"<cell> <solver>"`` to ``{"t": seconds, "e": errors, "norm": str}``; SNS's
+    error is the L1 marginal error, RegOT's its own ||grad f||_2 (as it reports it), so the curves
+    show the shape of convergence and the final recomputed errors sit in the table.
+    """
+    fig = go.Figure()
+    i = 0
+    for key, c in curves.items():
+        if not key.startswith(cell + " ") or not c or not c.get("t"):
+            continue
+        e = np.asarray(c["e"], dtype=float)
+        t = np.asarray(c["t"], dtype=float)[: e.size]
+        e = np.where(e > 0, e, np.nan)[: t.size]
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=e,
+                mode="lines+markers",
+                marker={"size": 4},
+                line={"color": COLORS[i % len(COLORS)]},
+                name=f"{key[len(cell) + 1 :]} ({c.get('norm', '')})",
+            )
+        )
+        i += 1
+    fig.update_yaxes(type="log", title="marginal error", exponentformat="power")
+    fig.update_xaxes(title="seconds")
+    fig.update_layout(
+        title=f"benchmark {cell}: error against time",
+        margin={"l": 60, "r": 20, "t": 60, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig

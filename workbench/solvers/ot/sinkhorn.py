@@ -271,3 +271,100 @@ SPEC = SolverSpec(
     reference="M. Cuturi, Sinkhorn distances: lightspeed computation of optimal transport, NeurIPS 2013.",
     paper=False,
 )
+
+
+def finish_plan(
+    problem: Any,
+    kernel: Any,
+    alpha: Any,
+    beta: Any,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    reg: float,
+    tol: float,
+    step: int,
+    reason: str,
+    hist: dict[str, list[float]],
+    clock: _core.Timer,
+    device: str,
+    solver: str,
+    extras: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    dtype: str = "float64",
+) -> Result:
+    """The Result of a blockwise solve: the dense plan written block by block, status from it.
+
+    ``reason`` (converged, budget, stagnation, cancelled, non_finite) explains a run that did not
+    reach ``tol``; the status itself is decided from the returned plan's marginal error.
+    """
+    n_full, m_full = problem.a.size, problem.b.size
+    if ia.size == n_full and ib.size == m_full:
+        P = np.empty((n_full, m_full))
+        kernel.plan_into(alpha, beta, P)
+    else:
+        P = np.zeros((n_full, m_full))
+        r, c, v = kernel.plan_sparse(alpha, beta, threshold=0.0)
+        P[ia[r], ib[c]] = v
+    al, be = _core.fix_gauge(alpha, beta, kernel.a, kernel.b)
+    eta = kernel.eta
+    xs, ys = al.cpu().numpy() / eta, be.cpu().numpy() / eta
+    if ia.size == n_full and ib.size == m_full:
+        x, y = xs, ys
+    else:
+        # zero-mass points get the c-transform value min_j (C_ij - y_j) (resp. min_i (C_ij - x_i))
+        C = np.asarray(problem.C, dtype=np.float64)
+        x, y = np.empty(n_full), np.empty(m_full)
+        x[ia], y[ib] = xs, ys
+        ra, rb = np.setdiff1d(np.arange(n_full), ia), np.setdiff1d(np.arange(m_full), ib)
+        if ra.size:
+            x[ra] = np.min(C[np.ix_(ra, ib)] - ys[None, :], axis=1)
+        if rb.size:
+            y[rb] = np.min(C[np.ix_(ia, rb)] - xs[:, None], axis=0)
+    m = plan_metrics(problem, P, reg)
+    m["dual_objective"] = float(-kernel.state(alpha, beta)["rows"].sum() / eta) + float(
+        np.dot(problem.a[ia], xs) + np.dot(problem.b[ib], ys)
+    )
+    m["iterations"] = float(step)
+    m.update(metrics or {})
+    status = _core.decide_status(m["marginal_error"], tol, reason == "cancelled")
+    if status == "max_iter" and reason == "stagnation":
+        status = "failed"
+    wall = clock()
+    m["wall_s"] = wall
+    e = m["marginal_error"]
+    msg = {
+        "converged": f"marginal error {e:.2e} <= tol {tol:.1e} after {step} iterations",
+        "max_iter": f"budget: stopped at the iteration cap ({step}); marginal error {e:.2e} > tol {tol:.1e}",
+        "cancelled": f"cancelled after {step} iterations; marginal error {e:.2e}",
+        "failed": (
+            f"stagnation: marginal error stuck at {e:.2e} > tol {tol:.1e} after {step} iterations "
+            f"(the {dtype} floor at this eta, or an ill-posed problem)"
+            if reason == "stagnation"
+            else "non-finite marginal error (numerical breakdown)"
+        ),
+    }[status]
+    ex = {"x": x, "y": y}
+    ex.update(extras or {})
+    return Result(
+        output=P,
+        kind="plan",
+        status=status,
+        iterations=int(step),
+        metrics={k: float(v) for k, v in m.items()},
+        history=hist,
+        extras=ex,
+        meta={
+            "solver": solver,
+            "reg": reg,
+            "eta": 1.0 / reg,
+            "tol": tol,
+            "tol_norm": "L1 marginal error ||P1-a||_1 + ||P^T1-b||_1",
+            "device": device,
+            "wall_s": wall,
+            "dtype": dtype,
+            "stop_reason": reason,
+            "potentials_units": "normalised cost (multiply by cost_scale for user units)",
+            "versions": versions(),
+        },
+        message=msg,
+    )

@@ -1,20 +1,44 @@
-"""Sinkhorn–Newton–Sparse (SNS), spec ``ot.md`` §4.
+"""Sinkhorn–Newton–Sparse (SNS), spec ``ot.md`` §4, globalised over the whole range of eta.
 
-Stage 1 runs ``warmup`` log-domain Sinkhorn iterations. Stage 2 takes Newton steps on the concave
-dual ``f(x, y) = -(1/eta) sum P + <a, x> + <b, y>``, with the Hessian sparsified as
+The concave dual ``f(x, y) = -(1/eta) sum P + <a, x> + <b, y>`` with
+``P_ij = exp(eta (x_i + y_j - C_ij) - 1)`` is maximised by Newton steps whose Hessian is sparsified
+as
 
-    M = [[diag(P 1), P_s], [P_s^T, diag(P^T 1)]]
+    M = [[diag(P 1), P_s], [P_s^T, diag(P^T 1)]],
 
-where ``P_s`` keeps the ``ceil(kappa * max(n, m))`` largest entries of ``P`` (a global top-k) while
-the diagonal blocks keep the *exact* row and column sums. The last ``y`` coordinate is dropped (gauge
-fix), which makes ``M`` symmetric positive definite; the direction solves ``M dz = grad f`` by
-conjugate gradients on a CSR matrix, and an Armijo backtracking search on ``f`` (evaluated stably
-through ``expm1``) picks the step. ``kappa`` adapts: it doubles whenever a step needs ``alpha < 1/2``
-or fails to halve the marginal error; at the density cap a block of Sinkhorn iterations is taken.
+``P_s`` the ``ceil(kappa * max(n, m))`` largest entries of ``P`` (a global top-k) and the diagonal
+blocks the *exact* row and column sums. Dropping the last ``y`` coordinate (gauge fix) makes ``M``
+symmetric positive definite; the direction solves ``(M + mu diag M) dz = grad f`` (dense Cholesky
+for small systems, Jacobi-preconditioned CG otherwise) and an Armijo search on ``f`` picks the step.
 
-Iterations count every Sinkhorn and every Newton step (``max_iter`` caps their sum); the history
-records, per iteration, the stage (0 Sinkhorn, 1 Newton), e, f, step size, kappa, density, CG
-iterations and time.
+Globalisation (issue 17). Newton on ``f`` converges fast only close to the optimum, and the basin
+shrinks like ``1/eta``. The solver therefore follows an eta-continuation (epsilon-scaling):
+
+* **schedule**: ``eta_0 < eta_1 < ... < eta_K = eta`` geometric with factor ``q`` (default 4),
+  starting where ``eta_0 (max C - min C) = start`` (default 20), so it is chosen from eta and the
+  cost range and never tuned by the user; one stage when eta is already that small;
+* **stages**: each stage rescales the previous stage's potentials (``x`` is kept in cost units),
+  takes one Sinkhorn sweep (rows and columns exact, so no entry of ``P`` exceeds 1) and runs sparse
+  Newton until the stage-exit rule ``e <= max(tol, stage_tol)`` holds (``e <= tol`` on the last);
+* **adaptive sparsity per stage**: ``kappa`` starts each stage at ``max(kappa_0, kappa / 2)`` and
+  doubles when a full Newton step fails to halve ``e`` (the sparsified Hessian is then too crude);
+* **safeguard (trust region + Levenberg–Marquardt)**: a direction whose largest potential change
+  exceeds the trust radius (10 units of ``eta x`` at first), or that the factorisation cannot give
+  (numerically singular ``M``: a plan graph split into blocks whose coupling underflows), is
+  recomputed with the shift ``mu`` (x4 from 1e-12); a stalled line search (no step >= 1/16 passes
+  Armijo) shrinks the radius below that step. After a full step the shift shrinks (/4, dropped
+  below 1e-6: pure Newton tail) and, if it was active, the radius widens x4 (up to 1e6), so a
+  nearly decoupled block moves its potentials by hundreds of units in a few steps. With the
+  pattern truncated at its cap, a slow unshifted step hands a block to Sinkhorn. When no ascent
+  step exists at all, a Sinkhorn block is taken; if that fails too, or ``e`` has not fallen by 10%
+  over ``patience`` iterations, the run stops with reason ``stagnation`` (status ``failed``);
+  the iteration cap gives reason ``budget`` (status ``max_iter``).
+
+Every O(nm) pass runs blockwise over row blocks (:mod:`workbench.solvers.ot._blocks`), so only the
+cost matrix itself is dense (and not even that for :func:`solve_points`, which computes costs from
+coordinates). Iterations count every Sinkhorn sweep and every Newton step (``max_iter`` caps their
+sum); the history records per iteration the kind (``stage`` 0 Sinkhorn, 1 Newton), the
+continuation level and its eta, e, f, step, kappa, density, mu, CG iterations, passes and time.
 
 Example
 -------
@@ -25,29 +49,42 @@ Example
 'converged'
 
 Reference: X. Tang, M. Shavlovsky, H. Rahmanian, E. Tardini, K. K. Thekumparampil, T. Xiao,
-L. Ying, "Accelerating Sinkhorn algorithm with sparse Newton iterations", ICLR 2024 (arXiv 2401.12253).
+L. Ying, "Accelerating Sinkhorn algorithm with sparse Newton iterations", ICLR 2024 (arXiv 2401.12253);
+the shift follows the spirit of X. Tang, Y. Qiu, "Safe and sparse Newton method for entropic-
+regularized optimal transport", NeurIPS 2024.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from workbench.device import resolve_device
+from workbench.errors import InputError
 from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
 from workbench.solvers.ot import _core
-from workbench.solvers.ot.sinkhorn import REG_HELP, eps_scaling_start, finish, initial_potentials
+from workbench.solvers.ot._blocks import LogKernel
+from workbench.solvers.ot.sinkhorn import REG_HELP, finish_plan
 
 ARMIJO_C = 1e-4
-MAX_HALVINGS = 40
-SMALL_DENSE = 50_000  # n*m up to which the density cap is lifted
+SMALL_DENSE = 1_000_000  # kept entries always allowed (the full Hessian up to n*m = 1e6)
+SCHUR_MAX = 2500  # largest min(n, m - 1) solved exactly by a dense Schur complement
 DIRECT_MAX = 6000  # largest n + m for the sparse direct fallback
+MU_START = 1e-12
+MU_MAX = 1e12
+MU_DROP = 1e-6  # after a full step a shift below this is dropped (pure Newton tail)
+RADIUS = (
+    10.0  # trust region: largest |d alpha_i|, |d beta_j| of a Newton step (P changes by <= e^20)
+)
+RADIUS_MIN = 1e-10
+RADIUS_MAX = 1e6
+STEP_BATCHES = ([1.0], [0.5, 0.25, 0.125, 0.0625])
 
 
 @dataclass(frozen=True)
@@ -62,13 +99,13 @@ class Params:
     )
     max_iter: int = param(
         2000,
-        "Maximum total iterations (Sinkhorn warm-up + Newton + Sinkhorn blocks).",
+        "Maximum total iterations (Sinkhorn sweeps + Newton steps, all stages).",
         min=1,
         max=1_000_000,
     )
     warmup: int = param(
         20,
-        "Sinkhorn iterations before the first Newton step (paper: 20; 700 for W1 costs).",
+        "Sinkhorn iterations before the first Newton step of the first stage (paper: 20).",
         min=0,
         max=100_000,
     )
@@ -79,26 +116,62 @@ class Params:
         max=1e6,
         log=True,
     )
-    adaptive: bool = param(
-        True, "Double kappa when a step needs alpha < 1/2 or does not halve the error."
+    adaptive: bool = param(True, "Double kappa when a full Newton step does not halve the error.")
+    stages: int = param(
+        0,
+        "eta-continuation stages: 0 = automatic (from eta and the cost range), 1 = none, "
+        "k = k stages ending at eta with factor `stage_factor`.",
+        min=0,
+        max=60,
+        advanced=True,
+    )
+    stage_factor: float = param(
+        4.0, "Ratio eta_{s+1} / eta_s of the continuation.", min=1.5, max=1e3, advanced=True
+    )
+    stage_start: float = param(
+        20.0,
+        "Automatic schedule: first stage where eta_0 * (max C - min C) equals this.",
+        min=1.0,
+        max=1e4,
+        log=True,
+        advanced=True,
+    )
+    stage_tol: float = param(
+        1e-3,
+        "Stage exit: intermediate stages stop at e <= max(tol, stage_tol).",
+        min=1e-14,
+        max=1.0,
+        log=True,
+        advanced=True,
+    )
+    max_kappa: float = param(
+        256.0,
+        "Cap on kept entries per row (with max_density): memory O(max_kappa (n + m)).",
+        min=1.0,
+        max=1e6,
+        log=True,
+        advanced=True,
     )
     max_density: float = param(
         0.2,
-        "Cap on kept/(n*m) (lifted for n*m <= 50 000); at the cap, when a Newton step needs alpha < 1/2 "
-        "or reduces e by less than 1%, a block of Sinkhorn iterations is taken.",
+        "Cap on kept/(n*m) (lifted for n*m <= 50 000).",
         min=1e-4,
         max=1.0,
         advanced=True,
     )
     sinkhorn_block: int = param(
         50,
-        "Sinkhorn iterations taken at the density cap or after a failed line search.",
+        "Sinkhorn iterations taken when even a large shift gives no ascent step.",
         min=1,
         max=100_000,
         advanced=True,
     )
-    keep_row_col_max: bool = param(
-        False, "Also keep each row's and each column's largest entry.", advanced=True
+    patience: int = param(
+        100,
+        "Stop with reason 'stagnation' when e has not fallen by 10% over this many iterations.",
+        min=5,
+        max=100_000,
+        advanced=True,
     )
     cg_rtol: float = param(
         1e-10,
@@ -110,26 +183,22 @@ class Params:
     )
     jacobi: bool = param(
         True,
-        "Jacobi (diagonal) preconditioner for CG; cheap because the diagonal is exact "
-        "(same CG count on uniform marginals, 1.5-3x fewer on images).",
+        "Jacobi (diagonal) preconditioner for CG; cheap because the diagonal is exact.",
         advanced=True,
     )
-    direct_fallback: bool = param(
-        True,
-        "When CG has not reached a 1e-6 relative residual after 2(n+m) iterations, solve the same "
-        "sparse system by sparse LU (n + m <= 6000).",
+    dtype: str = param(
+        "float64",
+        "Precision of the O(nm) passes (potentials and sums stay float64); float32 halves memory "
+        "but cannot reach small tolerances at large eta.",
+        choices=("float64", "float32"),
         advanced=True,
     )
-    eps_scaling: int = param(
-        0,
-        "Warm start by epsilon-scaling: this many coarse Sinkhorn stages at eta/4^s before the "
-        "warm-up, each of `scaling_iters` iterations (counted in the iterations).",
-        min=0,
-        max=10,
+    block_entries: int = param(
+        1 << 20,
+        "Entries per row block of the O(nm) passes (memory per temporary = 8 bytes x this).",
+        min=1 << 10,
+        max=1 << 28,
         advanced=True,
-    )
-    scaling_iters: int = param(
-        50, "Iterations per epsilon-scaling stage.", min=1, max=100_000, advanced=True
     )
     device: str = param(
         "auto",
@@ -141,48 +210,20 @@ class Params:
     )
 
 
-def global_topk(flat: Any, k: int) -> tuple[Any, Any]:
-    """Exact top-k of a flat tensor, pre-filtered by a threshold guessed from a strided sample.
+def schedule(eta: float, cost_range: float, p: Params) -> list[float]:
+    """The eta-continuation: geometric, increasing, ending at ``eta``.
 
-    If at least k entries are >= tau then the k-th largest value is >= tau, so the top-k of the
-    candidates {flat >= tau} is the exact global top-k; otherwise fall back to a full topk.
+    Automatic (``p.stages == 0``): ``K = ceil(log_q(eta R / start))`` extra stages for cost range
+    ``R``, i.e. eta_0 = eta / q^K is the first value with eta_0 R <= start (where the dual is
+    well conditioned and Newton's basin is wide). Always strictly increasing.
     """
-    import torch
-
-    N = flat.numel()
-    if N > 1_000_000 and 8 * k < N:
-        sample = flat[:: max(1, N // 50_000)]
-        frac = min(1.0, 3.0 * k / N)
-        r = max(1, min(sample.numel(), int(sample.numel() * (1.0 - frac))))
-        tau = torch.kthvalue(sample, r).values
-        cand = torch.nonzero(flat >= tau).reshape(-1)
-        if cand.numel() >= k:
-            v, j = torch.topk(flat[cand], k, largest=True, sorted=False)
-            return v, cand[j]
-    return torch.topk(flat, k, largest=True, sorted=False)
-
-
-def select_sparse(P: Any, k: int, keep_row_col_max: bool = False) -> sp.csr_matrix:
-    """Global top-k entries of P (partial selection) as a CSR matrix on the CPU."""
-    import torch
-
-    n, m = P.shape
-    flat = P.reshape(-1)
-    k = max(1, min(k, flat.numel()))
-    vals, idx = global_topk(flat, k)
-    idx = idx.cpu().numpy()
-    vals = vals.cpu().numpy()
-    rows, cols = np.divmod(idx, m)
-    if keep_row_col_max:
-        rj = torch.argmax(P, dim=1).cpu().numpy()
-        ci = torch.argmax(P, dim=0).cpu().numpy()
-        extra_r = np.concatenate([np.arange(n), ci])
-        extra_c = np.concatenate([rj, np.arange(m)])
-        key = np.unique(np.concatenate([rows * m + cols, extra_r * m + extra_c]))
-        rows, cols = np.divmod(key, m)
-        Pc = P.cpu().numpy() if P.device.type != "cpu" else P.numpy()
-        vals = Pc[rows, cols]
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n, m))
+    q = float(p.stage_factor)
+    if p.stages > 0:
+        K = p.stages - 1
+    else:
+        ratio = eta * max(cost_range, 1e-300) / p.stage_start
+        K = max(0, math.ceil(math.log(ratio) / math.log(q) - 1e-9)) if ratio > 1 else 0
+    return [eta / q ** (K - s) for s in range(K + 1)]
 
 
 def hessian_operator(rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix):
@@ -204,24 +245,24 @@ def hessian_operator(rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix):
 
 
 def hessian_dense(rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix) -> np.ndarray:
-    """The gauge-fixed M as a dense matrix (for tests on small problems)."""
+    """The gauge-fixed M as a dense matrix (small problems and tests)."""
     n, m = Ps.shape
     M = np.zeros((n + m, n + m))
-    M[:n, :n] = np.diag(rows)
-    M[n:, n:] = np.diag(cols)
-    D = Ps.toarray()
-    M[:n, n:] = D
-    M[n:, :n] = D.T
+    M[:n, n:] = Ps.toarray()
+    M[n:, :n] = M[:n, n:].T
+    idx = np.arange(n + m)
+    M[idx, idx] = np.concatenate([rows, cols])
     return M[:-1, :-1]
 
 
 def direct_solve(
-    rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix, rhs: np.ndarray
+    rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix, rhs: np.ndarray, mu: float = 0.0
 ) -> np.ndarray:
-    """Solve the gauge-fixed sparse system M dz = rhs by sparse LU (SuperLU)."""
+    """Solve the gauge-fixed sparse system (M + mu diag M) dz = rhs by sparse LU (SuperLU)."""
     from scipy.sparse.linalg import spsolve
 
-    M = sp.bmat([[sp.diags(rows), Ps], [Ps.T, sp.diags(cols)]], format="csc")[:-1, :-1]
+    s = 1.0 + mu
+    M = sp.bmat([[sp.diags(rows * s), Ps], [Ps.T, sp.diags(cols * s)]], format="csc")[:-1, :-1]
     return np.asarray(spsolve(M.tocsc(), rhs), dtype=np.float64)
 
 
@@ -256,52 +297,168 @@ def conjugate_gradient(
     return x, maxiter
 
 
-def line_search(P: Any, g_dot: float, dal: Any, dbe: Any) -> tuple[float, float, int]:
-    """Armijo backtracking on f: returns (alpha, eta*(f_new - f), trials); alpha = 0 when none passed.
+class NewtonSystem:
+    """The gauge-fixed sparsified Hessian of one iterate; solves for several shifts mu.
 
-    The increase is evaluated as  alpha g.dz - sum P (expm1(alpha d) - alpha d)  with
-    d_ij = dalpha_i + dbeta_j, which is exact in floating point where f itself would cancel;
-    a trial that overflows counts as failed.
+    With ``k = min(n, m - 1)`` up to ``SCHUR_MAX`` the system is solved exactly through the Schur
+    complement of the larger diagonal block: for ``n >= m``
+
+        S(mu) = (1 + mu) D_c - P_s^T D_r^-1 P_s / (1 + mu),   k x k, dense,
+
+    ``G = P_s^T D_r^-1 P_s`` is formed once per iterate (a sparse product) and every shift costs one
+    Cholesky of size k (k^3/3 flops instead of (n + m)^3/3). A failed factorisation (numerically
+    singular: a plan graph split into blocks whose coupling underflows) returns None and the caller
+    raises the shift. Larger systems use Jacobi-preconditioned CG with a sparse LU fallback.
     """
-    import torch
 
-    d = dal[:, None] + dbe[None, :]
-    step = 1.0
-    for trial in range(1, MAX_HALVINGS + 2):
-        t = d * step
-        inc = torch.expm1(t)
-        inc -= t
-        inc *= P
-        quad = float(inc.sum())
-        if math.isfinite(quad):
-            df = step * g_dot - quad
-            if df >= ARMIJO_C * step * g_dot:
-                return step, df, trial
-        step *= 0.5
-    return 0.0, 0.0, MAX_HALVINGS + 1
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix, p: Params):
+        self.rows, self.cols, self.Ps, self.p = rows, cols, Ps, p
+        n, m = Ps.shape
+        self.n, self.m = n, m
+        self.N = n + m - 1
+        self.matvec, self.diag = hessian_operator(rows, cols, Ps)
+        self.cg_iters = 0
+        self.direct = 0
+        self.G = None
+        if min(n, m - 1) <= SCHUR_MAX:
+            Pg = Ps[:, : m - 1].tocsr()  # gauge fix: the last y is dropped
+            self.Pg = Pg
+            self.eliminate_x = n >= m - 1
+            if self.eliminate_x:
+                self.G = (Pg.T.multiply(1.0 / rows)).tocsr() @ Pg
+            else:
+                self.G = (Pg.multiply(1.0 / cols[None, : m - 1])).tocsr() @ Pg.T
+            self.G = self.G.toarray()
+
+    def _solve_schur(self, g: np.ndarray, mu: float) -> np.ndarray | None:
+        from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+        n, m = self.n, self.m
+        s = 1.0 + mu
+        Dr = self.rows * s
+        Dc = self.cols[: m - 1] * s
+        gx, gy = g[:n], g[n:]
+        S = self.G / (-s)
+        idx = np.arange(S.shape[0])
+        try:
+            if self.eliminate_x:
+                S[idx, idx] += Dc
+                y = cho_solve(
+                    cho_factor(S, lower=True, check_finite=False), gy - self.Pg.T @ (gx / Dr)
+                )
+                x = (gx - self.Pg @ y) / Dr
+            else:
+                S[idx, idx] += Dr
+                x = cho_solve(
+                    cho_factor(S, lower=True, check_finite=False), gx - self.Pg @ (gy / Dc)
+                )
+                y = (gy - self.Pg.T @ x) / Dc
+        except (LinAlgError, np.linalg.LinAlgError, ValueError):
+            return None
+        return np.concatenate([x, y])
+
+    def solve(self, g: np.ndarray, mu: float, rtol: float | None = None) -> np.ndarray | None:
+        """dz with (M + mu diag M) dz = g; None when the dense factorisation fails.
+
+        ``rtol`` is the CG forcing term (inexact Newton: loose far from the solution).
+        """
+        rtol = self.p.cg_rtol if rtol is None else max(rtol, self.p.cg_rtol)
+        if self.G is not None:
+            return self._solve_schur(g, mu)
+
+        def mv(v: np.ndarray) -> np.ndarray:
+            out = self.matvec(v)
+            if mu:
+                out += mu * self.diag * v
+            return out
+
+        d = self.diag * (1.0 + mu)
+        dz, it = conjugate_gradient(mv, g, rtol, 2 * (self.N + 1), d if self.p.jacobi else None)
+        self.cg_iters += it
+        n = self.Ps.shape[0]
+        if n + self.Ps.shape[1] <= DIRECT_MAX and np.linalg.norm(mv(dz) - g) > max(
+            1e-6, 10 * rtol
+        ) * np.linalg.norm(g):
+            # CG stalled on an ill-conditioned system (near-disconnected plan graph):
+            # solve the same sparse system exactly instead.
+            dz = direct_solve(self.rows, self.cols, self.Ps, g, mu)
+            self.direct += 1
+        return dz
 
 
-def solve(
-    problem: Any, params: Params, progress: Progress | None = None, *, init: Any = None
-) -> Result:
-    """Run SNS; ``init=(x, y)`` warm-starts from potentials (normalised units)."""
+@dataclass
+class Run:
+    """What :func:`run` returns: potentials (alpha = eta x), status, reason, history, counters."""
+
+    alpha: Any
+    beta: Any
+    e: float
+    reason: str  # converged | budget | stagnation | cancelled | non_finite
+    iterations: int
+    etas: list[float]
+    history: dict[str, list[float]]
+    stats: dict[str, float]
+    events: list[str] = field(default_factory=list)
+    pattern: tuple[np.ndarray, np.ndarray] | None = None
+    kernel: Any = None
+
+
+def run(
+    cost: Any,
+    a: Any,
+    b: Any,
+    eta: float,
+    p: Params,
+    progress: Progress | None = None,
+    init: tuple[Any, Any] | None = None,
+) -> Run:
+    """Globalised SNS on a :class:`~workbench.physics.ot.cost.GroundCost` with positive marginals.
+
+    Parameters
+    ----------
+    cost : GroundCost
+        Normalised costs served in row blocks (dense or from points).
+    a, b : torch.Tensor, float64
+        Positive marginals on the cost's device.
+    eta : float
+        Target inverse regularisation.
+    p : Params
+        Options (``reg`` is ignored: ``eta`` rules).
+    init : (alpha, beta), optional
+        Warm start at the target eta (skips the continuation).
+    """
     import torch
 
     progress = ensure(progress)
     clock = _core.Timer()
-    device = resolve_device(params.device)
-    _core.set_torch_precision(device)
-    prep = _core.prepare(problem, params.reg, device)
-    n, m = prep.n, prep.m
+    n, m = cost.n, cost.m
     nm = n * m
-    # Small problems (n*m <= 50 000) may use the full Hessian: it is cheap there.
-    max_kept = max(1, int(max(params.max_density, min(1.0, SMALL_DENSE / nm)) * nm))
+    tol = float(p.tol)
+    lo, hi = cost.value_range()
+    etas = [float(eta)] if init is not None else schedule(float(eta), hi - lo, p)
+    K = LogKernel(cost, a, b, etas[0], p.block_entries)
+    max_kept = max(1, int(max(p.max_density, min(1.0, SMALL_DENSE / nm)) * nm))
+    # and at most max_kappa entries per row: the kept Hessian stays O(n + m) in memory
+    max_kept = min(max_kept, max(SMALL_DENSE, int(p.max_kappa * max(n, m))))
     hist: dict[str, list[float]] = {
         k: []
-        for k in ("step", "stage", "e", "f", "df", "alpha", "kappa", "density", "cg_iters", "time")
+        for k in (
+            "step",
+            "stage",
+            "level",
+            "eta",
+            "e",
+            "f",
+            "df",
+            "alpha",
+            "kappa",
+            "density",
+            "mu",
+            "cg_iters",
+            "passes",
+            "time",
+        )
     }
-    kappa = float(params.kappa)
-    density = min(1.0, math.ceil(kappa * max(n, m)) / nm)
     stats = {
         "sinkhorn_iterations": 0,
         "newton_iterations": 0,
@@ -309,172 +466,381 @@ def solve(
         "line_search_trials": 0,
         "cg_iterations": 0,
         "direct_solves": 0,
+        "lm_shifts": 0,
+        "stages": len(etas),
     }
     events: list[str] = []
-    last_pattern: sp.csr_matrix | None = None
     step = 0
-    cancelled = False
+    kappa = float(p.kappa)
+    density = 0.0
+    mu = 0.0
+    radius = RADIUS
+    level = 0
+    best = (math.inf, 0)  # (best e at the final stage, the step it was reached)
+    pattern = None
+    reason = "budget"
 
-    def record(stage: int, st: _core.State, alpha_ls: float, cg_it: int) -> None:
+    def record(stage: int, st: dict, alpha_ls: float, cg_it: int, df: float = 0.0) -> None:
         hist["step"].append(step)
         hist["stage"].append(stage)
-        hist["e"].append(st.e)
-        hist["f"].append(st.f)
-        hist["df"].append(0.0)
+        hist["level"].append(level)
+        hist["eta"].append(K.eta)
+        hist["e"].append(st["e"])
+        hist["f"].append(st["f"] / K.eta)
+        hist["df"].append(df / K.eta)
         hist["alpha"].append(alpha_ls)
         hist["kappa"].append(kappa)
         hist["density"].append(density)
+        hist["mu"].append(mu)
         hist["cg_iters"].append(cg_it)
+        hist["passes"].append(K.passes)
         hist["time"].append(clock())
 
     with torch.no_grad():
-        if params.eps_scaling > 0 and init is None:
-            alpha, beta, step, cancelled = eps_scaling_start(
-                prep,
-                params.eps_scaling,
-                params.scaling_iters,
-                progress,
-                0,
-                params.max_iter,
-                lambda *_: None,
-            )
-            stats["sinkhorn_iterations"] += step
+        if init is not None:
+            alpha, beta = init
         else:
-            alpha, beta = initial_potentials(prep, init)
-        st = _core.evaluate_state(prep, alpha, beta)
+            alpha, beta = torch.zeros_like(a), torch.zeros_like(b)
+        st = K.state(alpha, beta)
+        cancelled = False
 
-        def sinkhorn_steps(count: int) -> bool:
-            """Run up to ``count`` Sinkhorn iterations; True when the run must stop."""
+        def sinkhorn_steps(count: int, tol_s: float) -> bool:
+            """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done."""
             nonlocal alpha, beta, st, step, cancelled
             for _ in range(count):
-                if step >= params.max_iter:
+                if step >= p.max_iter:
                     return True
-                alpha = _core.sinkhorn_x(prep, beta)
-                beta = _core.sinkhorn_y(prep, alpha)
+                alpha = K.row_update(beta)
+                beta = K.col_update(alpha)
                 step += 1
                 stats["sinkhorn_iterations"] += 1
-                st = _core.evaluate_state(prep, alpha, beta)
+                st = K.state(alpha, beta)
                 record(0, st, 0.0, 0)
-                progress(step, params.max_iter, e=st.e, stage=0)
+                progress(step, p.max_iter, e=st["e"], stage=0, level=level)
                 if progress.cancelled:
                     cancelled = True
                     return True
-                if not math.isfinite(st.e) or st.e <= params.tol:
+                if not math.isfinite(st["e"]) or st["e"] <= tol_s:
                     return True
             return False
 
-        stop = cancelled or st.e <= params.tol or sinkhorn_steps(params.warmup)
-        double_next = False
-        while not stop and step < params.max_iter:
-            e_prev = st.e
-            k = math.ceil(kappa * max(n, m))
-            at_cap = k >= max_kept
-            k = min(k, max_kept)
-            density = k / nm
-            if double_next and at_cap:
-                # No more sparsity to add: let Sinkhorn make progress, then resume Newton.
-                events.append(
-                    f"step {step}: density cap {params.max_density:g} reached, Sinkhorn block"
+        for level, eta_s in enumerate(etas):
+            last = level == len(etas) - 1
+            tol_s = tol if last else max(tol, p.stage_tol)
+            if level > 0:
+                # x = alpha / eta is what carries over between stages.
+                r = eta_s / K.eta
+                alpha, beta = alpha * r, beta * r
+                K.eta = eta_s
+                kappa = max(float(p.kappa), kappa / 2)
+                mu, radius = 0.0, RADIUS
+                events.append(f"step {step}: stage {level} at eta {eta_s:.4g}")
+                # One sweep makes rows and columns exact, so no plan entry exceeds 1.
+                if sinkhorn_steps(1, tol_s):
+                    if cancelled or step >= p.max_iter or not math.isfinite(st["e"]):
+                        break
+                    if not last:
+                        continue
+            elif init is None and p.warmup > 0:
+                if sinkhorn_steps(p.warmup, tol_s):
+                    if cancelled or step >= p.max_iter or not math.isfinite(st["e"]):
+                        break
+            stop = False
+            failed_rounds = 0
+            while st["e"] > tol_s and step < p.max_iter:
+                e_prev = st["e"]
+                k = min(math.ceil(kappa * max(n, m)), max_kept)
+                at_cap = k >= max_kept
+                density = k / nm
+                sel = K.state(alpha, beta, k)
+                st.update(rows=sel["rows"], cols=sel["cols"])
+                idx = sel["idx"].cpu().numpy()
+                Ps = sp.csr_matrix((sel["vals"].cpu().numpy(), np.divmod(idx, m)), shape=(n, m))
+                rows_np = sel["rows"].cpu().numpy()
+                cols_np = sel["cols"].cpu().numpy()
+                g = np.concatenate(
+                    [a.cpu().numpy() - rows_np, (b.cpu().numpy() - cols_np)[: m - 1]]
                 )
-                stats["sinkhorn_blocks"] += 1
-                double_next = False
-                stop = sinkhorn_steps(params.sinkhorn_block)
-                continue
-            rows_np = st.rows.cpu().numpy()
-            cols_np = st.cols.cpu().numpy()
-            g = np.concatenate(
-                [prep.a.cpu().numpy() - rows_np, (prep.b.cpu().numpy() - cols_np)[: m - 1]]
-            )
-            Ps = select_sparse(st.P, k, params.keep_row_col_max)
-            matvec, diag = hessian_operator(rows_np, cols_np, Ps)
-            dz, cg_it = conjugate_gradient(
-                matvec, g, params.cg_rtol, 2 * (n + m), diag if params.jacobi else None
-            )
-            stats["cg_iterations"] += cg_it
-            if (
-                params.direct_fallback
-                and n + m <= DIRECT_MAX
-                and np.linalg.norm(matvec(dz) - g) > 1e-6 * np.linalg.norm(g)
-            ):
-                # CG stalled on an ill-conditioned system (near-disconnected plan graph):
-                # solve the same sparse system exactly instead.
-                dz = direct_solve(rows_np, cols_np, Ps, g)
-                stats["direct_solves"] += 1
-            g_dot = float(g @ dz)
-            ok = np.all(np.isfinite(dz)) and g_dot > 0
-            step_len, df, trials = 0.0, 0.0, 0
-            if ok:
-                dal = torch.as_tensor(dz[:n], device=prep.a.device)
-                dbe = torch.zeros(m, dtype=torch.float64, device=prep.a.device)
-                dbe[: m - 1] = torch.as_tensor(dz[n:], device=prep.a.device)
-                step_len, df, trials = line_search(st.P, g_dot, dal, dbe)
-                stats["line_search_trials"] += trials
-            if step_len == 0.0:
-                # Never take a non-ascent step: fall back to a Sinkhorn block, with more sparsity.
-                events.append(
-                    f"step {step}: line search failed, Sinkhorn block; kappa {kappa:g} -> {2 * kappa:g}"
-                )
-                stats["sinkhorn_blocks"] += 1
-                if params.adaptive:
-                    kappa *= 2
-                stop = sinkhorn_steps(params.sinkhorn_block)
-                continue
-            last_pattern = Ps
-            alpha = alpha + step_len * dal
-            beta = beta + step_len * dbe
-            step += 1
-            stats["newton_iterations"] += 1
-            st = _core.evaluate_state(prep, alpha, beta)
-            record(1, st, step_len, cg_it)
-            hist["df"][-1] = df / prep.eta
-            progress(
-                step,
-                params.max_iter,
-                e=st.e,
-                stage=1,
-                alpha=step_len,
-                kappa=kappa,
-                density=density,
-                cg_iters=cg_it,
-            )
-            if progress.cancelled:
-                cancelled = True
-                break
-            if not math.isfinite(st.e) or st.e <= params.tol:
-                break
-            if params.adaptive and (step_len < 0.5 or st.e > 0.5 * e_prev):
-                if at_cap:
-                    # at the cap, fall back to Sinkhorn only when Newton is not making progress
-                    double_next = step_len < 0.5 or st.e > 0.99 * e_prev
-                else:
+                system = NewtonSystem(rows_np, cols_np, Ps, p)
+                accepted, df, dal, dbe = 0.0, 0.0, None, None
+                while True:
+                    # Inexact Newton: the forcing term follows e (superlinear tail kept).
+                    dz = system.solve(g, mu, rtol=min(1e-2, 0.1 * st["e"]))
+                    g_dot = float(g @ dz) if dz is not None else math.nan
+                    size = float(np.abs(dz).max()) if dz is not None else math.inf
+                    if not (math.isfinite(size) and g_dot > 0 and size <= radius):
+                        # Outside the trust region (or no usable direction): shift, i.e. trust
+                        # the quadratic model less. (M + mu D)^-1 g -> D^-1 g / mu, so this ends.
+                        mu = max(4.0 * mu, MU_START)
+                        stats["lm_shifts"] += 1
+                        if mu > MU_MAX:
+                            break
+                        continue
+                    dal = torch.as_tensor(dz[:n], device=a.device)
+                    dbe = torch.zeros(m, dtype=torch.float64, device=a.device)
+                    dbe[: m - 1] = torch.as_tensor(dz[n:], device=a.device)
+                    for batch in STEP_BATCHES:
+                        quad = K.line_search_increase(alpha, beta, dal, dbe, batch)
+                        stats["line_search_trials"] += len(batch)
+                        for s, qv in zip(batch, quad, strict=True):
+                            inc = s * g_dot - qv
+                            if math.isfinite(qv) and inc >= ARMIJO_C * s * g_dot:
+                                accepted, df = s, inc
+                                break
+                        if accepted:
+                            break
+                    if accepted:
+                        break
+                    # The line search stalled: shrink the trust region below this step.
+                    radius = size / 4
+                    if radius < RADIUS_MIN:
+                        break
+                stats["cg_iterations"] += system.cg_iters
+                stats["direct_solves"] += system.direct
+                if not accepted:
+                    mu, radius = 0.0, RADIUS
+                    failed_rounds += 1
                     events.append(
-                        f"step {step}: kappa {kappa:g} -> {2 * kappa:g} (alpha {step_len:g}, e ratio {st.e / e_prev:.2g})"
+                        f"step {step}: no ascent step in the trust region "
+                        f"(e {st['e']:.2e}); Sinkhorn block"
+                    )
+                    stats["sinkhorn_blocks"] += 1
+                    e_before = st["e"]
+                    if sinkhorn_steps(p.sinkhorn_block, tol_s):
+                        stop = cancelled or step >= p.max_iter or not math.isfinite(st["e"])
+                        if stop:
+                            break
+                        continue
+                    if failed_rounds >= 2 and st["e"] > 0.9 * e_before:
+                        reason, stop = "stagnation", True
+                        break
+                    continue
+                pattern = (idx // m, idx % m)
+                mu_used = (
+                    mu  # the shift of the accepted step (unshifted + slow = the pattern's fault)
+                )
+                alpha = alpha + accepted * dal
+                beta = beta + accepted * dbe
+                step += 1
+                stats["newton_iterations"] += 1
+                st = K.state(alpha, beta)
+                record(1, st, accepted, system.cg_iters, df)
+                progress(
+                    step,
+                    p.max_iter,
+                    e=st["e"],
+                    stage=1,
+                    level=level,
+                    alpha=accepted,
+                    kappa=kappa,
+                    density=density,
+                    mu=mu,
+                )
+                if progress.cancelled:
+                    cancelled = stop = True
+                    break
+                if not math.isfinite(st["e"]):
+                    stop = True
+                    break
+                if accepted == 1.0:
+                    # A full step: relax the shift. If the shift was active, the region was
+                    # what limited the step: widen it as fast as the shift shrinks (the step
+                    # along a nearly flat direction grows like 1/mu). A block of the plan graph
+                    # whose coupling underflows must shift its potentials by hundreds of units
+                    # along a direction on which f is linear; this gets there geometrically.
+                    if mu > 0:
+                        radius = min(RADIUS_MAX, 4 * radius)
+                    mu = 0.0 if mu <= MU_DROP else mu / 4
+                else:
+                    radius = max(RADIUS_MIN, accepted * size)
+                if (
+                    p.adaptive
+                    and accepted == 1.0
+                    and st["e"] > 0.5 * e_prev
+                    and at_cap
+                    and k < nm
+                    and mu_used == 0.0
+                ):
+                    # No sparsity left to add and Newton is only linear (a plan too dense for the
+                    # kept pattern, typically a small eta on a point cloud): Sinkhorn is the better
+                    # use of the passes for a block, then Newton resumes.
+                    events.append(f"step {step}: density cap, slow step: Sinkhorn block")
+                    stats["sinkhorn_blocks"] += 1
+                    if sinkhorn_steps(p.sinkhorn_block, tol_s):
+                        stop = cancelled or step >= p.max_iter or not math.isfinite(st["e"])
+                        if stop:
+                            break
+                    continue
+                if p.adaptive and accepted == 1.0 and st["e"] > 0.5 * e_prev and not at_cap:
+                    events.append(
+                        f"step {step}: kappa {kappa:g} -> {2 * kappa:g} (e ratio {st['e'] / e_prev:.2g})"
                     )
                     kappa *= 2
-        extras: dict[str, Any] = {"events": events}
-        if last_pattern is not None:
-            coo = last_pattern.tocoo()
-            extras["pattern_rows"] = prep.ia[coo.row].astype(np.int64)
-            extras["pattern_cols"] = prep.ib[coo.col].astype(np.int64)
-        metrics = {k: float(v) for k, v in stats.items()}
-        metrics["final_kappa"] = kappa
-        metrics["final_density"] = density
-        return finish(
-            problem,
-            prep,
-            alpha,
-            beta,
-            params.reg,
-            params.tol,
-            step,
-            cancelled,
-            hist,
-            clock,
-            device,
-            "sinkhorn_newton",
-            extras,
-            metrics,
+                if last:
+                    if st["e"] < 0.9 * best[0]:
+                        best = (st["e"], step)
+                    elif step - best[1] >= p.patience:
+                        reason, stop = "stagnation", True
+                        break
+            if stop or cancelled or step >= p.max_iter or not math.isfinite(st["e"]):
+                break
+        e = st["e"]
+        if cancelled:
+            reason = "cancelled"
+        elif not math.isfinite(e):
+            reason = "non_finite"
+        elif e <= tol and level == len(etas) - 1:
+            reason = "converged"
+        elif reason != "stagnation":
+            reason = "budget"
+        stats["passes"] = K.passes
+        return Run(
+            alpha=alpha,
+            beta=beta,
+            e=e,
+            reason=reason,
+            iterations=step,
+            etas=etas,
+            history=hist,
+            stats=stats,
+            events=events,
+            pattern=pattern,
+            kernel=K,
         )
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    return torch.float32 if name == "float32" else torch.float64
+
+
+def solve(
+    problem: Any, params: Params, progress: Progress | None = None, *, init: Any = None
+) -> Result:
+    """Run SNS on an ``OTProblem``; ``init=(x, y)`` warm-starts from potentials (normalised units)."""
+    import torch
+
+    from workbench.physics.ot.cost import DenseCost
+
+    clock = _core.Timer()
+    device = resolve_device(params.device)
+    _core.set_torch_precision(device)
+    reg = params.reg
+    if not (reg > 0 and math.isfinite(reg)):
+        raise InputError(f"reg must be a positive finite number, got {reg}")
+    a = np.asarray(problem.a, dtype=np.float64)
+    b = np.asarray(problem.b, dtype=np.float64)
+    C = np.asarray(problem.C)
+    if C.shape != (a.size, b.size):
+        raise InputError(f"cost matrix has shape {C.shape}, expected {(a.size, b.size)}")
+    if a.size * b.size > _core.MAX_ENTRIES:
+        raise InputError(
+            f"problem too large: {a.size}x{b.size} exceeds {_core.MAX_ENTRIES:,} entries"
+        )
+    ia, ib = np.flatnonzero(a > 0), np.flatnonzero(b > 0)
+    if ia.size == 0 or ib.size == 0:
+        raise InputError("a measure has no positive mass")
+    eta = 1.0 / reg
+    cost = DenseCost(C, ia, ib, dtype=_dtype(params.dtype), device=device)
+    at = torch.as_tensor(a[ia], dtype=torch.float64, device=device)
+    bt = torch.as_tensor(b[ib], dtype=torch.float64, device=device)
+    start = None
+    if init is not None:
+        x, y = (np.asarray(v, dtype=np.float64) for v in init)
+        if x.shape != (a.size,) or y.shape != (b.size,):
+            raise ValueError("warm start potentials have the wrong shape")
+        start = (
+            torch.as_tensor(x[ia] * eta, device=device),
+            torch.as_tensor(y[ib] * eta, device=device),
+        )
+    r = run(cost, at, bt, eta, params, progress, start)
+    extras: dict[str, Any] = {"events": r.events, "stop_reason": r.reason, "etas": r.etas}
+    if r.pattern is not None:
+        extras["pattern_rows"] = ia[r.pattern[0]].astype(np.int64)
+        extras["pattern_cols"] = ib[r.pattern[1]].astype(np.int64)
+    metrics = {k: float(v) for k, v in r.stats.items()}
+    metrics["final_kappa"] = r.history["kappa"][-1] if r.history["kappa"] else params.kappa
+    metrics["final_density"] = r.history["density"][-1] if r.history["density"] else 0.0
+    return finish_plan(
+        problem,
+        r.kernel,
+        r.alpha,
+        r.beta,
+        ia,
+        ib,
+        reg,
+        params.tol,
+        r.iterations,
+        r.reason,
+        r.history,
+        clock,
+        device,
+        "sinkhorn_newton",
+        extras,
+        metrics,
+        dtype=params.dtype,
+    )
+
+
+def solve_points(
+    X: np.ndarray,
+    Y: np.ndarray,
+    a: np.ndarray | None = None,
+    b: np.ndarray | None = None,
+    reg: float = 1.0 / 1200,
+    cost: str = "sqeuclidean",
+    params: Params | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """SNS between point clouds with the cost computed blockwise (never an n x m array).
+
+    Memory is O((n + m) d + kept entries + block temporaries): n = m = 10 000 fits in well under
+    1 GB. Costs are divided by their maximum (as for ``OTProblem``). Returns a dict with the
+    potentials ``x``, ``y`` (normalised-cost units, gauge fixed), ``status``, ``stop_reason``,
+    ``marginal_error``, ``transport_cost`` (normalised and in user units), ``cost_scale``,
+    ``iterations``, ``history``, ``stats`` and ``plan_sparse`` (COO of the entries > 1e-15 is
+    not formed here: call :meth:`LogKernel.plan_sparse` on ``kernel`` when needed).
+    """
+    import torch
+
+    from workbench.physics.ot.cost import PointCost
+
+    p = params or Params(reg=reg)
+    device = resolve_device(p.device)
+    _core.set_torch_precision(device)
+    n, m = len(X), len(Y)
+    a = np.full(n, 1.0 / n) if a is None else np.asarray(a, dtype=np.float64)
+    b = np.full(m, 1.0 / m) if b is None else np.asarray(b, dtype=np.float64)
+    if np.any(a <= 0) or np.any(b <= 0):
+        raise InputError("solve_points needs positive weights (drop zero-mass points first)")
+    a, b = a / a.sum(), b / b.sum()
+    gc = PointCost(X, Y, cost, dtype=_dtype(p.dtype), device=device)
+    at = torch.as_tensor(a, dtype=torch.float64, device=device)
+    bt = torch.as_tensor(b, dtype=torch.float64, device=device)
+    r = run(gc, at, bt, 1.0 / reg, p, progress)
+    status = _core.decide_status(r.e, p.tol, r.reason == "cancelled")
+    if status == "max_iter" and r.reason == "stagnation":
+        status = "failed"
+    al, be = _core.fix_gauge(r.alpha, r.beta, at, bt)
+    tc = r.kernel.transport_cost(r.alpha, r.beta)
+    return {
+        "status": status,
+        "stop_reason": r.reason,
+        "marginal_error": r.e,
+        "x": al.cpu().numpy() / r.kernel.eta,
+        "y": be.cpu().numpy() / r.kernel.eta,
+        "transport_cost_normalised": tc,
+        "transport_cost": tc * gc.scale,
+        "cost_scale": gc.scale,
+        "iterations": r.iterations,
+        "history": r.history,
+        "stats": r.stats,
+        "etas": r.etas,
+        "kernel": r.kernel,
+        "alpha": r.alpha,
+        "beta": r.beta,
+    }
 
 
 SPEC = SolverSpec(
@@ -484,9 +850,12 @@ SPEC = SolverSpec(
     Params=Params,
     solve=solve,
     description=(
-        "Sinkhorn warm-up, then Newton steps on the dual with a sparsified Hessian (global top-k of "
-        "the plan, exact diagonal, gauge fixed), solved by conjugate gradients with an Armijo line "
-        "search and adaptive sparsity. Converges in tens of iterations where Sinkhorn needs thousands."
+        "Newton steps on the dual with a sparsified Hessian (global top-k of the plan, exact "
+        "diagonal, gauge fixed), globalised for small reg: an eta-continuation chosen from eta and "
+        "the cost range, each stage solved by sparse Newton from the previous potentials, with a "
+        "trust-region Levenberg-Marquardt shift and an Armijo line search. Converges in tens of "
+        "iterations where Sinkhorn needs thousands, at every reg; stops with an honest reason "
+        "(budget, stagnation) otherwise. Blockwise O(nm) passes: only the cost matrix is dense."
     ),
     reference=(
         "X. Tang et al., Accelerating Sinkhorn algorithm with sparse Newton iterations, ICLR 2024, "
