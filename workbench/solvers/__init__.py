@@ -28,4 +28,8 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.pde.gp_matern",
     "workbench.solvers.pde.pinn",
     "workbench.solvers.pde.pinn_fourier",
+    "workbench.solvers.pde.pinn_uniform",
+    "workbench.solvers.pde.pinn_rar",
+    "workbench.solvers.pde.pinn_rad",
+    "workbench.solvers.pde.pinn_aas",
 ]
