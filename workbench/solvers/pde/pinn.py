@@ -96,6 +96,19 @@ class Params:
     stage_steps: int = param(
         1000, "Adam steps per sampling stage (resample)", min=1, max=1_000_000, advanced=True
     )
+    input_scale: float = param(
+        0.0,
+        "inputs mapped to [−s, s]: 1 = the box to [−1, 1]; 0 = auto, s = max(1, k·L/2π) from the source's spectrum",
+        min=0.0,
+        max=1000.0,
+        advanced=True,
+    )
+    lbfgs_dtype: str = param(
+        "float64",
+        "precision of the L-BFGS phase (float32's 7 digits stop its line search early)",
+        choices=("float32", "float64"),
+        advanced=True,
+    )
     dtype: str = param(
         "float32", "network precision", choices=("float32", "float64"), advanced=True
     )
@@ -128,19 +141,21 @@ def _derivs(model, X: torch.Tensor, need: set[str], create_graph: bool = True):
     for j in range(X.shape[1]):
         d[names[j]] = g[:, j]
         if names[j] * 2 in need:
-            d[names[j] * 2] = torch.autograd.grad(g[:, j].sum(), X, create_graph=create_graph)[0][
-                :, j
-            ]
+            d[names[j] * 2] = torch.autograd.grad(
+                g[:, j].sum(), X, create_graph=create_graph, retain_graph=True
+            )[0][:, j]
     return u, d
 
 
-def solution_scale(problem: PDEProblem, comp=None) -> tuple[float, float]:
-    """(s_u, s_f): the expected size of u and the rms of the source f.
+def solution_scale(problem: PDEProblem, comp=None) -> tuple[float, float, float]:
+    """(s_u, s_f, k_u): the expected size of u, the rms of the source f and u's wavenumber.
 
     s_f is the rms of f on a 256-per-dimension grid. For an operator of order q, a source with
     power spectrum |f̂(k)|² has a solution of size about ‖f‖ / k̄^q with k̄^q the spectrum's
     power-weighted mean of |k|^q (exact for a single Fourier mode); s_u is the larger of that
     and the rms of the boundary data. Used to scale the network's output and the loss.
+    k_u = Σ |f̂|²|k|^(1−2q) / Σ |f̂|²|k|^(−2q) is the power-weighted mean wavenumber of the
+    solution û = f̂/|k|^q (rad per unit length; 0 when f = 0), used for the input scale.
     """
     comp = comp or compile_problem(problem)
     n = 256 if problem.dim == 1 else 128
@@ -161,8 +176,13 @@ def solution_scale(problem: PDEProblem, comp=None) -> tuple[float, float]:
         # the lowest mode of the box stands in for k = 0 (a constant source still has a scale)
         kmin = np.pi / max(hi - lo for lo, hi in problem.box)
         q = ORDER.get(problem.operator, 2)
-        kq = float((F * np.maximum(K, kmin) ** q).sum() / F.sum())
+        Kc = np.maximum(K, kmin)
+        kq = float((F * Kc**q).sum() / F.sum())
         s_fu = s_f / kq
+        Fu = F / Kc ** (2 * q)
+        k_u = float((Fu * Kc).sum() / Fu.sum())
+    else:
+        k_u = 0.0
     s_u = max(s_g, s_fu)
     if not np.isfinite(s_u) or s_u <= 0:
         s_u = 1.0
@@ -170,7 +190,7 @@ def solution_scale(problem: PDEProblem, comp=None) -> tuple[float, float]:
         # f = 0 (e.g. advection of the boundary data): measure the residual against s_u / L^q
         L = min(hi - lo for lo, hi in problem.box)
         s_f = s_u / L ** ORDER.get(problem.operator, 2)
-    return s_u, s_f
+    return s_u, s_f, k_u
 
 
 class _Model(torch.nn.Module):
@@ -250,12 +270,18 @@ def train(
         else:
             sampler = PS.Sampler(m)
     need = {n for n in NEEDS[problem.operator] if dim == 2 or "y" not in n}
-    s_u, s_f = solution_scale(problem, comp)
+    s_u, s_f, k_u = solution_scale(problem, comp)
+    in_scale = float(getattr(params, "input_scale", 1.0))
+    if in_scale == 0.0:
+        # one unit of network input per radian of the solution's dominant oscillation, never
+        # less than the box's [−1, 1]
+        half = max(hi - lo for lo, hi in problem.box) / 2
+        in_scale = max(1.0, k_u * half / np.pi)
     B = None
     if fourier:
         sigma = params.sigma or (problem.freq_scale or 1.0 / (2 * min(a[1] - a[0] for a in axes)))
         B = torch.randn(params.n_features, dim, generator=gen, dtype=torch.float64) * sigma
-    net = MLP(problem.box, params.width, params.depth, params.activation, gen, dt, B, s_u)
+    net = MLP(problem.box, params.width, params.depth, params.activation, gen, dt, B, s_u, in_scale)
     lift = None
     if bc_mode == "exact":
         from workbench.physics.pde.constraints import DirichletLift
@@ -264,12 +290,19 @@ def train(
     model = _Model(net, lift).to(dev)
     coeffs = comp.coeffs
     Xb = _boundary_points(problem, 400, rng)
-    Xb_t = torch.tensor(Xb, dtype=dt, device=dev)
-    gb_t = torch.tensor(comp.boundary(*Xb.T), dtype=dt, device=dev)
+    gb = comp.boundary(*Xb.T)
     true = truth_on_test(problem)
-    Xt = torch.tensor(
-        np.stack([g.ravel() for g in comp.mesh(comp.test_axes())], -1), dtype=dt, device=dev
-    )
+    Xt_np = np.stack([g.ravel() for g in comp.mesh(comp.test_axes())], -1)
+    # tensors that follow the network's precision (float32 Adam, float64 L-BFGS by default)
+    T: dict = {}
+
+    def place(new_dt: torch.dtype) -> None:
+        T["dt"] = new_dt
+        T["Xb"] = torch.tensor(Xb, dtype=new_dt, device=dev)
+        T["gb"] = torch.tensor(gb, dtype=new_dt, device=dev)
+        T["Xt"] = torch.tensor(Xt_np, dtype=new_dt, device=dev)
+
+    place(dt)
     # the check grid for residual diagnostics: 1000 points in 1-D, 100² in 2-D
     c_axes = [np.linspace(lo, hi, 1000 if dim == 1 else 100) for lo, hi in problem.box]
     Xchk = np.stack([g.ravel() for g in comp.mesh(c_axes)], -1)
@@ -285,8 +318,8 @@ def train(
         out = []
         fP = comp.source(*np.asarray(P, float).T)
         for i in range(0, len(P), 8192):
-            X = torch.tensor(P[i : i + 8192], dtype=dt, device=dev)
-            f = torch.tensor(fP[i : i + 8192], dtype=dt, device=dev)
+            X = torch.tensor(P[i : i + 8192], dtype=T["dt"], device=dev)
+            f = torch.tensor(fP[i : i + 8192], dtype=T["dt"], device=dev)
             with torch.enable_grad():
                 r = residual(X, f, create_graph=False)
             out.append((r.detach().double().cpu().numpy()) ** 2 * inv_f2)
@@ -297,8 +330,8 @@ def train(
     state = {"X": None, "f": None, "gamma": float(getattr(params, "gamma", 100.0))}
 
     def set_points(P: np.ndarray) -> None:
-        state["X"] = torch.tensor(P, dtype=dt, device=dev)
-        state["f"] = torch.tensor(comp.source(*P.T), dtype=dt, device=dev)
+        state["X"] = torch.tensor(P, dtype=T["dt"], device=dev)
+        state["f"] = torch.tensor(comp.source(*P.T), dtype=T["dt"], device=dev)
 
     set_points(X_np)
 
@@ -306,9 +339,9 @@ def train(
         r = residual(state["X"], state["f"])
         lr_ = (r * r).mean() * inv_f2
         if lift is None:
-            lb = ((model(Xb_t) - gb_t) ** 2).mean() * inv_u2
+            lb = ((model(T["Xb"]) - T["gb"]) ** 2).mean() * inv_u2
         else:
-            lb = torch.zeros((), dtype=dt, device=dev)
+            lb = torch.zeros((), dtype=T["dt"], device=dev)
         return lr_ + state["gamma"] * lb, lr_, lb
 
     def predict(X):
@@ -336,7 +369,7 @@ def train(
 
     def log(step, loss, lr_, lb):
         nonlocal best
-        err = rel_l2(predict(Xt).reshape(true.shape), true)
+        err = rel_l2(predict(T["Xt"]).reshape(true.shape), true)
         if err < best[0]:
             best = (err, step)
         append_history(
@@ -354,7 +387,7 @@ def train(
     def stage_diagnostics(k: int, t_stage: float, extra: dict) -> None:
         r2 = residual2_np(Xchk).reshape([len(a) for a in c_axes])
         uni = residual_uniformity(r2, problem.box)
-        err = rel_l2(predict(Xt).reshape(true.shape), true)
+        err = rel_l2(predict(T["Xt"]).reshape(true.shape), true)
         stage_rows.append(
             {
                 "stage": k,
@@ -416,69 +449,89 @@ def train(
                 densities.append(sampler.density(d_axes))
             t_stage = time.perf_counter()
     lbfgs_note = ""
-    lbfgs_restarts = 0
     if total > n_adam and not cancelled and status != "failed":
+        # scipy's L-BFGS-B (Byrd, Lu, Nocedal & Zhu; the optimiser of Raissi et al.'s PINN code)
+        # in float64 over the flattened parameters: torch's LBFGS returned step 0 from its
+        # strong-Wolfe search on these losses and then repeated the same failed direction
+        from scipy.optimize import minimize
 
-        def new_lbfgs():
-            return torch.optim.LBFGS(
-                model.parameters(),
-                lr=1.0,
-                max_iter=1,
-                history_size=50,
-                line_search_fn="strong_wolfe",
-                tolerance_grad=1e-12,
-                tolerance_change=1e-14,
-            )
+        if getattr(params, "lbfgs_dtype", "float32") == "float64" and T["dt"] != torch.float64:
+            model.double()
+            place(torch.float64)
+            set_points(X_np)
+        ps = list(model.parameters())
+        sizes = [p.numel() for p in ps]
 
-        lb_opt = new_lbfgs()
+        def assign(theta: np.ndarray) -> None:
+            with torch.no_grad():
+                for p, chunk in zip(ps, np.split(theta, np.cumsum(sizes)[:-1]), strict=True):
+                    p.copy_(torch.as_tensor(chunk.reshape(p.shape), dtype=p.dtype))
 
-        def closure():
-            lb_opt.zero_grad(set_to_none=True)
-            loss, _, _ = losses()
-            loss.backward()
-            return loss
-
-        prev, fails, restarts = None, 0, 0
-        for k in range(1, total - n_adam + 1):
-            step = n_adam + k
-            lb_opt.step(closure)
+        def fun(theta: np.ndarray):
+            assign(theta)
+            for p in ps:
+                p.grad = None
             with torch.enable_grad():
-                loss_v, lr_, lb = losses()
-            vals = (float(loss_v.detach()), float(lr_.detach()), float(lb.detach()))
-            first_loss = vals[0] if first_loss is None else first_loss
-            if step % every == 0 or step == total:
-                err = log(step, *vals)
-                progress(step, total, loss=vals[0], rel_l2=err)
+                loss, _, _ = losses()
+                loss.backward()
+            g = torch.cat([p.grad.reshape(-1) for p in ps]).double().cpu().numpy()
+            return float(loss.detach()), g
+
+        n_lb = total - n_adam
+        count = {"k": 0, "stop": ""}
+
+        def callback(intermediate_result):
+            count["k"] += 1
+            k = count["k"]
+            cur = n_adam + k
+            val = float(intermediate_result.fun)
+            if not np.isfinite(val):
+                count["stop"] = "failed"
+                raise StopIteration
+            if cur % every == 0 or cur == total:
+                assign(intermediate_result.x)
+                with torch.enable_grad():
+                    _, lr_, lb = losses()
+                err = log(cur, val, float(lr_.detach()), float(lb.detach()))
+                progress(cur, total, loss=val, rel_l2=err)
             else:
-                progress(step, total, loss=vals[0])
-            if not np.isfinite(vals[0]):
-                status, message = "failed", f"L-BFGS diverged at iteration {k}"
-                break
+                progress(cur, total, loss=val)
             if progress.cancelled:
-                status, message = "cancelled", f"cancelled at step {step}"
-                break
-            # torch's strong-Wolfe search returns t = 0 when it finds no acceptable step, and
-            # the stale curvature pairs then repeat the same failed direction forever: clear
-            # the memory and go on; stop (and say so) after 3 failures in a row
-            if prev is not None and not vals[0] < prev:
-                fails += 1
-                restarts += 1
-                if fails >= 3:
-                    lbfgs_note = (
-                        f"L-BFGS stopped early after {k} of {total - n_adam} iterations: no "
-                        "decrease in 3 restarts of its memory (line search found no step)"
-                    )
-                    break
-                lb_opt = new_lbfgs()
-            else:
-                fails = 0
-            prev = vals[0] if prev is None else min(prev, vals[0])
-        lbfgs_restarts = restarts
+                count["stop"] = "cancelled"
+                raise StopIteration
+
+        theta0 = torch.cat([p.detach().reshape(-1) for p in ps]).double().cpu().numpy()
+        res = minimize(
+            fun,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={
+                "maxiter": n_lb,
+                "maxfun": 20 * n_lb + 20,
+                "maxcor": 50,
+                "ftol": 1e-15,
+                "gtol": 1e-12,
+                "maxls": 50,
+            },
+        )
+        assign(res.x)
+        step = n_adam + count["k"]
+        first_loss = float(res.fun) if first_loss is None else first_loss
+        if count["stop"] == "cancelled":
+            status, message = "cancelled", f"cancelled at step {step}"
+        elif count["stop"] == "failed" or not np.isfinite(res.fun):
+            status, message = "failed", f"L-BFGS diverged at iteration {count['k']}"
+        elif count["k"] < n_lb:
+            lbfgs_note = (
+                f"L-BFGS stopped early after {count['k']} of {n_lb} iterations: {res.message}"
+            )
     stage_diagnostics(len(stage_rows) + 1, time.perf_counter() - t_stage, {})
-    u_test = predict(Xt).reshape(true.shape)
-    Xg = torch.tensor(np.stack([g.ravel() for g in mesh], -1), dtype=dt, device=dev)
+    u_test = predict(T["Xt"]).reshape(true.shape)
+    Xg = torch.tensor(np.stack([g.ravel() for g in mesh], -1), dtype=T["dt"], device=dev)
     u_grid = predict(Xg).reshape(tuple(ns))
-    fg = torch.tensor(comp.source(*[g.ravel() for g in mesh]), dtype=dt, device=dev)
+    fg = torch.tensor(comp.source(*[g.ravel() for g in mesh]), dtype=T["dt"], device=dev)
     with torch.enable_grad():
         res = residual(Xg, fg, create_graph=False)
     res_grid = res.detach().double().cpu().numpy().reshape(tuple(ns))
@@ -489,7 +542,7 @@ def train(
         lf = float(losses()[0].detach())
     r2_chk = residual2_np(Xchk)
     res_chk = float(np.sqrt(np.mean(r2_chk)))
-    b_mis = float(np.sqrt(np.mean((predict(Xb_t) - gb_t.double().cpu().numpy()) ** 2))) / s_u
+    b_mis = float(np.sqrt(np.mean((predict(T["Xb"]) - gb) ** 2))) / s_u
     reasons = []
     if first_loss is not None and lf > SUSPECT_LOSS_DROP * first_loss:
         reasons.append(
@@ -552,8 +605,6 @@ def train(
     }
     if bc_mode == "adaptive":
         metrics["gamma_final"] = state["gamma"]
-    if total > n_adam:
-        metrics["lbfgs_restarts"] = float(lbfgs_restarts)
     msg = message or lbfgs_note or f"{step} optimisation steps"
     if reasons:
         msg = "SUSPECT: " + "; ".join(reasons) + ". " + msg

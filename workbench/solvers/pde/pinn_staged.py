@@ -35,6 +35,19 @@ class StagedParams:
     gamma: float = param(
         100.0, "boundary weight γ (penalty; start value for adaptive)", min=0.0, log=True
     )
+    input_scale: float = param(
+        0.0,
+        "inputs mapped to [−s, s]: 1 = the box to [−1, 1]; 0 = auto, s = max(1, k·L/2π) from the source's spectrum",
+        min=0.0,
+        max=1000.0,
+        advanced=True,
+    )
+    lbfgs_dtype: str = param(
+        "float64",
+        "precision of the L-BFGS phase (float32's 7 digits stop its line search early)",
+        choices=("float32", "float64"),
+        advanced=True,
+    )
     dtype: str = param(
         "float32", "network precision", choices=("float32", "float64"), advanced=True
     )
