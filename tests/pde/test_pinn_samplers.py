@@ -225,7 +225,7 @@ def test_staged_solvers_record_their_stages(module):
     r = module.solve(p, module.Params(**kw, **extra))
     pts = r.extras["stage_points"]
     assert pts.shape[0] == 3 and pts.shape[2] == 2  # stages start at steps 0, 10, 20
-    assert r.output.shape == (12, 12) and r.extras["y"].shape == (12,)
+    assert r.output.shape == (64, 64) and r.extras["y"].shape == (64,)  # at least 64² output
     assert len(r.extras["stage_rel_l2"]) == 3 and np.isfinite(r.metrics["residual_w1"])
     n = [int(np.isfinite(s[:, 0]).sum()) for s in pts]
     if module is pinn_rar:
