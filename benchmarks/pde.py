@@ -846,13 +846,18 @@ def main(argv: list[str] | None = None) -> int:
         budgets = ", ".join(f"{key} {BUDGET[key][k]}" for key in BUDGET if key not in GP_BUDGETS)
         md = (
             ("**Reduced (--quick) run.** " if quick else "")
-            + f"One process, {t_pinn / 60:.0f} min. Budgets: {budgets}. "
-            "PINN: the balanced baseline of issue 15 (4×64 tanh, inputs scaled to the box, output "
-            "scaled to the solution's size, residual normalised by the source's rms, Adam 1e-3 then "
-            "scipy L-BFGS-B) in its three boundary modes: `exact` (lift + distance function, the "
-            "default), `adaptive` (learning-rate-annealed γ) and `penalty` (γ = 100 on normalised "
-            "terms); the pre-fix PINN gave rel L2 3.25 here (issue 15). "
-            "AS: one network (4×64 tanh, exact BCs), N interior points, as_stages stages of "
+            + f"One command, {t_pinn / 60:.0f} min (3 forked single-thread workers). Budgets: {budgets}. "
+            + (
+                "PINN: the balanced baseline of issue 15 (4×64, sin activation by default, exact "
+                "Dirichlet BCs, inputs scaled to the box, output scaled to the solution's size, "
+                "residual normalised by the source's rms, Adam 1e-3 in float32 then scipy "
+                "L-BFGS-B in float64) in its three boundary modes: `exact` (lift + distance "
+                "function, the default), `adaptive` (learning-rate-annealed γ) and `penalty` "
+                "(γ = 100 on normalised terms); the pre-fix PINN gave rel L2 3.25 here (issue 15). "
+                if "PINN" in only
+                else "This run has the AS group only (the PINN group: `--only PINN`). "
+            )
+            + "AS: one network (4×64 tanh, exact BCs), N interior points, as_stages stages of "
             "as_stage_steps Adam steps with the sampler acting between stages, then as_lbfgs "
             "L-BFGS-B iterations on the last set; the same budget, seeds and defaults for every "
             "sampler, no setting tuned on these problems (the samplers run their documented "
