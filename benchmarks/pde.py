@@ -37,7 +37,30 @@ BUDGET = {
     "gp6_1d": (500, 100),
     "gp6_2d": (300, 20),
     "qsweep": (1500, 200),
+    # PINN baseline on poisson1d_sin10 (Adam steps + L-BFGS iterations) and the sampler benchmark:
+    # K stages of n_θ Adam steps, then L-BFGS; N interior points (spec AS1 asks K = 10 × 1000 +
+    # 500 L-BFGS; the CPU budget below is smaller and said so in the section)
+    "pinn_adam": (2000, 300),
+    "pinn_lbfgs": (1000, 100),
+    "as_stages": (4, 2),
+    "as_stage_steps": (150, 20),
+    "as_lbfgs": (100, 10),
+    "as_points": (500, 200),
+    "as_seeds": (1, 1),
+    "as_candidates": (0, 2000),  # RAR/RAD candidates per stage (0 = the solvers' default, 100k)
+    "pinn_seeds": (3, 1),
 }
+
+# the third 2-D problem of the sampler benchmark, fixed before any sampler was run and never used
+# to choose a setting: a circular front of width ~0.04 at radius 0.5, with non-zero boundary data
+RING2D = dict(
+    operator="poisson",
+    box=((-1.0, 1.0), (-1.0, 1.0)),
+    variables=("x", "y"),
+    exact="tanh(25*(x**2 + y**2 - 0.25))",
+    n_col=(64, 64),
+    freq_scale=10.0,
+)
 
 
 def _hist_at(h: dict, step: int) -> float | None:
@@ -213,8 +236,12 @@ def run_gp2(quick: bool) -> list[dict]:
     g = gp_hm.solve(p, gp_hm.Params(max_iter=n, n_checkpoints=20))
     rows = [_row("GP2", "gp_hm stm + exact finish", p.name, g)]
     gerr = g.metrics["rel_l2_final"]
+    # the balanced PINN (exact BCs, scaling, normalised residual): Adam for 5/6 of the steps,
+    # then L-BFGS, on the same 400 points
+    adam = n - n // 6
     r = pinn.solve(
-        p, pinn.Params(width=100, depth=3, max_iter=n, lr=1e-3, gamma=100.0, n_checkpoints=20)
+        p,
+        pinn.Params(width=100, depth=3, max_iter=n, adam_iter=adam, lr=1e-3, n_checkpoints=20),
     )
     rf = pinn_fourier.solve(
         p,
@@ -222,15 +249,15 @@ def run_gp2(quick: bool) -> list[dict]:
             width=100,
             depth=3,
             max_iter=n,
+            adam_iter=adam,
             lr=1e-3,
-            gamma=100.0,
             n_features=64,
             sigma=100 / (2 * np.pi),
             n_checkpoints=20,
         ),
     )
     for name, res in (
-        ("pinn 3×100 tanh, Adam 1e-3", r),
+        ("pinn 3×100 tanh, exact BCs, Adam 1e-3 then L-BFGS", r),
         ("pinn_fourier 64 RFF σ=15.9 + 3×100", rf),
     ):
         e = res.metrics["rel_l2_final"]
@@ -488,6 +515,238 @@ def run_gp6(quick: bool) -> list[dict]:
     return rows
 
 
+def _in_workers(jobs: list, fn, workers: int = 3) -> list:
+    """fn(job) for each job in up to ``workers`` forked processes (one thread each), results in
+    order. Forked ``Process`` targets are not pickled, so this works from a runpy-loaded script."""
+    import multiprocessing as mp
+    import queue as q_mod
+
+    ctx = mp.get_context("fork")
+    out: dict[int, Any] = {}
+    results = ctx.Queue()
+    pending = list(enumerate(jobs))
+    running: dict[int, Any] = {}
+
+    def work(i, job, q):
+        import torch
+
+        torch.set_num_threads(1)
+        try:
+            q.put((i, fn(job), ""))
+        except Exception as exc:  # report, do not hang the parent
+            q.put((i, None, f"{type(exc).__name__}: {exc}"))
+
+    while pending or running:
+        while pending and len(running) < workers:
+            i, job = pending.pop(0)
+            proc = ctx.Process(target=work, args=(i, job, results))
+            proc.start()
+            running[i] = proc
+        try:
+            i, res, err = results.get(timeout=30)
+        except q_mod.Empty:
+            dead = [i for i, p in running.items() if not p.is_alive() and p.exitcode != 0]
+            if dead:
+                raise RuntimeError(f"benchmark worker for job {jobs[dead[0]]} died") from None
+            continue
+        if err:
+            raise RuntimeError(f"job {jobs[i]} failed: {err}")
+        out[i] = res
+        running.pop(i).join()
+    return [out[i] for i in range(len(jobs))]
+
+
+def _pinn_job(job: tuple) -> dict:
+    from workbench.datasets.pde import make_preset
+    from workbench.solvers.pde import pinn, pinn_fourier
+
+    name, kind, kw = job
+    p = make_preset(name)
+    mod = pinn_fourier if kind == "fourier" else pinn
+    r = mod.solve(p, mod.Params(**kw))
+    return {
+        "metrics": r.metrics,
+        "wall_s": r.meta["wall_s"],
+        "iterations": r.iterations,
+        "note": r.extras.get("lbfgs_note", ""),
+        "reasons": r.extras.get("suspect_reasons", ""),
+    }
+
+
+def run_pinn(quick: bool) -> list[dict]:
+    """The balanced PINN baseline (issue 15): poisson1d_sin10 with each boundary mode (the
+    default over the seeds), and the GP2 setting on poisson1d_sin100 (3×100 network, the same
+    400 points and 3000 steps as GP-HM's GP2 row in the PDE section)."""
+    k = int(quick)
+    n_adam, n_lb = BUDGET["pinn_adam"][k], BUDGET["pinn_lbfgs"][k]
+    base = dict(max_iter=n_adam + n_lb, adam_iter=n_adam, n_checkpoints=10)
+    seeds = BUDGET["pinn_seeds"][k]
+    jobs = [("poisson1d_sin10", "mlp", dict(base, bc="exact", seed=s)) for s in range(seeds)]
+    jobs += [
+        ("poisson1d_sin10", "mlp", dict(base, bc=bc, seed=0)) for bc in ("adaptive", "penalty")
+    ]
+    n2 = BUDGET["gp2"][k]
+    gp2 = dict(width=100, depth=3, max_iter=n2, adam_iter=n2 - n2 // 6, n_col=400, n_checkpoints=10)
+    jobs += [
+        ("poisson1d_sin100", "mlp", gp2),
+        ("poisson1d_sin100", "fourier", dict(gp2, n_features=64, sigma=100 / (2 * np.pi))),
+    ]
+    res = _in_workers(jobs, _pinn_job)
+    rows = []
+    groups = [
+        ("pinn 4×64, bc=exact (default)", res[:seeds], "poisson1d_sin10", "<= 1e-2"),
+        ("pinn 4×64, bc=adaptive", res[seeds : seeds + 1], "poisson1d_sin10", ""),
+        (
+            "pinn 4×64, bc=penalty (γ = 100, normalised terms)",
+            res[seeds + 1 : seeds + 2],
+            "poisson1d_sin10",
+            "",
+        ),
+        (
+            "pinn 3×100, bc=exact, 400 points (GP2 setting)",
+            res[-2:-1],
+            "poisson1d_sin100",
+            "GP2: > 1e-1",
+        ),
+        (
+            "pinn_fourier 64 RFF σ=15.9 + 3×100 (GP2 setting)",
+            res[-1:],
+            "poisson1d_sin100",
+            "GP2: > 1e-1",
+        ),
+    ]
+    for name, rs, prob, target in groups:
+        e = np.array([r["metrics"]["rel_l2_final"] for r in rs])
+        rows.append(
+            {
+                "id": "PINN",
+                "solver": name,
+                "problem": prob,
+                "steps": rs[0]["iterations"],
+                "rel_l2": float(np.median(e)),
+                "range": f"{e.min():.2g}–{e.max():.2g} ({len(rs)} seed{'s' if len(rs) > 1 else ''})",
+                "best (oracle)": float(np.median([r["metrics"]["rel_l2_best"] for r in rs])),
+                "wall_s": float(np.median([r["wall_s"] for r in rs])),
+                "suspect": f"{int(sum(r['metrics']['suspect'] for r in rs))}/{len(rs)}",
+                "note": "; ".join(
+                    dict.fromkeys(x for r in rs for x in (r["note"], r["reasons"]) if x)
+                )
+                + f"; residual (check grid, rel) {np.median([r['metrics']['residual_check_rel'] for r in rs]):.2e}",
+                "target": target,
+            }
+        )
+    return rows
+
+
+def _as_problems():
+    from workbench.datasets.pde import make_preset
+    from workbench.problems import PDEProblem
+
+    return [
+        ("peak2d_single", make_preset("peak2d_single")),
+        ("peak2d_double", make_preset("peak2d_double")),
+        ("ring2d_front (held out)", PDEProblem(**RING2D)),
+    ]
+
+
+def _as_job(job: tuple) -> dict:
+    from workbench.solvers.pde import pinn_aas, pinn_rad, pinn_rar, pinn_uniform
+
+    pi, sname, kw, cand = job
+    prob = _as_problems()[pi][1]
+    if sname in ("rar", "rad") and cand:
+        kw = dict(kw, n_candidates=cand)
+    mod = {"uniform (fixed)": pinn_uniform, "rar": pinn_rar, "rad": pinn_rad, "aas": pinn_aas}[
+        sname
+    ]
+    r = mod.solve(prob, mod.Params(**kw))
+    P = r.extras["stage_points"][-1]
+    P = P[np.isfinite(P[:, 0])]
+    near = [float(np.mean(np.hypot(P[:, 0] - c, P[:, 1] - c) < 0.1)) for c in (0.5, -0.5)]
+    return {
+        "metrics": r.metrics,
+        "wall_s": r.meta["wall_s"],
+        "iterations": r.iterations,
+        "near": near,
+        "stage_w1": [float(x) for x in r.extras["stage_w1"]],
+    }
+
+
+def run_as(quick: bool) -> list[dict]:
+    """AS1–AS4: fixed uniform, RAR, RAD and AAS with one network (4×64 tanh, exact BCs), one
+    optimiser (Adam 1e-3 per stage, then L-BFGS-B) and one budget, on three 2-D problems."""
+    k = int(quick)
+    K, n_st, n_lb = BUDGET["as_stages"][k], BUDGET["as_stage_steps"][k], BUDGET["as_lbfgs"][k]
+    N, seeds = BUDGET["as_points"][k], BUDGET["as_seeds"][k]
+    common = dict(
+        n_points=N, stage_steps=n_st, adam_iter=K * n_st, max_iter=K * n_st + n_lb, n_checkpoints=K
+    )
+    samplers = ["uniform (fixed)", "rar", "rad", "aas"]
+    probs = _as_problems()
+    cand = BUDGET["as_candidates"][k]
+    jobs = [
+        (pi, sname, dict(common, seed=s), cand)
+        for pi in range(len(probs))
+        for sname in samplers
+        for s in range(seeds)
+    ]
+    out = iter(_in_workers(jobs, _as_job))
+    rows = []
+    for pname, _ in probs:
+        med = {}
+        for sname in samplers:
+            res = [next(out) for _ in range(seeds)]
+            e = np.array([r["metrics"]["rel_l2_final"] for r in res])
+            w = np.array([r["wall_s"] for r in res])
+            w1 = np.array([r["metrics"]["residual_w1"] for r in res])
+            med[sname] = (float(np.median(e)), float(np.median(w)), float(np.median(w1)))
+            w1s = np.median(np.array([r["stage_w1"] for r in res]), 0)
+            note = (
+                f"W1 per stage {' → '.join(f'{x:.2g}' for x in w1s)}; "
+                f"CV {np.median([r['metrics']['residual_cv'] for r in res]):.3g}"
+            )
+            if pname.startswith("peak2d_double"):
+                fr = np.array([r["near"] for r in res])
+                note += (
+                    f"; last stage's points within 0.1 of (0.5, 0.5) / (−0.5, −0.5): "
+                    f"{np.median(fr[:, 0]):.1%} / {np.median(fr[:, 1]):.1%}"
+                )
+            rows.append(
+                {
+                    "id": "AS",
+                    "solver": f"pinn_{sname}".replace(
+                        "pinn_uniform (fixed)", "pinn_uniform (fixed)"
+                    ),
+                    "problem": pname,
+                    "steps": res[0]["iterations"],
+                    "rel_l2": med[sname][0],
+                    "range": f"{e.min():.2g}–{e.max():.2g} ({len(res)} seed{'s' if len(res) > 1 else ''})",
+                    "best (oracle)": float(np.median([r["metrics"]["rel_l2_best"] for r in res])),
+                    "wall_s": med[sname][1],
+                    "W1(μ_r, U)": med[sname][2],
+                    "suspect": f"{int(sum(r['metrics']['suspect'] for r in res))}/{len(res)}",
+                    "note": note,
+                }
+            )
+        u, rad, aas = med["uniform (fixed)"], med["rad"], med["aas"]
+
+        def verdict(ok: bool) -> str:
+            return "met" if ok else "MISSED"
+
+        rows.append(
+            {
+                "id": "AS targets",
+                "solver": "aas against the others",
+                "problem": pname,
+                "note": f"AAS / fixed uniform rel L2 = {aas[0] / u[0]:.3g} (AS1 ≤ 1/3: {verdict(aas[0] <= u[0] / 3)}); "
+                f"AAS / RAD = {aas[0] / rad[0]:.3g} (≤ 1.2: {verdict(aas[0] <= 1.2 * rad[0])}); "
+                f"uniform W1 / AAS W1 = {u[2] / aas[2]:.3g} (AS2 ≥ 5: {verdict(u[2] >= 5 * aas[2])}); "
+                f"AAS / uniform wall = {aas[1] / u[1]:.3g} (AS3 ≤ 3: {verdict(aas[1] <= 3 * u[1])})",
+            }
+        )
+    return rows
+
+
 COLUMNS = [
     "id",
     "solver",
@@ -501,9 +760,60 @@ COLUMNS = [
     "s/step",
     "time_to_1e-3_s",
     "loss Adam → finish",
+    "range",
+    "W1(μ_r, U)",
+    "suspect",
     "note",
     "target",
 ]
+
+
+def _pinn_section(rows, title, quick, only, t_pinn, command, no_write) -> str:
+    """Markdown of the PINN or the AS rows, written to their own BENCHMARKS.md section."""
+    from workbench.bench import markdown_table, write_section
+
+    k = 1 if quick else 0
+    md = markdown_table(rows, [c for c in COLUMNS if any(c in r for r in rows)])
+    budgets = ", ".join(f"{key} {BUDGET[key][k]}" for key in BUDGET if key not in GP_BUDGETS)
+    head = ("**Reduced (--quick) run.** " if quick else "") + (
+        f"One command ({', '.join(only)}: {t_pinn / 60:.0f} min, 3 forked single-thread "
+        f"workers). Budgets: {budgets}. "
+    )
+    if title.endswith("PINN baseline"):
+        head += (
+            "The balanced PINN of issue 15 (4×64, sin activation by default, exact Dirichlet "
+            "BCs, inputs scaled to the box, output scaled to the solution's size, residual "
+            "normalised by the source's rms, Adam 1e-3 in float32 then scipy L-BFGS-B in "
+            "float64) in its three boundary modes: `exact` (lift + distance function, the "
+            "default), `adaptive` (learning-rate-annealed γ) and `penalty` (γ = 100 on "
+            "normalised terms); the pre-fix PINN gave rel L2 3.25 on poisson1d_sin10 (issue 15). "
+            "The GP2 rows rerun the PINN rows of the PDE section with the fixed baseline (3×100, "
+            "the same 400 points and step budget as GP-HM there). "
+        )
+    else:
+        head += (
+            "One network (4×64 tanh, exact BCs), N interior points, as_stages stages of "
+            "as_stage_steps Adam steps with the sampler acting between stages, then as_lbfgs "
+            "L-BFGS-B iterations on the last set; the same budget, seeds and defaults for every "
+            "sampler, no setting tuned on these problems (the samplers run their documented "
+            "defaults: RAR adds N/10 of the candidates, RAD k = 1, c = 1 over them "
+            "(as_candidates uniform candidates per stage; 0 = the solvers' 100k), AAS 6 coupling "
+            "layers × 32, 200 flow steps per stage, β = 1e-3, ζ = 0.25). The spec's AS1 budget "
+            "(10 × 1000 Adam + 500 L-BFGS) was cut to fit the 25-minute CPU allowance: read the "
+            "targets as measured at this budget. `W1(μ_r, U)` is the Wasserstein-1 distance "
+            "between r²/∫r² and the uniform density on a 100² check grid (POT, 32² cells); wall "
+            "time includes the sampler (flow training, candidate residuals). `ring2d_front` "
+            "(u = tanh(25(x² + y² − 0.25)) on [−1, 1]², Δu = f) was fixed before any run and "
+            "chose no setting. "
+        )
+    head += (
+        "`rel_l2` is the median of the seeds' final errors, `range` their min–max. Threads "
+        "pinned to 1 on 2 cores shared with other jobs: wall times are upper bounds.\n\n"
+    )
+    md = head + md
+    if not no_write:
+        write_section(title, md, command)
+    return md + "\n\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -532,45 +842,65 @@ def main(argv: list[str] | None = None) -> int:
     only = [g.strip() for g in args.only.split(",") if g.strip()] or list(GROUPS)
     log = sys.stderr if args.json else sys.stdout
     rows: list[dict] = []
+    pinn_rows: list[dict] = []
     t_all = time.perf_counter()
+    t_pinn = 0.0
     for g in only:
         t = time.perf_counter()
-        rows += GROUPS[g](quick)
-        print(f"[{g}] {time.perf_counter() - t:.0f} s", file=log, flush=True)
-    total = time.perf_counter() - t_all
+        out = GROUPS[g](quick)
+        dt_g = time.perf_counter() - t
+        if g in PINN_GROUPS:
+            pinn_rows += out
+            t_pinn += dt_g
+        else:
+            rows += out
+        print(f"[{g}] {dt_g:.0f} s", file=log, flush=True)
+    total = time.perf_counter() - t_all - t_pinn
     from workbench.bench import markdown_table, write_section
 
-    md = markdown_table(rows, [c for c in COLUMNS if any(c in r for r in rows)])
     k = 1 if quick else 0
-    budgets = ", ".join(f"{key} {BUDGET[key][k]}" for key in BUDGET)
-    md = (
-        ("**Reduced (--quick) run.** " if quick else "")
-        + ("**Partial run (--only " + ",".join(only) + ").** " if args.only else "")
-        + f"One process, {total / 60:.0f} min in all. Adam step budgets of this run: {budgets} "
-        "(gp1: GP1 and GP5; gp2: GP-HM, PINN and Fourier PINN alike; gp4_*: 2-D grids; gp6_2d "
-        "at 64²). GP runs use Adam (lr 1e-2, β₂ = 0.99, the default; see gp.py for why not 0.999) in "
-        "float64. Every GP run ends with the exact finish (Params `exact_u`, default on): at the "
-        "final kernel, U is replaced by the exact minimiser of the same GP-HM loss (whitened "
-        "least squares; 2-D: Kronecker PCG with a fast-diagonalisation preconditioner), then "
-        "τ_b, v by their closed-form optimum and U once more; the loss is shown before → after. "
-        "1-D GP-HM / PINN rows share the 400 collocation points of poisson1d_sin100 on [0, 2π]; "
-        "errors are relative L2 on the 300-point test grid; `rel_l2` is the **final** error "
-        "(after the finish), `Adam final` the last Adam iterate, `best (oracle)` the minimum "
-        "over test-grid checkpoints (oracle early stopping, never used as the result). "
-        "Threads pinned to 1 and nice 10 on 2 cores shared with other jobs, so wall times are "
-        "upper bounds.\n\n" + md
+    command = (
+        "workbench bench pde"
+        + (" --quick" if quick else "")
+        + (f" --only {args.only}" if args.only else "")
+        + (f" --budget {args.budget}" if args.budget else "")
     )
-    if not args.no_write:
-        write_section(
-            "PDE",
-            md,
-            "workbench bench pde"
-            + (" --quick" if quick else "")
-            + (f" --only {args.only}" if args.only else "")
-            + (f" --budget {args.budget}" if args.budget else ""),
+    text = ""
+    if rows:
+        md = markdown_table(rows, [c for c in COLUMNS if any(c in r for r in rows)])
+        budgets = ", ".join(f"{key} {BUDGET[key][k]}" for key in BUDGET if key in GP_BUDGETS)
+        md = (
+            ("**Reduced (--quick) run.** " if quick else "")
+            + ("**Partial run (--only " + ",".join(only) + ").** " if args.only else "")
+            + f"One process, {total / 60:.0f} min in all. Adam step budgets of this run: {budgets} "
+            "(gp1: GP1 and GP5; gp2: GP-HM, PINN and Fourier PINN alike; gp4_*: 2-D grids; gp6_2d "
+            "at 64²). GP runs use Adam (lr 1e-2, β₂ = 0.99, the default; see gp.py for why not 0.999) in "
+            "float64. Every GP run ends with the exact finish (Params `exact_u`, default on): at the "
+            "final kernel, U is replaced by the exact minimiser of the same GP-HM loss (whitened "
+            "least squares; 2-D: Kronecker PCG with a fast-diagonalisation preconditioner), then "
+            "τ_b, v by their closed-form optimum and U once more; the loss is shown before → after. "
+            "1-D GP-HM / PINN rows share the 400 collocation points of poisson1d_sin100 on [0, 2π]; "
+            "errors are relative L2 on the 300-point test grid; `rel_l2` is the **final** error "
+            "(after the finish), `Adam final` the last Adam iterate, `best (oracle)` the minimum "
+            "over test-grid checkpoints (oracle early stopping, never used as the result). "
+            "Threads pinned to 1 and nice 10 on 2 cores shared with other jobs, so wall times are "
+            "upper bounds.\n\n" + md
         )
+        text += md
+        if not args.no_write:
+            write_section("PDE", md, command)
+    # PINN rows and AS rows go to two sections, so that either group can be rerun alone
+    for title, sel in (
+        ("PDE: PINN baseline", [r for r in pinn_rows if r["id"] == "PINN"]),
+        ("PDE: adaptive sampling", [r for r in pinn_rows if r["id"] != "PINN"]),
+    ):
+        if sel:
+            text += _pinn_section(sel, title, quick, only, t_pinn, command, args.no_write)
+    md = text
     if args.json:
-        print(json.dumps({"domain": "pde", "quick": quick, "rows": rows}, default=float))
+        print(
+            json.dumps({"domain": "pde", "quick": quick, "rows": rows + pinn_rows}, default=float)
+        )
     else:
         print(md)
     return 0
@@ -589,7 +919,23 @@ GROUPS = {
     "GP4": run_gp4,
     "GM": run_gm_se,
     "GP6": run_gp6,
+    "PINN": run_pinn,
+    "AS": run_as,
 }
+# groups whose rows go to their own section of BENCHMARKS.md (issue 15)
+PINN_GROUPS = ("PINN", "AS")
+GP_BUDGETS = (
+    "gp1",
+    "gp2",
+    "gm",
+    "se",
+    "gp4_128",
+    "gp4_200",
+    "gp4_400",
+    "gp6_1d",
+    "gp6_2d",
+    "qsweep",
+)
 
 
 if __name__ == "__main__":

@@ -90,9 +90,8 @@ def test_pinn_trains_and_leaves_global_rng_alone():
         np.random.get_state()[1].copy(),  # noqa: NPY002
         torch.random.get_rng_state().clone(),
     )
-    r = pinn.solve(
-        p, pinn.Params(width=32, depth=2, max_iter=400, lr=1e-2, lbfgs_iter=20, n_checkpoints=5)
-    )
+    prm = pinn.Params(width=32, depth=2, max_iter=420, adam_iter=400, lr=1e-2, n_checkpoints=5)
+    r = pinn.solve(p, prm)
     assert random.getstate() == states[0] and np.array_equal(
         np.random.get_state()[1],  # noqa: NPY002
         states[1],
@@ -100,9 +99,7 @@ def test_pinn_trains_and_leaves_global_rng_alone():
     assert torch.equal(torch.random.get_rng_state(), states[2])
     assert r.history["loss"][-1] < 1e-2 * r.history["loss"][0]
     assert r.metrics["rel_l2_final"] < 5e-2
-    r2 = pinn.solve(
-        p, pinn.Params(width=32, depth=2, max_iter=400, lr=1e-2, lbfgs_iter=20, n_checkpoints=5)
-    )
+    r2 = pinn.solve(p, prm)
     np.testing.assert_array_equal(r.output, r2.output)
 
 
@@ -110,10 +107,12 @@ def test_pinn_uniform_sampler_and_fourier_variant():
     p = PDEProblem(
         box=((0.0, 1.0), (0.0, 1.0)), variables=("x", "y"), exact="sin(2*x)*y", n_col=(8, 8)
     )
-    r = pinn.solve(p, pinn.Params(width=16, depth=2, max_iter=20, sampler="uniform", seed=3))
+    r = pinn.solve(
+        p, pinn.Params(width=16, depth=2, max_iter=20, sampler="uniform", seed=3, n_col=8)
+    )
     assert r.output.shape == (8, 8) and r.extras["residual_grid"].shape == (8, 8)
     f = pinn_fourier.solve(
-        p, pinn_fourier.Params(width=16, depth=2, max_iter=20, n_features=8, sigma=1.0)
+        p, pinn_fourier.Params(width=16, depth=2, max_iter=20, n_features=8, sigma=1.0, n_col=8)
     )
     assert np.all(np.isfinite(f.output))
     assert f.extras["fourier_sigma"] == 1.0

@@ -62,3 +62,51 @@ def test_exports_round_trip():
         np.testing.assert_array_equal(f["x"][()], r.extras["x"])
     csv = pio.to_csv(p, r).decode().splitlines()
     assert csv[0] == "x,y,u" and len(csv) == 1 + 50 * 50
+
+
+def _staged(problem, with_density):
+    rng = np.random.default_rng(0)
+    pts = np.full((3, 120, problem.dim), np.nan)
+    for k, n in enumerate((100, 110, 120)):
+        pts[k, :n] = rng.uniform(-1, 1, (n, problem.dim))
+    r = _fake(problem)
+    r.extras.update(
+        stage_points=pts,
+        stage_rel_l2=np.array([1.0, 0.5, 0.1]),
+        stage_w1=np.array([0.5, 0.2, 0.1]),
+        residual_check=rng.random((100,) * problem.dim),
+        sampler="aas",
+    )
+    r.metrics.update(residual_w1=0.1, residual_cv=1.5, suspect=1.0)
+    r.extras["suspect_reasons"] = "the loss fell only 2×"
+    r.history = {
+        "step": [1.0, 2.0],
+        "loss": [1.0, 0.1],
+        "loss_residual": [1.0, 0.1],
+        "loss_boundary": [0.0, 0.0],
+    }
+    if with_density:
+        r.extras["stage_density"] = rng.random((2,) + (64,) * problem.dim)
+        r.extras["density_x"] = np.linspace(-1, 1, 64)
+        if problem.dim == 2:
+            r.extras["density_y"] = np.linspace(-1, 1, 64)
+    return r
+
+
+def test_sampling_views_show_every_stage():
+    for name in ("poisson1d_sin10", "peak2d_single"):
+        p = make_preset(name)
+        r = _staged(p, True)
+        fig = V.stages_figure(p, r)
+        if p.dim == 2:
+            assert len(fig.frames) == 3 and len(fig.layout.sliders[0].steps) == 3
+            assert len(fig.frames[1].data[0].x) == 110
+            assert len(V.density_figure(p, r).frames) == 2
+        else:
+            assert [len(t.x) for t in fig.data] == [100, 110, 120]
+            assert len(V.density_figure(p, r).data) == 2
+        h = V.residual_histogram_figure([("aas", r)])
+        assert "W1 0.1" in h.data[0].name
+        assert len(V.stage_metrics_figure([("aas", r)]).data) == 2
+        assert len(V.loss_terms_figure([("aas", r)]).data) == 2  # the zero boundary term is dropped
+        assert V.metrics_rows(p, [("aas", r)])[0]["suspect"].startswith("yes")

@@ -9,7 +9,12 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    """x (scaled to [−1, 1]) or Fourier features → ``depth`` hidden layers of ``width`` → u."""
+    """x (scaled to [−1, 1]) or Fourier features → ``depth`` hidden layers of ``width`` → u.
+
+    Input scaling maps the box affinely onto [−1, 1]^d; output scaling multiplies the last
+    layer by ``out_scale`` (the solution's expected size), so that Xavier-initialised weights
+    see O(1) inputs and produce O(1) targets whatever the problem's units.
+    """
 
     def __init__(
         self,
@@ -20,8 +25,16 @@ class MLP(nn.Module):
         generator: torch.Generator,
         dtype: torch.dtype,
         fourier: torch.Tensor | None = None,
+        out_scale: float = 1.0,
+        in_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        # the last layer's output is multiplied by out_scale, the expected size of the solution,
+        # so that an O(1) network output already has the right magnitude (output scaling)
+        self.out_scale = float(out_scale)
+        # inputs go to [−in_scale, in_scale]: in_scale > 1 when the solution varies on a length
+        # much shorter than the box, so that one unit of network input spans about one radian
+        self.in_scale = float(in_scale)
         d = len(box)
         self.register_buffer("lo", torch.tensor([b[0] for b in box], dtype=dtype))
         self.register_buffer("hi", torch.tensor([b[1] for b in box], dtype=dtype))
@@ -48,10 +61,10 @@ class MLP(nn.Module):
             z = 2 * math.pi * x @ self.B.T
             h = torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
         else:
-            h = 2 * (x - self.lo) / (self.hi - self.lo) - 1
+            h = self.in_scale * (2 * (x - self.lo) / (self.hi - self.lo) - 1)
         n = len(self.weights)
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=False)):
             h = h @ w.T + b
             if i < n - 1:
                 h = self.act(h)
-        return h[:, 0]
+        return h[:, 0] * self.out_scale

@@ -28,6 +28,10 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.pde.gp_matern",
     "workbench.solvers.pde.pinn",
     "workbench.solvers.pde.pinn_fourier",
+    "workbench.solvers.pde.pinn_uniform",
+    "workbench.solvers.pde.pinn_rar",
+    "workbench.solvers.pde.pinn_rad",
+    "workbench.solvers.pde.pinn_aas",
     "workbench.solvers.pde.rgnp",
     "workbench.solvers.pde.rgnp_inverse",
 ]

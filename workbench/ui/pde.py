@@ -107,11 +107,19 @@ def _views(problem, runs) -> None:
         return
     results = [(info.title, r) for info, r in chosen]
     st.dataframe(V.metrics_rows(problem, results), hide_index=True, width="stretch")
+    for t, r in results:
+        if r.metrics.get("suspect"):
+            st.warning(
+                f"{t} is suspect: {r.extras.get('suspect_reasons', 'see its message')}. "
+                "Do not read its error as the method's accuracy without a longer run or other settings."
+            )
     st.caption(
         "rel_l2 is the final error on the 300-point test grid; the best error is an oracle (minimum over test-grid checkpoints), shown for reference only."
     )
     common.show_figure(V.solutions_figure(problem, results), "pde-solutions", f"{K}.sol")
-    tabs = st.tabs(["error", "residual", "convergence", "GP spectrum", "3-D surface"])
+    tabs = st.tabs(
+        ["error", "residual", "convergence", "GP spectrum", "3-D surface", "PINN sampling"]
+    )
     with tabs[0]:
         common.show_figure(V.error_figure(problem, results), "pde-error", f"{K}.err")
     with tabs[1]:
@@ -139,6 +147,8 @@ def _views(problem, runs) -> None:
             )
         else:
             st.caption("Surfaces are shown for 2-D problems.")
+    with tabs[5]:
+        _sampling(problem, results)
     from workbench.ui import pde_rgnp
 
     pde_rgnp.render(problem, results)
@@ -154,6 +164,34 @@ def _views(problem, runs) -> None:
         key=f"{K}.gridcsv",
         on_click="ignore",
     )
+
+
+def _sampling(problem, results) -> None:
+    """Collocation points over the stages, the AAS density, the residual histogram and its
+    distance to uniform, per-stage metrics and loss terms, for the PINN runs."""
+    from workbench.viz import pde as V
+
+    staged = [(t, r) for t, r in results if "stage_points" in r.extras]
+    if not staged:
+        st.caption("No PINN run selected.")
+        return
+    t = st.selectbox("PINN run", [t for t, _ in staged], key=f"{K}.stage_run")
+    r = dict(staged)[t]
+    c1, c2 = st.columns(2)
+    with c1:
+        common.show_figure(V.stages_figure(problem, r), "pde-stages", f"{K}.stages")
+    with c2:
+        if "stage_density" in r.extras:
+            common.show_figure(V.density_figure(problem, r), "pde-density", f"{K}.density")
+        else:
+            st.caption("The sampler's density is shown for AAS runs (a normalising flow).")
+    st.caption(
+        "W1(μ_r, U): the Wasserstein-1 distance between the squared residual, normalised to a "
+        "probability density, and the uniform distribution on the box; AAS drives it down."
+    )
+    common.show_figure(V.residual_histogram_figure(staged), "pde-resid-hist", f"{K}.rhist")
+    common.show_figure(V.stage_metrics_figure(staged), "pde-stage-metrics", f"{K}.smetrics")
+    common.show_figure(V.loss_terms_figure(staged), "pde-loss-terms", f"{K}.lterms")
 
 
 def render() -> None:

@@ -1,5 +1,7 @@
 """PDE figures: solution against the truth, pointwise error (log), residual, 3-D surfaces, the
-learned GP spectrum and a metrics table. Pure functions of (problem, results) → plotly figures."""
+learned GP spectrum, a metrics table, and the adaptive-sampling views of the PINNs (collocation
+points per stage with a slider, the sampler's density, the residual histogram and its distance
+to uniform, per-stage metrics, loss terms). Pure functions of (problem, results) → plotly figures."""
 
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ __all__ = [
     "spectrum_figure",
     "metrics_rows",
     "convergence_figure",
+    "stages_figure",
+    "density_figure",
+    "residual_histogram_figure",
+    "stage_metrics_figure",
+    "loss_terms_figure",
 ]
 
 
@@ -302,6 +309,192 @@ def metrics_rows(problem, runs: Sequence[tuple[str, Any]]) -> list[dict[str, Any
                 "wall_s": r.meta.get("wall_s", r.metrics.get("wall_s")),
                 "iterations": r.iterations,
                 "status": r.status,
+                "suspect": "yes: " + r.extras.get("suspect_reasons", "")
+                if r.metrics.get("suspect")
+                else "",
             }
         )
     return rows
+
+
+def _stage_sets(result) -> list[np.ndarray]:
+    pts = np.asarray(result.extras["stage_points"], float)
+    return [p[np.isfinite(p[:, 0])] for p in pts]
+
+
+def stages_figure(problem, result, max_points: int = 4000) -> go.Figure:
+    """Collocation points of each stage, one frame per stage with a slider (2-D: scatter over
+    the box; 1-D: stage index against x)."""
+    sets = _stage_sets(result)
+    rng = np.random.default_rng(0)  # thinning for the browser only; never the global RNG
+
+    def thin(p):
+        return p if len(p) <= max_points else p[rng.choice(len(p), max_points, replace=False)]
+
+    sets = [thin(p) for p in sets]
+    (lo0, hi0) = problem.box[0]
+    if problem.dim == 1:
+        fig = go.Figure()
+        for k, p in enumerate(sets):
+            fig.add_trace(
+                go.Scatter(
+                    x=p[:, 0],
+                    y=np.full(len(p), k + 1),
+                    mode="markers",
+                    marker={"size": 4, "color": PALETTE[k % len(PALETTE)]},
+                    name=f"stage {k + 1} ({len(p)} points)",
+                )
+            )
+        fig.update_xaxes(title_text=problem.variables[0], range=[lo0, hi0])
+        fig.update_yaxes(title_text="stage")
+        fig.update_layout(
+            title=f"collocation points per stage ({result.extras.get('sampler', '')})", height=380
+        )
+        return fig
+
+    def trace(k):
+        p = sets[k]
+        return go.Scatter(
+            x=p[:, 0],
+            y=p[:, 1],
+            mode="markers",
+            marker={"size": 3, "color": PALETTE[0], "opacity": 0.6},
+            name=f"stage {k + 1}",
+        )
+
+    fig = go.Figure(data=[trace(len(sets) - 1)])
+    fig.frames = [go.Frame(data=[trace(k)], name=str(k + 1)) for k in range(len(sets))]
+    steps = [
+        {
+            "method": "animate",
+            "label": str(k + 1),
+            "args": [[str(k + 1)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
+        }
+        for k in range(len(sets))
+    ]
+    (lo1, hi1) = problem.box[1]
+    fig.update_layout(
+        title=f"collocation points per stage ({result.extras.get('sampler', '')}; {len(sets[-1])} points at the end)",
+        height=520,
+        sliders=[{"active": len(sets) - 1, "currentvalue": {"prefix": "stage "}, "steps": steps}],
+        xaxis={"range": [lo0, hi0], "title": problem.variables[0]},
+        yaxis={"range": [lo1, hi1], "title": problem.variables[1], "scaleanchor": "x"},
+    )
+    return fig
+
+
+def density_figure(problem, result) -> go.Figure:
+    """The AAS sampler's density p_α after each stage (slider over stages)."""
+    dens = np.asarray(result.extras["stage_density"], float)
+    x = np.asarray(result.extras["density_x"], float)
+    if problem.dim == 1:
+        fig = go.Figure()
+        for k, d in enumerate(dens):
+            fig.add_trace(go.Scatter(x=x, y=d, name=f"after stage {k + 1}"))
+        vol = problem.box[0][1] - problem.box[0][0]
+        fig.add_hline(y=1 / vol, line_dash="dot", annotation_text="uniform")
+        fig.update_layout(title="sampler density p_α", height=380)
+        return fig
+    y = np.asarray(result.extras["density_y"], float)
+
+    def hm(k):
+        return go.Heatmap(z=dens[k].T, x=x, y=y, colorscale="Viridis", colorbar={"title": "p_α"})
+
+    fig = go.Figure(data=[hm(len(dens) - 1)])
+    fig.frames = [go.Frame(data=[hm(k)], name=str(k + 1)) for k in range(len(dens))]
+    steps = [
+        {
+            "method": "animate",
+            "label": str(k + 1),
+            "args": [[str(k + 1)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
+        }
+        for k in range(len(dens))
+    ]
+    fig.update_layout(
+        title="sampler density p_α after each stage",
+        height=480,
+        sliders=[
+            {"active": len(dens) - 1, "currentvalue": {"prefix": "after stage "}, "steps": steps}
+        ],
+        yaxis={"scaleanchor": "x"},
+    )
+    return fig
+
+
+def residual_histogram_figure(runs: Sequence[tuple[str, Any]]) -> go.Figure:
+    """Histogram of r²/mean r² on the check grid, one per run; a uniform residual is a spike at
+    1. The legend gives W1(μ_r, U) and the coefficient of variation."""
+    fig = go.Figure()
+    for i, (label, r) in enumerate(runs):
+        r2 = r.extras.get("residual_check")
+        if r2 is None:
+            continue
+        r2 = np.asarray(r2, float).ravel()
+        m = r2.mean()
+        if not m > 0:
+            continue
+        z = np.log10(np.maximum(r2 / m, 1e-12))
+        fig.add_trace(
+            go.Histogram(
+                x=z,
+                name=f"{label}: W1 {r.metrics.get('residual_w1', float('nan')):.3g}, CV {r.metrics.get('residual_cv', float('nan')):.3g}",
+                opacity=0.55,
+                marker={"color": PALETTE[i % len(PALETTE)]},
+                histnorm="probability",
+                nbinsx=60,
+            )
+        )
+    fig.add_vline(x=0.0, line_dash="dot", annotation_text="uniform residual")
+    fig.update_layout(
+        barmode="overlay",
+        title="distribution of the squared residual (check grid)",
+        xaxis_title="log10(r² / mean r²)",
+        yaxis_title="fraction of grid points",
+        height=380,
+    )
+    return fig
+
+
+def stage_metrics_figure(runs: Sequence[tuple[str, Any]]) -> go.Figure:
+    """Relative L2 and W1(μ_r, U) after each stage, one line per run."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["rel L2 (test grid)", "W1(μ_r, uniform)"])
+    for i, (label, r) in enumerate(runs):
+        if "stage_rel_l2" not in r.extras:
+            continue
+        e = np.asarray(r.extras["stage_rel_l2"], float)
+        w = np.asarray(r.extras["stage_w1"], float)
+        k = np.arange(1, len(e) + 1)
+        c = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=k, y=e, name=label, line={"color": c}), 1, 1)
+        fig.add_trace(go.Scatter(x=k, y=w, name=label, line={"color": c}, showlegend=False), 1, 2)
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(title_text="stage")
+    fig.update_layout(height=380, title="per stage")
+    return fig
+
+
+def loss_terms_figure(runs: Sequence[tuple[str, Any]]) -> go.Figure:
+    """The loss and its residual and boundary terms against the step, one colour per run."""
+    fig = go.Figure()
+    for i, (label, r) in enumerate(runs):
+        h = r.history
+        if "loss_residual" not in h:
+            continue
+        c = PALETTE[i % len(PALETTE)]
+        step = np.asarray(h["step"], float)
+        for col, dash in (("loss", "solid"), ("loss_residual", "dash"), ("loss_boundary", "dot")):
+            y = np.asarray(h.get(col, []), float)
+            keep = np.isfinite(y) & (y > 0)
+            if keep.any():
+                fig.add_trace(
+                    go.Scatter(
+                        x=step[keep],
+                        y=y[keep],
+                        name=f"{label}: {col}",
+                        line={"color": c, "dash": dash},
+                    )
+                )
+    fig.update_yaxes(type="log", title_text="loss (residual normalised by the source's size)")
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(title="loss terms", height=380)
+    return fig

@@ -1,0 +1,65 @@
+"""PINN with adversarial adaptive sampling (AAS; Tang, Zhai, Wan & Yang, ICLR 2024).
+
+min_θ max_α ∫_Ω r²(x; θ) p_α(x) dx − β ∫_Ω |∇p_α|² dx, with p_α a normalising flow on the box
+(:class:`workbench.nets.pde_flow.BoxFlow`). The two players alternate: n_θ Adam steps of the PINN
+on S, then n_α Adam steps of the flow (score-function gradient with the baseline E_p[r²], the
+Sobolev penalty by autograd), then S ← N fresh samples of p_α (a fraction ζ uniform). See
+:class:`workbench.solvers.pde.pinn_samplers.AASSampler` and spec pde.md §4.3–4.4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.problems import PDEProblem
+from workbench.progress import Progress
+from workbench.registry import SolverSpec, param
+from workbench.result import Result
+from workbench.solvers.pde.pinn import train
+from workbench.solvers.pde.pinn_samplers import AASSampler
+from workbench.solvers.pde.pinn_staged import StagedParams
+
+
+@dataclass(frozen=True)
+class Params(StagedParams):
+    n_alpha: int = param(200, "flow (max) steps n_α per stage", min=1, max=100_000)
+    lr_alpha: float = param(2e-3, "flow Adam learning rate", min=1e-6, max=1.0, log=True)
+    beta: float = param(
+        1e-3, "Sobolev penalty weight β on ∫|∇p|² (smoothness of the sampler)", min=0.0, log=True
+    )
+    zeta: float = param(
+        0.25,
+        "fraction ζ of each stage's points drawn uniformly instead of from the flow",
+        min=0.0,
+        max=1.0,
+    )
+    flow_layers: int = param(6, "affine coupling layers", min=1, max=32, advanced=True)
+    flow_width: int = param(32, "width of the coupling conditioners", min=4, max=512, advanced=True)
+    flow_batch: int = param(1000, "samples per flow step", min=16, max=1_000_000, advanced=True)
+
+
+def solve(problem: PDEProblem, params: Params, progress: Progress | None = None) -> Result:
+    """Alternate PINN stages with flow updates and fresh flow samples."""
+    s = AASSampler(
+        params.n_points,
+        n_alpha=params.n_alpha,
+        lr_alpha=params.lr_alpha,
+        beta=params.beta,
+        zeta=params.zeta,
+        batch=params.flow_batch,
+        n_layers=params.flow_layers,
+        width=params.flow_width,
+    )
+    return train(problem, params, progress, s)
+
+
+SPEC = SolverSpec(
+    name="pinn_aas",
+    domain="pde",
+    title="PINN, adversarial adaptive sampling (AAS) ★",
+    Params=Params,
+    solve=solve,
+    description="Adversarial adaptive sampling: a normalising flow on the box (affine couplings + logistic map) is trained to maximise the expected squared residual under a Sobolev penalty, alternating with the PINN; each stage trains on fresh flow samples, so the residual is pushed towards uniform (a W1 distance to the uniform profile).",
+    reference="K. Tang, J. Zhai, X. Wan, C. Yang, ICLR 2024, arXiv 2305.18702.",
+    paper=True,
+)

@@ -1,0 +1,211 @@
+"""One sampler interface for PINN collocation (spec pde.md §4.2): stages k = 1..K, the network
+trains n_θ steps on S, then the sampler updates S.
+
+| sampler | update between stages |
+|---|---|
+| ``grid`` | the problem's equispaced nodes, fixed |
+| ``uniform`` | N pseudo-random uniform points, fixed |
+| ``resample`` | N fresh pseudo-random uniform points every stage (never a repeated QMC set) |
+| ``rar`` | greedy RAR (Lu et al., SIAM Rev. 2021): |r| on M uniform candidates, the top m added |
+| ``rad`` | RAD (Wu et al., CMAME 2023): all N redrawn from M candidates with probability ∝ |r|^k / E|r|^k + c |
+| ``aas`` | adversarial adaptive sampling (Tang et al., ICLR 2024): a normalising flow p_α on the box is trained to maximise E_p[r²] under a Sobolev penalty, then N fresh samples are drawn from it (a fraction ζ uniform) |
+
+A sampler sees the problem only through :class:`Context`: the box, the seeded generators and a
+callable that returns the squared residual at given points with the current network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Context:
+    """What a sampler may use: the box, seeded randomness and the current residual."""
+
+    box: tuple
+    rng: np.random.Generator
+    gen: torch.Generator
+    residual2: Callable[[np.ndarray], np.ndarray]  # r²(x) at (n, d) points, current network
+    dtype: torch.dtype = torch.float32
+    device: str = "cpu"
+    info: dict = field(default_factory=dict)  # per-stage diagnostics the sampler reports
+
+    @property
+    def dim(self) -> int:
+        return len(self.box)
+
+    def uniform(self, n: int) -> np.ndarray:
+        lo = np.array([b[0] for b in self.box], float)
+        hi = np.array([b[1] for b in self.box], float)
+        return lo + (hi - lo) * self.rng.random((n, self.dim))
+
+
+class Sampler:
+    """Base: fixed points. ``init`` gives S before stage 1, ``update`` after each stage."""
+
+    name = "uniform"
+    adaptive = False
+
+    def __init__(self, n: int) -> None:
+        self.n = int(n)
+
+    def init(self, ctx: Context) -> np.ndarray:
+        return ctx.uniform(self.n)
+
+    def update(self, ctx: Context, stage: int, X: np.ndarray) -> np.ndarray:
+        return X
+
+
+class GridSampler(Sampler):
+    name = "grid"
+
+    def __init__(self, points: np.ndarray) -> None:
+        super().__init__(len(points))
+        self.points = points
+
+    def init(self, ctx: Context) -> np.ndarray:
+        return self.points
+
+
+class ResampleSampler(Sampler):
+    name = "resample"
+
+    def update(self, ctx: Context, stage: int, X: np.ndarray) -> np.ndarray:
+        return ctx.uniform(self.n)
+
+
+class RARSampler(Sampler):
+    """Greedy residual-based adaptive refinement: S ← S ∪ top-m of |r| over M candidates."""
+
+    name = "rar"
+    adaptive = True
+
+    def __init__(self, n: int, n_candidates: int, n_add: int) -> None:
+        super().__init__(n)
+        self.m_cand, self.n_add = int(n_candidates), int(n_add)
+
+    def update(self, ctx: Context, stage: int, X: np.ndarray) -> np.ndarray:
+        cand = ctx.uniform(self.m_cand)
+        r2 = ctx.residual2(cand)
+        top = np.argsort(-r2, kind="stable")[: self.n_add]
+        ctx.info["rar_max_r2"] = float(r2[top[0]])
+        return np.concatenate([X, cand[top]])
+
+
+class RADSampler(Sampler):
+    """Residual-based adaptive distribution: p(x) ∝ |r|^k / E|r|^k + c over M candidates."""
+
+    name = "rad"
+    adaptive = True
+
+    def __init__(self, n: int, n_candidates: int, k: float, c: float) -> None:
+        super().__init__(n)
+        self.m_cand, self.k, self.c = int(n_candidates), float(k), float(c)
+
+    def update(self, ctx: Context, stage: int, X: np.ndarray) -> np.ndarray:
+        cand = ctx.uniform(self.m_cand)
+        a = np.abs(ctx.residual2(cand)) ** (self.k / 2)
+        p = a / max(a.mean(), 1e-300) + self.c
+        p /= p.sum()
+        idx = ctx.rng.choice(len(cand), size=min(self.n, len(cand)), replace=False, p=p)
+        return cand[idx]
+
+
+class AASSampler(Sampler):
+    """Adversarial adaptive sampling with a normalising flow on the box.
+
+    Max step (n_α Adam steps on the flow parameters α, samples detached):
+
+        ĝ = E_{x~p_α}[(r²(x)/E_p r² − 1) ∇_α log p_α(x)]                        (score function,
+                                                                                 baseline E_p r²)
+            − β ∇_α |Ω| mean_{u~U(Ω)}[p_α(u)² |∇_u log p_α(u)|²]                 (Sobolev ∫|∇p|²)
+
+    then S ← N fresh samples of p_α, of which a fraction ζ are uniform. The expectations over
+    p_α are estimated by defensive importance sampling from q = ½p_α + ½U (self-normalised
+    weights p_α/q), so that a residual peak the flow has not reached yet still pulls it.
+    """
+
+    name = "aas"
+    adaptive = True
+
+    def __init__(
+        self,
+        n: int,
+        n_alpha: int = 200,
+        lr_alpha: float = 2e-3,
+        beta: float = 1e-3,
+        zeta: float = 0.25,
+        batch: int = 1000,
+        n_layers: int = 6,
+        width: int = 32,
+    ) -> None:
+        super().__init__(n)
+        self.n_alpha, self.lr_alpha, self.beta, self.zeta = n_alpha, lr_alpha, beta, zeta
+        self.batch, self.n_layers, self.width = batch, n_layers, width
+        self.flow = None
+        self.opt = None
+
+    def _ensure(self, ctx: Context) -> None:
+        if self.flow is None:
+            from workbench.nets.pde_flow import BoxFlow
+
+            self.flow = BoxFlow(ctx.box, self.n_layers, self.width, ctx.gen, dtype=torch.float32)
+            self.opt = torch.optim.Adam(self.flow.parameters(), lr=self.lr_alpha)
+            vol = float(np.prod([hi - lo for lo, hi in ctx.box]))
+            self.volume = vol
+
+    def train_flow(self, ctx: Context) -> dict[str, float]:
+        """n_α max steps of the flow against the current residual."""
+        self._ensure(ctx)
+        flow, opt = self.flow, self.opt
+        t0 = time.perf_counter()
+        obj = pen = 0.0
+        log_u = -np.log(self.volume)
+        for _ in range(self.n_alpha):
+            # defensive importance sampling: half the batch from p_α, half uniform, so that a
+            # residual peak the flow has not found yet still enters the gradient (a pure
+            # score-function batch from a collapsed p_α never sees it)
+            nb = self.batch // 2
+            x = torch.cat(
+                [
+                    flow.sample(self.batch - nb, ctx.gen),
+                    torch.as_tensor(ctx.uniform(nb), dtype=torch.float32),
+                ]
+            )
+            r2 = torch.as_tensor(ctx.residual2(x.double().numpy()), dtype=torch.float32)
+            logp = flow.log_prob(x)
+            with torch.no_grad():  # w_i = p/q with q = ½p + ½U, self-normalised
+                lq = torch.logaddexp(logp, torch.full_like(logp, log_u)) - np.log(2.0)
+                w = torch.exp(logp - lq)
+                w = w / w.sum()
+                mean_r2 = (w * r2).sum().clamp_min(1e-30)
+                adv = w * (r2 / mean_r2 - 1.0)  # baseline E_p[r²]: variance reduction
+            u = torch.as_tensor(ctx.uniform(nb), dtype=torch.float32).requires_grad_(True)
+            lpu = flow.log_prob(u)
+            gl = torch.autograd.grad(lpu.sum(), u, create_graph=True)[0]
+            sob = self.volume * (torch.exp(2 * lpu) * (gl * gl).sum(1)).mean()
+            loss = -(adv * logp).sum() + self.beta * sob
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            obj, pen = float(mean_r2), float(sob.detach())
+        return {"flow_s": time.perf_counter() - t0, "flow_mean_r2": obj, "flow_sobolev": pen}
+
+    def density(self, axes: list[np.ndarray]) -> np.ndarray:
+        """p_α on the tensor grid of ``axes`` (for the views)."""
+        mesh = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+        with torch.no_grad():
+            lp = self.flow.log_prob(torch.as_tensor(mesh, dtype=torch.float32))
+        return np.exp(lp.double().numpy()).reshape([len(a) for a in axes])
+
+    def update(self, ctx: Context, stage: int, X: np.ndarray) -> np.ndarray:
+        ctx.info.update(self.train_flow(ctx))
+        n_u = int(round(self.zeta * self.n))
+        xs = self.flow.sample(self.n - n_u, ctx.gen).double().numpy()
+        return np.concatenate([xs, ctx.uniform(n_u)]) if n_u else xs
