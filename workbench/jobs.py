@@ -197,11 +197,14 @@ def warm_modules(domain: str) -> list[str]:
 
     from workbench.registry import get_domain, solvers
 
-    dom = get_domain(domain)
+    get_domain(domain)  # an unknown domain is refused here
     seen: dict[str, None] = {}
-    # the solvers, the domain's evaluate (run on every result) and its result figure
+    # The solvers only. The page's own modules (the domain's datasets and viz, pandas, plotly)
+    # are imported by the page script itself; importing them here at the same time let two
+    # threads meet inside a circular import and one saw a half-initialised module ("pandas has
+    # no attribute Series"). Solver modules never import the page's (tests/core/test_layering),
+    # so warming them cannot form such a cycle with the script thread.
     todo = [s.solve.__module__ for s in solvers(domain)]
-    todo += [dom.evaluate.__module__, dom.figure.partition(":")[0]]
     visited: set[str] = set()
     while todo:
         name = todo.pop(0)
@@ -245,8 +248,9 @@ def _is_module(name: str) -> bool:
         return False
 
 
-#: Never warmed: imported by batch commands (``tumor build-db --scheduler``), not by a run.
-WARM_SKIP = ("distributed", "dask")
+#: Never warmed: imported by batch commands (``tumor build-db --scheduler``), not by a run, or
+#: by the page script itself (see :func:`warm_modules`).
+WARM_SKIP = ("distributed", "dask", "pandas", "plotly", "streamlit", "kaleido")
 
 
 @dataclass

@@ -234,12 +234,12 @@ def problem_picker(
         except InputError as exc:
             st.error(str(exc))
             return None
-    batch_panel(domain, f"{key}.batch", options)
     upload = st.file_uploader(
         f"Your file ({', '.join('.' + t for t in dom.upload_types)}; at most {UPLOAD_LIMIT_MB} MB)",
         type=list(dom.upload_types) or None,
         key=f"{key}.upload",
     )
+    batch_panel(domain, f"{key}.batch", options)  # below the one-file uploader, the usual case
     if upload is None:
         st.info("Upload a file to use your own data.")
         return None
