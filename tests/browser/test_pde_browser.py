@@ -56,4 +56,7 @@ def test_unsafe_expression_is_refused(server, page):
     box.fill("__import__('os').system('true')")
     box.press("Enter")
     page.get_by_text("not allowed").first.wait_for()
+    # the error shows while the rerun is still going; the previous problem's Run button is a
+    # stale element until the rerun ends, and then it must be gone
+    page.get_by_role("button", name="Run", exact=True).wait_for(state="detached", timeout=60_000)
     assert page.get_by_role("button", name="Run", exact=True).count() == 0

@@ -101,6 +101,13 @@ def _preload() -> bool:
 WARM_POLL_S = 2.0
 
 
+def _warmup_enabled() -> bool:
+    # Off by default: importing a package (POT, say) in a background thread while another
+    # thread imports it can hand one of them a half-initialised module that then stays broken
+    # ("module 'ot' has no attribute 'emd'", seen in CI). WORKBENCH_WARMUP=1 turns it on.
+    return os.environ.get("WORKBENCH_WARMUP", "0") == "1"
+
+
 @st.cache_resource
 def _warmup(domain: str) -> Any:
     from workbench.jobs import warm_in_background
@@ -115,6 +122,8 @@ def warm_status(domain: str) -> None:
     The warm-up runs in its own thread: the page stays usable, and a run started before it
     ends simply waits on the same imports (Python serialises them per module).
     """
+    if not _warmup_enabled():
+        return
     w = _warmup(domain)
     if w.done.is_set():
         return
@@ -214,7 +223,8 @@ def problem_picker(
     domain: str, key: str | None = None, options: dict[str, Any] | None = None
 ) -> Any:
     """Choose a bundled sample or upload a file; returns the Problem (or None with a message)."""
-    _warmup(domain)  # start warming the runs' imports now, while the sample is being built
+    if _warmup_enabled():
+        _warmup(domain)  # start warming the runs' imports now, while the sample is being built
     dom = registry.get_domain(domain)
     key = key or f"wb.{domain}.picker"
     options = options or {}
