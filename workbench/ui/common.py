@@ -83,8 +83,8 @@ def setup(title: str = "Inverse Workbench") -> None:
     thread while the page drew a chart failed with "partially initialized module 'pandas'".
     Importing pandas and plotly here, in the script thread before any job can be queued, costs
     well under a second once per server. Everything else (torch, SciPy, POT, the solvers) is
-    imported by each domain page's background warm-up (:func:`warm_status`), not before the
-    first paint.
+    imported by the first run, or ahead of it by the opt-in page warm-up (:func:`warm_status`,
+    ``WORKBENCH_WARMUP=1``), not before the first paint.
     """
     st.set_page_config(page_title=title, page_icon=":material/biotech:", layout="wide")
     _preload()
