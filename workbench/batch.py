@@ -305,7 +305,7 @@ def run_batch(
         if progress is not None:
             progress(task, done, total)
 
-    todo: list[Task] = []
+    pending: list[Task] = []
     for t in tasks:
         if t.status == "failed":
             finish(t)
@@ -318,7 +318,7 @@ def run_batch(
                 t.reason = _one_line(info.message)
             finish(t)
         else:
-            todo.append(t)
+            pending.append(t)
 
     def record(task: Task, out: dict[str, Any]) -> None:
         task.worker = out.get("worker")
@@ -334,12 +334,12 @@ def run_batch(
         if result.status == "failed":
             task.reason = _one_line(result.message)
 
-    if todo and scheduler is None and workers <= 1:
-        for t in todo:
+    if pending and scheduler is None and workers <= 1:
+        for t in pending:
             record(t, solve_item(domain, solver, s_kv, o_kv, t.file, t.data))
             finish(t)
-    elif todo:
-        _run_dask(domain, solver, s_kv, o_kv, todo, workers, scheduler, record, finish)
+    elif pending:
+        _run_dask(domain, solver, s_kv, o_kv, pending, workers, scheduler, record, finish)
     return BatchSummary(
         domain=domain,
         solver=solver,
@@ -350,7 +350,7 @@ def run_batch(
     )
 
 
-def _run_dask(domain, solver, s_kv, o_kv, todo, workers, scheduler, record, finish) -> None:
+def _run_dask(domain, solver, s_kv, o_kv, pending, workers, scheduler, record, finish) -> None:
     import logging
 
     from distributed import Client, LocalCluster, as_completed
@@ -372,7 +372,7 @@ def _run_dask(domain, solver, s_kv, o_kv, todo, workers, scheduler, record, fini
             raise InputError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
         with client:
             futures = {}
-            for t in todo:
+            for t in pending:
                 fut = client.submit(
                     solve_item,
                     domain,
