@@ -4,7 +4,8 @@
   the PNG figure (the figure through the shared renderer: once cold, when the call has to start
   it and Chromium, then warm), and ``workbench --help``.
 * App: server start to health, time to first paint of the home page and of a domain page in a
-  real headless Chromium (Playwright), both on a fresh server.
+  real headless Chromium (Playwright), both on a fresh server; then the same domain page opened
+  by a fourth user while three sessions run their uploads and two CLI processes write runs.
 * First run: time from submitting a page's default run to its first progress report, in a fresh
   process as the page does it: cold (nothing imported yet), and after the page's background
   warm-up (``workbench.jobs.warm``), which starts when the page opens.
@@ -228,6 +229,7 @@ def bench_app(tmp: Path, floors: list[float], page: str = "ot") -> list[dict[str
                         {"step": f"{name}: warm-up done", "wall_s": time.perf_counter() - t}
                     )
                 tab.close()
+            rows += _paint_under_load(browser, url, env, tmp)
             browser.close()
     finally:
         proc.terminate()
@@ -237,6 +239,70 @@ def bench_app(tmp: Path, floors: list[float], page: str = "ot") -> list[dict[str
             proc.kill()
         log.close()
     floors.append(_floor(env))
+    return rows
+
+
+def _ot_upload(n: int, seed: int) -> bytes:
+    import io
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    np.savez(buf, a=np.full(n, 1 / n), b=np.full(n, 1 / n), C=rng.random((n, n)))
+    return buf.getvalue()
+
+
+def _paint_under_load(browser, url: str, env: dict[str, str], tmp: Path) -> list[dict[str, Any]]:
+    """The OT page opened by a fourth user while three sessions run their own uploads and two
+    ``workbench solve`` processes write to the same store (the load of the concurrent-users
+    browser test, with 200-point problems so that the jobs last a while)."""
+    sessions = [browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(3)]
+    for i, tab in enumerate(sessions):
+        tab.goto(url)
+        tab.get_by_text("Inverse Workbench").first.wait_for(timeout=300_000)
+        tab.get_by_role("link", name="Optimal transport").click()
+        tab.get_by_text("Solvers").first.wait_for(timeout=300_000)
+        tab.get_by_text("Upload", exact=True).first.click()
+        tab.locator("input[type='file']").first.set_input_files(
+            {"name": f"user{i}.npz", "mimeType": "application/octet-stream",
+             "buffer": _ot_upload(200, i)}
+        )  # fmt: skip
+        tab.get_by_text(f"user{i}.npz").first.wait_for(timeout=300_000)
+    cli = [PY, "-m", "workbench.cli", "solve", "ot", "--solver", "sinkhorn", "--problem",
+           "hist1d", "--no-figure", "--json"]  # fmt: skip
+    writers = [
+        subprocess.Popen(
+            cli, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(2)
+    ]
+    for tab in sessions:
+        tab.get_by_role("button", name="Run", exact=True).click()
+    rows = []
+    tab = browser.new_page()
+    tab.set_default_navigation_timeout(300_000)
+    try:
+        t = time.perf_counter()
+        tab.goto(url + "/ot")
+        tab.get_by_role("heading", name=re.compile("Optimal transport")).first.wait_for(
+            timeout=300_000
+        )
+        step = "ot page, 3 sessions running + 2 CLI writers"
+        rows.append({"step": f"{step}: first paint (title)", "wall_s": time.perf_counter() - t})
+        tab.get_by_role("button", name=re.compile("Run")).first.wait_for(timeout=300_000)
+        running = sum(s.get_by_text("Running", exact=True).count() > 0 for s in sessions)
+        rows.append(
+            {
+                "step": f"{step}: Run button drawn ({running} of 3 still running)",
+                "wall_s": time.perf_counter() - t,
+            }
+        )
+    finally:
+        for w in writers:
+            w.wait(600)
+        for s in [*sessions, tab]:
+            s.close()
     return rows
 
 

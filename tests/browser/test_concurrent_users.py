@@ -1,7 +1,9 @@
 """Three browser sessions and two CLI writers on one server and one run store at once.
 
 Each session uploads its own OT problem and runs it while two `workbench solve` processes write
-to the same store: every run is stored and no session sees another's upload.
+to the same store, and a fourth user opens the page meanwhile: every run is stored, the fourth
+page draws, and no session sees another's upload. Time to first paint under this load is in
+BENCHMARKS.md (``workbench bench startup``, App section).
 
 """
 
@@ -70,6 +72,16 @@ def test_three_sessions_and_two_cli_writers(server, browser):
         ]
         for page in pages:
             page.get_by_role("button", name="Run", exact=True).click()
+
+        # A fourth user opens the page meanwhile: it draws (the server does not serialise
+        # sessions behind the jobs) and shows no one else's upload.
+        late = browser.new_context(viewport={"width": 1400, "height": 1000})
+        contexts.append(late)
+        fourth = late.new_page()
+        fourth.set_default_navigation_timeout(180_000)  # the machine is busy with the jobs
+        _open_ot(fourth, server["url"])
+        fourth.get_by_role("button", name="Run", exact=True).wait_for(timeout=180_000)
+        assert not any(f"user{j}.npz" in fourth.inner_text("body") for j in range(3))
 
         cli_runs = []
         for w in writers:
