@@ -320,9 +320,14 @@ class DomainSpec:
         return [s.name for s in self.samples]
 
     def sample(self, name: str, **options: Any) -> Any:
+        """Build a bundled problem; it carries the sample's name, so the picker, the Runs and
+        Compare pages and the CLI all call it by the one name the user chose."""
         for s in self.samples:
             if s.name == name:
-                return s.factory(**options)
+                problem = s.factory(**options)
+                if getattr(problem, "name", name) != name and dataclasses.is_dataclass(problem):
+                    problem = dataclasses.replace(problem, name=name)
+                return problem
         raise InputError(
             f"unknown {self.name} sample {name!r}; available: {', '.join(self.sample_names())}"
         )

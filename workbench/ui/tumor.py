@@ -283,11 +283,11 @@ def _runs_view(problem) -> None:
         help="input: the uploaded file's grid and affine; atlas: the working grid in MNI152 mm",
     )
     for info, r in chosen:
-        c = st.columns(6)
-        c[0].caption(info.title)
+        st.caption(info.title)
+        row = common.download_row()
         files = export_nifti(problem, r, space=space)
-        for i, (name, data) in enumerate(list(files.items())[:3], start=1):
-            c[i].download_button(
+        for name, data in list(files.items())[:3]:
+            row.download_button(
                 name,
                 data,
                 file_name=f"{info.run_id}-{name}",
@@ -295,14 +295,14 @@ def _runs_view(problem) -> None:
                 on_click="ignore",
                 icon=":material/download:",
             )
-        c[4].download_button(
+        row.download_button(
             "params.json",
             params_json(r),
             file_name=f"{info.run_id}-params.json",
             key=f"{K}.j.{info.run_id}",
             on_click="ignore",
         )
-        c[5].download_button(
+        row.download_button(
             "params.csv",
             params_csv(r),
             file_name=f"{info.run_id}-params.csv",
