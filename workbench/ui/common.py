@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from workbench import registry
-from workbench.errors import InputError
+from workbench.errors import InputError, name_once, without_name
 from workbench.export import DATA_FORMATS, FIGURE_FORMATS, MIME, data_bytes, figure_bytes
 from workbench.jobs import Job, JobQueue
 from workbench.store import RunInfo, RunStore
@@ -244,9 +244,10 @@ def problem_picker(
         except InputError as exc:
             st.error(str(exc))
             return None
+    # No ``type=`` filter: the browser's refusal of a wrong extension was a red chip with no
+    # text that left the previous file's error on screen. The loader refuses it in one line.
     upload = st.file_uploader(
         f"Your file ({', '.join('.' + t for t in dom.upload_types)}; at most {UPLOAD_LIMIT_MB} MB)",
-        type=list(dom.upload_types) or None,
         key=f"{key}.upload",
     )
     batch_panel(domain, f"{key}.batch", options)  # below the one-file uploader, the usual case
@@ -263,8 +264,7 @@ def problem_picker(
     try:
         return _loaded(domain, digest, upload.name, opts_json, data)
     except InputError as exc:
-        msg = str(exc)  # readers already name the file: say it once
-        st.error(msg if upload.name in msg else f"{upload.name}: {msg}")
+        st.error(name_once(upload.name, str(exc)))  # readers usually name the file already
     except Exception as exc:  # an unexpected reader error still must not crash the page
         st.error(f"{upload.name} could not be read: {type(exc).__name__}: {exc}")
     return None
@@ -317,7 +317,7 @@ def batch_panel(domain: str, key: str, options: dict[str, Any] | None = None) ->
     dom = registry.get_domain(domain)
     with st.expander("Batch: one run per file (several files)", expanded=False):
         files = st.file_uploader(
-            "Files", type=list(dom.upload_types) or None, accept_multiple_files=True,
+            f"Files ({', '.join('.' + t for t in dom.upload_types)})", accept_multiple_files=True,
             key=f"{key}.files",
         )  # fmt: skip
         specs = registry.solvers(domain)
@@ -363,13 +363,13 @@ def batch_panel(domain: str, key: str, options: dict[str, Any] | None = None) ->
                     else:
                         sm = stt["summary"]
                         st.success(f"{head}: {len(sm['runs'])} run(s), {len(sm['failed'])} failed")
-                        st.dataframe(
-                            [
-                                {k: t[k] for k in ("file", "status", "run_id", "reason")}
-                                for t in sm["tasks"]
-                            ],
-                            key=f"{key}.table.{b}",
-                        )
+                        rows = [
+                            {k: t[k] for k in ("file", "status", "run_id", "reason")}
+                            for t in sm["tasks"]
+                        ]
+                        for r in rows:  # the file has its own column: say its name once
+                            r["reason"] = without_name(r["file"], r["reason"] or "")
+                        st.dataframe(rows, key=f"{key}.table.{b}")
 
             _watch()
 

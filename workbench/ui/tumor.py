@@ -57,10 +57,9 @@ def _patient_upload():
     with st.expander("Options (label preset, working grid)"):
         opts = common.options_form("tumor", key=f"{K}.popts")
     c = st.columns(2)
-    seg = c[0].file_uploader("Segmentation (.nii, .nii.gz)", type=["nii", "gz"], key=f"{K}.pseg")
-    img = c[1].file_uploader(
-        "Anatomical image (.nii, .nii.gz)", type=["nii", "gz"], key=f"{K}.pimg"
-    )
+    # no ``type=`` filter: a wrong file gets the reader's one-line message, not a blank chip
+    seg = c[0].file_uploader("Segmentation (.nii, .nii.gz)", key=f"{K}.pseg")
+    img = c[1].file_uploader("Anatomical image (.nii, .nii.gz)", key=f"{K}.pimg")
     if seg is None or img is None:
         st.info("Upload both files: the segmentation and the anatomical image.")
         return None
@@ -251,14 +250,14 @@ def _runs_view(problem) -> None:
     st.markdown(
         "**Parameters** (identifiable combinations; raw D_w, rho, T are not identifiable from one scan)"
     )
-    st.dataframe(V.param_rows(labelled), hide_index=True, width="stretch")
+    common.table(V.param_rows(labelled))
     common.metrics_table(chosen, key=f"{K}.metrics")
     st.markdown("**Dice against wall time**")
     common.show_figure(V.dice_time_figure(labelled), "tumor-dice-time", f"{K}.dt")
     info, r = chosen[0]
     if r.extras.get("topk"):
         with st.expander(f"Top-k matches of {info.title}"):
-            st.dataframe(r.extras["topk"], hide_index=True, width="stretch")
+            common.table(list(r.extras["topk"]))
             prob = r.extras.get("infiltration_probability")
             if prob is not None and getattr(prob, "shape", ()) == problem.wt.shape:
                 common.show_figure(
