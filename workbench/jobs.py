@@ -227,6 +227,8 @@ class JobQueue:
                 job.state = "cancelled"
                 continue
             job.state = "running"
+            # until the solver's first report: its first call imports its libraries (torch, POT)
+            job.progress.note("starting (importing the solver's libraries)")
             try:
                 job.result, job.run_id = execute(
                     job.spec, job.problem, job.params, job.progress, self.store, job.label

@@ -441,13 +441,17 @@ def run_monitor(problem_id: str, key: str) -> None:
     """Live progress of this problem's jobs (polled every second in a fragment).
 
     The page is redrawn whenever the number of stored runs of the problem differs from the
-    number there were when it was last drawn (idempotent, unlike reacting once to a job's end).
+    number the page's result views last read (:func:`finished_runs` records it), which is
+    idempotent, unlike reacting once to a job's end. Comparing with what the views read, not
+    with a count taken here, matters when a page reads its runs *before* the Run button: a
+    fast run (PCA) finished between the two reads and was never drawn until a reload.
     The fragment polls only while this problem has queued or running jobs: an idle page does
     not tick, and a full redraw is never overlapped by fragment runs once the jobs are done
     (overlapping ticks left the browser showing the previous full run's elements).
     """
-    count_key = f"{key}.stored_runs"
-    st.session_state[count_key] = len(store().list(problem_id=problem_id))
+    count_key = _drawn_key(problem_id)
+    if count_key not in st.session_state:  # a page that shows no stored runs
+        st.session_state[count_key] = len(store().list(problem_id=problem_id))
     polling = bool(job_queue().active(problem_id))
 
     @st.fragment(run_every=1.0 if polling else None)
@@ -479,8 +483,13 @@ def run_monitor(problem_id: str, key: str) -> None:
                     st.rerun()
             if job.state in ("done", "cancelled") and time.time() - job.submitted > 600:
                 queue.forget(job.id)  # keep the shared queue small; the store has the run
-        if len(store().list(problem_id=problem_id)) != st.session_state.get(count_key):
+        stored = len(store().list(problem_id=problem_id))
+        if stored != st.session_state.get(count_key):
+            # once per change, even on a page whose views do not record what they read
+            st.session_state[count_key] = stored
             st.rerun()  # the whole page: result views pick up the newly stored runs
+        if polling and not active:
+            st.rerun()  # the jobs ended (refused, cancelled while queued): stop the ticking
 
     _monitor()
 
@@ -497,6 +506,10 @@ def _job_row(job: Job, key: str) -> None:
     c1.markdown(f"{job.title} — _{job.state}_")
     total = job.progress.total
     text = f"step {job.progress.step}/{total}" if total else f"step {job.progress.step}"
+    if job.state == "queued":
+        text = "queued (waiting for the run before it)"
+    elif job.progress.phase:  # before the first step: say what it is doing, not "step 0"
+        text = f"{job.progress.phase}… {time.time() - job.submitted:.0f} s"
     c2.progress(job.progress.fraction, text=f"{text}  {shown}")
     if c3.button("Cancel", key=f"{key}.cancel.{job.id}"):
         job.cancel()
@@ -580,10 +593,19 @@ def table(rows: list[dict[str, Any]], **kw: Any) -> Any:
     return st.dataframe(rows, column_config=config, **kw)
 
 
+def _drawn_key(problem_id: str) -> str:
+    return f"wb.drawn_runs.{problem_id}"
+
+
 def finished_runs(problem_id: str, include_failed: bool = False) -> list[tuple[RunInfo, Any]]:
-    """Stored runs of a problem, newest first, with their Results."""
+    """Stored runs of a problem, newest first, with their Results.
+
+    Records how many runs it read, so that :func:`run_monitor` redraws the page as soon as the
+    store holds another one."""
     out = []
-    for info in store().list(problem_id=problem_id):
+    infos = store().list(problem_id=problem_id)
+    st.session_state[_drawn_key(problem_id)] = len(infos)
+    for info in infos:
         if info.status == "failed" and not include_failed:
             continue
         try:
