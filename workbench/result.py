@@ -35,7 +35,8 @@ class Result:
     extras : dict
         Further named outputs: arrays (stored as arrays) or JSON-able values.
     meta : dict
-        Seed, versions, device, wall time, and anything the solver wants recorded.
+        Seed, versions, device, wall time, and anything the solver wants recorded;
+        ``meta["verdict"]`` is the run verdict (:func:`judge`), added by ``jobs.execute``.
     message : str
         Human-readable explanation of the status (why it failed, what stopped it).
     """
