@@ -153,7 +153,9 @@ def judge(
        - a relative error against the truth (:data:`RELATIVE_ERRORS`) is ≥ 1: the run is no
          closer to the answer than the zero output, ``‖x̂ − x‖ ≥ ‖x‖``;
        - the loss is flat: at least :data:`FLAT_MIN_STEPS` recorded values and
-         ``last > (1 − FLAT_DROP) · first`` while the run did not converge;
+         ``last > (1 − FLAT_DROP) · first`` while the run did not converge (not applied to a
+         run that started from a trained state, ``meta["init"]`` naming a checkpoint:
+         fine-tuning near an optimum moves the loss little);
        - ``key_metric`` is worse than a classical ``baseline = (solver, value)`` on the same
          problem (e.g. a reconstruction whose PSNR is below zero-filled's).
 
@@ -189,7 +191,8 @@ def judge(
             reasons.append(f"{name} = {v:.3g} ≥ 1: no closer to the truth than the zero output")
             break
     trend = loss_trend(result.history)
-    if trend is not None and status != "converged":
+    warm = str((result.meta or {}).get("init", "scratch") or "scratch") != "scratch"
+    if trend is not None and status != "converged" and not warm:
         col, first, last, n = trend
         if n >= FLAT_MIN_STEPS and last > (1.0 - FLAT_DROP) * first:
             reasons.append(f"the {col} is flat ({first:.3g} → {last:.3g} over {n} recorded steps)")

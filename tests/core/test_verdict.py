@@ -61,6 +61,15 @@ def test_converged_failed_and_cancelled_keep_their_status():
     assert judge(_result("cancelled", _decaying())).code == "cancelled"
 
 
+def test_fine_tuning_from_a_checkpoint_is_not_called_flat():
+    flat = {"loss": [1.0] * 20}
+    tuned = _result(history=flat)
+    tuned.meta["init"] = "cvae3d_default.pt"
+    assert judge(tuned).code == "at_limit"
+    tuned.meta["init"] = "scratch"
+    assert judge(tuned).code == "suspect"
+
+
 def test_short_or_signed_histories_are_not_called_flat():
     assert judge(_result(history={"loss": [1.0] * 5})).code == "at_limit"  # too few steps
     signed = {"loss": [-3.0] * 50}  # a log-likelihood: a ratio means nothing
