@@ -75,3 +75,21 @@ def test_compare_page_two_runs():
 def test_pages_are_thin_wrappers(page):
     text = (ROOT / "app_pages" / f"{page}.py").read_text()
     assert f"{page}.render()" in text
+
+
+def test_runs_export_of_a_selection_holds_each_bundle_and_the_table():
+    import csv
+    import io
+    import zipfile
+
+    from workbench.ui.runs import _bundles
+
+    _, ids = _two_runs()
+    # figures=False: each bundle's figures render through Chromium (tested in test_export)
+    with zipfile.ZipFile(io.BytesIO(_bundles(RunStore(), ids, figures=False))) as z:
+        names = set(z.namelist())
+        assert names == {f"{i}.zip" for i in ids} | {"runs.csv"}
+        rows = list(csv.DictReader(io.StringIO(z.read("runs.csv").decode())))
+    assert [r["run"] for r in rows] == ids
+    assert all(r["verdict"] in ("converged", "stopped at the limit") for r in rows)
+    assert {r["key metric"] for r in rows} == {"marginal_error"}

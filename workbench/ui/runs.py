@@ -52,12 +52,12 @@ def rows_of(runs) -> list[dict]:
     return rows
 
 
-def _bundles(store, run_ids: list[str]) -> bytes:
+def _bundles(store, run_ids: list[str], figures: bool = True) -> bytes:
     """One zip holding each selected run's bundle (``<run_id>.zip``) and the table as CSV."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
         for rid in run_ids:
-            z.writestr(f"{rid}.zip", run_bundle(store, rid))
+            z.writestr(f"{rid}.zip", run_bundle(store, rid, figures=figures))
         z.writestr("runs.csv", table_csv_bytes(rows_of([store.get(rid) for rid in run_ids])))
     return buf.getvalue()
 
