@@ -468,10 +468,15 @@ def run_monitor(problem_id: str, key: str) -> None:
                     cols = {k for r in recs for k in r}
                     histories[job.title] = {c: [r.get(c, np.nan) for r in recs] for c in cols}
             ykeys = history_keys(list(histories.values()))
+            ykeys = sorted(ykeys, key=lambda k: curve_rank(active[0].spec.domain, k))
             if ykeys:
                 y = ykeys[0]
                 fig = convergence_figure(
-                    histories, y=y, x="t", log_y=_positive(histories, y), title=f"live: {y}"
+                    histories,
+                    y=y,
+                    x="t",
+                    log_y=_positive(histories, y),
+                    title=f"live: {curve_label(y)}",
                 )
                 fig.update_layout(height=300)
                 st.plotly_chart(fig, key=f"{key}.live", width="stretch")
