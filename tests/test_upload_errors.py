@@ -23,7 +23,10 @@ def _errors(at):
     return [e.value for e in at.error]
 
 
-@pytest.mark.parametrize("domain", sorted(CASES))
+@pytest.mark.parametrize(
+    "domain",
+    [pytest.param(d, marks=pytest.mark.slow) if d == "tumor" else d for d in sorted(CASES)],
+)  # the tumour page builds its sample patient first (slow on a busy machine)
 def test_one_message_per_bad_file_and_the_next_file_replaces_it(domain, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
     at = AppTest.from_file(str(ROOT / "app_pages" / f"{domain}.py"), default_timeout=TIMEOUT)
