@@ -40,7 +40,15 @@ def test_runs_page_empty_then_lists_and_deletes():
     _, ids = _two_runs()
     at = AppTest.from_file(str(ROOT / "app_pages/runs.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert at.selectbox(key="wb.runs.open").options == [ids[1], ids[0]]  # newest first
+    opened = at.selectbox(key="wb.runs.open")
+    assert opened.options[0].startswith(f"sinkhorn · {ids[1][-6:]}")  # newest first
+    assert opened.options[1].startswith(f"emd · {ids[0][-6:]}")
+    table = at.dataframe[0].value
+    assert list(table["run"]) == [ids[1], ids[0]]
+    assert {"domain", "solver", "problem", "status", "verdict", "started"} <= set(table.columns)
+    assert set(table["verdict"]) <= {"converged", "stopped at the limit"}
+    badges = [m.value for m in at.markdown if "badge[" in m.value]
+    assert badges and ("converged" in badges[0] or "limit" in badges[0])  # the opened run's
     at.selectbox(key="wb.runs.status").set_value("converged").run()
     assert not at.exception
     at.selectbox(key="wb.runs.status").set_value("all").run()
@@ -67,3 +75,21 @@ def test_compare_page_two_runs():
 def test_pages_are_thin_wrappers(page):
     text = (ROOT / "app_pages" / f"{page}.py").read_text()
     assert f"{page}.render()" in text
+
+
+def test_runs_export_of_a_selection_holds_each_bundle_and_the_table():
+    import csv
+    import io
+    import zipfile
+
+    from workbench.ui.runs import _bundles
+
+    _, ids = _two_runs()
+    # figures=False: each bundle's figures render through Chromium (tested in test_export)
+    with zipfile.ZipFile(io.BytesIO(_bundles(RunStore(), ids, figures=False))) as z:
+        names = set(z.namelist())
+        assert names == {f"{i}.zip" for i in ids} | {"runs.csv"}
+        rows = list(csv.DictReader(io.StringIO(z.read("runs.csv").decode())))
+    assert [r["run"] for r in rows] == ids
+    assert all(r["verdict"] in ("converged", "stopped at the limit") for r in rows)
+    assert {r["key metric"] for r in rows} == {"marginal_error"}

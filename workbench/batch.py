@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import registry
-from workbench.errors import InputError
+from workbench.errors import InputError, without_name
 
 #: Environment of the local worker processes: one thread each (the workers are the parallelism)
 #: and passive OpenMP, without which torch runs many times slower on a busy machine.
@@ -435,7 +435,8 @@ def main(args: Any) -> int:
     else:
         for t in summary.tasks:
             what = t.solver_status or ""
-            print(f"{t.file}: {t.status} {t.run_id or ''} {what} {t.reason or ''}".rstrip())
+            why = without_name(t.file, t.reason) if t.reason else ""
+            print(f"{t.file}: {t.status} {t.run_id or ''} {what} {why}".rstrip())
         d = summary.as_dict()
         print(
             f"{len(d['runs'])} runs ({d['stored']} new, {d['reused']} reused), "

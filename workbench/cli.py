@@ -163,6 +163,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         "problem": problem.name,
         "problem_id": problem.id,
         "status": result.status,
+        "verdict": result.meta.get("verdict", {}),
         "iterations": result.iterations,
         "metrics": result.metrics,
         "wall_s": result.meta.get("wall_s"),
@@ -173,10 +174,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
+        verdict = summary["verdict"]
         print(
             f"run {run_id}: {spec.name} on {problem.name} -> {result.status} "
             f"in {summary['wall_s']:.3g} s, {result.iterations} iterations"
         )
+        if verdict:
+            print(
+                f"  verdict: {verdict.get('label')}"
+                + (f" ({verdict['reason']})" if verdict.get("reason") else "")
+            )
         for k, v in result.metrics.items():
             print(f"  {k} = {v}")
         for k, v in artifacts.items():
@@ -275,14 +282,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.action == "list":
         runs = store.list(
-            domain=args.domain, solver=args.solver, status=args.status, limit=args.limit
+            domain=args.domain,
+            solver=args.solver,
+            status=args.status,
+            limit=args.limit,
+            verdict=args.verdict,
         )
         if args.json:
             _print_json([r.as_dict() for r in runs])
             return EXIT_OK
         for r in runs:
             wall = f"{r.wall_s:.3g}s" if r.wall_s is not None else "-"
-            print(f"{r.run_id}  {r.domain:<6} {r.solver:<18} {r.status:<10} {wall:>9}  {r.problem}")
+            print(
+                f"{r.run_id}  {r.domain:<6} {r.solver:<18} {r.status:<10} "
+                f"{r.verdict_label:<20} {wall:>9}  {r.problem}"
+            )
         return EXIT_OK
     if not args.ids:
         raise InputError(f"runs {args.action} needs a run id")
@@ -399,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--domain")
     sp.add_argument("--solver")
     sp.add_argument("--status")
+    sp.add_argument(
+        "--verdict",
+        choices=["converged", "at_limit", "by_design", "suspect", "cancelled", "failed"],
+    )
     sp.add_argument("--limit", type=int)
     sp.add_argument("--out")
     sp.add_argument("--json", action="store_true")

@@ -26,7 +26,7 @@ from workbench.errors import InputError
 from workbench.problems import Problem
 from workbench.progress import Progress
 from workbench.registry import SolverSpec, get_domain
-from workbench.result import Result
+from workbench.result import Result, Verdict, judge
 from workbench.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,68 @@ def execute(
         except Exception as exc:
             log.exception("evaluation of %s failed", spec.name)
             result.message = (result.message + f" (evaluation failed: {exc})").strip()
+    result.meta["verdict"] = verdict_for(spec, problem, result).as_dict()
     run_id = None
     if store is not None:
         run_id = store.save(problem, spec.name, dataclasses.asdict(params), result, label=label)
     return result, run_id
+
+
+def verdict_for(spec: SolverSpec, problem: Problem, result: Result) -> Verdict:
+    """The run verdict (:func:`workbench.result.judge`) with what the registry knows: whether the
+    solver's iteration count is by design, the domain's key metric and its baseline's value."""
+    try:
+        dom = get_domain(spec.domain)
+    except Exception:  # a solver of an unregistered domain (tests): judge the Result alone
+        return judge(result, planned_stop=spec.planned_stop)
+    base = None
+    if dom.key_metric and dom.baseline and dom.baseline != spec.name and result.ok:
+        value = baseline_value(spec.domain, problem)
+        if value is not None:
+            base = (dom.baseline, value)
+    return judge(
+        result,
+        planned_stop=spec.planned_stop,
+        key_metric=dom.key_metric,
+        higher_is_better=dom.key_metric_higher,
+        baseline=base,
+    )
+
+
+_BASELINES: dict[tuple[str, str], float | None] = {}
+_BASELINES_LOCK = threading.Lock()
+
+
+def baseline_value(domain: str, problem: Problem) -> float | None:
+    """The domain's baseline solver's ``key_metric`` on ``problem`` (default parameters), or None.
+
+    Computed once per problem and process: the baselines are the cheap classical methods
+    (zero-filled MRI takes milliseconds), so the verdict never depends on which runs happen to
+    be in the store or in what order they were made.
+    """
+    from workbench.registry import get_solver
+
+    dom = get_domain(domain)
+    if not dom.key_metric or not dom.baseline:
+        return None
+    key = (domain, problem.id)
+    with _BASELINES_LOCK:
+        if key in _BASELINES:
+            return _BASELINES[key]
+    value = None
+    try:
+        spec = get_solver(domain, dom.baseline)
+        res = spec.solve(problem, spec.params({}), Progress(keep=1))
+        if res.ok and res.output.size:
+            v = dom.evaluate(problem, res).get(dom.key_metric)
+            value = float(v) if v is not None and np.isfinite(v) else None
+    except Exception:  # no baseline is no reason to fail the run being judged
+        log.exception("baseline %s on %s failed", dom.baseline, problem.id)
+    with _BASELINES_LOCK:
+        if len(_BASELINES) > 256:
+            _BASELINES.clear()
+        _BASELINES[key] = value
+    return value
 
 
 @dataclass
@@ -169,6 +227,8 @@ class JobQueue:
                 job.state = "cancelled"
                 continue
             job.state = "running"
+            # until the solver's first report: its first call imports its libraries (torch, POT)
+            job.progress.note("starting (importing the solver's libraries)")
             try:
                 job.result, job.run_id = execute(
                     job.spec, job.problem, job.params, job.progress, self.store, job.label

@@ -41,12 +41,20 @@ class Progress:
         self.step = 0
         self.total: int | None = None
         self.t0 = time.perf_counter()
+        self.phase = ""  # what happens before the first step (imports, loading a checkpoint)
+
+    def note(self, phase: str) -> None:
+        """Say what the solver is doing before its first step ("loading the checkpoint"), so a
+        page can show it instead of "step 0". Records nothing, never cancels; the next report
+        clears it."""
+        self.phase = str(phase)
 
     def __call__(self, step: int, total: int | None = None, **metrics: float) -> None:
         rec = {"step": int(step), "t": time.perf_counter() - self.t0}
         rec.update({k: float(v) for k, v in metrics.items() if _is_number(v)})
         with self._lock:
             self.step, self.total = int(step), total
+            self.phase = ""
             self.records.append(rec)
             if len(self.records) > self._keep:
                 del self.records[: len(self.records) - self._keep]

@@ -221,6 +221,11 @@ class SolverSpec:
         ``"module:function"`` of a training entry point ``f(argv: list[str]) -> int``.
     train_name : str, optional
         Another name ``workbench train`` accepts for it (e.g. ``eels_cvae``).
+    planned_stop : bool
+        Its iteration count is part of the method (early stopping that regularises, a fixed
+        number of unrolled cascades or sampling steps): reaching ``max_iter`` is the plan, and
+        the run verdict (:func:`workbench.result.judge`) says "stopped by design", not "at the
+        limit".
     """
 
     name: str
@@ -233,6 +238,7 @@ class SolverSpec:
     paper: bool = False
     train: str | None = None
     train_name: str | None = None
+    planned_stop: bool = False
 
     def params(self, values: Mapping[str, Any] | None = None, **kw: Any) -> Any:
         return parse_params(self.Params, values, **kw)
@@ -306,14 +312,22 @@ class DomainSpec:
     compare_figure: str | None = None
     commands: Mapping[str, str] = field(default_factory=dict)
     check: Callable[[Any, Any, Any], None] | None = None
+    key_metric: str | None = None
+    key_metric_higher: bool = True
+    baseline: str | None = None
 
     def sample_names(self) -> list[str]:
         return [s.name for s in self.samples]
 
     def sample(self, name: str, **options: Any) -> Any:
+        """Build a bundled problem; it carries the sample's name, so the picker, the Runs and
+        Compare pages and the CLI all call it by the one name the user chose."""
         for s in self.samples:
             if s.name == name:
-                return s.factory(**options)
+                problem = s.factory(**options)
+                if getattr(problem, "name", name) != name and dataclasses.is_dataclass(problem):
+                    problem = dataclasses.replace(problem, name=name)
+                return problem
         raise InputError(
             f"unknown {self.name} sample {name!r}; available: {', '.join(self.sample_names())}"
         )

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from workbench.problems import Problem
-from workbench.result import Result
+from workbench.result import VERDICTS, Result, judge
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS runs (
     wall_s      REAL,
     versions    TEXT NOT NULL,
     message     TEXT NOT NULL,
-    label       TEXT NOT NULL DEFAULT ''
+    label       TEXT NOT NULL DEFAULT '',
+    verdict     TEXT NOT NULL DEFAULT '',
+    verdict_reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_problem ON runs(problem_id);
 CREATE INDEX IF NOT EXISTS runs_domain ON runs(domain, solver);
@@ -83,10 +85,16 @@ class RunInfo:
     versions: dict[str, Any]
     message: str
     label: str
+    verdict: str = ""  # a key of workbench.result.VERDICTS; "" for runs stored before verdicts
+    verdict_reason: str = ""
 
     @property
     def title(self) -> str:
         return self.label or f"{self.solver} · {self.run_id[-6:]}"
+
+    @property
+    def verdict_label(self) -> str:
+        return VERDICTS.get(self.verdict, "not judged")
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -185,6 +193,11 @@ class RunStore:
         self.db_path = self.home / "index.sqlite"
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            # An index made before run verdicts existed gains their columns (empty: not judged).
+            have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+            for col in ("verdict", "verdict_reason"):
+                if col not in have:
+                    con.execute(f"ALTER TABLE runs ADD COLUMN {col} TEXT NOT NULL DEFAULT ''")
         self._vacuum_now_and_then()
 
     def _vacuum_now_and_then(self, every_s: float = 3600.0) -> None:
@@ -261,6 +274,10 @@ class RunStore:
         elif self.exists(run_id):
             return run_id
         final = self.artifact_path(run_id)
+        verdict = result.meta.get("verdict")
+        if not isinstance(verdict, dict):  # a Result stored without jobs.execute: judge it alone
+            verdict = judge(result).as_dict()
+            result.meta["verdict"] = verdict
         arrays = result_to_arrays(result)
         # Write beside the final name first; the rename happens under the write lock below.
         staged = final.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{final.name}")
@@ -280,6 +297,8 @@ class RunStore:
             _dumps(result.meta.get("versions", {})),
             result.message,
             label,
+            str(verdict.get("code", "")),
+            str(verdict.get("reason", "")),
         )
         try:
             with self._connect() as con:
@@ -327,6 +346,7 @@ class RunStore:
         status: str | None = None,
         problem_id: str | None = None,
         limit: int | None = None,
+        verdict: str | None = None,
     ) -> list[RunInfo]:
         """Runs, newest first, filtered by any of the given fields."""
         where, args = [], []
@@ -335,6 +355,7 @@ class RunStore:
             ("solver", solver),
             ("status", status),
             ("problem_id", problem_id),
+            ("verdict", verdict),
         ):
             if val is not None:
                 where.append(f"{col} = ?")
@@ -426,6 +447,7 @@ class RunStore:
             vers,
             msg,
             label,
+            *judged,
         ) = row
         return RunInfo(
             run_id=rid,
@@ -442,4 +464,6 @@ class RunStore:
             versions=json.loads(vers),
             message=msg,
             label=label,
+            verdict=judged[0] if judged else "",
+            verdict_reason=judged[1] if len(judged) > 1 else "",
         )

@@ -37,6 +37,7 @@ def test_solve_json_contract(toy, capsys, tmp_path):
     obj = json.loads(out)  # exactly one JSON object on stdout
     assert set(obj) >= {"run_id", "domain", "solver", "status", "metrics", "wall_s", "artifacts"}
     assert obj["status"] == "converged" and obj["metrics"]["error"] < 1e-6
+    assert obj["verdict"]["code"] == "converged" and obj["verdict"]["label"] == "converged"
     with np.load(out_dir / "result.npz") as z:
         assert z["output"].shape == (8,)
     assert json.loads((out_dir / "metrics.json").read_text())["error"] == obj["metrics"]["error"]
@@ -95,11 +96,25 @@ def test_runs_commands(toy, capsys, tmp_path):
     code, out, _ = run(
         capsys, "solve", "toy", "--solver", "gd", "--problem", "toy_8", "--json", "--no-figure"
     )
-    rid = json.loads(out)["run_id"]
+    solved = json.loads(out)
+    rid = solved["run_id"]
     code, out, _ = run(capsys, "runs", "list", "--json")
     assert [r["run_id"] for r in json.loads(out)] == [rid]
     code, out, _ = run(capsys, "runs", "show", rid, "--json")
-    assert json.loads(out)["solver"] == "gd"
+    shown = json.loads(out)
+    assert shown["solver"] == "gd" and shown["verdict"] == solved["verdict"]["code"]
+    # five steps of gradient descent stop at the limit with the residual still falling
+    code, out, _ = run(
+        capsys, "solve", "toy", "--solver", "gd", "--problem", "toy_8", "--param", "max_iter=5",
+        "--json", "--no-figure",
+    )  # fmt: skip
+    limited = json.loads(out)
+    assert limited["status"] == "max_iter" and limited["verdict"]["code"] == "at_limit"
+    code, out, _ = run(capsys, "runs", "list", "--verdict", "at_limit", "--json")
+    assert limited["run_id"] in [r["run_id"] for r in json.loads(out)]
+    code, out, _ = run(capsys, "runs", "list", "--verdict", "suspect", "--json")
+    assert json.loads(out) == []
+    run(capsys, "runs", "delete", limited["run_id"])
     code, out, _ = run(capsys, "runs", "delete", rid)
     assert code == 0 and RunStore().list() == []
     assert run(capsys, "runs", "show", rid)[0] == 2

@@ -453,6 +453,7 @@ DOMAIN = DomainSpec(
     name="eels",
     title="EELS anomaly detection",
     problem_type=EELSProblem,
+    key_metric="roc_auc",
     samples=tuple(Sample(n, PRESETS[n]["desc"], partial(_preset, n)) for n in PRESETS),
     evaluate=evaluate,
     figure="workbench.viz.eels:result_figure",

@@ -590,6 +590,7 @@ DOMAIN = DomainSpec(
     name="tumor",
     title="Tumour growth",
     problem_type=TumorProblem,
+    key_metric="dice_truth_edema",
     samples=SAMPLES,
     evaluate=evaluate,
     figure="workbench.viz.tumor:result_figure",

@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from workbench import registry
-from workbench.errors import InputError
+from workbench.errors import InputError, name_once, without_name
 from workbench.export import DATA_FORMATS, FIGURE_FORMATS, MIME, data_bytes, figure_bytes
 from workbench.jobs import Job, JobQueue
 from workbench.store import RunInfo, RunStore
@@ -244,9 +244,10 @@ def problem_picker(
         except InputError as exc:
             st.error(str(exc))
             return None
+    # No ``type=`` filter: the browser's refusal of a wrong extension was a red chip with no
+    # text that left the previous file's error on screen. The loader refuses it in one line.
     upload = st.file_uploader(
         f"Your file ({', '.join('.' + t for t in dom.upload_types)}; at most {UPLOAD_LIMIT_MB} MB)",
-        type=list(dom.upload_types) or None,
         key=f"{key}.upload",
     )
     batch_panel(domain, f"{key}.batch", options)  # below the one-file uploader, the usual case
@@ -263,8 +264,7 @@ def problem_picker(
     try:
         return _loaded(domain, digest, upload.name, opts_json, data)
     except InputError as exc:
-        msg = str(exc)  # readers already name the file: say it once
-        st.error(msg if upload.name in msg else f"{upload.name}: {msg}")
+        st.error(name_once(upload.name, str(exc)))  # readers usually name the file already
     except Exception as exc:  # an unexpected reader error still must not crash the page
         st.error(f"{upload.name} could not be read: {type(exc).__name__}: {exc}")
     return None
@@ -317,7 +317,7 @@ def batch_panel(domain: str, key: str, options: dict[str, Any] | None = None) ->
     dom = registry.get_domain(domain)
     with st.expander("Batch: one run per file (several files)", expanded=False):
         files = st.file_uploader(
-            "Files", type=list(dom.upload_types) or None, accept_multiple_files=True,
+            f"Files ({', '.join('.' + t for t in dom.upload_types)})", accept_multiple_files=True,
             key=f"{key}.files",
         )  # fmt: skip
         specs = registry.solvers(domain)
@@ -363,13 +363,13 @@ def batch_panel(domain: str, key: str, options: dict[str, Any] | None = None) ->
                     else:
                         sm = stt["summary"]
                         st.success(f"{head}: {len(sm['runs'])} run(s), {len(sm['failed'])} failed")
-                        st.dataframe(
-                            [
-                                {k: t[k] for k in ("file", "status", "run_id", "reason")}
-                                for t in sm["tasks"]
-                            ],
-                            key=f"{key}.table.{b}",
-                        )
+                        rows = [
+                            {k: t[k] for k in ("file", "status", "run_id", "reason")}
+                            for t in sm["tasks"]
+                        ]
+                        for r in rows:  # the file has its own column: say its name once
+                            r["reason"] = without_name(r["file"], r["reason"] or "")
+                        st.dataframe(rows, key=f"{key}.table.{b}")
 
             _watch()
 
@@ -441,13 +441,17 @@ def run_monitor(problem_id: str, key: str) -> None:
     """Live progress of this problem's jobs (polled every second in a fragment).
 
     The page is redrawn whenever the number of stored runs of the problem differs from the
-    number there were when it was last drawn (idempotent, unlike reacting once to a job's end).
+    number the page's result views last read (:func:`finished_runs` records it), which is
+    idempotent, unlike reacting once to a job's end. Comparing with what the views read, not
+    with a count taken here, matters when a page reads its runs *before* the Run button: a
+    fast run (PCA) finished between the two reads and was never drawn until a reload.
     The fragment polls only while this problem has queued or running jobs: an idle page does
     not tick, and a full redraw is never overlapped by fragment runs once the jobs are done
     (overlapping ticks left the browser showing the previous full run's elements).
     """
-    count_key = f"{key}.stored_runs"
-    st.session_state[count_key] = len(store().list(problem_id=problem_id))
+    count_key = _drawn_key(problem_id)
+    if count_key not in st.session_state:  # a page that shows no stored runs
+        st.session_state[count_key] = len(store().list(problem_id=problem_id))
     polling = bool(job_queue().active(problem_id))
 
     @st.fragment(run_every=1.0 if polling else None)
@@ -464,10 +468,15 @@ def run_monitor(problem_id: str, key: str) -> None:
                     cols = {k for r in recs for k in r}
                     histories[job.title] = {c: [r.get(c, np.nan) for r in recs] for c in cols}
             ykeys = history_keys(list(histories.values()))
+            ykeys = sorted(ykeys, key=lambda k: curve_rank(active[0].spec.domain, k))
             if ykeys:
                 y = ykeys[0]
                 fig = convergence_figure(
-                    histories, y=y, x="t", log_y=_positive(histories, y), title=f"live: {y}"
+                    histories,
+                    y=y,
+                    x="t",
+                    log_y=_positive(histories, y),
+                    title=f"live: {curve_label(y)}",
                 )
                 fig.update_layout(height=300)
                 st.plotly_chart(fig, key=f"{key}.live", width="stretch")
@@ -479,8 +488,13 @@ def run_monitor(problem_id: str, key: str) -> None:
                     st.rerun()
             if job.state in ("done", "cancelled") and time.time() - job.submitted > 600:
                 queue.forget(job.id)  # keep the shared queue small; the store has the run
-        if len(store().list(problem_id=problem_id)) != st.session_state.get(count_key):
+        stored = len(store().list(problem_id=problem_id))
+        if stored != st.session_state.get(count_key):
+            # once per change, even on a page whose views do not record what they read
+            st.session_state[count_key] = stored
             st.rerun()  # the whole page: result views pick up the newly stored runs
+        if polling and not active:
+            st.rerun()  # the jobs ended (refused, cancelled while queued): stop the ticking
 
     _monitor()
 
@@ -497,6 +511,10 @@ def _job_row(job: Job, key: str) -> None:
     c1.markdown(f"{job.title} — _{job.state}_")
     total = job.progress.total
     text = f"step {job.progress.step}/{total}" if total else f"step {job.progress.step}"
+    if job.state == "queued":
+        text = "queued (waiting for the run before it)"
+    elif job.progress.phase:  # before the first step: say what it is doing, not "step 0"
+        text = f"{job.progress.phase}… {time.time() - job.submitted:.0f} s"
     c2.progress(job.progress.fraction, text=f"{text}  {shown}")
     if c3.button("Cancel", key=f"{key}.cancel.{job.id}"):
         job.cancel()
@@ -504,11 +522,95 @@ def _job_row(job: Job, key: str) -> None:
 
 # ---- results -----------------------------------------------------------------------------------
 
+VERDICT_COLOURS = {
+    "converged": "green",
+    "by_design": "blue",
+    "at_limit": "orange",
+    "suspect": "red",
+    "cancelled": "gray",
+    "failed": "red",
+}
+VERDICT_ICONS = {
+    "converged": ":material/check_circle:",
+    "by_design": ":material/flag:",
+    "at_limit": ":material/hourglass_bottom:",
+    "suspect": ":material/warning:",
+    "cancelled": ":material/block:",
+    "failed": ":material/error:",
+}
+
+
+def run_verdict(info: RunInfo, result: Any = None) -> tuple[str, str, str]:
+    """``(code, label, reason)`` of a stored run's verdict (computed by the package when the run
+    was stored; runs stored before verdicts existed read "not judged")."""
+    from workbench.result import VERDICTS
+
+    code, reason = info.verdict, info.verdict_reason
+    if not code and result is not None:
+        v = (getattr(result, "meta", None) or {}).get("verdict") or {}
+        code, reason = v.get("code", ""), v.get("reason", "")
+    return code, VERDICTS.get(code, "not judged"), reason
+
+
+def verdict_badge(info: RunInfo, result: Any = None, title: bool = False) -> None:
+    """The run's verdict as a coloured badge, its reason as hover help (and the run's title)."""
+    code, label, reason = run_verdict(info, result)
+    text = f"{info.title}: {label}" if title else label
+    st.badge(
+        text,
+        icon=VERDICT_ICONS.get(code),
+        color=VERDICT_COLOURS.get(code, "gray"),
+        help=reason or None,
+    )
+
+
+def verdict_badges(runs: list[tuple[RunInfo, Any]]) -> None:
+    """One badge per run in a wrapping row, and the reasons of the suspect ones spelt out."""
+    if not runs:
+        return
+    row = st.container(horizontal=True, wrap=True, gap="small", key=None)
+    with row:
+        for info, result in runs:
+            verdict_badge(info, result, title=True)
+    for info, result in runs:
+        code, _, reason = run_verdict(info, result)
+        if code == "suspect":
+            st.warning(f"**{info.title}** is suspect: {reason}", icon=":material/warning:")
+
+
+def number_columns(rows: list[dict[str, Any]], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Column configs that show every float column in a short scientific-style format (%.4g):
+    never 16 digits, never "0.00000000000005"."""
+    floats = {
+        k
+        for r in rows
+        for k, v in r.items()
+        if k not in skip and isinstance(v, float) and not isinstance(v, bool)
+    }
+    return {k: st.column_config.NumberColumn(k, format="%.4g") for k in floats}
+
+
+def table(rows: list[dict[str, Any]], **kw: Any) -> Any:
+    """``st.dataframe`` of plain rows with :func:`number_columns` applied."""
+    config = {**number_columns(rows), **kw.pop("column_config", {})}
+    kw.setdefault("hide_index", True)
+    kw.setdefault("width", "stretch")
+    return st.dataframe(rows, column_config=config, **kw)
+
+
+def _drawn_key(problem_id: str) -> str:
+    return f"wb.drawn_runs.{problem_id}"
+
 
 def finished_runs(problem_id: str, include_failed: bool = False) -> list[tuple[RunInfo, Any]]:
-    """Stored runs of a problem, newest first, with their Results."""
+    """Stored runs of a problem, newest first, with their Results.
+
+    Records how many runs it read, so that :func:`run_monitor` redraws the page as soon as the
+    store holds another one."""
     out = []
-    for info in store().list(problem_id=problem_id):
+    infos = store().list(problem_id=problem_id)
+    st.session_state[_drawn_key(problem_id)] = len(infos)
+    for info in infos:
         if info.status == "failed" and not include_failed:
             continue
         try:
@@ -526,8 +628,9 @@ def pick_runs(
         return []
     ids = [info.run_id for info, _ in runs]
     labels = {
-        info.run_id: f"{info.title} ({info.status}, {time.strftime('%H:%M:%S', time.localtime(info.created))})"
-        for info, _ in runs
+        info.run_id: f"{info.title} ({run_verdict(info, r)[1]}, "
+        f"{time.strftime('%H:%M:%S', time.localtime(info.created))})"
+        for info, r in runs
     }
     latest: dict[str, str] = {}
     for info, _ in runs:
@@ -537,13 +640,19 @@ def pick_runs(
     # to the default through session_state, before the widget is drawn: a widget keeps its
     # previous value otherwise, which would hide a newly finished run.
     known_key = f"{key}.known"
-    if st.session_state.get(known_key) != ids:
+    preselect = st.session_state.pop(f"{key}.preselect", None)  # set by the Runs page
+    if preselect:
+        st.session_state[known_key] = ids
+        st.session_state[key] = [i for i in preselect if i in ids] or default
+    elif st.session_state.get(known_key) != ids:
         st.session_state[known_key] = ids
         st.session_state[key] = default
     else:
         st.session_state[key] = [i for i in st.session_state.get(key, default) if i in ids]
     chosen = st.multiselect("Runs to compare", ids, format_func=labels.get, key=key)
-    return [r for r in runs if r[0].run_id in chosen]
+    picked = [r for r in runs if r[0].run_id in chosen]
+    verdict_badges(picked)
+    return picked
 
 
 def show_figure(fig: Any, basename: str, key: str) -> None:
@@ -552,11 +661,21 @@ def show_figure(fig: Any, basename: str, key: str) -> None:
     download_figure(fig, basename, key)
 
 
+def download_row() -> Any:
+    """A row for download buttons that never cuts their labels: each button is as wide as its
+    label and the row wraps onto a new line when the column is too narrow."""
+    return st.container(horizontal=True, wrap=True, gap="small")
+
+
 def download_figure(fig: Any, basename: str, key: str) -> None:
-    """PNG, SVG and PDF buttons; each renders through kaleido only when clicked."""
-    cols = st.columns(len(FIGURE_FORMATS) + 3)
-    for i, fmt in enumerate(FIGURE_FORMATS):
-        cols[i].download_button(
+    """PNG, SVG and PDF buttons; each renders through kaleido only when clicked.
+
+    The buttons sit in a wrapping row at their own width: in equal columns inside a two-column
+    view they were cut to "P." "S." "P.".
+    """
+    row = download_row()
+    for fmt in FIGURE_FORMATS:
+        row.download_button(
             fmt.upper(),
             data=lambda fmt=fmt: figure_bytes(fig, fmt),
             file_name=f"{basename}.{fmt}",
@@ -572,9 +691,9 @@ def download_arrays(
 ) -> None:
     """NPZ, HDF5 and CSV (the primary array when it is 1-D or 2-D) buttons."""
     fmts = [f for f in DATA_FORMATS if f != "csv" or np.asarray(arrays.get(primary)).ndim in (1, 2)]
-    cols = st.columns(len(fmts) + 3)
-    for i, fmt in enumerate(fmts):
-        cols[i].download_button(
+    row = download_row()
+    for fmt in fmts:
+        row.download_button(
             fmt.upper(),
             data=lambda fmt=fmt: data_bytes(arrays, fmt, primary=primary),
             file_name=f"{basename}.{fmt}",
@@ -608,8 +727,8 @@ def show_scene(scene: Any, key: str, height: int = 560, auto: bool = False) -> N
         st.error(f"3D view failed: {exc}")
         return
     st.iframe(out["html"].decode(), height=height)
-    c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button(
+    row = download_row()
+    row.download_button(
         "PNG",
         out["png"],
         file_name=f"{key.split('.')[-1]}-3d.png",
@@ -617,7 +736,7 @@ def show_scene(scene: Any, key: str, height: int = 560, auto: bool = False) -> N
         key=f"{key}.png3d",
         on_click="ignore",
     )
-    c2.download_button(
+    row.download_button(
         "HTML",
         out["html"],
         file_name=f"{key.split('.')[-1]}-3d.html",
@@ -633,10 +752,14 @@ def metrics_table(runs: list[tuple[RunInfo, Any]], key: str) -> list[dict[str, A
     from workbench.viz.common import metrics_rows
 
     rows = metrics_rows(runs)
-    fixed = {"run", "solver", "status", "iterations"}
-    numeric = {k for r in rows for k, v in r.items() if k not in fixed and isinstance(v, float)}
-    config = {k: st.column_config.NumberColumn(k, format="%.4g") for k in numeric}
-    st.dataframe(rows, hide_index=True, width="stretch", column_config=config)
+    for row, (info, result) in zip(rows, runs, strict=False):
+        row["verdict"] = run_verdict(info, result)[1]
+    order = ["run", "solver", "status", "verdict"]
+    rows = [
+        {**{k: r[k] for k in order if k in r}, **{k: v for k, v in r.items() if k not in order}}
+        for r in rows
+    ]
+    table(rows)
     st.download_button(
         "Metrics CSV",
         table_csv_bytes(rows),
@@ -648,6 +771,57 @@ def metrics_table(runs: list[tuple[RunInfo, Any]], key: str) -> list[dict[str, A
     return rows
 
 
+#: What the terse history columns of the solvers mean, for the curve picker.
+CURVE_NAMES = {
+    "e": "marginal error",
+    "f": "dual objective",
+    "df": "objective decrease",
+    "evals": "forward-model evaluations",
+    "rel_l2": "relative L2 error",
+    "rel_l2_best": "best relative L2 error",
+    "loss": "training loss",
+    "loss_residual": "residual loss",
+    "loss_boundary": "boundary loss",
+    "psnr": "PSNR (dB)",
+    "residual": "data residual ‖Ax − y‖",
+    "norm_x": "‖x‖",
+    "kept_fraction": "fraction of pixels kept",
+    "best_score": "best Dice score",
+    "best_dice_wt": "best Dice, whole tumour",
+    "best_dice_tc": "best Dice, tumour core",
+}
+
+#: Curves that tell how a run went, best first; Compare opens on the first one present.
+GOOD_CURVES = (
+    "rel_l2",
+    "psnr",
+    "ssim",
+    "best_score",
+    "best_dice_wt",
+    "loss",
+    "e",
+    "residual",
+    "objective",
+    "f",
+)
+
+
+def curve_label(key: str) -> str:
+    name = CURVE_NAMES.get(key)
+    return f"{name} ({key})" if name and name != key else key
+
+
+def curve_rank(domain: str, key: str) -> tuple[int, int]:
+    """Sort key of history columns: the domain's key metric first, then :data:`GOOD_CURVES`,
+    the rest (counters such as ``evals``, step sizes) last, in their own order."""
+    dom_key = registry.get_domain(domain).key_metric if domain in registry.domain_names() else None
+    if key == dom_key:
+        return (0, 0)
+    if key in GOOD_CURVES:
+        return (1, GOOD_CURVES.index(key))
+    return (2, 0)
+
+
 def convergence_panel(runs: list[tuple[RunInfo, Any]], key: str) -> None:
     """Overlaid convergence curves of several runs: pick the column and the x axis."""
     histories = {info.title: result.history for info, result in runs if result.history}
@@ -655,8 +829,10 @@ def convergence_panel(runs: list[tuple[RunInfo, Any]], key: str) -> None:
     if not ykeys:
         st.caption("These runs recorded no per-iteration history.")
         return
+    domain = runs[0][0].domain
+    ykeys = sorted(ykeys, key=lambda k: curve_rank(domain, k))
     c1, c2 = st.columns(2)
-    y = c1.selectbox("Curve", ykeys, key=f"{key}.y")
+    y = c1.selectbox("Curve", ykeys, key=f"{key}.y", format_func=curve_label)
     x = c2.radio("Against", ["step", "time"], horizontal=True, key=f"{key}.x")
     fig = convergence_figure(histories, y=y, x=x, log_y=_positive(histories, y))
     show_figure(fig, f"convergence-{y}", f"{key}.conv")

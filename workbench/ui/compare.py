@@ -39,7 +39,17 @@ def render() -> None:
     if not problems:
         st.info("No stored runs in this domain yet.")
         return
-    labels = {p["problem_id"]: f"{p['name']} ({p['runs']} runs)" for p in problems}
+    # the sample's own name (the one the domain page showed), and the content id's head when
+    # one name covers several problems (the same sample built with other options)
+    counts: dict[str, int] = {}
+    for p in problems:
+        counts[p["name"]] = counts.get(p["name"], 0) + 1
+    labels = {
+        p["problem_id"]: p["name"]
+        + (f" · {p['problem_id'][:6]}" if counts[p["name"]] > 1 else "")
+        + f" ({p['runs']} runs)"
+        for p in problems
+    }
     pid = st.selectbox("Problem", list(labels), format_func=labels.get, key="wb.compare.problem")
     problem = common.load_problem(pid)
     runs = common.pick_runs(common.finished_runs(pid), key=f"wb.compare.runs.{pid}")

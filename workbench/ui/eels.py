@@ -279,15 +279,15 @@ def _results(problem, runs) -> None:
     if problem.truth is not None:
         arrays["truth"] = problem.truth.astype(np.uint8)
     common.download_arrays(arrays, f"eels-{info.solver}-score", f"{K}.arrays")
-    c = st.columns(4)
+    row = common.download_row()
     buf = io.BytesIO()
     np.save(buf, np.asarray(r.output))
-    c[0].download_button(
+    row.download_button(
         "score .npy", buf.getvalue(), file_name="score.npy", key=f"{K}.npy", on_click="ignore"
     )
     buf = io.BytesIO()
     np.save(buf, mask)
-    c[1].download_button(
+    row.download_button(
         "mask .npy", buf.getvalue(), file_name="mask.npy", key=f"{K}.masknpy", on_click="ignore"
     )
     from workbench.io.eels import write_hspy
@@ -301,12 +301,12 @@ def _results(problem, runs) -> None:
         signal_type="",
         extra={"mask": mask.astype(np.uint8)},
     )
-    c[2].download_button(
+    row.download_button(
         "score .hspy", buf.getvalue(), file_name="score.hspy", key=f"{K}.hspy", on_click="ignore"
     )
     ck = ex.get("checkpoint_path")
     if ck and Path(ck).exists():
-        c[3].download_button(
+        row.download_button(
             "model checkpoint (.pt)",
             Path(ck).read_bytes(),
             file_name=Path(ck).name,

@@ -165,15 +165,15 @@ def _results(problem, runs, sl: int) -> None:
     info, r = next((i, res) for i, res in chosen if i.run_id == rid)
     vol = np.asarray(r.output, np.float32)
     st.markdown("**Export**")
-    c = st.columns(3)
-    c[0].download_button(
+    row = common.download_row()
+    row.download_button(
         "NIfTI (.nii)",
         data=lambda: nifti_bytes(vol),
         file_name=f"mri-{info.solver}.nii",
         key=f"{K}.nii",
         on_click="ignore",
     )
-    c[1].download_button(
+    row.download_button(
         "fastMRI HDF5 reconstruction",
         data=lambda: reconstruction_bytes(
             vol, {"acquisition": str(problem.meta.get("acquisition", "")), "solver": info.solver}

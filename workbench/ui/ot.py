@@ -118,8 +118,8 @@ def _exports(result, title: str) -> None:
         if v is not None:
             arrays[k] = np.asarray(v)
     common.download_arrays(arrays, "ot-plan", f"{K}.arrays")
-    c1, c2, _ = st.columns([1, 1, 3])
-    c1.download_button(
+    row = common.download_row()
+    row.download_button(
         "Sparse plan (NPZ, COO)",
         data=lambda: oio.write_plan_npz(result.output),
         file_name="ot-plan-coo.npz",
@@ -127,7 +127,7 @@ def _exports(result, title: str) -> None:
         key=f"{K}.coo_npz",
         on_click="ignore",
     )
-    c2.download_button(
+    row.download_button(
         "Sparse plan (CSV)",
         data=lambda: oio.write_plan_csv(result.output),
         file_name="ot-plan-coo.csv",

@@ -106,13 +106,13 @@ def _views(problem, runs) -> None:
     if not chosen:
         return
     results = [(info.title, r) for info, r in chosen]
-    st.dataframe(V.metrics_rows(problem, results), hide_index=True, width="stretch")
-    for t, r in results:
-        if r.metrics.get("suspect"):
-            st.warning(
-                f"{t} is suspect: {r.extras.get('suspect_reasons', 'see its message')}. "
-                "Do not read its error as the method's accuracy without a longer run or other settings."
-            )
+    common.table(V.metrics_rows(problem, results))
+    if any(common.run_verdict(info, r)[0] == "suspect" for info, r in chosen):
+        # the reasons are spelt out under the run picker (common.verdict_badges)
+        st.caption(
+            "Do not read a suspect run's error as the method's accuracy without a longer run or "
+            "other settings."
+        )
     st.caption(
         "rel_l2 is the final error on the 300-point test grid; the best error is an oracle (minimum over test-grid checkpoints), shown for reference only."
     )

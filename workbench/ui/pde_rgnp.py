@@ -127,7 +127,7 @@ def render(problem, results) -> None:
                 zip(r.extras["z_names"], r.extras["z_mean"], np.diag(cov), strict=True)
             )
         ]
-        st.dataframe(rows, hide_index=True)
+        common.table(rows, width="content")
     else:
         common.show_figure(
             V.field_band_figure(problem, r, reference=ref), "pde-rgnp-band", f"{K}.band"

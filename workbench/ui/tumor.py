@@ -57,10 +57,9 @@ def _patient_upload():
     with st.expander("Options (label preset, working grid)"):
         opts = common.options_form("tumor", key=f"{K}.popts")
     c = st.columns(2)
-    seg = c[0].file_uploader("Segmentation (.nii, .nii.gz)", type=["nii", "gz"], key=f"{K}.pseg")
-    img = c[1].file_uploader(
-        "Anatomical image (.nii, .nii.gz)", type=["nii", "gz"], key=f"{K}.pimg"
-    )
+    # no ``type=`` filter: a wrong file gets the reader's one-line message, not a blank chip
+    seg = c[0].file_uploader("Segmentation (.nii, .nii.gz)", key=f"{K}.pseg")
+    img = c[1].file_uploader("Anatomical image (.nii, .nii.gz)", key=f"{K}.pimg")
     if seg is None or img is None:
         st.info("Upload both files: the segmentation and the anatomical image.")
         return None
@@ -251,14 +250,14 @@ def _runs_view(problem) -> None:
     st.markdown(
         "**Parameters** (identifiable combinations; raw D_w, rho, T are not identifiable from one scan)"
     )
-    st.dataframe(V.param_rows(labelled), hide_index=True, width="stretch")
+    common.table(V.param_rows(labelled))
     common.metrics_table(chosen, key=f"{K}.metrics")
     st.markdown("**Dice against wall time**")
     common.show_figure(V.dice_time_figure(labelled), "tumor-dice-time", f"{K}.dt")
     info, r = chosen[0]
     if r.extras.get("topk"):
         with st.expander(f"Top-k matches of {info.title}"):
-            st.dataframe(r.extras["topk"], hide_index=True, width="stretch")
+            common.table(list(r.extras["topk"]))
             prob = r.extras.get("infiltration_probability")
             if prob is not None and getattr(prob, "shape", ()) == problem.wt.shape:
                 common.show_figure(
@@ -283,11 +282,11 @@ def _runs_view(problem) -> None:
         help="input: the uploaded file's grid and affine; atlas: the working grid in MNI152 mm",
     )
     for info, r in chosen:
-        c = st.columns(6)
-        c[0].caption(info.title)
+        st.caption(info.title)
+        row = common.download_row()
         files = export_nifti(problem, r, space=space)
-        for i, (name, data) in enumerate(list(files.items())[:3], start=1):
-            c[i].download_button(
+        for name, data in list(files.items())[:3]:
+            row.download_button(
                 name,
                 data,
                 file_name=f"{info.run_id}-{name}",
@@ -295,14 +294,14 @@ def _runs_view(problem) -> None:
                 on_click="ignore",
                 icon=":material/download:",
             )
-        c[4].download_button(
+        row.download_button(
             "params.json",
             params_json(r),
             file_name=f"{info.run_id}-params.json",
             key=f"{K}.j.{info.run_id}",
             on_click="ignore",
         )
-        c[5].download_button(
+        row.download_button(
             "params.csv",
             params_csv(r),
             file_name=f"{info.run_id}-params.csv",

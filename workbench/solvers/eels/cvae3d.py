@@ -140,6 +140,7 @@ def solve(problem, params: Params, progress=None) -> Result:
     if params.init == "checkpoint":
         path = Path(params.checkpoint) if params.checkpoint else DEFAULT_CHECKPOINT
         if path.exists():
+            progress.note(f"loading the checkpoint {path.name}")
             m, meta = load_checkpoint(path)
             ok_grid = (
                 m.channels == cp

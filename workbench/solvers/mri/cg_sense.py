@@ -81,6 +81,7 @@ SPEC = SolverSpec(
     title="CG-SENSE",
     Params=Params,
     solve=solve,
+    planned_stop=True,  # the run verdict: reaching max_iter is the plan
     description="Conjugate-gradient SENSE with Tikhonov regularisation: (A^H A + λI) x = A^H y from x = 0. Iteration count and λ bound the noise amplification (g-factor).",
     reference="Pruessmann et al., MRM 46:638 (2001)",
 )

@@ -101,6 +101,7 @@ def solve(problem, params: Params | None = None, progress=None):
     progress = ensure(progress)
     st = Setup(problem, params.device)
     path = checkpoint_path(params.checkpoint, problem.acceleration)
+    progress.note(f"loading the checkpoint {os.path.basename(str(path))}")
     net, manifest = load_model(path, st.device)
     T = min(params.max_iter, net.num_steps)
     n = st.y.shape[0]

@@ -655,6 +655,7 @@ SPEC = SolverSpec(
     title="PINN (MLP, balanced)",
     Params=Params,
     solve=solve,
+    planned_stop=True,  # the run verdict: reaching max_iter is the plan
     description="Physics-informed neural network: an MLP (tanh or sin) with exact Dirichlet conditions "
     "(lift + distance function; or an adaptive or fixed boundary weight), inputs scaled to [−1, 1], "
     "output scaled to the solution's size, residual normalised by the source's size, Adam then L-BFGS. "

@@ -59,6 +59,7 @@ SPEC = SolverSpec(
     title="PINN, adversarial adaptive sampling (AAS) ★",
     Params=Params,
     solve=solve,
+    planned_stop=True,  # the run verdict: reaching max_iter is the plan
     description="Adversarial adaptive sampling: a normalising flow on the box (affine couplings + logistic map) is trained to maximise the expected squared residual under a Sobolev penalty, alternating with the PINN; each stage trains on fresh flow samples, so the residual is pushed towards uniform (a W1 distance to the uniform profile).",
     reference="K. Tang, J. Zhai, X. Wan, C. Yang, ICLR 2024, arXiv 2305.18702.",
     paper=True,

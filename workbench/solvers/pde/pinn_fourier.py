@@ -20,6 +20,7 @@ SPEC = SolverSpec(
     title="Fourier-feature PINN",
     Params=Params,
     solve=solve,
+    planned_stop=True,  # the run verdict: reaching max_iter is the plan
     description="PINN whose input is embedded by random Fourier features at the target frequency scale: the strongest simple neural baseline for high frequencies (watch for aliasing between collocation points).",
     reference="M. Tancik et al., NeurIPS 2020; S. Wang, H. Wang, P. Perdikaris, CMAME 384 (2021) 113938.",
 )

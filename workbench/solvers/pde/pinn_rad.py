@@ -39,6 +39,7 @@ SPEC = SolverSpec(
     title="PINN, RAD (residual-based distribution)",
     Params=Params,
     solve=solve,
+    planned_stop=True,  # the run verdict: reaching max_iter is the plan
     description="Residual-based adaptive distribution: after each stage the whole collocation set is redrawn from M uniform candidates with probability ∝ |r|^k / mean |r|^k + c.",
     reference="C. Wu, M. Zhu, Q. Tan, Y. Kartha, L. Lu, CMAME 403 (2023) 115671.",
 )

@@ -37,6 +37,7 @@ SPEC = SolverSpec(
     title="PINN, RAR (greedy refinement)",
     Params=Params,
     solve=solve,
+    planned_stop=True,  # the run verdict: reaching max_iter is the plan
     description="Residual-based adaptive refinement: after each stage the residual is evaluated on M uniform candidates and the top m are added to the collocation set.",
     reference="L. Lu, X. Meng, Z. Mao, G. E. Karniadakis, SIAM Review 63 (2021) 208–228 (DeepXDE).",
 )

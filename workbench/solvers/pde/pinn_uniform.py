@@ -32,6 +32,7 @@ SPEC = SolverSpec(
     title="PINN, uniform collocation",
     Params=Params,
     solve=solve,
+    planned_stop=True,  # the run verdict: reaching max_iter is the plan
     description="The balanced PINN on N pseudo-random uniform points, fixed or redrawn every stage: the baseline of the adaptive samplers (same network, optimiser and budget).",
     reference="M. Raissi et al., J. Comput. Phys. 378 (2019); C. Wu et al., CMAME 403 (2023) 115671.",
 )

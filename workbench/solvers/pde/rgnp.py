@@ -153,6 +153,8 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
     validate(problem)
     fam = R.family_of(problem)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+    if params.mode == "auto" and fam.names:
+        progress.note("loading the trained model")
     model = find_checkpoint(fam) if params.mode == "auto" and fam.names else None
     hist: dict[str, list[float]] = {}
     status, message, its = "converged", "", 1

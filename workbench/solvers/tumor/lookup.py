@@ -19,6 +19,7 @@ from workbench.solvers.tumor.database import open_db, unpack
 def lookup_solve(problem, params, progress=None, fast: bool = False) -> Result:
     progress = ensure(progress)
     t0 = time.perf_counter()
+    progress.note("opening the tumour database")
     try:
         db = open_db(params.db or None)
     except OSError as exc:
