@@ -470,7 +470,7 @@ def run_monitor(problem_id: str, key: str) -> None:
                     histories, y=y, x="t", log_y=_positive(histories, y), title=f"live: {y}"
                 )
                 fig.update_layout(height=300)
-                st.plotly_chart(fig, key=f"{key}.live", width="stretch")
+                chart(fig, key=f"{key}.live")
         for job in queue.jobs(problem_id):
             if job.error:  # the solver refused the input: nothing was stored, say why
                 st.error(f"{job.title}: {job.error}")
@@ -546,9 +546,19 @@ def pick_runs(
     return [r for r in runs if r[0].run_id in chosen]
 
 
+def chart(fig: Any, key: str, **kwargs: Any) -> Any:
+    """``st.plotly_chart`` in the workbench figure style, with Streamlit's theme off
+    (``theme=None``): the theme would replace the figure's template and colour scales, so the
+    page would no longer look like the exported file."""
+    from workbench.viz.style import style
+
+    kwargs.setdefault("width", "stretch")
+    return st.plotly_chart(style(fig), key=key, theme=None, **kwargs)
+
+
 def show_figure(fig: Any, basename: str, key: str) -> None:
     """A plotly chart with PNG/SVG/PDF downloads under it."""
-    st.plotly_chart(fig, key=f"{key}.chart", width="stretch")
+    chart(fig, key=f"{key}.chart")
     download_figure(fig, basename, key)
 
 
