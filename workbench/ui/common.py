@@ -617,7 +617,10 @@ def show_scene(scene: Any, key: str, height: int = 560, auto: bool = False) -> N
     except Exception as exc:
         st.error(f"3D view failed: {exc}")
         return
-    st.iframe(out["html"].decode(), height=height)
+    from workbench.viz.three_d import with_png_fallback
+
+    # the browser's WebGL may fail (the EELS volume drew blank): the guard shows the PNG then
+    st.iframe(with_png_fallback(out["html"], out["png"]).decode(), height=height)
     c1, c2, _ = st.columns([1, 1, 4])
     c1.download_button(
         "PNG",
