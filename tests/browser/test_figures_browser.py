@@ -76,3 +76,13 @@ def test_3d_view_falls_back_to_the_png_without_webgl(browser, tmp_path):
         assert "server-rendered" in pg.inner_text("body")
     finally:
         ctx.close()
+    # where WebGL draws the scene (the ball fills the frame's centre) the view stays interactive
+    ctx = browser.new_context()
+    try:
+        pg = ctx.new_page()
+        pg.goto(path.as_uri())
+        pg.locator("canvas").first.wait_for(timeout=30_000)
+        pg.wait_for_timeout(3000)  # past the 1.5 s blank-frame probe
+        assert pg.locator("img#wb-fallback").count() == 0
+    finally:
+        ctx.close()
