@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 from pathlib import Path
 
@@ -242,3 +243,54 @@ def test_paper_figure_for_every_domain_with_metric_captions():
     assert any("rel. L2 1.00e-02" in (a.text or "") for a in fig.layout.annotations)
     assert P.caption_for("mri", {"psnr": 31.234, "ssim": 0.9}) == "PSNR 31.23 dB, SSIM 0.900"
     assert P.caption_for("unknown", {"loss": 0.5, "name": "x"}) == "loss 0.5"
+
+
+def test_paper_figure_of_a_1d_pde_carries_the_metrics_in_its_legend():
+    from workbench.datasets.pde import make_preset
+    from workbench.physics.pde.compiled import compile_problem
+
+    p = make_preset("poisson1d_sin10")
+    x = np.linspace(*p.box[0], 200)
+    u = compile_problem(p).u_on([x])
+    runs = [
+        ("gp", Result(output=u * 1.01, kind="field", extras={"x": x}, metrics={"rel_l2": 0.01})),
+        (
+            "pinn",
+            Result(output=0 * u + 0.3, kind="field", extras={"x": x}, metrics={"rel_l2": 3.25}),
+        ),
+    ]
+    for columns in (1, 2):
+        fig = P.paper_figure_for(p, runs, columns=columns)
+        assert audit(style(fig)) == []
+        assert fig.layout.width == round(P.COLUMN_CM[columns] / 2.54 * 96)
+        names = [t.name for t in fig.data if t.showlegend is not False]
+        assert names == ["reference", "gp (rel. L2 1.00e-02)", "pinn (rel. L2 3.25e+00)"]
+        letters = [a.text for a in fig.layout.annotations]
+        assert letters == ["<b>a</b>", "<b>b</b>"]
+
+
+@pytest.mark.slow
+def test_compare_page_offers_the_paper_figure():
+    from streamlit.testing.v1 import AppTest
+
+    from workbench.jobs import execute
+    from workbench.store import RunStore
+
+    dom = registry.get_domain("ot")
+    problem = dom.sample(dom.samples[0].name)
+    for name in ("emd", "sinkhorn"):
+        spec = registry.get_solver("ot", name)
+        execute(spec, problem, spec.params(), store=RunStore())
+    at = AppTest.from_file(str(ROOT / "app_pages/compare.py"), default_timeout=60).run()
+    assert not at.exception
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"Paper figure PDF", "Paper figure SVG", "Paper figure PNG"} <= set(labels)
+
+    def widths():
+        charts = at.get("plotly_chart")
+        metas = [json.loads(c.proto.spec).get("layout", {}).get("meta") for c in charts]
+        return [m["paper"]["cm"] for m in metas if isinstance(m, dict) and "paper" in m]
+
+    assert widths() == [8.5]  # one journal column by default
+    at.radio(key="wb.compare.paper.cols").set_value(2).run()
+    assert not at.exception and widths() == [17.6]

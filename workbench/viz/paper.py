@@ -209,7 +209,13 @@ def _range(panels: list[Panel]) -> tuple[float, float]:
     return lo, (hi if hi > lo else lo + 1.0)
 
 
-COLORSCALES = {"|error|": "Inferno", "u": "RdBu_r", "|x|": "Gray", "density u": "Hot"}
+COLORSCALES = {
+    "|error|": "Inferno",
+    "u": "RdBu_r",
+    "|x|": "Gray",
+    "density u": "Hot",
+    "score (percentile rank)": "Inferno",
+}
 
 
 def paper_figure(
@@ -440,10 +446,94 @@ def paper_bytes(fig: go.Figure, fmt: str = "pdf", dpi: int = DPI) -> bytes:
     return buf.getvalue()
 
 
+def paper_curves_figure(problem: Any, labelled: Sequence[tuple[str, Any]], columns: int = 2):
+    """The paper figure of a 1-D PDE: (a) the runs' solutions over the reference, (b) their
+    pointwise log10 relative error; side by side on two columns, stacked on one. Each run's
+    legend entry carries its caption metrics."""
+    from plotly.subplots import make_subplots
+
+    from workbench.viz.common import PALETTE
+    from workbench.viz.pde import _axes, _log_err, _pred, _truth
+
+    if columns not in COLUMN_CM:
+        raise ValueError(f"columns must be one of {sorted(COLUMN_CM)}")
+    x, true = _axes(problem)[0], _truth(problem)
+    width = COLUMN_CM[columns] / 2.54 * CSS_DPI
+    label, tick = _pt(LABEL_PT), _pt(TICK_PT)
+    stacked = columns == 1
+    fig = make_subplots(
+        rows=2 if stacked else 1,
+        cols=1 if stacked else 2,
+        vertical_spacing=0.16,
+        horizontal_spacing=0.14,
+    )
+    at = ((1, 1), (2, 1)) if stacked else ((1, 1), (1, 2))
+    fig.add_trace(
+        go.Scatter(x=x, y=true, name="reference", line={"color": "black", "width": 1.6}), *at[0]
+    )
+    domain = getattr(problem, "domain", "")
+    errs = []
+    for i, (lbl, r) in enumerate(labelled):
+        p = _pred(problem, r)
+        errs.append(_log_err(p, true))
+        cap = caption_for(domain, r.metrics)
+        c = PALETTE[i % len(PALETTE)]
+        name = f"{lbl} ({cap})" if cap else str(lbl)
+        fig.add_trace(
+            go.Scatter(x=x, y=p, name=name, line={"color": c, "dash": "dash", "width": 1.2}),
+            *at[0],
+        )
+        fig.add_trace(
+            go.Scatter(x=x, y=errs[-1], name=name, showlegend=False, line={"color": c, "width": 1}),
+            *at[1],
+        )
+    v = problem.variables[0]
+    for (r, c), ytitle in zip(at, ("u", "log10 |error| / max|u|"), strict=True):
+        fig.update_xaxes(title_text=v, row=r, col=c, title_standoff=2, tickfont={"size": tick})
+        fig.update_yaxes(title_text=ytitle, row=r, col=c, title_standoff=2, tickfont={"size": tick})
+    if errs:  # exact zeros at the boundary (clipped at 1e-17) would squash the curves
+        allerr = np.concatenate(errs)
+        lo, hi = float(np.percentile(allerr, 2)) - 0.5, float(allerr.max()) + 0.3
+        fig.update_yaxes(range=[lo, hi], row=at[1][0], col=at[1][1])
+    height = width * (0.95 if stacked else 0.32) + 16 * label / 2 * (len(labelled) + 1) ** 0.5
+    fig.update_layout(
+        width=round(width),
+        height=round(height),
+        margin={"l": 6, "r": 6, "t": 2.4 * label, "b": 4},
+        font={"size": label, "family": "Arial, Helvetica, sans-serif", "color": "black"},
+        template="plotly_white",
+        legend={
+            "orientation": "h",
+            "y": -0.14 if not stacked else -0.08,
+            "yanchor": "top",
+            "font": {"size": tick},
+        },  # fmt: skip
+        meta={"paper": {"columns": columns, "cm": COLUMN_CM[columns], "dpi": DPI}},
+    )
+    for k, (r, c) in enumerate(at):
+        xa = fig.get_subplot(r, c).xaxis
+        ya = fig.get_subplot(r, c).yaxis
+        fig.add_annotation(
+            x=xa.domain[0],
+            y=ya.domain[1],
+            xref="paper",
+            yref="paper",
+            xanchor="right",
+            yanchor="bottom",
+            xshift=-2,
+            showarrow=False,
+            text=f"<b>{'ab'[k]}</b>",
+            font={"size": label},
+        )
+    return fig
+
+
 def paper_figure_for(
     problem: Any, labelled: Sequence[tuple[str, Any]], columns: int = 2
 ) -> go.Figure:
     """:func:`paper_figure` of ``labelled`` runs on ``problem`` (the Compare page's button)."""
+    if getattr(problem, "domain", "") == "pde" and getattr(problem, "dim", 0) == 1:
+        return paper_curves_figure(problem, labelled, columns)
     panels = paper_panels(problem, labelled)
     if not panels:
         raise ValueError("these runs have no 2-D output to put in a paper figure")
