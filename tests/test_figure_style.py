@@ -165,7 +165,7 @@ def test_every_view_is_in_the_style(domain):
             ya = fig.layout[yk]
             if ya.scaleanchor is not False:
                 assert ya.scaleanchor == xk.replace("axis", "") and ya.constrain == "domain"
-    if domain in ("mri", "pde", "tumor"):  # comparisons: one colour scale per row of images
+    if domain in ("mri", "pde", "tumor", "ot"):  # comparisons: one colour scale per row of images
         fig = _views(domain, dom, p, labelled)["compare"]
         hm = [t for t in fig.data if t.type == "heatmap"]
         scales = {(t.colorscale, t.zmin, t.zmax) for t in hm}

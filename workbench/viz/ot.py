@@ -458,3 +458,43 @@ def bench_curves_figure(curves: dict[str, Any], cell: str) -> go.Figure:
         legend={"orientation": "h", "y": -0.2},
     )
     return fig
+
+
+def compare_figure(problem: Any, labelled: Sequence[tuple[str, Any]]) -> go.Figure:
+    """The Compare page's view: each run's plan, log10, side by side on one colour scale.
+
+    The scale spans twelve decades below the largest entry over all runs, so a sparse exact
+    plan and a dense entropic one read on the same colours.
+    """
+    logs = []
+    for label, r in labelled:
+        Q, fr, fc = _reduce(np.asarray(r.output, dtype=np.float64))
+        with np.errstate(divide="ignore"):
+            logs.append((label, np.log10(np.where(Q > 0, Q, np.nan)), fr, fc))
+    finite = [L[np.isfinite(L)] for _, L, _, _ in logs]
+    zmax = max((float(f.max()) for f in finite if f.size), default=0.0)
+    n = max(1, len(logs))
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[lbl for lbl, *_ in logs] or [""])
+    for i, (_, L, fr, fc) in enumerate(logs):
+        fig.add_trace(
+            go.Heatmap(
+                z=L,
+                x=np.arange(L.shape[1]) * fc,
+                y=np.arange(L.shape[0]) * fr,
+                colorscale="Viridis",
+                zmin=zmax - 12,
+                zmax=zmax,
+                showscale=i == n - 1,
+                colorbar={"title": {"text": "log10 P"}},
+            ),
+            1,
+            i + 1,
+        )
+        fig.update_yaxes(autorange="reversed", title_text="source i", row=1, col=i + 1)
+        fig.update_xaxes(title_text="target j", row=1, col=i + 1)
+    fig.update_layout(
+        title=f"plans (log10, one colour scale) on {getattr(problem, 'name', '')}",
+        height=460,
+        margin={"l": 50, "r": 20, "t": 70, "b": 40},
+    )
+    return fig
