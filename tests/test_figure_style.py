@@ -57,6 +57,20 @@ def test_style_anchors_titles_and_formats():
     assert style(fig).to_json() == before  # idempotent: page and export may both apply it
 
 
+def test_no_colour_the_page_would_swap_for_its_theme_colour():
+    """Streamlit's page replaces the strings #000001–#000040 with theme colours; Inferno starts
+    at #000004, which turned zero error pink on the page. The style writes it as rgb()."""
+    fig = go.Figure(
+        go.Heatmap(z=np.eye(3), colorscale="Inferno", colorbar={"title": {"text": "e"}})
+    )
+    fig.add_trace(go.Scatter(y=[1, 2], line={"color": "#000010"}))
+    assert any("#000004" in s for s in audit(fig))
+    style(fig)
+    assert audit(fig) == [] and "#0000" not in fig.to_json()
+    assert fig.data[0].colorscale[0][1] == "rgb(0, 0, 4)"  # the same near-black
+    assert fig.data[1].line.color == "rgb(0, 0, 16)"
+
+
 def test_audit_flags_an_untitled_colour_bar_and_a_free_image():
     fig = style(go.Figure(go.Heatmap(z=np.eye(3))))
     assert any("colour bar has no title" in s for s in audit(fig))

@@ -29,7 +29,10 @@ _MEASURE = """
   }
   const bars = Array.from(gd.querySelectorAll('g.colorbar')).map(
     cb => { const t = cb.querySelector('.cbtitle text'); return t ? t.textContent.trim() : ''; });
-  return {panels, bars};
+  // the lowest colour of every Inferno scale as the page draws it (the second stop identifies it)
+  const inferno = gd._fullData.filter(t => t.colorscale && t.colorscale[1] &&
+                                      t.colorscale[1][1] === '#1b0c41').map(t => t.colorscale[0][1]);
+  return {panels, bars, inferno};
 })
 """
 
@@ -52,6 +55,9 @@ def test_mri_images_are_square_and_every_axis_and_bar_titled(server, page):
         assert p["xtitle"] and p["ytitle"], p
     bars = [b for c in charts for b in c["bars"]]
     assert bars and all(bars), bars
+    # zero error is black on the page as in the file (Streamlit swapped #000004 for a theme colour)
+    lowest = [c for ch in charts for c in ch["inferno"]]
+    assert lowest and set(lowest) == {"rgb(0, 0, 4)"}, lowest
 
 
 def test_3d_view_falls_back_to_the_png_without_webgl(browser, tmp_path):

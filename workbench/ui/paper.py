@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from workbench.export import MIME
+from workbench.ui import common
 
 
 def paper_panel(problem: Any, runs: list[tuple[Any, Any]], key: str) -> None:
@@ -34,7 +35,7 @@ def paper_panel(problem: Any, runs: list[tuple[Any, Any]], key: str) -> None:
             f"{COLUMN_CM[columns]} cm wide; panel letters, one colour bar per row group, "
             f"metrics under each run; PNG at {DPI} dpi"
         )
-        st.plotly_chart(fig, key=f"{key}.preview", theme=None, width="content")
+        common.chart(fig, key=f"{key}.preview", width="content")
         cols = st.columns(3)
         for col, fmt in zip(cols, ("pdf", "svg", "png"), strict=True):
             col.download_button(

@@ -20,7 +20,10 @@ What the style guarantees, for every figure:
   prefixes ``2μ``, ``1n`` that plotly uses by default); log axes label the decades only
   (``10⁻³, 10⁻², …``), never the minor digits (``3 4 5 … 1 2``).
 * **No theme override**: the template is set explicitly (``plotly_white``) and the page renders it
-  unmodified.
+  unmodified. Streamlit's page also replaces the colour strings ``#000001``–``#000040`` (its
+  template's placeholders) wherever they occur, whatever ``theme=`` says; Inferno and Magma start
+  at ``#000004``, which is why zero error was pale pink on the page and black in the file. The
+  style writes such colours as ``rgb(0, 0, 4)``.
 
 :func:`audit` lists what a figure lacks (untitled image axis or colour bar, image axis without
 1:1 anchoring, SI-prefixed ticks); the tests run it on every view of every domain.
@@ -28,6 +31,7 @@ What the style guarantees, for every figure:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import plotly.graph_objects as go
@@ -41,6 +45,45 @@ SCIENTIFIC = ("power", "e", "E")
 IMAGE_TYPES = ("heatmap", "image")
 _SCALE_TYPES = ("heatmap", "contour", "histogram2d", "histogram2dcontour", "surface", "volume",
                 "isosurface")  # fmt: skip
+
+
+#: Streamlit's page swaps these colour strings for its theme colours wherever they occur in a
+#: figure, whatever ``theme=`` says: ``#000001``–``#000040`` are its template's placeholders.
+#: Inferno and Magma start at ``#000004``, so zero error turned lavender/pink on the page.
+_PLACEHOLDER = re.compile(r"#0000[0-4][0-9]", re.IGNORECASE)
+
+
+def _unplaceholder(c: Any) -> Any:
+    """The same colour written so the page cannot mistake it for a placeholder."""
+    if isinstance(c, str) and _PLACEHOLDER.fullmatch(c):
+        v = int(c[1:], 16)
+        return f"rgb({v >> 16 & 255}, {v >> 8 & 255}, {v & 255})"
+    return c
+
+
+def _safe_scale(scale: Any) -> Any:
+    if not scale or isinstance(scale, str):
+        return scale
+    return [[stop, _unplaceholder(col)] for stop, col in scale]
+
+
+def _safe_colours(fig: go.Figure) -> None:
+    """Rewrite placeholder-like colours in colour scales, lines and markers (``rgb(0, 0, 4)``
+    for ``#000004``) so the page draws the colours the exported file draws."""
+    for tr in fig.data:
+        if "colorscale" in tr and tr.colorscale:
+            tr.colorscale = _safe_scale(tr.colorscale)
+        for part in ("marker", "line"):
+            obj = tr[part] if part in tr else None
+            if obj is None:
+                continue
+            if "colorscale" in obj and obj.colorscale:
+                obj.colorscale = _safe_scale(obj.colorscale)
+            if "color" in obj and isinstance(obj.color, str):
+                obj.color = _unplaceholder(obj.color)
+    for k in fig.layout:
+        if k.startswith("coloraxis") and fig.layout[k].colorscale:
+            fig.layout[k].colorscale = _safe_scale(fig.layout[k].colorscale)
 
 
 def axis_name(ref: str | None, letter: str) -> str:
@@ -120,6 +163,7 @@ def style(fig: go.Figure, font_size: float | None = None) -> go.Figure:
         paper_bgcolor="white",
         plot_bgcolor="white",
     )
+    _safe_colours(fig)
     # image panels: 1:1 data aspect, the panel shrinks to the image, pixel axes titled
     for xk, yk, tr in image_axes(fig):
         xa, ya = fig.layout[xk], fig.layout[yk]
@@ -253,4 +297,7 @@ def audit(fig: go.Figure, require_anchor: bool = True) -> list[str]:
                 issues.append(f"{k}: log axis labels minor ticks")
     if fig.layout.template is None or fig.layout.template.layout.paper_bgcolor is None:
         issues.append("no explicit template")
+    data = fig.to_json()
+    for m in sorted(set(_PLACEHOLDER.findall(data))):
+        issues.append(f"colour {m} would be replaced by the page's theme colour")
     return issues
