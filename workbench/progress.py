@@ -41,6 +41,8 @@ class Progress:
         self.step = 0
         self.total: int | None = None
         self.t0 = time.perf_counter()
+        # the latest non-numeric ``preview`` a solver reported (an image of its current estimate)
+        self.preview: Any = None
 
     def __call__(self, step: int, total: int | None = None, **metrics: float) -> None:
         rec = {"step": int(step), "t": time.perf_counter() - self.t0}
@@ -48,6 +50,8 @@ class Progress:
         with self._lock:
             self.step, self.total = int(step), total
             self.records.append(rec)
+            if "preview" in metrics and not _is_number(metrics["preview"]):
+                self.preview = metrics["preview"]
             if len(self.records) > self._keep:
                 del self.records[: len(self.records) - self._keep]
         if self._callback is not None:
