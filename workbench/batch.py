@@ -138,27 +138,6 @@ def read_dir(path: str | os.PathLike) -> list[tuple[str, bytes | InputError]]:
     return out
 
 
-def split_params(domain: str, solver: str, kv: dict[str, Any]) -> tuple[dict, dict]:
-    """Validate ``--param`` pairs once, up front; return (solver pairs, domain-option pairs).
-
-    Raises InputError for an unknown key or a value the solver's Params refuse, before any
-    task is queued.
-    """
-    dom = registry.get_domain(domain)
-    spec = registry.get_solver(domain, solver)
-    solver_keys = {p["name"] for p in spec.schema()}
-    option_keys = {p["name"] for p in registry.params_schema(dom.Options)} if dom.Options else set()
-    s_kv = {k: v for k, v in kv.items() if k in solver_keys}
-    o_kv = {k: v for k, v in kv.items() if k in option_keys and k not in solver_keys}
-    unknown = sorted(set(kv) - set(s_kv) - set(o_kv))
-    if unknown:
-        known = sorted(solver_keys | option_keys)
-        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    spec.params(s_kv)
-    dom.options(o_kv)
-    return s_kv, o_kv
-
-
 def task_key(domain: str, solver: str, s_kv: dict, o_kv: dict, name: str, data: bytes) -> str:
     """The task's identity: sha256 over what determines its run (seeded solvers are
     deterministic, so the same key means the same run)."""
@@ -280,7 +259,7 @@ def run_batch(
         raise InputError("give --workers or --scheduler, not both")
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    s_kv, o_kv = split_params(domain, solver, dict(params or {}))
+    s_kv, o_kv = registry.split_params(domain, solver, dict(params or {}))
     # the key hashes the parsed values, defaults included: `reg=0.01` typed on the command line,
     # 0.01 from a page's widget and the default left alone give one key when they mean one run
     dom, spec = registry.get_domain(domain), registry.get_solver(domain, solver)
@@ -437,13 +416,8 @@ def main(args: Any) -> int:
     """``workbench batch``: the arguments parsed by :mod:`workbench.cli`."""
     import contextlib
 
-    kv: dict[str, str] = {}
-    for item in args.param or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--param expects key=value, got {item!r}")
-        kv[key.strip()] = value.strip()
-    split_params(args.domain, args.solver, kv)
+    kv = registry.parse_kv(args.param)
+    registry.split_params(args.domain, args.solver, kv)
     items = read_dir(args.inputs)
     with contextlib.redirect_stdout(sys.stderr):  # solvers' chatter never pollutes --json
         summary = run_batch(

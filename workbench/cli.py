@@ -62,16 +62,6 @@ def _print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def _parse_kv(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--param expects key=value, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 # ---- commands -------------------------------------------------------------------------------
 
 
@@ -108,20 +98,6 @@ def cmd_solvers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _split_params(
-    spec: registry.SolverSpec, dom: registry.DomainSpec, kv: dict[str, str]
-) -> tuple[dict, dict]:
-    solver_keys = {p["name"] for p in spec.schema()}
-    option_keys = {p["name"] for p in registry.params_schema(dom.Options)} if dom.Options else set()
-    s_kv = {k: v for k, v in kv.items() if k in solver_keys}
-    o_kv = {k: v for k, v in kv.items() if k in option_keys and k not in solver_keys}
-    unknown = sorted(set(kv) - set(s_kv) - set(o_kv))
-    if unknown:
-        known = sorted(solver_keys | option_keys)
-        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    return s_kv, o_kv
-
-
 def build_problem(
     dom: registry.DomainSpec, sample: str | None, path: str | None, options: dict
 ) -> Any:
@@ -155,7 +131,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
     dom = registry.get_domain(args.domain)
     spec = registry.get_solver(args.domain, args.solver)
-    s_kv, o_kv = _split_params(spec, dom, _parse_kv(args.param))
+    s_kv, o_kv = registry.split_params(args.domain, args.solver, registry.parse_kv(args.param))
     params = spec.params(s_kv)
     options = dom.options(o_kv)
     problem = build_problem(dom, args.problem, args.input, options)

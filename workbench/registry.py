@@ -412,3 +412,39 @@ def get_solver(domain: str, name: str) -> SolverSpec:
             return s
     known = ", ".join(s.name for s in solvers(domain)) or "none"
     raise InputError(f"unknown {domain} solver {name!r}; available: {known}")
+
+
+# ---- ``--param key=value`` pairs: one parser for the CLI and ``workbench batch`` ----------------
+
+
+def parse_kv(items: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` → ``{"k": "v"}``; a pair without ``=`` or key is an InputError."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--param expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def split_params(domain: str, solver: str, kv: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Split ``kv`` into (solver pairs, domain-option pairs) and validate both.
+
+    A key that is neither the solver's parameter nor the domain's option, or a value their
+    ``Params``/``Options`` refuse, is an InputError raised here, before any run or batch task
+    exists. A key both define goes to the solver.
+    """
+    dom = get_domain(domain)
+    spec = get_solver(domain, solver)
+    solver_keys = {p["name"] for p in spec.schema()}
+    option_keys = {p["name"] for p in params_schema(dom.Options)} if dom.Options else set()
+    s_kv = {k: v for k, v in kv.items() if k in solver_keys}
+    o_kv = {k: v for k, v in kv.items() if k in option_keys and k not in solver_keys}
+    unknown = sorted(set(kv) - set(s_kv) - set(o_kv))
+    if unknown:
+        known = sorted(solver_keys | option_keys)
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    spec.params(s_kv)
+    dom.options(o_kv)
+    return s_kv, o_kv
