@@ -209,10 +209,21 @@ def test_dds_solver_cancel_equals_max_iter_and_std(problem):
     full = dds.solve(problem, p)
     assert full.status == "converged" and full.iterations == 10
     assert full.extras["std"].shape == full.output.shape and full.extras["std"].max() > 0
-    cancelled = dds.solve(problem, p, Progress(cancel_after=4))
+    prog = Progress(cancel_after=4)
+    cancelled = dds.solve(problem, p, prog)
     capped = dds.solve(problem, dds.Params(**{**p.__dict__, "max_iter": 4}))
     assert cancelled.status == "cancelled" and capped.status == "max_iter"
     np.testing.assert_array_equal(cancelled.output, capped.output)
+    # the live preview is the posterior mean of the last reported step
+    np.testing.assert_allclose(prog.preview, cancelled.output[0], rtol=1e-6)
+    assert [r["step"] for r in prog.records] == [1, 2, 3, 4]
+
+
+def test_uncertainty_figure():
+    from workbench.viz.mri import uncertainty_figure
+
+    fig = uncertainty_figure(np.ones((1, 8, 8)), np.zeros((1, 8, 8)), n_samples=3)
+    assert len(fig.data) == 2 and "3 samples" in fig.layout.annotations[1].text
 
 
 @pytest.mark.slow
