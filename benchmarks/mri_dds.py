@@ -10,9 +10,10 @@ distribution: dipy's real T1 slice and nibabel's EPI mid slice, simulated with 8
 the mean over slices with a 95 % bootstrap interval, time is the median seconds per slice on one
 thread. Tuning (same budget for every tuned method, on the corpus ``val`` examples, never on
 test): CG-SENSE λ × iterations, L1-wavelet λ, DDS data-consistency form (noiseless / noisy γ 10),
-DPS step ζ (two settings each for the diffusion samplers, tuned at 50 NFE and reused at 20 and
-100). One seed per stochastic method and 4 test slices per setting by default: the spec's 20
-slices and median of 3 seeds did not fit the CPU budget of the session that measured it.
+DPS step ζ (two settings each for the diffusion samplers, tuned at 20 NFE on one validation
+slice and reused at every NFE). One seed per stochastic method and 3 test slices per setting by
+default: the spec's 20 slices and median of 3 seeds did not fit the CPU budget of the session that
+measured it, so the intervals are wide.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 test slices, 4× only, 10 NFE")
     ap.add_argument("--check", action="store_true", help="fail on non-finite or missing rows")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--slices", type=int, default=None, help="test slices (default 4; quick 2)")
+    ap.add_argument("--slices", type=int, default=None, help="test slices (default 3; quick 2)")
     ap.add_argument("--val", type=int, default=None, help="validation slices (default 1)")
     ap.add_argument("--accels", default=None, help="comma list (default 4,8; quick 4)")
     ap.add_argument("--nfe", default=None, help="DDS NFE list (default 10,20,50,100; quick 10)")
@@ -111,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.datasets.mri_corpus import center_fraction_for, corpus_problem
     from workbench.solvers.mri import cg_sense, dds, dps, l1_wavelet, recurrentvarnet
 
-    n_test = a.slices or (2 if a.quick else 4)
+    n_test = a.slices or (2 if a.quick else 3)
     n_val = a.val or 1
     accels = [float(x) for x in (a.accels or ("4" if a.quick else "4,8")).split(",")]
     nfes = [int(x) for x in (a.nfe or ("10" if a.quick else "10,20,50,100")).split(",")]
     dps_nfes = [int(x) for x in (a.dps_nfe or ("10" if a.quick else "50")).split(",")]
-    tune_nfe = 10 if a.quick else 50
+    tune_nfe = 10 if a.quick else 20
     t_start = time.time()
     rows, misses, results, paired = [], [], {}, []
     for accel in accels:
