@@ -463,6 +463,7 @@ def run_monitor(problem_id: str, key: str) -> None:
             histories = {}
             for job in active:
                 _job_row(job, key)
+                _job_preview(job)
                 recs = job.progress.snapshot()
                 if recs:
                     cols = {k for r in recs for k in r}
@@ -502,6 +503,19 @@ def run_monitor(problem_id: str, key: str) -> None:
 def _positive(histories: dict, y: str) -> bool:
     vals = [v for h in histories.values() for v in h.get(y, []) if v == v]
     return bool(vals) and min(vals) > 0
+
+
+def _job_preview(job: Job) -> None:
+    """The current estimate a solver reported as ``preview`` (a 2-D image), e.g. a diffusion
+    sampler's x̂₀ at the latest step, scaled to [0, 1] for display."""
+    img = job.progress.preview
+    if img is None:
+        return
+    img = np.abs(np.asarray(img, dtype=np.float64))
+    if img.ndim != 2 or not np.all(np.isfinite(img)):
+        return
+    top = float(img.max()) or 1.0
+    st.image(img / top, caption=f"{job.title}: current estimate", width=220, clamp=True)
 
 
 def _job_row(job: Job, key: str) -> None:

@@ -36,6 +36,31 @@ def image_figure(img: np.ndarray, title: str = "", zmax: float | None = None) ->
     )
 
 
+def uncertainty_figure(
+    mean: np.ndarray, std: np.ndarray, slice_index: int | None = None, n_samples: int = 0
+) -> go.Figure:
+    """Posterior mean | pixel-wise standard deviation of a sampler's magnitude samples."""
+    m, s = _slice(mean, slice_index), _slice(std, slice_index)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            "posterior mean",
+            f"pixel-wise std ({n_samples} samples)" if n_samples else "pixel-wise std",
+        ),
+        horizontal_spacing=0.08,
+    )
+    fig.add_trace(
+        go.Heatmap(z=m, colorscale="Gray", zmin=0, colorbar={"x": 0.44, "len": 0.8}), 1, 1
+    )
+    fig.add_trace(
+        go.Heatmap(z=s, colorscale="Inferno", zmin=0, colorbar={"x": 1.0, "len": 0.8}), 1, 2
+    )
+    for i in (1, 2):
+        fig.update_yaxes(scaleanchor=f"x{'' if i == 1 else i}", row=1, col=i)
+    return _layout(fig, 380)
+
+
 def result_figure(problem, result, slice_index: int | None = None) -> go.Figure:
     """Reconstruction | reference | |error| for one slice (the middle one by default)."""
     from workbench.physics.mri.metrics import center_crop
