@@ -136,6 +136,39 @@ def test_gauge_fixed_hessian_is_positive_definite():
     assert abs(np.linalg.eigvalsh(full).min()) < 1e-12
 
 
+@pytest.mark.parametrize("n,m", [(20, 15), (12, 25)])
+def test_newton_system_dense_and_sparse_paths_solve_the_same_system(n, m):
+    """The dense Schur path (small problems) and the sparse one give the exact M^-1 g."""
+    import scipy.sparse as sp
+    import torch
+
+    p = rect_problem(n=n, m=m, zeros=False)
+    prep = _core.prepare(p, 1e-2, "cpu")
+    alpha = torch.zeros(prep.n, dtype=torch.float64)
+    beta = torch.zeros(prep.m, dtype=torch.float64)
+    for _ in range(5):
+        alpha = _core.sinkhorn_x(prep, beta)
+        beta = _core.sinkhorn_y(prep, alpha)
+    st = _core.evaluate_state(prep, alpha, beta)
+    rows, cols = st.rows.numpy(), st.cols.numpy()
+    Ps = topk_pattern(prep, alpha, beta, 3 * max(n, m))
+    M = sns.hessian_dense(rows, cols, Ps)
+    g = np.random.default_rng(n).standard_normal(M.shape[0])
+    coo = Ps.tocoo()
+    idx, vals = coo.row * m + coo.col, coo.data
+    prm = sns.Params()
+    dense = sns.NewtonSystem(rows, cols, None, prm, idx=idx, vals=vals, shape=(n, m))
+    assert isinstance(dense.G, np.ndarray) and not sp.issparse(dense.Pg)
+    sparse = sns.NewtonSystem(rows, cols, Ps, prm)
+    assert sp.issparse(sparse.Pg)
+    for mu in (0.0, 1e-2):
+        Mmu = M + mu * np.diag(np.diag(M))
+        for system in (dense, sparse):
+            dz = system.solve(g, mu)
+            assert np.linalg.norm(Mmu @ dz - g) <= 1e-9 * np.linalg.norm(g)
+    assert sns.use_dense(60, 60, 600) and not sns.use_dense(2000, 2000, 20000)
+
+
 @pytest.mark.parametrize("mod,k", [(sinkhorn, 37), (sns, 23)])
 def test_cancel_equals_max_iter(mod, k):
     p = dot.random_assignment(80, seed=1)
