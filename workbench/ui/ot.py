@@ -46,7 +46,7 @@ def _recommendation(problem) -> None:
     cache = st.session_state.setdefault(f"{K}.recs", {})
     rk = f"{problem.id}:{reg:.6e}"
     if c3.button(
-        "Recommend a solver (50-iteration Sinkhorn probe)",
+        "Recommend a solver (timed probe of both)",
         key=f"{K}.rec_btn",
         icon=":material/lightbulb:",
     ):
