@@ -793,15 +793,23 @@ def grid_markdown(rows: list[dict], cells: list[tuple], cap_s: float, pot_max_n:
         s, rg = d["SNS"], d.get("RegOT sinkhorn_ssns")
         if rg is None or not isinstance(rg["wall_s"], float) or math.isnan(rg["wall_s"]):
             continue
-        ratio = s["wall_s"] / rg["wall_s"]
+        # a ratio only where both reached 1e-8; SNS alone there is a win, SNS short of it a miss
+        if s["converged"] and rg["converged"]:
+            ratio = s["wall_s"] / rg["wall_s"]
+        else:
+            ratio = 0.0 if s["converged"] else math.inf
         (small if c[1] <= 500 else large).append((c, ratio, rg["converged"]))
+
+    def _q(q: float) -> str:
+        return "SNS short of 1e-8" if math.isinf(q) else f"{q:.2g}x"
+
     if small:
-        bad = [f"{c[0]} n={c[1]} eta={c[2]:g}: {q:.2g}x" for c, q, _ in small if q > 2]
+        bad = [f"{c[0]} n={c[1]} eta={c[2]:g}: {_q(q)}" for c, q, _ in small if q > 2]
         t.append(
             f"| within 2x of RegOT SSNS wall time at n <= 500 | {len(small) - len(bad)} of {len(small)}; misses: {'; '.join(bad) or 'none'} | {'yes' if not bad else '**no**'} |"
         )
     if large:
-        bad = [f"{c[0]} n={c[1]} eta={c[2]:g}: {q:.2g}x" for c, q, _ in large if q >= 1]
+        bad = [f"{c[0]} n={c[1]} eta={c[2]:g}: {_q(q)}" for c, q, _ in large if q >= 1]
         t.append(
             f"| ahead of RegOT SSNS at n >= 2000 | {len(large) - len(bad)} of {len(large)}; misses: {'; '.join(bad) or 'none'} | {'yes' if not bad else '**no**'} |"
         )
@@ -809,6 +817,9 @@ def grid_markdown(rows: list[dict], cells: list[tuple], cap_s: float, pot_max_n:
     for c, d in by.items():
         k = d.get("POT sinkhorn_log")
         if k is None or not isinstance(k["iterations"], int) or k["iterations"] <= 2000:
+            continue
+        if not d["SNS"]["converged"]:
+            pot.append((c, 0.0, k["converged"]))  # SNS short of tol: a miss
             continue
         pot.append((c, k["wall_s"] / d["SNS"]["wall_s"], k["converged"]))
     if pot:
@@ -844,6 +855,10 @@ def main_grid(args: Any) -> int:
         ]
     rows: list[dict] = []
     t_all = time.perf_counter()
+    # one untimed solve per solver first: lazy imports are not charged to the first cell
+    warm = grid_problem("random", 30)
+    grid_sns(warm, "random", 100.0, 60.0)
+    grid_peers(warm, {"kind": "random", "n": 30, "m": 30, "eta": 100.0}, 100.0, 60.0, 60, [])
     for kind, n, eta in cells:
         # the latest row per solver (a re-measured SNS row is appended to the file)
         latest = {r["solver"]: r for r in done if r.get("cell") == f"{kind}_{n}_{eta:g}"}
@@ -892,14 +907,19 @@ def main_grid(args: Any) -> int:
         rows += new
     total = time.perf_counter() - t_all
     md = (
-        "Stopping rule for every method: L1 marginal error e <= 1e-8 recomputed from the returned plan. SNS at its "
-        "defaults (only reg and tol set; the eta-continuation is chosen from eta and the cost range). RegOT "
-        "`sinkhorn_ssns` with tol = 1e-8/sqrt(n+m) on its own ||grad f||_2 and max_iter 5000 (300 for n > 500); POT `sinkhorn_log` "
-        f"with stopThr = 1e-9 and an iteration budget of ~{cap / 2:g} s. SNS is cancelled after {cap:g} s ({max(cap, 120):g} s from n = 2000 on). SNS O(nm) passes count every sweep over "
-        "the cost (Sinkhorn half-steps, state, selection and line-search passes); POT's are 2 per iteration plus its "
-        "check. max RSS is the process's peak so far (monotone; the separate memory rows below are the honest "
-        "per-solve numbers). One thread (torch, BLAS), on a shared 2-core machine with other agents' jobs running "
-        "(load average 15-25 during this run): wall times are upper bounds and noisy, iteration counts are not affected."
+        "**Protocol.** Stopping rule for every method: the L1 marginal error e <= 1e-8 recomputed from "
+        "the returned plan. SNS at its defaults (only reg and tol set; the eta-continuation is chosen from "
+        "eta and the cost range). RegOT `sinkhorn_ssns` at its library defaults, its own ||grad f||_2 "
+        "tolerance converted (1e-8/sqrt(n+m), divided by 10 until its plan meets e <= 1e-8), max_iter 5000 "
+        "(300 for n > 500); POT `sinkhorn_log` with its own test off, in warm-restarted chunks until the "
+        f"recomputed e holds (timed by one clean run of the iterations found), capped at ~{cap / 2:g} s. "
+        f"SNS is cancelled after {cap:g} s ({max(cap, 120):g} s from n = 2000 on). Nothing was tuned on "
+        "these cells (SNS's defaults were fixed during development on random_500 and cloud_500 of the main "
+        "section, which are not grid cells). A row short of 1e-8 is marked and not counted as a win. "
+        "SNS O(nm) passes count every sweep over the cost (Sinkhorn half-steps, state, selection and "
+        "line-search passes); POT's: its -M/reg once, 2 per iteration and its check every 10. max RSS is "
+        "the process's peak so far (monotone). One thread (torch, BLAS), on a shared 2-core machine with "
+        "other agents' jobs running: wall times are upper bounds and noisy, iteration counts are not affected."
         + (
             " Rows gathered over several invocations at different loads: SNS (every cell) and RegOT "
             "(n <= 500) were re-measured side by side at load ~8-10; the POT rows and RegOT at n = 2000 "
@@ -922,9 +942,10 @@ def main_grid(args: Any) -> int:
         return {"t": [t[i] for i in keep], "e": [e[i] for i in keep], "norm": c.get("norm", "")}
 
     curves = {r["cell"] + " " + r["solver"]: _thin(r["curve"]) for r in rows if r.get("curve")}
-    out_json = Path(__file__).resolve().parent / "results" / "ot_grid_curves.json"
-    out_json.parent.mkdir(exist_ok=True)
-    out_json.write_text(json.dumps(curves))
+    if not args.no_write:
+        out_json = Path(__file__).resolve().parent / "results" / "ot_grid_curves.json"
+        out_json.parent.mkdir(exist_ok=True)
+        out_json.write_text(json.dumps(curves))
     if not args.no_write:
         from workbench.bench import write_section
 
