@@ -612,7 +612,15 @@ def run(
                 k = min(math.ceil(kappa * max(n, m)), max_kept)
                 at_cap = k >= max_kept
                 density = k / nm
-                sel = K.state(alpha, beta, k, hint=0.25 * kth_prev)
+                if st.get("sel_k", 0) >= k:
+                    # The state after the last step already selected a superset (2 kappa per
+                    # row): its top-k is this step's pattern, without another pass.
+                    sel = st
+                    if st["sel_k"] > k:
+                        v, j = torch.topk(st["vals"], k, sorted=False)
+                        sel = {**st, "vals": v, "idx": st["idx"][j]}
+                else:
+                    sel = K.state(alpha, beta, k, hint=0.25 * kth_prev)
                 kth_prev = float(sel["vals"].min()) if k < nm else 0.0
                 st.update(rows=sel["rows"], cols=sel["cols"])
                 idx = sel["idx"].cpu().numpy()
@@ -690,7 +698,11 @@ def run(
                 beta = beta + accepted * dbe
                 step += 1
                 stats["newton_iterations"] += 1
-                st = K.state(alpha, beta)
+                # e for the step's bookkeeping and, in the same pass, the candidates of the next
+                # pattern (kappa may double below: select for twice the current kappa)
+                k_next = min(math.ceil(2 * kappa * max(n, m)), max_kept)
+                st = K.state(alpha, beta, k_next, hint=0.1 * kth_prev)
+                st["sel_k"] = k_next
                 record(1, st, accepted, system.cg_iters, df)
                 progress(
                     step,
