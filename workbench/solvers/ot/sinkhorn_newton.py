@@ -40,6 +40,11 @@ coordinates). Iterations count every Sinkhorn sweep and every Newton step (``max
 sum); the history records per iteration the kind (``stage`` 0 Sinkhorn, 1 Newton), the
 continuation level and its eta, e, f, step, kappa, density, mu, CG iterations, passes and time.
 
+Per Newton step the O(nm) work is one line-search pass (all trial steps of a batch at once) and
+one state pass that also selects the next pattern's candidates; the linear algebra is a dense
+Schur complement (``G = P_s^T D^-1 P_s`` formed densely or sparsely by a measured cost model,
+:func:`use_dense`) below ``SCHUR_MAX`` unknowns and Jacobi-preconditioned CG above.
+
 Example
 -------
 >>> from workbench.datasets.ot import hist1d
