@@ -48,3 +48,23 @@ def test_ot_page_bad_upload_shows_error():
     up.upload("bad.npz", buf.getvalue(), "application/octet-stream").run()
     assert not at.exception
     assert any("NaN" in e.value for e in at.error)
+
+
+def test_ot_page_shows_benchmark_error_time_curves(tmp_path, monkeypatch):
+    import json
+
+    import workbench.bench
+
+    (tmp_path / "results").mkdir()
+    curves = {
+        "random_500": {
+            "sns": {"t": [0.1, 0.4], "e": [1e-2, 1e-9], "passes": [3, 60]},
+            "POT sinkhorn": {"t": [0.5, 9.0], "e": [1e-3, 9e-9], "passes": [40, 30000]},
+        }
+    }
+    (tmp_path / "results" / "ot_curves.json").write_text(json.dumps(curves))
+    monkeypatch.setattr(workbench.bench, "benchmarks_dir", lambda: tmp_path)
+    at = AppTest.from_file(str(ROOT / "app_pages/ot.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("error against time" in s and "POT sinkhorn" in s for s in specs)

@@ -223,3 +223,14 @@ def test_cuda_matches_cpu():
     X, Y = rng.random((300, 2)), rng.random((300, 2))
     out = sns.solve_points(X, Y, reg=1e-3, params=sns.Params(reg=1e-3, device="cuda"))
     assert out["status"] == "converged"
+
+
+@pytest.mark.slow
+def test_converges_on_w1_images_at_eta_1e5():
+    """The W1 image cell of the grid (~350 x 380, eta = 1e5): a shift that jumped straight to
+    1e-4 stagnated here at e ~ 7e-5; the x4 ladder from 1e-12 converges."""
+    A, B = dot.digit_images(size=22)
+    p = dot.from_images(A, B, cost="euclidean", name="w1_22")
+    r = sns.solve(p, sns.Params(reg=1e-5, device="cpu"))
+    assert r.status == "converged", r.meta["stop_reason"]
+    assert marginal_error(r.output, p.a, p.b) <= 1e-8

@@ -41,3 +41,22 @@ def test_interpolation_endpoints_and_block_reduction():
     assert np.all(np.isclose(pts1[:, None, :], p.Y[None]).all(-1).any(1))
     Q, fr, fc = v._reduce(np.ones((1000, 10)), cap=400)
     assert Q.sum() == 10_000 and Q.shape[0] <= 400 and fc == 1
+
+
+def test_bench_curves_panels_one_trace_per_solver_and_problem():
+    from workbench.viz.ot import bench_curves_panels
+
+    curves = {
+        "random_500": {
+            "sns": {"t": [0.1, 0.5], "e": [1e-2, 1e-9], "passes": [3, 60]},
+            "RegOT sinkhorn_ssns": {"t": [0.05, 0.3], "e": [1e-3, 1e-11]},
+        },
+        "cloud_500": {"sns": {"t": [0.2, 0.9], "e": [1e-1, 0.0], "passes": [5, 70]}},
+    }
+    fig = bench_curves_panels(curves, ["random_500", "cloud_500"])
+    assert len(fig.data) == 3
+    assert [t.name for t in fig.data].count("sns") == 2
+    assert sum(t.showlegend for t in fig.data) == 2  # one legend entry per solver
+    assert np.isnan(fig.data[2].y[-1])  # a zero error is not drawn on the log axis
+    by_passes = bench_curves_panels(curves, ["random_500", "cloud_500"], x="passes")
+    assert len(by_passes.data) == 2  # RegOT has no pass counts

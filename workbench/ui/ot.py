@@ -46,7 +46,7 @@ def _recommendation(problem) -> None:
     cache = st.session_state.setdefault(f"{K}.recs", {})
     rk = f"{problem.id}:{reg:.6e}"
     if c3.button(
-        "Recommend a solver (50-iteration Sinkhorn probe)",
+        "Recommend a solver (timed probe of both)",
         key=f"{K}.rec_btn",
         icon=":material/lightbulb:",
     ):
@@ -138,27 +138,40 @@ def _exports(result, title: str) -> None:
 
 
 def _bench_curves() -> None:
-    """Error-versus-time curves of the last ``workbench bench ot --grid`` (when it has been run)."""
+    """Error-versus-time (or passes) curves of the last ``workbench bench ot`` (when run)."""
     import json
 
     from workbench.bench import benchmarks_dir
     from workbench.viz import ot as V
 
-    path = benchmarks_dir() / "results" / "ot_grid_curves.json"
-    if not path.exists():
+    res = benchmarks_dir() / "results"
+    main, grid = res / "ot_curves.json", res / "ot_grid_curves.json"
+    if not (main.exists() or grid.exists()):
         return
-    with st.expander("Benchmark: error against time (workbench bench ot --grid)", expanded=False):
+    with st.expander(
+        "Benchmark: error against time, every solver (workbench bench ot)", expanded=False
+    ):
         try:
-            curves = json.loads(path.read_text())
+            curves = json.loads(main.read_text()) if main.exists() else {}
+            gcurves = json.loads(grid.read_text()) if grid.exists() else {}
         except (OSError, ValueError):
-            st.caption("benchmark curves unreadable; rerun `workbench bench ot --grid`")
+            st.caption("benchmark curves unreadable; rerun `workbench bench ot`")
             return
-        cells = sorted({k.rsplit(" ", 1)[0].split(" ")[0] for k in curves})
-        if not cells:
-            return
-        cell = st.selectbox("cell (cost_n_eta)", cells, key=f"{K}.bench_cell")
-        common.show_figure(V.bench_curves_figure(curves, cell), "ot-bench-curves", f"{K}.bench")
-        st.caption("Final errors recomputed from every plan, iterations and passes: BENCHMARKS.md.")
+        if curves:
+            c1, c2 = st.columns([3, 1])
+            lab = c1.selectbox("problem", sorted(curves), key=f"{K}.bench_label")
+            x = c2.radio("x axis", ["seconds", "O(nm) passes"], key=f"{K}.bench_x", horizontal=True)
+            fig = V.bench_curves_panels(curves, [lab], x="t" if x == "seconds" else "passes")
+            common.show_figure(fig, "ot-bench-curves", f"{K}.bench")
+            st.caption(
+                "Every error is the L1 marginal error recomputed from the solver's plan (RegOT: "
+                "truncated reruns; it does not expose its passes). Iterations, passes and times: "
+                "BENCHMARKS.md."
+            )
+        cells = sorted({k.rsplit(" ", 1)[0].split(" ")[0] for k in gcurves})
+        if cells:
+            cell = st.selectbox("eta x n grid cell (cost_n_eta)", cells, key=f"{K}.bench_cell")
+            common.show_figure(V.bench_curves_figure(gcurves, cell), "ot-bench-grid", f"{K}.grid")
 
 
 def render() -> None:

@@ -498,3 +498,54 @@ def compare_figure(problem: Any, labelled: Sequence[tuple[str, Any]]) -> go.Figu
         margin={"l": 50, "r": 20, "t": 70, "b": 40},
     )
     return fig
+
+
+def bench_curves_panels(
+    curves: dict[str, dict[str, Any]], labels: Sequence[str], x: str = "t"
+) -> go.Figure:
+    """Error against time (``x="t"``) or O(nm) passes (``x="passes"``), one panel per problem.
+
+    ``curves`` maps a problem label to ``{solver: {"t": [...], "e": [...], "passes": [...]}}``
+    (``workbench bench ot`` writes it; every error is the L1 marginal error recomputed from the
+    solver's plan). A solver keeps its colour across panels; curves without the chosen x are left
+    out (RegOT does not expose its passes).
+    """
+    labels = list(labels)
+    cols = 2 if len(labels) > 1 else 1
+    rows = (len(labels) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=labels)
+    solvers = list(dict.fromkeys(s for lab in labels for s in curves.get(lab, {})))
+    for k, lab in enumerate(labels):
+        r, c = k // cols + 1, k % cols + 1
+        for s, cv in curves.get(lab, {}).items():
+            xs = np.asarray(cv.get(x) or [], dtype=float)
+            e = np.asarray(cv.get("e") or [], dtype=float)
+            size = min(xs.size, e.size)
+            if size == 0:
+                continue
+            i = solvers.index(s)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs[:size],
+                    y=np.where(e[:size] > 0, e[:size], np.nan),
+                    mode="lines+markers",
+                    marker={"size": 3},
+                    line={"color": COLORS[i % len(COLORS)]},
+                    name=s,
+                    legendgroup=s,
+                    showlegend=k == 0 or all(s not in curves.get(q, {}) for q in labels[:k]),
+                ),
+                row=r,
+                col=c,
+            )
+        fig.add_hline(y=1e-8, line={"dash": "dot", "color": "grey"}, row=r, col=c)
+        fig.update_xaxes(type="log", title="seconds" if x == "t" else "O(nm) passes", row=r, col=c)
+        fig.update_yaxes(
+            type="log", exponentformat="power", title="L1 marginal error", row=r, col=c
+        )
+    fig.update_layout(
+        title="error against " + ("time" if x == "t" else "O(nm) passes") + " (tol 1e-8 dotted)",
+        margin={"l": 60, "r": 20, "t": 80, "b": 40},
+        legend={"orientation": "h", "y": -0.08},
+    )
+    return fig

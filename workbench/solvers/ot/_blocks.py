@@ -117,13 +117,15 @@ class LogKernel:
         return self.lb + 1.0 - (torch.log(S) + M)
 
     # -- state and selection ---------------------------------------------------------------
-    def state(self, alpha: Any, beta: Any, k: int = 0) -> dict[str, Any]:
+    def state(self, alpha: Any, beta: Any, k: int = 0, hint: float = 0.0) -> dict[str, Any]:
         """Marginals, L1 error, dual objective and (if ``k``) the k largest plan entries.
 
         Returns a dict with ``rows``, ``cols`` (float64 tensors), ``e``, ``f`` (eta * f, i.e.
         ``-sum P + <a, alpha> + <b, beta>``) and, for ``k > 0``, ``vals`` and ``idx`` (flat
         indices i * m + j, int64) of the global top-k of P, merged block by block with a running
-        threshold so that only candidates above the current k-th value are sorted.
+        threshold so that only candidates above the current k-th value are sorted. ``hint`` (a
+        value below the expected k-th largest entry, 0 for none) prefilters the first block; it
+        never changes the result (too few candidates falls back to the full selection).
         """
         import torch
 
@@ -144,7 +146,18 @@ class LogKernel:
                     cv = flat[cand]
                 else:
                     kk = min(k, flat.numel())
-                    cv, cand = torch.topk(flat, kk, sorted=False)
+                    cand = None
+                    if hint > 0.0:
+                        # The previous selection's k-th value, lowered: one compare finds a
+                        # superset of the top-k far cheaper than a top-k over every entry.
+                        cand = torch.nonzero(flat > hint).reshape(-1)
+                        if cand.numel() < kk:
+                            cand = None
+                    if cand is None:
+                        cv, cand = torch.topk(flat, kk, sorted=False)
+                    else:
+                        cv, j = torch.topk(flat[cand], kk, sorted=False)
+                        cand = cand[j]
                 cand = cand + i0 * self.m
                 if vals is None:
                     vals, idx = cv, cand

@@ -40,6 +40,11 @@ coordinates). Iterations count every Sinkhorn sweep and every Newton step (``max
 sum); the history records per iteration the kind (``stage`` 0 Sinkhorn, 1 Newton), the
 continuation level and its eta, e, f, step, kappa, density, mu, CG iterations, passes and time.
 
+Per Newton step the O(nm) work is one line-search pass (all trial steps of a batch at once) and
+one state pass that also selects the next pattern's candidates; the linear algebra is a dense
+Schur complement (``G = P_s^T D^-1 P_s`` formed densely or sparsely by a measured cost model,
+:func:`use_dense`) below ``SCHUR_MAX`` unknowns and Jacobi-preconditioned CG above.
+
 Example
 -------
 >>> from workbench.datasets.ot import hist1d
@@ -74,6 +79,7 @@ from workbench.solvers.ot.sinkhorn import REG_HELP, finish_plan
 
 ARMIJO_C = 1e-4
 SMALL_DENSE = 1_000_000  # kept entries always allowed (the full Hessian up to n*m = 1e6)
+DENSE_MAX = 4_000_000  # largest n*m whose kept pattern may be assembled densely
 SCHUR_MAX = 2500  # largest min(n, m - 1) solved exactly by a dense Schur complement
 DIRECT_MAX = 6000  # largest n + m for the sparse direct fallback
 MU_START = 1e-12
@@ -297,6 +303,18 @@ def conjugate_gradient(
     return x, maxiter
 
 
+def use_dense(n: int, m: int, kept: int) -> bool:
+    """Whether to form ``G = P_s^T D^-1 P_s`` densely: a cost model measured on one core.
+
+    Dense: ``n m s`` BLAS multiply-adds (``s = min(n, m - 1)``, ~0.4 ns each). Sparse: about
+    ``kept^2 / s`` scattered multiply-adds (~10 ns each) plus ~2 ms of scipy.sparse overhead.
+    """
+    s = min(n, m - 1)
+    if s > SCHUR_MAX or n * m > DENSE_MAX:
+        return False
+    return 0.4e-9 * n * m * s < 1e-8 * kept * kept / max(s, 1) + 2e-3
+
+
 class NewtonSystem:
     """The gauge-fixed sparsified Hessian of one iterate; solves for several shifts mu.
 
@@ -311,24 +329,69 @@ class NewtonSystem:
     raises the shift. Larger systems use Jacobi-preconditioned CG with a sparse LU fallback.
     """
 
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix, p: Params):
-        self.rows, self.cols, self.Ps, self.p = rows, cols, Ps, p
-        n, m = Ps.shape
+    def __init__(
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        Ps: sp.csr_matrix | None,
+        p: Params,
+        *,
+        idx: np.ndarray | None = None,
+        vals: np.ndarray | None = None,
+        shape: tuple[int, int] | None = None,
+    ):
+        self.rows, self.cols, self.p = rows, cols, p
+        n, m = Ps.shape if Ps is not None else shape
         self.n, self.m = n, m
         self.N = n + m - 1
-        self.matvec, self.diag = hessian_operator(rows, cols, Ps)
         self.cg_iters = 0
         self.direct = 0
         self.G = None
+        self._Ps = Ps
+        self._idx, self._vals = idx, vals
+        self._op = None
+        self.eliminate_x = n >= m - 1
+        if Ps is None and use_dense(n, m, len(idx)):
+            # A dense P_s and one BLAS product cost less than the sparse product here
+            # (small problems, where scipy.sparse's per-call overhead dominates, or a kept
+            # pattern so dense that the sparse product's k^2/s work exceeds n m s BLAS flops).
+            D = np.zeros(n * m)
+            D[idx] = vals
+            Pg = D.reshape(n, m)[:, : m - 1]
+            self.Pg = Pg
+            if self.eliminate_x:
+                self.G = (Pg.T / rows) @ Pg
+            else:
+                self.G = (Pg / cols[None, : m - 1]) @ Pg.T
+            return
         if min(n, m - 1) <= SCHUR_MAX:
+            Ps = self.Ps
             Pg = Ps[:, : m - 1].tocsr()  # gauge fix: the last y is dropped
             self.Pg = Pg
-            self.eliminate_x = n >= m - 1
             if self.eliminate_x:
                 self.G = (Pg.T.multiply(1.0 / rows)).tocsr() @ Pg
             else:
                 self.G = (Pg.multiply(1.0 / cols[None, : m - 1])).tocsr() @ Pg.T
             self.G = self.G.toarray()
+
+    @property
+    def Ps(self) -> sp.csr_matrix:
+        """The kept pattern as CSR (built on first use)."""
+        if self._Ps is None:
+            self._Ps = sp.csr_matrix(
+                (self._vals, np.divmod(self._idx, self.m)), shape=(self.n, self.m)
+            )
+        return self._Ps
+
+    @property
+    def matvec(self):
+        if self._op is None:
+            self._op = hessian_operator(self.rows, self.cols, self.Ps)
+        return self._op[0]
+
+    @property
+    def diag(self) -> np.ndarray:
+        return np.concatenate([self.rows, self.cols[: self.m - 1]])
 
     def _solve_schur(self, g: np.ndarray, mu: float) -> np.ndarray | None:
         from scipy.linalg import LinAlgError, cho_factor, cho_solve
@@ -375,8 +438,7 @@ class NewtonSystem:
         d = self.diag * (1.0 + mu)
         dz, it = conjugate_gradient(mv, g, rtol, 2 * (self.N + 1), d if self.p.jacobi else None)
         self.cg_iters += it
-        n = self.Ps.shape[0]
-        if n + self.Ps.shape[1] <= DIRECT_MAX and np.linalg.norm(mv(dz) - g) > max(
+        if self.n + self.m <= DIRECT_MAX and np.linalg.norm(mv(dz) - g) > max(
             1e-6, 10 * rtol
         ) * np.linalg.norm(g):
             # CG stalled on an ill-conditioned system (near-disconnected plan graph):
@@ -503,6 +565,8 @@ def run(
             alpha, beta = torch.zeros_like(a), torch.zeros_like(b)
         st = K.state(alpha, beta)
         cancelled = False
+        a_np, b_np = a.cpu().numpy(), b.cpu().numpy()  # converted once, not per Newton step
+        kth_prev = 0.0  # the last selection's k-th largest entry (prefilters the next)
 
         def sinkhorn_steps(count: int, tol_s: float) -> bool:
             """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done."""
@@ -552,16 +616,24 @@ def run(
                 k = min(math.ceil(kappa * max(n, m)), max_kept)
                 at_cap = k >= max_kept
                 density = k / nm
-                sel = K.state(alpha, beta, k)
+                if st.get("sel_k", 0) >= k:
+                    # The state after the last step already selected a superset (2 kappa per
+                    # row): its top-k is this step's pattern, without another pass.
+                    sel = st
+                    if st["sel_k"] > k:
+                        v, j = torch.topk(st["vals"], k, sorted=False)
+                        sel = {**st, "vals": v, "idx": st["idx"][j]}
+                else:
+                    sel = K.state(alpha, beta, k, hint=0.25 * kth_prev)
+                kth_prev = float(sel["vals"].min()) if k < nm else 0.0
                 st.update(rows=sel["rows"], cols=sel["cols"])
                 idx = sel["idx"].cpu().numpy()
-                Ps = sp.csr_matrix((sel["vals"].cpu().numpy(), np.divmod(idx, m)), shape=(n, m))
                 rows_np = sel["rows"].cpu().numpy()
                 cols_np = sel["cols"].cpu().numpy()
-                g = np.concatenate(
-                    [a.cpu().numpy() - rows_np, (b.cpu().numpy() - cols_np)[: m - 1]]
+                g = np.concatenate([a_np - rows_np, (b_np - cols_np)[: m - 1]])
+                system = NewtonSystem(
+                    rows_np, cols_np, None, p, idx=idx, vals=sel["vals"].cpu().numpy(), shape=(n, m)
                 )
-                system = NewtonSystem(rows_np, cols_np, Ps, p)
                 accepted, df, dal, dbe = 0.0, 0.0, None, None
                 while True:
                     # Inexact Newton: the forcing term follows e (superlinear tail kept).
@@ -571,6 +643,9 @@ def run(
                     if not (math.isfinite(size) and g_dot > 0 and size <= radius):
                         # Outside the trust region (or no usable direction): shift, i.e. trust
                         # the quadratic model less. (M + mu D)^-1 g -> D^-1 g / mu, so this ends.
+                        # x4 from 1e-12 even when the step is only too long: jumping straight to
+                        # a 1e-4 shift saved ~14 Cholesky solves at random_500 but stagnated on
+                        # image_w1 347x382 at eta = 1e5 (measured in the grid), so it was undone.
                         mu = max(4.0 * mu, MU_START)
                         stats["lm_shifts"] += 1
                         if mu > MU_MAX:
@@ -623,7 +698,11 @@ def run(
                 beta = beta + accepted * dbe
                 step += 1
                 stats["newton_iterations"] += 1
-                st = K.state(alpha, beta)
+                # e for the step's bookkeeping and, in the same pass, the candidates of the next
+                # pattern (kappa may double below: select for twice the current kappa)
+                k_next = min(math.ceil(2 * kappa * max(n, m)), max_kept)
+                st = K.state(alpha, beta, k_next, hint=0.1 * kth_prev)
+                st["sel_k"] = k_next
                 record(1, st, accepted, system.cg_iters, df)
                 progress(
                     step,
