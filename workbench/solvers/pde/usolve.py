@@ -322,7 +322,8 @@ class _Precond:
 class CGReport:
     """What the 2-D finish did: Gauss–Newton steps, CG iterations and whether every solve met
     its tolerance (``converged``; False when a CG solve stopped at its cap), the worst final
-    relative CG residual ‖JᵀJ δ + JᵀR‖ / ‖JᵀR‖ and the final relative gradient ‖JᵀR‖ / ‖JᵀR₀‖."""
+    CG residual ‖JᵀJ δ + JᵀR‖ relative to the starting gradient ‖JᵀR₀‖, and the final
+    relative gradient ‖JᵀR‖ / ‖JᵀR₀‖ (the optimality residual of the finish)."""
 
     gn_steps: int = 0
     cg_iter: int = 0
@@ -376,7 +377,10 @@ def minimise_2d(
         zr = minv(res) if minv is not None else res
         p = zr.clone()
         rz = float((res * zr).sum())
-        bnorm = gnorm or 1.0
+        # the tolerance is relative to the gradient at the start of the whole solve, not to
+        # this step's: after the first Gauss–Newton step the gradient is already ~1e-8 of its
+        # start, and 1e-9 of that would ask CG for round-off (every later solve "failed")
+        bnorm = g0 or 1.0
         met = False
         for _ in range(cg_iter):
             Ap = normal(p)
