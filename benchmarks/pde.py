@@ -102,7 +102,7 @@ def _row(name: str, solver: str, problem: str, r, **extra: Any) -> dict:
     }
     if m.get("finish_converged") is not None:
         row["_finish_converged"] = m["finish_converged"]
-    if m.get("loss_final") is not None:
+    if m.get("loss_final") is not None and m.get("loss_adam_final") is not None:
         row["loss Adam → finish"] = f"{m['loss_adam_final']:.4g} → {m['loss_final']:.4g}"
     row.update(extra)
     return row
