@@ -32,7 +32,7 @@ BUDGET = {
     "gm": (2000, 300),
     "se": (1000, 200),
     "gp4_128": (8000, 50),
-    "gp4_200": (2000, 20),
+    "gp4_200": (2000, 0),  # 0 in --quick: the 200² finish alone takes minutes
     "gp4_400": (1500, 0),  # 0: not run (the finish alone takes minutes at 400²)
     "gp6_1d": (500, 100),
     "gp6_2d": (300, 20),
@@ -49,6 +49,7 @@ BUDGET = {
     "as_seeds": (1, 1),
     "as_candidates": (0, 2000),  # RAR/RAD candidates per stage (0 = the solvers' default, 100k)
     "pinn_seeds": (3, 1),
+    "ho": (5000, 300),  # held-out GP-HM problems: the frozen default max_iter (5000) in full runs
 }
 
 # the third 2-D problem of the sampler benchmark, fixed before any sampler was run and never used
@@ -59,8 +60,15 @@ RING2D = dict(
     variables=("x", "y"),
     exact="tanh(25*(x**2 + y**2 - 0.25))",
     n_col=(64, 64),
-    freq_scale=10.0,
 )
+
+
+def _ci(values) -> str:
+    """Seeded percentile-bootstrap interval of the median over seeds (workbench.bench)."""
+    from workbench.bench import bootstrap_ci
+
+    lo, hi = bootstrap_ci(values, stat=np.median)
+    return "n/a (1 seed)" if not np.isfinite(lo) else f"[{lo:.2g}, {hi:.2g}]"
 
 
 def _hist_at(h: dict, step: int) -> float | None:
@@ -92,7 +100,9 @@ def _row(name: str, solver: str, problem: str, r, **extra: Any) -> dict:
         "wall_s": r.meta.get("wall_s"),
         "s/step": m.get("s_per_step"),
     }
-    if m.get("loss_final") is not None:
+    if m.get("finish_converged") is not None:
+        row["_finish_converged"] = m["finish_converged"]
+    if m.get("loss_final") is not None and m.get("loss_adam_final") is not None:
         row["loss Adam → finish"] = f"{m['loss_adam_final']:.4g} → {m['loss_final']:.4g}"
     row.update(extra)
     return row
@@ -157,6 +167,8 @@ def run_reference(quick: bool) -> list[dict]:
             "target": "<= 5e-5, <= 8 Newton steps",
         }
     )
+    if quick:  # the 2-D Chebyshev reference takes ~40 s; --quick checks the 1-D ones
+        return rows
     p2 = make_preset("poisson2d_sin100")
     t = time.perf_counter()
     r = reference.solve(p2, reference.Params())
@@ -252,13 +264,12 @@ def run_gp2(quick: bool) -> list[dict]:
             adam_iter=adam,
             lr=1e-3,
             n_features=64,
-            sigma=100 / (2 * np.pi),
-            n_checkpoints=20,
+            n_checkpoints=20,  # σ = 0: from the source term's spectrum, not the answer's 100/2π
         ),
     )
     for name, res in (
         ("pinn 3×100 tanh, exact BCs, Adam 1e-3 then L-BFGS", r),
-        ("pinn_fourier 64 RFF σ=15.9 + 3×100", rf),
+        (f"pinn_fourier 64 RFF σ={rf.extras.get('fourier_sigma', 0):.3g} (source) + 3×100", rf),
     ):
         e = res.metrics["rel_l2_final"]
         rows.append(
@@ -463,8 +474,12 @@ def run_gp4(quick: bool) -> list[dict]:
                 f"{d['peak_rss_mb'] - d['rss_before_mb']:.0f} MB above the warmed-up process before it "
                 f"(/proc VmRSS sampled every 20 ms); dense K would be {dense_gb:.1f} GB; "
                 f"F = {d['freq_scale']:.2f}; dominant f = {d['fdom']['x']:.3f}, {d['fdom']['y']:.3f}; "
-                f"finish {d['finish_s']:.0f} s, {d['cg_iter']} CG iterations: U exact at Adam's "
-                f"τ_b, v → {d['trace'][0]:.2e}, after the precision sweep → {d['trace'][-1]:.2e}",
+                f"finish {d['finish_s']:.0f} s, {d['cg_iter']} CG iterations, "
+                f"{'converged' if m.get('finish_converged', 1.0) else 'NOT converged (CG cap)'} "
+                f"(worst CG rel residual {m.get('finish_cg_rel_residual', float('nan')):.1e}, "
+                f"final ‖∇L‖ / initial {m.get('finish_grad_rel', float('nan')):.1e}): U exact at "
+                f"Adam's τ_b, v → {d['trace'][0]:.2e}, after the precision sweep → {d['trace'][-1]:.2e}",
+                "_finish_converged": m.get("finish_converged"),
                 "target": target,
             }
         )
@@ -515,9 +530,121 @@ def run_gp6(quick: bool) -> list[dict]:
     return rows
 
 
-def _in_workers(jobs: list, fn, workers: int = 3) -> list:
+# Held-out problems for GP-HM (issue 20), fixed on 2026-12-07 before any GP-HM run on them and
+# never used to choose a setting: other frequencies, mixed scales, a growing amplitude with
+# non-zero boundary data, and another (nonlinear) operator. They enter as a user's JSON file would
+# (no n_col, no freq_scale), so the grid (about 8 points per period of the source's highest
+# significant frequency) and GP-HM's F both come from the source term, never the exact solution.
+HELD_OUT = {
+    "ho_poisson_growing": dict(operator="poisson", domain=[[0.0, 2.0]], exact="exp(x/2)*sin(25*x)"),
+    "ho_poisson_unit_mix": dict(
+        operator="poisson", domain=[[0.0, 1.0]], exact="sin(3*x) + 0.05*sin(150*x)"
+    ),
+    "ho_poisson_sin37": dict(operator="poisson", domain=[[0.0, 2 * np.pi]], exact="sin(37*x)"),
+    "ho_allencahn_cos45": dict(operator="allen_cahn", domain=[[0.0, 2 * np.pi]], exact="cos(45*x)"),
+    "ho_poisson_mixscale": dict(
+        operator="poisson", domain=[[0.0, 2 * np.pi]], exact="sin(2*x) + 0.2*cos(61*x)"
+    ),
+}
+# the validation problems the frozen defaults were chosen on (see gp_hm.py)
+VALIDATION = "poisson1d_sin100, poisson2d_sin6cos20 @128², sin(3x) + x² on 32 points"
+PROTOCOL = (
+    "**Protocol.** What was tuned: GP-HM's defaults (Adam β₂ = 0.99, `exact_rounds` 2, "
+    "`exact_every` automatic) were chosen by looking at errors on the validation problems "
+    f"{VALIDATION}, and are frozen (gp_hm.py); lr 1e-2 and Q = 30 are the paper's. No preset "
+    "carries a frequency bound any more: F (and the Fourier PINN's σ) come from the source "
+    "term's spectrum, never from the exact solution. The rows of this section on those "
+    "problems are therefore validation numbers; the held-out test numbers are in 'PDE: GP-HM "
+    "held-out problems'. Budget: a fixed number of Adam steps per row, the same for the peers "
+    "of a row group (GP2: GP-HM, PINN and Fourier PINN all get gp2 steps on the same 400 "
+    "points); no run is stopped or selected on test data (`best (oracle)` is shown, never used). "
+    "GP-HM is deterministic (its seed is recorded only), so its rows are single runs; the "
+    "stochastic PINN rows are here single seeds (GP2) and, with seeds and bootstrap intervals, "
+    "in 'PDE: PINN baseline'."
+)
+
+
+def _ho_job(name: str) -> dict:
+    from workbench.datasets.pde import from_spec
+    from workbench.solvers.pde import gp_hm
+
+    p = from_spec(HELD_OUT[name], name=name)
+    steps = BUDGET["ho"][1] if _QUICK[0] else None
+    # the frozen defaults: nothing but the step budget (and only in --quick) is set here
+    prm = gp_hm.Params() if steps is None else gp_hm.Params(max_iter=steps)
+    r = gp_hm.solve(p, prm)
+    return {
+        "metrics": r.metrics,
+        "iterations": r.iterations,
+        "wall_s": r.meta["wall_s"],
+        "n_col": r.extras["n_col"],
+        "F": r.extras["freq_scale"],
+        "F_origin": r.extras.get("freq_scale_origin", ""),
+        "status": r.status,
+    }
+
+
+_QUICK = [False]
+
+
+def run_ho(quick: bool) -> list[dict]:
+    """GP-HM's frozen defaults on the held-out 1-D problems; the Adam iterate beside the finish."""
+    _QUICK[0] = quick
+    names = list(HELD_OUT)[:2] if quick else list(HELD_OUT)
+
+    def log(name, d):  # one line per finished problem, so a cut-short run still tells
+        m = d["metrics"]
+        print(
+            f"[HO] {name}: rel_l2 {m['rel_l2_final']:.3g}, Adam final "
+            f"{m.get('rel_l2_adam_final', float('nan')):.3g}, n_col {d['n_col'][0]}, "
+            f"F {d['F']:.3g} ({d['F_origin']}), {d['wall_s']:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    res = _in_workers(names, _ho_job, workers=2, on_result=log)
+    rows = []
+    for name, d in zip(names, res, strict=True):
+        m = d["metrics"]
+        rows.append(
+            {
+                "id": "HO",
+                "solver": "gp_hm stm, frozen defaults",
+                "problem": f"{name}: {HELD_OUT[name]['exact']} on {HELD_OUT[name]['domain'][0]}"
+                + ("" if HELD_OUT[name]["operator"] == "poisson" else " (Allen–Cahn)"),
+                "steps": d["iterations"],
+                "rel_l2": m["rel_l2_final"],
+                "Adam final": m.get("rel_l2_adam_final"),
+                "best (oracle)": m.get("rel_l2_best"),
+                "wall_s": d["wall_s"],
+                "s/step": m.get("s_per_step"),
+                "note": f"n_col {d['n_col'][0]} and F = {d['F']:.3g} from the {d['F_origin']}",
+                "target": "<= 1e-3",
+            }
+        )
+    errs = np.array([r["rel_l2"] for r in rows])
+    adam = np.array([r["Adam final"] for r in rows], dtype=float)
+    ok = int(np.sum(errs <= 1e-3))
+    rows.append(
+        {
+            "id": "HO target",
+            "solver": "gp_hm frozen defaults",
+            "problem": f"{len(rows)} held-out 1-D problems",
+            "rel_l2": float(np.median(errs)),
+            "Adam final": float(np.median(adam)),
+            "note": f"median over the problems; {ok}/{len(rows)} at or below 1e-3 after the exact "
+            f"finish ({'met' if ok == len(rows) else 'MISSED'}), "
+            f"{int(np.sum(adam <= 1e-3))}/{len(rows)} with Adam alone",
+            "target": "every problem <= 1e-3",
+        }
+    )
+    return rows
+
+
+def _in_workers(jobs: list, fn, workers: int = 3, on_result=None) -> list:
     """fn(job) for each job in up to ``workers`` forked processes (one thread each), results in
-    order. Forked ``Process`` targets are not pickled, so this works from a runpy-loaded script."""
+    order; ``on_result(job, result)`` is called as each one arrives (progress logs). Forked
+    ``Process`` targets are not pickled, so this works from a runpy-loaded script."""
     import multiprocessing as mp
     import queue as q_mod
 
@@ -552,6 +679,8 @@ def _in_workers(jobs: list, fn, workers: int = 3) -> list:
         if err:
             raise RuntimeError(f"job {jobs[i]} failed: {err}")
         out[i] = res
+        if on_result is not None:
+            on_result(jobs[i], res)
         running.pop(i).join()
     return [out[i] for i in range(len(jobs))]
 
@@ -589,7 +718,7 @@ def run_pinn(quick: bool) -> list[dict]:
     gp2 = dict(width=100, depth=3, max_iter=n2, adam_iter=n2 - n2 // 6, n_col=400, n_checkpoints=10)
     jobs += [
         ("poisson1d_sin100", "mlp", gp2),
-        ("poisson1d_sin100", "fourier", dict(gp2, n_features=64, sigma=100 / (2 * np.pi))),
+        ("poisson1d_sin100", "fourier", dict(gp2, n_features=64)),
     ]
     res = _in_workers(jobs, _pinn_job)
     rows = []
@@ -609,7 +738,7 @@ def run_pinn(quick: bool) -> list[dict]:
             "GP2: > 1e-1",
         ),
         (
-            "pinn_fourier 64 RFF σ=15.9 + 3×100 (GP2 setting)",
+            "pinn_fourier 64 RFF, σ from the source + 3×100 (GP2 setting)",
             res[-1:],
             "poisson1d_sin100",
             "GP2: > 1e-1",
@@ -625,6 +754,7 @@ def run_pinn(quick: bool) -> list[dict]:
                 "steps": rs[0]["iterations"],
                 "rel_l2": float(np.median(e)),
                 "range": f"{e.min():.2g}–{e.max():.2g} ({len(rs)} seed{'s' if len(rs) > 1 else ''})",
+                "95% CI (median)": _ci(e),
                 "best (oracle)": float(np.median([r["metrics"]["rel_l2_best"] for r in rs])),
                 "wall_s": float(np.median([r["wall_s"] for r in rs])),
                 "suspect": f"{int(sum(r['metrics']['suspect'] for r in rs))}/{len(rs)}",
@@ -721,6 +851,7 @@ def run_as(quick: bool) -> list[dict]:
                     "steps": res[0]["iterations"],
                     "rel_l2": med[sname][0],
                     "range": f"{e.min():.2g}–{e.max():.2g} ({len(res)} seed{'s' if len(res) > 1 else ''})",
+                    "95% CI (median)": _ci(e),
                     "best (oracle)": float(np.median([r["metrics"]["rel_l2_best"] for r in res])),
                     "wall_s": med[sname][1],
                     "W1(μ_r, U)": med[sname][2],
@@ -761,6 +892,7 @@ COLUMNS = [
     "time_to_1e-3_s",
     "loss Adam → finish",
     "range",
+    "95% CI (median)",
     "W1(μ_r, U)",
     "suspect",
     "note",
@@ -823,7 +955,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only", default="", help="comma-separated groups (development): " + ", ".join(GROUPS)
     )
-    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument(
+        "--no-write", action="store_true", help="do not touch BENCHMARKS.md (implied by --quick)"
+    )
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="after the run, fail (exit 1) on a correctness fault: a reference off its accuracy, "
+        "a NaN metric, a missing peer row, a 2-D finish without its converged flag; never on time",
+    )
     ap.add_argument(
         "--budget",
         default="",
@@ -839,7 +979,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     quick = bool(args.quick)
-    only = [g.strip() for g in args.only.split(",") if g.strip()] or list(GROUPS)
+    only = [g.strip() for g in args.only.split(",") if g.strip()] or (
+        list(QUICK_GROUPS) if quick else list(GROUPS)
+    )
+    unknown = [g for g in only if g not in GROUPS]
+    if unknown:
+        ap.error(f"unknown group(s) {', '.join(unknown)}; known: {', '.join(GROUPS)}")
+    # bench-quick convention: a --quick run never writes BENCHMARKS.md
+    args.no_write = args.no_write or quick
     log = sys.stderr if args.json else sys.stdout
     rows: list[dict] = []
     pinn_rows: list[dict] = []
@@ -866,29 +1013,55 @@ def main(argv: list[str] | None = None) -> int:
         + (f" --budget {args.budget}" if args.budget else "")
     )
     text = ""
-    if rows:
-        md = markdown_table(rows, [c for c in COLUMNS if any(c in r for r in rows)])
+    ho_rows = [r for r in rows if r["id"].startswith("HO")]
+    gp_rows = [r for r in rows if not r["id"].startswith("HO")]
+    flags = ("**Reduced (--quick) run.** " if quick else "") + (
+        "**Partial run (--only " + ",".join(only) + ").** " if args.only else ""
+    )
+    if gp_rows:
+        md = markdown_table(gp_rows, [c for c in COLUMNS if any(c in r for r in gp_rows)])
         budgets = ", ".join(f"{key} {BUDGET[key][k]}" for key in BUDGET if key in GP_BUDGETS)
         md = (
-            ("**Reduced (--quick) run.** " if quick else "")
-            + ("**Partial run (--only " + ",".join(only) + ").** " if args.only else "")
-            + f"One process, {total / 60:.0f} min in all. Adam step budgets of this run: {budgets} "
+            flags + PROTOCOL + "\n\n"
+            f"One process, {total / 60:.0f} min in all. Adam step budgets of this run: {budgets} "
             "(gp1: GP1 and GP5; gp2: GP-HM, PINN and Fourier PINN alike; gp4_*: 2-D grids; gp6_2d "
-            "at 64²). GP runs use Adam (lr 1e-2, β₂ = 0.99, the default; see gp.py for why not 0.999) in "
-            "float64. Every GP run ends with the exact finish (Params `exact_u`, default on): at the "
+            "at 64²). GP runs use the frozen defaults (Adam lr 1e-2, β₂ = 0.99, Q = 30) in "
+            "float64 and F from the source term (the column `note` gives it where it matters). "
+            "Every GP run ends with the exact finish (Params `exact_u`, default on): at the "
             "final kernel, U is replaced by the exact minimiser of the same GP-HM loss (whitened "
-            "least squares; 2-D: Kronecker PCG with a fast-diagonalisation preconditioner), then "
-            "τ_b, v by their closed-form optimum and U once more; the loss is shown before → after. "
-            "1-D GP-HM / PINN rows share the 400 collocation points of poisson1d_sin100 on [0, 2π]; "
-            "errors are relative L2 on the 300-point test grid; `rel_l2` is the **final** error "
-            "(after the finish), `Adam final` the last Adam iterate, `best (oracle)` the minimum "
-            "over test-grid checkpoints (oracle early stopping, never used as the result). "
-            "Threads pinned to 1 and nice 10 on 2 cores shared with other jobs, so wall times are "
-            "upper bounds.\n\n" + md
+            "least squares; 2-D: Kronecker PCG with a fast-diagonalisation preconditioner whose "
+            "boundary rows enter by Woodbury), then τ_b, v by their closed-form optimum and U "
+            "once more; the loss is shown before → after, and the 2-D rows say whether every CG "
+            "solve of the finish met its tolerance. 1-D GP-HM / PINN rows share the 400 "
+            "collocation points of poisson1d_sin100 on [0, 2π]; errors are relative L2 on the "
+            "300-point test grid; `rel_l2` is the **final** error (after the finish), `Adam "
+            "final` the last Adam iterate (in 1-D the same as an Adam-only run: no exact step "
+            "is taken before the end), `best (oracle)` the minimum over test-grid checkpoints "
+            "(oracle early stopping, never used as the result). Threads pinned to 1 and nice 10 "
+            "on 2 cores shared with other jobs, so wall times are upper bounds.\n\n" + md
         )
         text += md
         if not args.no_write:
             write_section("PDE", md, command)
+    if ho_rows:
+        md = markdown_table(ho_rows, [c for c in COLUMNS if any(c in r for r in ho_rows)])
+        md = (
+            flags + "Held-out test set for GP-HM (issue 20): five 1-D problems fixed before any "
+            "GP-HM run on them and never used to choose a setting — other frequencies, mixed "
+            "scales, a growing amplitude with non-zero boundary data, another (nonlinear) "
+            f"operator. Validation problems (where the defaults were chosen): {VALIDATION}. "
+            "Each problem enters as a user's JSON would (no n_col, no freq_scale): the grid "
+            "(about 8 points per period of the source's highest significant frequency) and F "
+            "come from the source term. GP-HM runs with its frozen defaults and nothing else "
+            f"set (max_iter {BUDGET['ho'][k]}). `rel_l2` is the finished result; `Adam final` "
+            "the same run's last Adam iterate, i.e. Adam-only GP-HM (1-D takes no exact step "
+            "before the end). Deterministic (no seed enters GP-HM), so one run per problem. "
+            "2 forked single-thread workers on 2 shared cores: wall times are upper bounds."
+            "\n\n" + md
+        )
+        text += md + "\n\n"
+        if not args.no_write:
+            write_section("PDE: GP-HM held-out problems", md, command)
     # PINN rows and AS rows go to two sections, so that either group can be rerun alone
     for title, sel in (
         ("PDE: PINN baseline", [r for r in pinn_rows if r["id"] == "PINN"]),
@@ -897,6 +1070,16 @@ def main(argv: list[str] | None = None) -> int:
         if sel:
             text += _pinn_section(sel, title, quick, only, t_pinn, command, args.no_write)
     md = text
+    if args.check:
+        from workbench.bench import CheckFailed
+
+        try:
+            check_rows(rows + pinn_rows, only, quick)
+        except CheckFailed as exc:
+            print(md, file=log)
+            print(f"bench pde --check FAILED: {exc}", file=sys.stderr)
+            return 1
+        print(f"bench pde --check: {len(rows) + len(pinn_rows)} rows correct", file=log)
     if args.json:
         print(
             json.dumps({"domain": "pde", "quick": quick, "rows": rows + pinn_rows}, default=float)
@@ -919,9 +1102,73 @@ GROUPS = {
     "GP4": run_gp4,
     "GM": run_gm_se,
     "GP6": run_gp6,
+    "HO": run_ho,
     "PINN": run_pinn,
     "AS": run_as,
 }
+# the groups of a --quick run (make bench-quick): GP6 (every preset's reference, minutes) is left out
+QUICK_GROUPS = ("R1", "GP1", "GP2", "GP3", "GP4", "HO", "PINN", "AS")
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and bool(np.isfinite(x))
+
+
+def check_rows(rows: list[dict], groups: list[str], quick: bool) -> None:
+    """Correctness gate of ``--check`` (workbench.bench.check): never about time.
+
+    Every group that ran produced its rows; every reported error is finite; the reference
+    solvers reach their accuracy (spec R1); Kronecker and dense algebra agree (GP3); every 2-D
+    exact finish reports its converged flag (printed, not gated: see the GP4 note); every
+    sampler row is present for every sampler problem.
+    """
+    from workbench.bench import check
+
+    ids = {
+        "R1": "R1",
+        "GP1": "GP1",
+        "GP2": "GP2",
+        "GP3": "GP3",
+        "GP4": "GP4",
+        "GM": "GP6",
+        "GP6": "GP6",
+        "HO": "HO",
+        "PINN": "PINN",
+        "AS": "AS",
+    }
+    for g in groups:
+        check(any(r["id"] == ids[g] for r in rows), f"group {g}: no rows")
+    for r in rows:
+        where = f"{r['id']} {r['solver']} on {r.get('problem')}"
+        for key in ("rel_l2", "Adam final", "best (oracle)"):
+            if key in r and r[key] is not None and "alias" not in r["solver"]:
+                check(_finite(r[key]), f"{where}: {key} is {r[key]!r}")
+        if r["id"] == "GP4" and "alias" not in r["solver"]:
+            # the flag must be reported; its value is not gated: the 2-D finish's CG is known
+            # not to reach 1e-9 on these grids (BENCHMARKS.md says so), and a known miss
+            # is a finding to show, not a CI failure
+            check("_finish_converged" in r, f"{where}: the 2-D finish reports no converged flag")
+            if not r["_finish_converged"]:
+                print(f"note: {where}: the 2-D exact finish did not converge", file=sys.stderr)
+        if r["id"] == "R1" and "Chebyshev N=400" in r["solver"]:
+            check(r["rel_l2"] <= 1e-9, f"{where}: Chebyshev error {r['rel_l2']:.2e} > 1e-9")
+        if r["id"] == "R1" and "FD, n" in r["solver"]:
+            order = float(r["note"].split()[-1])
+            check(abs(order - 2) <= 0.15, f"{where}: FD order {order:.3f} not 2 ± 0.15")
+        if r["id"] == "R1" and "Newton" in r["solver"]:
+            check(r["rel_l2"] <= 5e-5, f"{where}: Newton reference off by {r['rel_l2']:.2e}")
+        if r["id"] == "GP3" and "dense" in r["solver"]:
+            check(r["rel_l2"] <= 1e-10, f"{where}: Kronecker vs dense differ by {r['rel_l2']:.1e}")
+    if "AS" in groups:
+        for pname, _ in _as_problems():
+            got = {r["solver"] for r in rows if r["id"] == "AS" and r["problem"] == pname}
+            for sname in ("pinn_uniform (fixed)", "pinn_rar", "pinn_rad", "pinn_aas"):
+                check(sname in got, f"AS on {pname}: the {sname} row is missing")
+    if "HO" in groups:
+        n = sum(r["id"] == "HO" for r in rows)
+        check(n == (2 if quick else len(HELD_OUT)), f"HO: {n} held-out rows")
+
+
 # groups whose rows go to their own section of BENCHMARKS.md (issue 15)
 PINN_GROUPS = ("PINN", "AS")
 GP_BUDGETS = (
@@ -935,6 +1182,7 @@ GP_BUDGETS = (
     "gp6_1d",
     "gp6_2d",
     "qsweep",
+    "ho",
 )
 
 

@@ -159,3 +159,93 @@ def test_automatic_exact_steps_on_2d_grids():
     )
     r2 = gp_hm.solve(p2, gp_hm.Params(q=3, max_iter=1001, n_checkpoints=2))
     assert [s["step"] for s in r2.extras["u_solves"]] == [1000, 1001]
+
+
+@pytest.mark.parametrize("wb", [1e6, 1e14])
+def test_boundary_rows_in_the_preconditioner_keep_cg_converged_at_large_weights(wb, monkeypatch):
+    # τ_b after the precision sweep reaches 10⁶–10²⁰: the boundary block dominates the Hessian
+    n1, n2 = 12, 11
+    K1, K1p, K1pp = _kernel(n1, 0.2, seed=1)
+    K2, K2p, K2pp = _kernel(n2, 0.25, seed=2)
+    w = US.whiten([K1, K2], [K1p, K2p], [K1pp, K2pp])
+    mask = torch.zeros(n1, n2, dtype=torch.bool)
+    mask[0] = mask[-1] = mask[:, 0] = mask[:, -1] = True
+    gen = torch.Generator().manual_seed(0)
+    f = torch.randn(n1, n2, dtype=DT, generator=gen)
+    g = torch.randn(int(mask.sum()), dtype=DT, generator=gen)
+    wv = 50.0
+    loss = US.LossU(
+        w, lambda U, d: d["xx"] + d["yy"] - f, {"xx", "yy"}, mask, g, math.sqrt(wb), math.sqrt(wv)
+    )
+    fd = US.FastDiag2D.build(w)
+    rep = US.CGReport()
+    Z, _, cg = US.minimise_2d(loss, torch.zeros(n1, n2, dtype=DT), fd, cg_iter=60, report=rep)
+    assert rep.converged and rep.cg_rel_residual <= 1e-9
+    # the boundary data are met as closely as the dense minimiser meets them
+    U = US.fields(w, Z, set())[0]
+    I1, I2 = torch.eye(n1, dtype=DT), torch.eye(n2, dtype=DT)
+    D = torch.kron(K1pp @ torch.linalg.inv(K1), I2) + torch.kron(I1, K2pp @ torch.linalg.inv(K2))
+    Ud = _dense_minimiser(
+        torch.kron(K1, K2), D, mask.reshape(-1), g, f.reshape(-1), wb, wv
+    ).reshape(n1, n2)
+    assert float((U[mask] - g).abs().max()) <= 10 * float((Ud[mask] - g).abs().max()) + 1e-9
+    # the diagonal-only fallback (large grids) is still a valid preconditioner: CG converges
+    # the diagonal-only fallback (grids too large for the explicit boundary block) needs more
+    monkeypatch.setattr(US, "BOUNDARY_WOODBURY_MAX", 0)
+    rep_d = US.CGReport()
+    US.minimise_2d(loss, torch.zeros(n1, n2, dtype=DT), fd, cg_iter=60, report=rep_d)
+    assert rep_d.cg_iter > cg or not rep_d.converged
+
+
+def test_a_capped_cg_solve_is_reported_not_hidden():
+    n1, n2 = 10, 9
+    K1, K1p, K1pp = _kernel(n1, 0.2, seed=1)
+    K2, K2p, K2pp = _kernel(n2, 0.25, seed=2)
+    w = US.whiten([K1, K2], [K1p, K2p], [K1pp, K2pp])
+    mask = torch.zeros(n1, n2, dtype=torch.bool)
+    mask[0] = mask[-1] = mask[:, 0] = mask[:, -1] = True
+    f = torch.randn(n1, n2, dtype=DT, generator=torch.Generator().manual_seed(0))
+    g = torch.zeros(int(mask.sum()), dtype=DT)
+    loss = US.LossU(w, lambda U, d: d["xx"] + d["yy"] - f, {"xx", "yy"}, mask, g, 1e3, 10.0)
+    rep = US.CGReport()
+    US.minimise_2d(loss, torch.zeros(n1, n2, dtype=DT), None, cg_iter=2, report=rep)
+    assert not rep.converged and rep.cg_rel_residual > 1e-9 and rep.cg_iter >= 2
+
+
+def test_gp_hm_2d_result_reports_a_capped_finish(monkeypatch):
+    # a grid just above the dense limit takes the CG path; with the cap cut to 3 iterations the
+    # finish cannot converge, and the Result must say so (issue 20: no silent cap)
+    from functools import partial
+
+    monkeypatch.setattr(US, "minimise_2d", partial(US.minimise_2d, cg_iter=3, max_gn=1))
+    p = PDEProblem(
+        box=((0.0, 1.0), (0.0, 1.0)), variables=("x", "y"), exact="sin(3*x)*y", n_col=(52, 50)
+    )
+    r = gp_hm.solve(p, gp_hm.Params(q=3, max_iter=3, n_checkpoints=1, exact_rounds=1))
+    m = r.metrics
+    assert m["finish_converged"] == 0.0 and m["finish_cg_iter"] == 3
+    assert m["finish_cg_rel_residual"] > 1e-9 and np.isfinite(m["finish_grad_rel"])
+    assert "iteration cap" in r.message
+
+
+def test_frequency_bound_comes_from_the_data_not_the_exact_solution():
+    from workbench.datasets.pde import _default_resolution
+    from workbench.physics.pde.frequency import data_frequency_bound
+
+    # the same problem given by its exact solution and by its source + boundary data
+    a = PDEProblem(box=((0.0, 2 * np.pi),), exact="sin(20*x) + x", n_col=(200,))
+    b = PDEProblem(
+        box=((0.0, 2 * np.pi),), source="-400*sin(20*x)", boundary="sin(20*x) + x", n_col=(200,)
+    )
+    fa = data_frequency_bound(compile_problem(a), a.box, a.n_col)
+    fb = data_frequency_bound(compile_problem(b), b.box, b.n_col)
+    assert fa == fb and fa[1] == "source" and 20 / (2 * np.pi) < fa[0] < 1.6 * 20 / (2 * np.pi)
+    assert _default_resolution(a) == _default_resolution(b)
+    # advection moves boundary data: the source vanishes, the boundary data set F
+    adv = make_preset("advection2d_beta200", n_col=128)
+    F, origin = data_frequency_bound(compile_problem(adv), adv.box, adv.n_col)
+    assert origin == "boundary" and 200 / (2 * np.pi) < F <= 1 / (2 * (1 / 127))
+    # no preset with an exact solution carries a frequency scale set from that solution
+    from workbench.datasets.pde import PRESETS
+
+    assert all("freq_scale" not in fl for _, fl in PRESETS.values() if "exact" in fl)

@@ -25,6 +25,8 @@ import torch
 from workbench.device import resolve_device, versions
 from workbench.errors import InputError
 from workbench.physics.pde.compiled import boundary_mask, compile_problem, validate
+from workbench.physics.pde.frequency import data_frequency_bound
+from workbench.physics.pde.frequency import source_frequency_bound as source_freq_scale  # noqa: F401
 from workbench.physics.pde.metrics import rel_l2, truth_on_test
 from workbench.physics.pde.operators import NEEDS, apply_operator
 from workbench.problems import PDEProblem
@@ -65,33 +67,6 @@ class Config:
     exact_rounds: int = 2
     freq_init: str = "source"
     adam_beta2: float = 0.99
-
-
-def source_freq_scale(f: np.ndarray, hs: list[float]) -> float:
-    """Upper end F of the initial frequencies from the source's spectrum (spec §3.5 option).
-
-    For constant-coefficient linear operators the source shares the solution's frequencies.
-    Per dimension, the Hann-windowed, 4× zero-padded periodogram of f (averaged over the other
-    axis) gives f_hi, the highest frequency with power ≥ 10⁻⁴ of the peak (amplitude ≥ 1 %);
-    F = 1.25 f_hi, clipped to [2/L, 1/(2h)] (at least two cycles over the box, at most the
-    grid's Nyquist frequency). A smooth source thus gets components near the low frequencies it
-    needs instead of 30 components spread up to Nyquist, which stalled Adam on such problems.
-    """
-    f = np.asarray(f, float)
-    out = 0.0
-    for d, h in enumerate(hs):
-        a = np.moveaxis(f, d, 0).reshape(f.shape[d], -1)
-        n = a.shape[0]
-        a = (a - a.mean(0)) * np.hanning(n)[:, None]
-        pw = (np.abs(np.fft.rfft(a, 4 * n, axis=0)) ** 2).mean(1)
-        fr = np.fft.rfftfreq(4 * n, h)
-        nyq, span = 1.0 / (2 * h), (n - 1) * h
-        if not np.isfinite(pw).all() or pw.max() <= 0:
-            out = max(out, 2.0 / span)
-            continue
-        f_hi = fr[np.nonzero(pw >= 1e-4 * pw.max())[0].max()]
-        out = max(out, float(np.clip(1.25 * f_hi, 2.0 / span, nyq)))
-    return out
 
 
 def kron_terms(
@@ -164,18 +139,21 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     coeffs = comp.coeffs
 
     F = cfg.freq_scale
+    f_origin = "freq_scale"
     if F <= 0:
-        # the preset's F unless it lies above the grid's Nyquist frequency (a preset run on a
-        # coarser grid than the paper's): components above Nyquist alias on the grid yet carry
-        # their full (2πf)² in K″; with the paper's F = 20 on a 128² grid (Nyquist 10.1) Adam
-        # stalled at 0.975 after 400 steps. Then, and for user problems, F follows freq_init.
+        # F comes from the data, never from an exact solution (issue 20): the problem's own
+        # freq_scale when a user gave one and it lies below the grid's Nyquist frequency
+        # (components above Nyquist alias on the grid yet carry their full (2πf)² in K″: with
+        # F = 20 on a 128² grid, Nyquist 10.1, Adam stalled at 0.975 after 400 steps), else
+        # freq_init: the source's spectrum (boundary data when the source vanishes) or Nyquist.
+        # The presets carry no freq_scale, so they take this path like any user problem.
         nyq = 1.0 / (2 * max(hs))
         if problem.freq_scale and problem.freq_scale <= nyq:
-            F = float(problem.freq_scale)
+            F, f_origin = float(problem.freq_scale), "problem"
         elif cfg.freq_init == "source":
-            F = source_freq_scale(comp.source(*mesh), hs)
+            F, f_origin = data_frequency_bound(comp, problem.box, ns)
         else:
-            F = nyq
+            F, f_origin = nyq, "nyquist"
     Q = cfg.q
     toep = [ToeplitzGrid(n, h, dev) for n, h in zip(ns, hs, strict=False)]
     U = torch.zeros(*ns, dtype=dt, device=dev, requires_grad=True)
@@ -360,8 +338,12 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             if dim == 1 or n_c <= US.DENSE_MAX:
                 z, n_gn = US.minimise_dense(lossu, z0)
             else:
-                z, n_gn, n_cg = US.minimise_2d(lossu, z0, pre)
+                rep = US.CGReport()
+                z, n_gn, n_cg = US.minimise_2d(lossu, z0, pre, report=rep)
                 info["cg_iter"] += n_cg
+                info["converged"] = info.get("converged", True) and rep.converged
+                info["cg_rel_residual"] = max(info.get("cg_rel_residual", 0.0), rep.cg_rel_residual)
+                info["grad_rel"] = rep.grad_rel
             info["gn_steps"] += n_gn
             info["rounds"] += 1
             U.data.copy_(US.fields(w, z, set())[0])
@@ -453,6 +435,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         "kernel": cfg.kind,
         "q": Q,
         "freq_scale": float(F),
+        "freq_scale_origin": f_origin,
         "n_col": [int(n) for n in ns],
         "rel_l2_best_is_oracle": "best = minimum over test-grid checkpoints (oracle early stopping)",
         **spectrum,
@@ -473,6 +456,19 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     }
     if u_solves:
         last = u_solves[-1]
+        if "converged" in last:
+            # the 2-D finish (matrix-free CG): say whether every CG solve met its tolerance
+            # instead of passing a capped solve over in silence
+            metrics["finish_converged"] = float(last["converged"])
+            metrics["finish_cg_iter"] = float(last["cg_iter"])
+            metrics["finish_cg_rel_residual"] = float(last["cg_rel_residual"])
+            metrics["finish_grad_rel"] = float(last["grad_rel"])
+            if not last["converged"]:
+                message = (
+                    (message + "; " if message else f"{step} Adam steps; ")
+                    + "exact finish: a CG solve stopped at its iteration cap (relative "
+                    f"residual {last['cg_rel_residual']:.1e}), U is not the exact minimiser"
+                )
         metrics["loss_adam_final"] = last["loss_before"]
         metrics["loss_final"] = last["loss_after"]
         metrics["u_solve_s"] = float(sum(u["time_s"] for u in u_solves))

@@ -135,7 +135,8 @@ class FourierParams(Params):
     n_features: int = param(64, "random Fourier features (cos and sin of each)", min=1, max=4096)
     sigma: float = param(
         0.0,
-        "std of the feature frequencies B ~ N(0, σ²), cycles per unit (0 = the problem's frequency scale)",
+        "std of the feature frequencies B ~ N(0, σ²), cycles per unit (0 = the problem's freq_scale if "
+        "given, else the source term's frequency bound)",
         min=0.0,
     )
 
@@ -290,7 +291,14 @@ def train(
         in_scale = max(1.0, k_u * half / np.pi)
     B = None
     if fourier:
-        sigma = params.sigma or (problem.freq_scale or 1.0 / (2 * min(a[1] - a[0] for a in axes)))
+        # σ from the data (issue 20): the user's freq_scale if given, else the frequency bound
+        # of the source on the collocation grid (boundary data when it vanishes), never the
+        # exact solution's frequency
+        sigma = params.sigma or problem.freq_scale
+        if not sigma:
+            from workbench.physics.pde.frequency import data_frequency_bound
+
+            sigma = data_frequency_bound(comp, problem.box, ns)[0]
         B = torch.randn(params.n_features, dim, generator=gen, dtype=torch.float64) * sigma
     net = MLP(problem.box, params.width, params.depth, params.activation, gen, dt, B, s_u, in_scale)
     lift = None
