@@ -15,9 +15,11 @@ import functools
 import itertools
 import logging
 import queue
+import sys
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,6 +332,9 @@ _PROGRESS_OWN = frozenset({"records", "step", "total", "t0", "phase"})
 _FLUSH_S = 0.05  # how often the child sends its buffered progress reports
 
 
+_start_lock = threading.Lock()
+
+
 class _Worker:
     """The parent's side of one worker process: starts it lazily, runs one item at a time."""
 
@@ -354,7 +359,22 @@ class _Worker:
             name="wb-job-worker",
             daemon=True,
         )
-        self.proc.start()
+        with _start_lock:
+            # spawn re-runs the parent's ``__main__`` in the child, and in the web server that is
+            # whichever page script a session is running (streamlit swaps it in per run): the
+            # worker would run a page, which queues a warm-up, which spawns a worker... Start it
+            # with a main module that has no file, so the child imports nothing of ours at all.
+            main = sys.modules.get("__main__")
+            stub = types.ModuleType("__main__")
+            sys.modules["__main__"] = stub
+            try:
+                self.proc.start()
+            finally:
+                if sys.modules.get("__main__") is stub:  # unless a script run swapped in its own
+                    if main is not None:
+                        sys.modules["__main__"] = main
+                    else:
+                        del sys.modules["__main__"]
         child.close()  # the parent keeps only its end: EOF on recv once the child is gone
         self.conn = parent
 

@@ -1,6 +1,8 @@
 import os
 import signal
+import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -149,3 +151,21 @@ def test_process_forwards_what_the_solver_sets_on_its_progress(pq, toy):
     assert [r["step"] for r in recs] == list(range(1, 301))
     assert recs[-1]["loss"] == 1.0 / 300 and job.progress.total == 300
     np.testing.assert_array_equal(job.progress.preview, np.full((2, 3), 300.0))
+
+
+def test_the_worker_does_not_rerun_the_parents_main_script(toy, tmp_path, monkeypatch):
+    # in the web server ``__main__`` is the page script a session is running; spawn would run it
+    # again in the worker (which would queue a warm-up, which would spawn a worker...)
+    marker = tmp_path / "ran"
+    script = tmp_path / "page.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    q = JobQueue(RunStore(tmp_path / "store"), backend="process")
+    try:
+        job = q.submit(toy.SPEC, toy.make(8), toy.SPEC.params(max_iter=5))
+        assert q.wait(60) and job.result.iterations == 5
+    finally:
+        q.close()
+    assert not marker.exists() and sys.modules["__main__"] is page
