@@ -304,7 +304,9 @@ class JobQueue:
         while True:
             item = self._queue.get()
             if isinstance(item, Warmup):
-                worker.warm(item)
+                # a job waiting stops the warm-up at the next module: Run pressed while the page
+                # warms up waits for one import, not for every solver's
+                worker.warm(item, pending=lambda: not self._queue.empty())
                 continue
             if item.progress.cancelled:
                 item.state = "cancelled"
@@ -435,14 +437,17 @@ class _Worker:
                 _, job.result, job.run_id, job.error = msg
                 return
 
-    def warm(self, w: Warmup) -> None:
+    def warm(self, w: Warmup, pending: Any = None) -> None:
         from workbench import registry
 
         try:
             self._ensure()
+            self.cancel_event.clear()
             catalogs = {k: list(v) for k, v in registry._CATALOGS.items()}
             self.conn.send(("warm", catalogs, w.domain))
             while True:
+                if pending is not None and pending() and not self.cancel_event.is_set():
+                    self.cancel_event.set()
                 try:
                     msg = self._recv(_FLUSH_S)
                 except EOFError:
@@ -455,6 +460,7 @@ class _Worker:
                     w.progress(step, total)
                 elif msg[0] == "warm_done":
                     w.failed.extend(msg[1])
+                    w.stopped = msg[2]
                     w.current = ""
                     return
         except Exception:
@@ -587,9 +593,10 @@ def _child_main(conn: Any, cancel_event: Any, home: str) -> None:
                     conn.send(("warm", w.current, step, total))
 
             w.progress = Progress(callback=report, keep=1)
+            w.progress._cancel = cancel_event  # set by the parent when a job is waiting
             warm(domain, w)
             with send_lock:
-                conn.send(("warm_done", w.failed))
+                conn.send(("warm_done", w.failed, w.stopped))
             continue
         _, catalogs, domain, name, problem, params, label = msg
         progress = _ChildProgress(conn, send_lock, cancel_event)
@@ -689,6 +696,7 @@ class Warmup:
     progress: Progress = field(default_factory=lambda: Progress(keep=1))
     current: str = ""
     failed: list[str] = field(default_factory=list)
+    stopped: bool = False  # stopped early for a waiting run; the run imports the rest itself
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -700,7 +708,8 @@ def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
     page opens, so that the first run starts iterating at once instead of importing for seconds
     (the first progress report of a run waits for every import its solver makes). Concurrent
     imports of the same module in the page, the worker and here are serialised by Python's
-    per-module import locks.
+    per-module import locks. Cancelling ``warmup.progress`` stops it before the next module
+    (:attr:`Warmup.stopped`): the worker process does that when a run is waiting.
     """
     import importlib
 
@@ -708,6 +717,9 @@ def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
     try:
         names = warm_modules(domain)
         for i, name in enumerate(names):
+            if w.progress.cancelled:  # a run is waiting (the worker process's warm-up)
+                w.stopped = True
+                break
             w.current = name
             w.progress(i, len(names))
             try:
@@ -718,7 +730,8 @@ def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
             except Exception:  # an optional dependency (a GPL reader, say): the run will tell
                 w.failed.append(name)
         w.current = ""
-        w.progress(len(names), len(names))
+        if not w.stopped:
+            w.progress(len(names), len(names))
     except Exception:
         log.exception("warm-up of %s failed", domain)
     finally:
