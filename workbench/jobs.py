@@ -300,13 +300,17 @@ class JobQueue:
                 log.exception("job %s could not be stored", job.id)
             job.state = "done"
 
+    def _job_waiting(self) -> bool:
+        with self._queue.mutex:  # another page's warm-up waiting does not count
+            return any(isinstance(x, Job) for x in self._queue.queue)
+
     def _dispatch(self, worker: _Worker) -> None:
         while True:
             item = self._queue.get()
             if isinstance(item, Warmup):
                 # a job waiting stops the warm-up at the next module: Run pressed while the page
                 # warms up waits for one import, not for every solver's
-                worker.warm(item, pending=lambda: not self._queue.empty())
+                worker.warm(item, pending=self._job_waiting)
                 continue
             if item.progress.cancelled:
                 item.state = "cancelled"
