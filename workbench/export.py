@@ -60,12 +60,36 @@ def _ensure_kaleido() -> None:
     _kaleido_started = True
 
 
+def _styled(fig: Any, width: int | None, height: int | None) -> tuple[Any, int, int]:
+    """The figure in the one workbench style (:func:`workbench.viz.style.style`, as the page
+    draws it) and its export size: the figure's own ``layout.width``/``height`` when it sets
+    them (the page's height; images keep 1:1 at any width), else 1000 × 450 px."""
+    import plotly.graph_objects as go
+
+    if isinstance(fig, go.Figure):
+        from workbench.viz.style import style
+
+        style(fig)
+        width = width or fig.layout.width
+        height = height or fig.layout.height
+    return fig, int(width or 1000), int(height or 450)
+
+
 def figure_bytes(
-    fig: Any, fmt: str = "png", width: int = 1000, height: int = 600, scale: float = 2
+    fig: Any,
+    fmt: str = "png",
+    width: int | None = None,
+    height: int | None = None,
+    scale: float = 2,
 ) -> bytes:
-    """Render a plotly figure to PNG, SVG or PDF bytes."""
+    """Render a plotly figure to PNG, SVG or PDF bytes, in the style the page shows it.
+
+    ``width``/``height`` are CSS pixels (PDF and SVG keep them as 1/96 in); the PNG has
+    ``scale`` times as many pixels. By default the figure's own size, else 1000 × 450.
+    """
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"figure format must be one of {FIGURE_FORMATS}")
+    fig, width, height = _styled(fig, width, height)
     opts = {"fmt": fmt, "width": width, "height": height, "scale": scale if fmt == "png" else 1}
     return _render_dict(fig, opts)
 
@@ -243,12 +267,17 @@ def _ask_renderer(address: str, opts: dict[str, Any], fig_json: bytes, wait_s: f
 
 
 def figure_bytes_shared(
-    fig: Any, fmt: str = "png", width: int = 1000, height: int = 600, scale: float = 2
+    fig: Any,
+    fmt: str = "png",
+    width: int | None = None,
+    height: int | None = None,
+    scale: float = 2,
 ) -> bytes:
     """:func:`figure_bytes` through the shared renderer (started on first use): for short-lived
     processes such as the CLI, which would otherwise start a browser per call."""
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"figure format must be one of {FIGURE_FORMATS}")
+    fig, width, height = _styled(fig, width, height)
     opts = {"fmt": fmt, "width": width, "height": height, "scale": scale if fmt == "png" else 1}
     if os.environ.get("WORKBENCH_RENDERER", "shared") == "shared" and sys.platform != "win32":
         fig_json = fig if isinstance(fig, (bytes, str)) else fig.to_json()

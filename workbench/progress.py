@@ -42,6 +42,8 @@ class Progress:
         self.total: int | None = None
         self.t0 = time.perf_counter()
         self.phase = ""  # what happens before the first step (imports, loading a checkpoint)
+        # the latest non-numeric ``preview`` a solver reported (an image of its current estimate)
+        self.preview: Any = None
 
     def note(self, phase: str) -> None:
         """Say what the solver is doing before its first step ("loading the checkpoint"), so a
@@ -56,6 +58,8 @@ class Progress:
             self.step, self.total = int(step), total
             self.phase = ""
             self.records.append(rec)
+            if "preview" in metrics and not _is_number(metrics["preview"]):
+                self.preview = metrics["preview"]
             if len(self.records) > self._keep:
                 del self.records[: len(self.records) - self._keep]
         if self._callback is not None:

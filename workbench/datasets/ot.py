@@ -495,6 +495,7 @@ DOMAIN = DomainSpec(
     samples=SAMPLES,
     evaluate=evaluate,
     figure="workbench.viz.ot:result_figure",
+    compare_figure="workbench.viz.ot:compare_figure",
     description=(
         "Two measures and a cost -> the entropic optimal plan, potentials and transport cost. "
         "Log-domain Sinkhorn, Sinkhorn–Newton–Sparse (ICLR 2024) and POT's exact network simplex."

@@ -17,6 +17,8 @@ SOLVER_MODULES: list[str] = [
     "workbench.solvers.mri.l1_wavelet",
     "workbench.solvers.mri.tv",
     "workbench.solvers.mri.recurrentvarnet",
+    "workbench.solvers.mri.dds",
+    "workbench.solvers.mri.dps",
     # tumour growth
     "workbench.solvers.tumor.db_lookup",
     "workbench.solvers.tumor.db_lookup_fast",

@@ -473,6 +473,7 @@ def run_monitor(problem_id: str, key: str) -> None:
             histories = {}
             for job in active:
                 _job_row(job, key)
+                _job_preview(job)
                 recs = job.progress.snapshot()
                 if recs:
                     cols = {k for r in recs for k in r}
@@ -489,7 +490,7 @@ def run_monitor(problem_id: str, key: str) -> None:
                     title=f"live: {curve_label(y)}",
                 )
                 fig.update_layout(height=300)
-                st.plotly_chart(fig, key=f"{key}.live", width="stretch")
+                chart(fig, key=f"{key}.live")
         for job in queue.jobs(problem_id):
             if job.error:  # the solver refused the input: nothing was stored, say why
                 st.error(f"{job.title}: {job.error}")
@@ -512,6 +513,19 @@ def run_monitor(problem_id: str, key: str) -> None:
 def _positive(histories: dict, y: str) -> bool:
     vals = [v for h in histories.values() for v in h.get(y, []) if v == v]
     return bool(vals) and min(vals) > 0
+
+
+def _job_preview(job: Job) -> None:
+    """The current estimate a solver reported as ``preview`` (a 2-D image), e.g. a diffusion
+    sampler's x̂₀ at the latest step, scaled to [0, 1] for display."""
+    img = job.progress.preview
+    if img is None:
+        return
+    img = np.abs(np.asarray(img, dtype=np.float64))
+    if img.ndim != 2 or not np.all(np.isfinite(img)):
+        return
+    top = float(img.max()) or 1.0
+    st.image(img / top, caption=f"{job.title}: current estimate", width=220, clamp=True)
 
 
 def _job_row(job: Job, key: str) -> None:
@@ -665,9 +679,19 @@ def pick_runs(
     return picked
 
 
+def chart(fig: Any, key: str, **kwargs: Any) -> Any:
+    """``st.plotly_chart`` in the workbench figure style, with Streamlit's theme off
+    (``theme=None``): the theme would replace the figure's template and colour scales, so the
+    page would no longer look like the exported file."""
+    from workbench.viz.style import style
+
+    kwargs.setdefault("width", "stretch")
+    return st.plotly_chart(style(fig), key=key, theme=None, **kwargs)
+
+
 def show_figure(fig: Any, basename: str, key: str) -> None:
     """A plotly chart with PNG/SVG/PDF downloads under it."""
-    st.plotly_chart(fig, key=f"{key}.chart", width="stretch")
+    chart(fig, key=f"{key}.chart")
     download_figure(fig, basename, key)
 
 
@@ -736,7 +760,10 @@ def show_scene(scene: Any, key: str, height: int = 560, auto: bool = False) -> N
     except Exception as exc:
         st.error(f"3D view failed: {exc}")
         return
-    st.iframe(out["html"].decode(), height=height)
+    from workbench.viz.three_d import with_png_fallback
+
+    # the browser's WebGL may fail (the EELS volume drew blank): the guard shows the PNG then
+    st.iframe(with_png_fallback(out["html"], out["png"]).decode(), height=height)
     row = download_row()
     row.download_button(
         "PNG",

@@ -6,6 +6,7 @@ import streamlit as st
 
 from workbench import registry
 from workbench.ui import common
+from workbench.ui.paper import paper_panel
 from workbench.viz.common import compare_figure
 
 
@@ -24,6 +25,7 @@ def compare_view(problem, runs, key: str) -> None:
         common.show_figure(fig, f"compare-{problem.name}", f"{key}.side")
     except Exception as exc:
         st.error(f"Could not draw the comparison: {type(exc).__name__}: {exc}")
+    paper_panel(problem, runs, f"{key}.paper")
     st.markdown("**Metrics**")
     common.metrics_table(runs, key)
     st.markdown("**Convergence**")

@@ -161,7 +161,7 @@ def _navigator(problem, runs) -> None:
         st.warning(f"{mode} map unavailable for this energy range ({exc}); showing summed counts")
         nav = V.navigator_figure(problem, "intensity", pixel=(y, x))
     with left:
-        st.plotly_chart(nav, key=f"{K}.nav", width="stretch")
+        common.chart(nav, key=f"{K}.nav")
     recs, energies = _recons(runs, y, x)
     e = np.asarray(problem.energy)
     bulk = None
@@ -179,7 +179,7 @@ def _navigator(problem, runs) -> None:
         reference=bulk,
     )
     with right:
-        st.plotly_chart(spec, key=f"{K}.spec", width="stretch")
+        common.chart(spec, key=f"{K}.spec")
     from workbench.io.eels import write_msa
 
     st.download_button(

@@ -13,7 +13,9 @@ ABOUT = (
     "Undersampled multi-coil k-space **y = M ⊙ (F(S x) + n)** → image **x** (F: centred orthonormal FFT, "
     "S: coil maps, M: sampling mask). Classical solvers: zero-filled RSS, adjoint SENSE, CG-SENSE "
     "(min ‖Ax − y‖² + λ‖x‖²), L1-wavelet (min ½‖Ax − y‖² + λ‖Ψx‖₁, FISTA) and TV (min ½‖Ax − y‖² + λ‖∇x‖₁, "
-    "PDHG); learned: **RecurrentVarNet** (Yiasemis et al., CVPR 2022). The Decomposed Diffusion Sampler comes later. "
+    "PDHG); learned: **RecurrentVarNet** (Yiasemis et al., CVPR 2022) and the **Decomposed Diffusion Sampler** (Chung, Lee & Ye, "
+    "ICLR 2024: DDIM with a learned ε-U-Net prior, each Tweedie estimate made data-consistent by a few CG steps; several "
+    "samples give a posterior mean and an uncertainty map), with DPS (gradient through the network) as its baseline. "
     "Out of scope in v1: non-Cartesian NUFFT (radial/spiral masks are rasterised to the grid), dynamic/3-D MRI, "
     "self-supervised training, joint map estimation."
 )
@@ -164,6 +166,19 @@ def _results(problem, runs, sl: int) -> None:
     )
     info, r = next((i, res) for i, res in chosen if i.run_id == rid)
     vol = np.asarray(r.output, np.float32)
+    std = r.extras.get("std")
+    n_samples = int(r.extras.get("n_samples", 0) or 0)
+    if std is not None and n_samples >= 2:
+        st.markdown(
+            "**Uncertainty** — mean and pixel-wise standard deviation of the posterior samples"
+        )
+        common.show_figure(
+            V.uncertainty_figure(vol, np.asarray(std), slice_index=sl, n_samples=n_samples),
+            "mri-uncertainty",
+            f"{K}.uncertainty",
+        )
+    elif std is not None:
+        st.caption("One posterior sample: set n_samples ≥ 2 for an uncertainty map.")
     st.markdown("**Export**")
     row = common.download_row()
     row.download_button(
@@ -185,6 +200,7 @@ def _results(problem, runs, sl: int) -> None:
     common.download_arrays(
         {
             "output": vol,
+            **({"std": np.asarray(std, np.float32)} if std is not None else {}),
             **({"reference": problem.reference} if problem.reference is not None else {}),
         },
         f"mri-{info.solver}",

@@ -70,12 +70,11 @@ def click_panel(problem) -> None:
         yaxis_title="u",
         clickmode="event+select",
     )
-    event = st.plotly_chart(
+    event = common.chart(
         fig,
         key=f"{K}.click",
         on_select="rerun",
         selection_mode=("points", "box", "lasso"),
-        width="stretch",
     )
     pts = [p for p in (event.selection.points if event else []) if p.get("curve_number") == 0]
     sigma = st.number_input("noise σ_y of the clicked values", 0.0, 10.0, 0.05, key=f"{K}.sigma")

@@ -77,10 +77,19 @@ def heatmap(
     x: np.ndarray | None = None,
     y: np.ndarray | None = None,
     equal_aspect: bool = True,
+    colorbar_title: str = "value",
 ) -> go.Figure:
+    """One image or map, rows down, on a titled colour bar (1:1 aspect unless ``equal_aspect``
+    is false, for maps whose axes carry different quantities)."""
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=x, y=y, colorscale=colorscale, zmin=zmin, zmax=zmax, colorbar={"len": 0.8}
+            z=z,
+            x=x,
+            y=y,
+            colorscale=colorscale,
+            zmin=zmin,
+            zmax=zmax,
+            colorbar={"len": 0.8, "title": {"text": colorbar_title}},
         )
     )
     fig.update_layout(
@@ -88,6 +97,8 @@ def heatmap(
     )
     if equal_aspect:
         fig.update_yaxes(scaleanchor="x", autorange="reversed")
+    else:
+        fig.update_yaxes(scaleanchor=False)
     return fig
 
 
@@ -99,6 +110,7 @@ def side_by_side(
     title: str = "",
     cols: int | None = None,
     shared_scale: bool = True,
+    colorbar_title: str = "value",
 ) -> go.Figure:
     """Images in a grid of panels with one colour scale (min/max over all panels by default)."""
     names = list(images)
@@ -123,19 +135,17 @@ def side_by_side(
                 zmin=zmin,
                 zmax=zmax,
                 showscale=(i == n - 1),
-                coloraxis=None,
+                colorbar={"title": {"text": colorbar_title}},
             ),
             row=r + 1,
             col=c + 1,
         )
         axis = "" if i == 0 else str(i + 1)
         fig.update_yaxes(scaleanchor=f"x{axis}", autorange="reversed", row=r + 1, col=c + 1)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
     fig.update_layout(
         title=title,
         template="plotly_white",
-        height=320 * rows + 60,
+        height=340 * rows + 60,
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
     )
     return fig
@@ -228,19 +238,32 @@ def compare_figure(
     emax = max((float(np.nanmax(v)) for v in errors.values()), default=1.0)
     for i, v in enumerate(images.values()):
         fig.add_trace(
-            go.Heatmap(z=v, colorscale="Gray", zmin=lo, zmax=hi, showscale=False), row=1, col=i + 1
+            go.Heatmap(
+                z=v,
+                colorscale="Gray",
+                zmin=lo,
+                zmax=hi,
+                showscale=i == len(images) - 1,
+                colorbar={"title": {"text": "value"}, "len": 0.42, "y": 0.79},
+            ),
+            row=1,
+            col=i + 1,
         )
     for i, v in enumerate(errors.values()):
         fig.add_trace(
             go.Heatmap(
-                z=v, colorscale="Inferno", zmin=0, zmax=emax, showscale=i == len(errors) - 1
+                z=v,
+                colorscale="Inferno",
+                zmin=0,
+                zmax=emax,
+                showscale=i == len(errors) - 1,
+                colorbar={"title": {"text": "|error|"}, "len": 0.42, "y": 0.21},
             ),
             row=2,
             col=i + 1,
         )
-    fig.update_yaxes(autorange="reversed", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(autorange="reversed")
     fig.update_layout(
-        height=640, template="plotly_white", margin={"l": 10, "r": 10, "t": 40, "b": 10}
+        height=700, template="plotly_white", margin={"l": 10, "r": 10, "t": 40, "b": 10}
     )
     return fig

@@ -24,8 +24,14 @@ def _heat(
     showscale=True,
     name="",
     colorbar_x=None,
+    colorbar_title: str = "",
+    colorbar_y=None,
 ) -> go.Heatmap:
-    cb = {"len": 0.45} if colorbar_x is None else {"len": 0.45, "x": colorbar_x}
+    cb = {"len": 0.45, "title": {"text": colorbar_title or name or "value"}}
+    if colorbar_x is not None:
+        cb["x"] = colorbar_x
+    if colorbar_y is not None:
+        cb["y"] = colorbar_y
     return go.Heatmap(
         z=z,
         colorscale=colorscale,
@@ -71,7 +77,14 @@ def navigator_figure(
     show_truth: bool = True,
 ) -> go.Figure:
     z = navigator_map(problem, mode, window)
-    fig = go.Figure(_heat(z, "Greys_r" if mode == "intensity" else "Viridis", name=mode))
+    label = {
+        "intensity": "summed counts",
+        "edge_ratio": "Fe-L3 / pre-edge ratio",
+        "centroid": "Fe-L3 centroid (eV)",
+    }.get(mode, mode)
+    fig = go.Figure(
+        _heat(z, "Greys_r" if mode == "intensity" else "Viridis", name=mode, colorbar_title=label)
+    )
     if show_truth and problem.truth is not None and problem.truth.any():
         fig.add_trace(_truth_contour(problem.truth, "#00e5ff"))
     if mask is not None:
@@ -86,11 +99,6 @@ def navigator_figure(
                 name="pixel",
             )
         )
-    label = {
-        "intensity": "summed counts",
-        "edge_ratio": "Fe-L3 / pre-edge ratio",
-        "centroid": "Fe-L3 centroid (eV)",
-    }.get(mode, mode)
     fig.update_layout(
         title=f"Navigator: {label}",
         yaxis={"autorange": "reversed", "scaleanchor": "x"},
@@ -211,17 +219,27 @@ def score_maps_figure(
         if how == "rank"
         else (float(np.percentile(allv, 1)), float(np.percentile(allv, 99.5)))
     )
+    label = {"rank": "percentile rank", "robust_z": "robust z", "raw": "raw score"}.get(how, how)
     for i, (name, z) in enumerate(s.items()):
-        fig.add_trace(_heat(z, "Inferno", zmin, zmax, showscale=i == n - 1, name=name), 1, i + 1)
+        fig.add_trace(
+            _heat(
+                z,
+                "Inferno",
+                zmin,
+                zmax,
+                showscale=i == n - 1,
+                name=name,
+                colorbar_title=f"score ({label})",
+            ),
+            1,
+            i + 1,
+        )
         if truth is not None and truth.any():
             fig.add_trace(_truth_contour(truth, "#00e5ff"), 1, i + 1)
         fig.update_yaxes(
             autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1
         )
-    label = {"rank": "percentile rank", "robust_z": "robust z", "raw": "raw score"}.get(how, how)
-    fig.update_layout(
-        title=f"{title} ({label}; cyan = truth)", height=360 + 0 * n, showlegend=False
-    )
+    fig.update_layout(title=f"{title} ({label}; cyan = truth)", height=420, showlegend=False)
     return fig
 
 
@@ -420,7 +438,18 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         vertical_spacing=0.12,
         horizontal_spacing=0.12,
     )
-    fig.add_trace(_heat(score, "Inferno", showscale=True, colorbar_x=0.44), 1, 1)
+    fig.add_trace(
+        _heat(
+            score,
+            "Inferno",
+            showscale=True,
+            colorbar_x=0.44,
+            colorbar_y=0.78,
+            colorbar_title="score",
+        ),
+        1,
+        1,
+    )
     fig.add_trace(_heat(mask.astype(float), "Greys", 0, 1, showscale=False), 1, 2)
     if has_truth:
         fig.add_trace(_truth_contour(np.asarray(truth), "#00a0ff"), 1, 1)

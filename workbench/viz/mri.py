@@ -22,17 +22,43 @@ def _slice(a: np.ndarray, i: int | None = None) -> np.ndarray:
 
 
 def _layout(fig: go.Figure, height: int = 360) -> go.Figure:
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, autorange="reversed")
+    fig.update_yaxes(autorange="reversed")
     fig.update_layout(
-        template="plotly_white", height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10}
+        template="plotly_white", height=height, margin={"l": 10, "r": 10, "t": 60, "b": 10}
     )
     return fig
 
 
 def image_figure(img: np.ndarray, title: str = "", zmax: float | None = None) -> go.Figure:
     """One magnitude image in grey."""
-    return heatmap(np.asarray(img), title=title, colorscale="Gray", zmin=0, zmax=zmax)
+    return heatmap(
+        np.asarray(img), title=title, colorscale="Gray", zmin=0, zmax=zmax, colorbar_title="|x|"
+    )
+
+
+def uncertainty_figure(
+    mean: np.ndarray, std: np.ndarray, slice_index: int | None = None, n_samples: int = 0
+) -> go.Figure:
+    """Posterior mean | pixel-wise standard deviation of a sampler's magnitude samples."""
+    m, s = _slice(mean, slice_index), _slice(std, slice_index)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            "posterior mean",
+            f"pixel-wise std ({n_samples} samples)" if n_samples else "pixel-wise std",
+        ),
+        horizontal_spacing=0.08,
+    )
+    fig.add_trace(
+        go.Heatmap(z=m, colorscale="Gray", zmin=0, colorbar={"x": 0.44, "len": 0.8}), 1, 1
+    )
+    fig.add_trace(
+        go.Heatmap(z=s, colorscale="Inferno", zmin=0, colorbar={"x": 1.0, "len": 0.8}), 1, 2
+    )
+    for i in (1, 2):
+        fig.update_yaxes(scaleanchor=f"x{'' if i == 1 else i}", row=1, col=i)
+    return _layout(fig, 380)
 
 
 def result_figure(problem, result, slice_index: int | None = None) -> go.Figure:
@@ -59,12 +85,20 @@ def result_figure(problem, result, slice_index: int | None = None) -> go.Figure:
     fig.add_trace(go.Heatmap(z=out, colorscale="Gray", zmin=0, zmax=vmax, showscale=False), 1, 1)
     fig.add_trace(go.Heatmap(z=ref, colorscale="Gray", zmin=0, zmax=vmax, showscale=False), 1, 2)
     fig.add_trace(
-        go.Heatmap(z=err, colorscale="Inferno", zmin=0, zmax=vmax / 5, colorbar={"len": 0.8}), 1, 3
+        go.Heatmap(
+            z=err,
+            colorscale="Inferno",
+            zmin=0,
+            zmax=vmax / 5,
+            colorbar={"len": 0.8, "title": {"text": "|error|"}},
+        ),
+        1,
+        3,
     )
     for i in (1, 2, 3):
         fig.update_yaxes(scaleanchor=f"x{'' if i == 1 else i}", row=1, col=i)
     fig.update_layout(title=title)
-    return _layout(fig, 380)
+    return _layout(fig, 400)
 
 
 def comparison_figure(
@@ -79,7 +113,11 @@ def comparison_figure(
     panels = {k: _slice(v, slice_index) for k, v in outputs.items()}
     if reference is None:
         return side_by_side(
-            panels, colorscale="Gray", zmin=0, title="reconstructions (one colour scale)"
+            panels,
+            colorscale="Gray",
+            zmin=0,
+            title="reconstructions (one colour scale)",
+            colorbar_title="|x|",
         )
     ref = _slice(reference, slice_index)
     panels = {k: center_crop(v, ref.shape) for k, v in panels.items()}
@@ -95,7 +133,16 @@ def comparison_figure(
     )
     for i, v in enumerate(images.values()):
         fig.add_trace(
-            go.Heatmap(z=v, colorscale="Gray", zmin=0, zmax=vmax, showscale=False), 1, i + 1
+            go.Heatmap(
+                z=v,
+                colorscale="Gray",
+                zmin=0,
+                zmax=vmax,
+                showscale=i == n - 1,
+                colorbar={"len": 0.4, "y": 0.78, "title": {"text": "|x|"}},
+            ),
+            1,
+            i + 1,
         )
     for i, v in enumerate(panels.values()):
         e = np.abs(v - ref) if v.shape == ref.shape else np.zeros_like(ref)
@@ -106,7 +153,7 @@ def comparison_figure(
                 zmin=0,
                 zmax=vmax / error_gain,
                 showscale=i == len(panels) - 1,
-                colorbar={"len": 0.4, "y": 0.22},
+                colorbar={"len": 0.4, "y": 0.22, "title": {"text": "|error|"}},
             ),
             2,
             i + 2,
@@ -144,7 +191,8 @@ def kspace_figure(
                 )
             )
     fig.update_layout(title=title + (" (orange: sampled)" if mask is not None else ""))
-    fig.update_yaxes(scaleanchor="x")
+    fig.update_yaxes(scaleanchor="x", title="k_y (row)")
+    fig.update_xaxes(title="k_x (column)")
     return _layout(fig, 380)
 
 
@@ -163,8 +211,8 @@ def mask_figure(mask: np.ndarray, title: str | None = None) -> go.Figure:
     fig.add_trace(
         go.Scatter(y=m.mean(0), mode="lines", line={"shape": "hv"}, showlegend=False), 1, 2
     )
-    fig.update_yaxes(scaleanchor="x", autorange="reversed", showticklabels=False, row=1, col=1)
-    fig.update_xaxes(showticklabels=False, row=1, col=1)
+    fig.update_yaxes(scaleanchor="x", autorange="reversed", title="k_y (row)", row=1, col=1)
+    fig.update_xaxes(title="k_x (column)", row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], title="fraction", row=1, col=2)
     fig.update_xaxes(title="k_x (column)", row=1, col=2)
     fig.update_layout(
@@ -193,10 +241,16 @@ def coil_figure(
             zmax=np.pi,
             title=title or "phase",
             cols=min(4, len(panels)),
+            colorbar_title="phase (rad)",
         )
     panels = {f"| coil {i} |": np.abs(c) for i, c in enumerate(a)}
     return side_by_side(
-        panels, colorscale="Gray", zmin=0, title=title or "magnitude", cols=min(4, len(panels))
+        panels,
+        colorscale="Gray",
+        zmin=0,
+        title=title or "magnitude",
+        cols=min(4, len(panels)),
+        colorbar_title="magnitude",
     )
 
 
@@ -206,7 +260,14 @@ def sum_of_squares_figure(maps: np.ndarray) -> go.Figure:
     while m.ndim > 3:
         m = m[m.shape[0] // 2]
     return _layout(
-        heatmap((np.abs(m) ** 2).sum(0), title="Σ|S_c|²", colorscale="Viridis", zmin=0, zmax=1.05),
+        heatmap(
+            (np.abs(m) ** 2).sum(0),
+            title="Σ|S_c|²",
+            colorscale="Viridis",
+            zmin=0,
+            zmax=1.05,
+            colorbar_title="Σ|S_c|²",
+        ),
         340,
     )
 

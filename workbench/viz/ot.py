@@ -229,14 +229,17 @@ def displacement_figure(
                 1,
                 k + 1,
             )
-        fig.update_xaxes(showticklabels=False, row=1, col=k + 1)
+        fig.update_xaxes(title_text="x (px)" if shape is not None else "x", row=1, col=k + 1)
         fig.update_yaxes(
-            showticklabels=False, scaleanchor=f"x{k + 1 if k else ''}", row=1, col=k + 1
+            title_text="y (px)" if shape is not None else "y",
+            scaleanchor=f"x{k + 1 if k else ''}",
+            row=1,
+            col=k + 1,
         )
     fig.update_layout(
         title="displacement interpolation (McCann) from the plan",
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        height=300,
+        height=340,
     )
     return fig
 
@@ -289,7 +292,12 @@ def measures_figure(problem: Any) -> go.Figure:
             )
         ):
             fig.add_trace(
-                go.Heatmap(z=_image(problem, w, s, idx), colorscale="Greys", showscale=False),
+                go.Heatmap(
+                    z=_image(problem, w, s, idx),
+                    colorscale="Greys",
+                    showscale=k == 1,
+                    colorbar={"title": {"text": "mass"}},
+                ),
                 1,
                 k + 1,
             )
@@ -327,13 +335,32 @@ def measures_figure(problem: Any) -> go.Figure:
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("cost C / max C", "weights"), column_widths=[0.6, 0.4]
     )
-    Q, _, _ = _reduce(np.asarray(problem.C))
-    fig.add_trace(go.Heatmap(z=Q, colorscale="Viridis", showscale=False), 1, 1)
-    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    C = np.asarray(problem.C, dtype=np.float64)
+    Q, fr, fc = _reduce(C)
+    Q = Q / (fr * fc)  # block means: the colour bar reads in units of C whatever the blocking
+    cmax = float(np.abs(Q).max()) or 1.0
+    fig.add_trace(
+        go.Heatmap(
+            z=Q / cmax,
+            x=np.arange(Q.shape[1]) * fc,
+            y=np.arange(Q.shape[0]) * fr,
+            colorscale="Viridis",
+            colorbar={"title": {"text": "C / max C"}, "x": 0.56, "len": 0.9},
+        ),
+        1,
+        1,
+    )
+    fig.update_yaxes(autorange="reversed", title_text="source i", row=1, col=1)
+    fig.update_xaxes(title_text="target j", row=1, col=1)
     fig.add_trace(go.Scatter(y=problem.a, mode="lines", name="a"), 1, 2)
     fig.add_trace(go.Scatter(y=problem.b, mode="lines", name="b"), 1, 2)
+    fig.update_xaxes(title_text="index", row=1, col=2)
+    fig.update_yaxes(title_text="weight", row=1, col=2)
     fig.update_layout(
-        title="measures (cost matrix and weights)", margin={"l": 50, "r": 20, "t": 60, "b": 40}
+        title="measures (cost matrix and weights)"
+        + ("" if fr == fc == 1 else f" ({fr}x{fc} block means)"),
+        height=440,
+        margin={"l": 50, "r": 20, "t": 60, "b": 40},
     )
     return fig
 
@@ -351,15 +378,23 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         cols=2,
         subplot_titles=("plan (log10)", "L1 marginal error"),
         column_widths=[0.5, 0.5],
+        horizontal_spacing=0.2,
     )
     fig.add_trace(
         go.Heatmap(
-            z=L, colorscale="Viridis", zmin=zmax - 12, zmax=zmax, colorbar={"x": 0.45, "len": 0.9}
+            z=L,
+            x=np.arange(Q.shape[1]) * fc,
+            y=np.arange(Q.shape[0]) * fr,
+            colorscale="Viridis",
+            zmin=zmax - 12,
+            zmax=zmax,
+            colorbar={"x": 0.41, "len": 0.9, "title": {"text": "log10 P"}},
         ),
         1,
         1,
     )
-    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", title_text="source i", row=1, col=1)
+    fig.update_xaxes(title_text="target j", row=1, col=1)
     h = result.history or {}
     e = np.asarray(h.get("e", []), dtype=float)
     if e.size:
@@ -374,7 +409,9 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
             1,
             2,
         )
-    fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
+    fig.update_yaxes(
+        type="log", exponentformat="power", title_text="L1 marginal error", row=1, col=2
+    )
     fig.update_xaxes(title="iteration", row=1, col=2)
     solver = (result.meta or {}).get("solver", "")
     cost = (result.metrics or {}).get("transport_cost")
@@ -419,5 +456,45 @@ def bench_curves_figure(curves: dict[str, Any], cell: str) -> go.Figure:
         title=f"benchmark {cell}: error against time",
         margin={"l": 60, "r": 20, "t": 60, "b": 40},
         legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def compare_figure(problem: Any, labelled: Sequence[tuple[str, Any]]) -> go.Figure:
+    """The Compare page's view: each run's plan, log10, side by side on one colour scale.
+
+    The scale spans twelve decades below the largest entry over all runs, so a sparse exact
+    plan and a dense entropic one read on the same colours.
+    """
+    logs = []
+    for label, r in labelled:
+        Q, fr, fc = _reduce(np.asarray(r.output, dtype=np.float64))
+        with np.errstate(divide="ignore"):
+            logs.append((label, np.log10(np.where(Q > 0, Q, np.nan)), fr, fc))
+    finite = [L[np.isfinite(L)] for _, L, _, _ in logs]
+    zmax = max((float(f.max()) for f in finite if f.size), default=0.0)
+    n = max(1, len(logs))
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[lbl for lbl, *_ in logs] or [""])
+    for i, (_, L, fr, fc) in enumerate(logs):
+        fig.add_trace(
+            go.Heatmap(
+                z=L,
+                x=np.arange(L.shape[1]) * fc,
+                y=np.arange(L.shape[0]) * fr,
+                colorscale="Viridis",
+                zmin=zmax - 12,
+                zmax=zmax,
+                showscale=i == n - 1,
+                colorbar={"title": {"text": "log10 P"}},
+            ),
+            1,
+            i + 1,
+        )
+        fig.update_yaxes(autorange="reversed", title_text="source i", row=1, col=i + 1)
+        fig.update_xaxes(title_text="target j", row=1, col=i + 1)
+    fig.update_layout(
+        title=f"plans (log10, one colour scale) on {getattr(problem, 'name', '')}",
+        height=460,
+        margin={"l": 50, "r": 20, "t": 70, "b": 40},
     )
     return fig

@@ -49,6 +49,21 @@ def _axes(problem) -> list[np.ndarray]:
     return compile_problem(problem).test_axes()
 
 
+def _field_axes(fig: go.Figure, problem, row: int | None = None, col: int | None = None) -> None:
+    """Title a 2-D field's axes with the problem's variables and draw space at 1:1 (a unit
+    square is square); a space-time field (a variable named ``t``) keeps free proportions."""
+    v = problem.variables
+    sel = {} if row is None else {"row": row, "col": col}
+    fig.update_xaxes(title_text=v[0], **sel)
+    if "t" in v:
+        fig.update_yaxes(title_text=v[1], scaleanchor=False, **sel)
+        return
+    for ax in fig.select_xaxes(**sel):
+        anchor = ax.plotly_name.replace("axis", "")
+        fig.update_yaxes(title_text=v[1], scaleanchor=anchor, **sel)
+        break
+
+
 def _log_err(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     scale = max(float(np.abs(true).max()), 1e-300)
     return np.log10(np.maximum(np.abs(pred - true) / scale, 1e-17))
@@ -123,7 +138,7 @@ def solutions_figure(problem, runs: Sequence[tuple[str, Any]], height: int = 420
                 zmax=zmax,
                 colorscale="RdBu_r",
                 showscale=i == n - 1,
-                colorbar={"y": 0.78, "len": 0.45},
+                colorbar={"y": 0.78, "len": 0.45, "title": {"text": "u"}},
                 **kw,
             ),
             1,
@@ -136,14 +151,16 @@ def solutions_figure(problem, runs: Sequence[tuple[str, Any]], height: int = 420
                 zmax=0,
                 colorscale="Viridis",
                 showscale=i == n - 1,
-                colorbar={"y": 0.22, "len": 0.45, "title": "log10"},
+                colorbar={"y": 0.22, "len": 0.45, "title": {"text": "log10 |error| / max|u|"}},
                 **kw,
             ),
             2,
             i + 2,
         )
+    for r, c in [(1, 1)] + [(rr, i + 2) for i in range(n) for rr in (1, 2)]:
+        _field_axes(fig, problem, r, c)
     fig.update_layout(
-        height=height * 2 // 1 if n else height, margin={"t": 40, "l": 40, "r": 20, "b": 30}
+        height=height * 2 + 60 if n else height, margin={"t": 40, "l": 40, "r": 20, "b": 30}
     )
     return fig
 
@@ -178,11 +195,13 @@ def error_figure(problem, runs: Sequence[tuple[str, Any]]) -> go.Figure:
                 zmax=0,
                 colorscale="Viridis",
                 showscale=i == len(runs) - 1,
+                colorbar={"title": {"text": "log10 |error| / max|u|"}},
             ),
             1,
             i + 1,
         )
-    fig.update_layout(title="log10 |error| / max|u|", height=380)
+        _field_axes(fig, problem, 1, i + 1)
+    fig.update_layout(title="log10 |error| / max|u|", height=420)
     return fig
 
 
@@ -219,10 +238,12 @@ def residual_figure(problem, runs: Sequence[tuple[str, Any]]) -> go.Figure:
                     y=r.extras["y"],
                     colorscale="Magma",
                     showscale=i == len(with_res) - 1,
+                    colorbar={"title": {"text": "log10 |N[u] − f|"}},
                 ),
                 1,
                 i + 1,
             )
+            _field_axes(fig, problem, 1, i + 1)
     fig.update_layout(title="PDE residual at the collocation points", height=380)
     return fig
 
@@ -238,7 +259,13 @@ def surface_figure(problem, result, what: str = "solution") -> go.Figure:
     else:
         z, cs, title = p, "RdBu_r", "solution"
     fig = go.Figure(
-        go.Surface(z=z[::step, ::step].T, x=ax[0][::step], y=ax[1][::step], colorscale=cs)
+        go.Surface(
+            z=z[::step, ::step].T,
+            x=ax[0][::step],
+            y=ax[1][::step],
+            colorscale=cs,
+            colorbar={"title": {"text": title}},
+        )
     )
     fig.update_layout(
         title=title,
@@ -416,8 +443,8 @@ def density_figure(problem, result) -> go.Figure:
         sliders=[
             {"active": len(dens) - 1, "currentvalue": {"prefix": "after stage "}, "steps": steps}
         ],
-        yaxis={"scaleanchor": "x"},
     )
+    _field_axes(fig, problem)
     return fig
 
 

@@ -182,6 +182,88 @@ class Scene:
         return self.render(png=False, html=True)["html"]
 
 
+_FALLBACK_JS = """<script>
+/* workbench: show the server-rendered PNG when this browser's WebGL cannot draw the scene */
+(function () {
+  var PNG = "data:image/png;base64,%s";
+  var done = false;
+  function fallback(why) {
+    if (done) return;
+    done = true;
+    var show = function () {
+      document.body.innerHTML = '<img id="wb-fallback" alt="3D view (server-rendered)" src="' +
+        PNG + '" style="display:block;max-width:100%%;max-height:92vh;margin:auto">' +
+        '<p style="font:12px sans-serif;color:#555;text-align:center">Interactive 3D view ' +
+        'unavailable in this browser (' + why + '): server-rendered image, same colours.</p>';
+    };
+    if (document.body) show(); else window.addEventListener("DOMContentLoaded", show);
+  }
+  var orig = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (type, attrs) {
+    if (type && String(type).indexOf("webgl") === 0) {
+      attrs = Object.assign({}, attrs || {}, {preserveDrawingBuffer: true});
+    }
+    var ctx = orig.call(this, type, attrs);
+    if (!ctx && type && String(type).indexOf("webgl") === 0) fallback("no WebGL context");
+    return ctx;
+  };
+  var probe = document.createElement("canvas");
+  if (!(orig.call(probe, "webgl2") || orig.call(probe, "webgl"))) {
+    fallback("no WebGL");
+    return;
+  }
+  window.addEventListener("webglcontextlost", function () { fallback("WebGL context lost"); },
+                          true);
+  window.addEventListener("error", function (e) {
+    if (/gl|shader|texture|context/i.test(String(e && e.message))) fallback("WebGL error");
+  });
+  /* a scene drawn blank (only the colour bar): nothing but background in the frame's centre */
+  setTimeout(function () {
+    if (done) return;
+    var cs = Array.prototype.slice.call(document.querySelectorAll("canvas"));
+    if (!cs.length) { fallback("nothing drawn"); return; }
+    cs.sort(function (a, b) { return b.width * b.height - a.width * a.height; });
+    var cv = cs[0];
+    try {
+      var t = document.createElement("canvas");
+      t.width = 64; t.height = 64;
+      var g = t.getContext("2d");
+      g.drawImage(cv, 0, 0, 64, 64);
+      var d = g.getImageData(0, 0, 64, 64).data, n = 0;
+      var bg = [d[0], d[1], d[2]];
+      for (var y = 16; y < 48; y++) for (var x = 10; x < 44; x++) {
+        var i = 4 * (64 * y + x);
+        if (Math.abs(d[i] - bg[0]) + Math.abs(d[i + 1] - bg[1]) + Math.abs(d[i + 2] - bg[2]) > 24) n++;
+      }
+      if (n < 12) fallback("blank render");
+    } catch (err) { /* a tainted canvas: cannot tell, keep the interactive view */ }
+  }, %d);
+})();
+</script>
+"""
+
+
+def with_png_fallback(html: bytes, png: bytes, probe_ms: int = 6000) -> bytes:
+    """The vtk.js page ``html`` with a guard that swaps in the server-rendered ``png`` when the
+    browser's WebGL fails: no WebGL context, a lost context, a GL error, or a frame whose centre
+    is still only background ``probe_ms`` after load (the blank EELS volume of issue 23).
+
+    The guard runs before vtk.js (it asks for ``preserveDrawingBuffer`` so the frame can be read
+    back); the PNG is rendered from the same scene with the same colour range.
+    """
+    import base64
+
+    script = (_FALLBACK_JS % (base64.b64encode(png).decode(), int(probe_ms))).encode()
+    low = html[:4096].lower()
+    at = low.find(b"<head>")
+    if at >= 0:
+        at += len(b"<head>")
+    else:
+        at = low.find(b"<script")
+        at = 0 if at < 0 else at
+    return html[:at] + script + html[at:]
+
+
 def _plotter(scene: Scene, window: tuple[int, int]) -> Any:
     import pyvista as pv
     import pyvista.plotting  # noqa: F401  (pyvista imports plotting lazily)
@@ -214,12 +296,27 @@ def _plotter(scene: Scene, window: tuple[int, int]) -> Any:
                     label=layer["name"] or None,
                 )
         elif kind == "volume":
+            # an explicit colour range (the layer's, else the data's) so the PNG and the
+            # vtk.js view map the same values to the same colours; the bar inside the frame
+            clim = layer.get("clim") or [float(np.nanmin(vol)), float(np.nanmax(vol))]
             pl.add_volume(
                 img,
                 scalars="value",
                 cmap=layer["cmap"],
                 opacity=layer["opacity"],
-                clim=layer.get("clim"),
+                clim=clim,
+                scalar_bar_args={
+                    "title": layer.get("name") or "value",
+                    "vertical": True,
+                    "position_x": 0.86,
+                    "position_y": 0.15,
+                    "width": 0.06,
+                    "height": 0.6,
+                    "title_font_size": 12,
+                    "label_font_size": 10,
+                    "color": "black",
+                    "fmt": "%.2g",
+                },
             )
         elif kind == "slices":
             pl.add_mesh(
@@ -233,7 +330,7 @@ def _plotter(scene: Scene, window: tuple[int, int]) -> Any:
         pl.add_text(scene.title, font_size=10, color="black")
     if any(layer.get("name") and layer["kind"] == "isosurface" for layer in scene.layers):
         try:
-            pl.add_legend(bcolor="white", size=(0.14, 0.07))
+            pl.add_legend(bcolor="white", size=(0.22, 0.08), loc="upper left")
         except Exception:  # legend without labelled actors
             pass
     pl.show_axes()

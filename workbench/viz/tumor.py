@@ -42,6 +42,23 @@ def _cut(vol: np.ndarray, view: str, idx: int) -> np.ndarray:
     return np.asarray(s, dtype=np.float32).T
 
 
+#: (horizontal, vertical) working-grid axes of each view's image, as _cut lays it out
+_VIEW_AXES = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}
+
+
+def _mm(problem, view: str) -> dict[str, float]:
+    """Heatmap/contour placement of a cut in MNI world mm (``x0, dx, y0, dy``) from the affine."""
+    h, v = _VIEW_AXES[view]
+    a = np.asarray(problem.affine, float)
+    return {"x0": a[h, 3], "dx": a[h, h], "y0": a[v, 3], "dy": a[v, v]}
+
+
+def _mm_titles(fig: go.Figure, view: str, row: int, col: int) -> None:
+    h, v = _VIEW_AXES[view]
+    fig.update_xaxes(title_text=f"{'xyz'[h]} (mm)", row=row, col=col)
+    fig.update_yaxes(title_text=f"{'xyz'[v]} (mm)", row=row, col=col)
+
+
 def slices_figure(
     problem,
     density: np.ndarray | None = None,
@@ -67,7 +84,13 @@ def slices_figure(
     for c, view in enumerate(views, start=1):
         i = idx[2] if view == "axial" else idx[1] if view == "coronal" else idx[0]
         fig.add_trace(
-            go.Heatmap(z=_cut(t1, view, i), colorscale="gray", showscale=False, hoverinfo="skip"),
+            go.Heatmap(
+                z=_cut(t1, view, i),
+                colorscale="gray",
+                showscale=False,
+                hoverinfo="skip",
+                **_mm(problem, view),
+            ),
             1,
             c,
         )
@@ -84,6 +107,7 @@ def slices_figure(
                     name=overlay_name,
                     showscale=(c == len(views)),
                     colorbar=dict(title=overlay_name, len=0.8),
+                    **_mm(problem, view),
                 ),
                 1,
                 c,
@@ -109,23 +133,24 @@ def slices_figure(
                     name=name,
                     showlegend=(c == 1),
                     hoverinfo="skip",
+                    **_mm(problem, view),
                 ),
                 1,
                 c,
             )
-    for c in range(1, len(views) + 1):
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
+    for c, view in enumerate(views, start=1):
+        fig.update_xaxes(showgrid=False, zeroline=False, row=1, col=c)
         fig.update_yaxes(
-            showticklabels=False,
             showgrid=False,
             zeroline=False,
             scaleanchor=f"x{'' if c == 1 else c}",
             row=1,
             col=c,
         )
+        _mm_titles(fig, view, 1, c)
     fig.update_layout(
         title=title or problem.name,
-        height=380,
+        height=480,
         margin=dict(l=10, r=10, t=60, b=10),
         plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.05),
@@ -324,7 +349,15 @@ def compare_figure(problem, labelled) -> go.Figure:
         if u.shape != problem.wt.shape:
             continue
         fig.add_trace(
-            go.Heatmap(z=u[:, :, k].T, zmin=0, zmax=1, colorscale="Hot", showscale=i == n - 1),
+            go.Heatmap(
+                z=u[:, :, k].T,
+                zmin=0,
+                zmax=1,
+                colorscale="Hot",
+                showscale=i == n - 1,
+                colorbar={"title": {"text": "density u"}},
+                **_mm(problem, "axial"),
+            ),
             row=1,
             col=i + 1,
         )
@@ -334,16 +367,17 @@ def compare_figure(problem, labelled) -> go.Figure:
                 contours={"start": 0.5, "end": 0.5, "coloring": "lines"},
                 line={"color": "cyan", "width": 1},
                 showscale=False,
+                **_mm(problem, "axial"),
             ),
             row=1,
             col=i + 1,
         )
-    fig.update_yaxes(scaleanchor="x", autorange=True, showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
+        fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1)
+        _mm_titles(fig, "axial", 1, i + 1)
     fig.update_layout(
         title="predicted density (axial), observed whole tumour in cyan",
         template="plotly_white",
-        height=420,
+        height=480,
     )
     return fig
 
@@ -393,9 +427,8 @@ def registration_figure(problem) -> go.Figure | None:
             1,
             c,
         )
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
+        fig.update_xaxes(showgrid=False, zeroline=False, row=1, col=c)
         fig.update_yaxes(
-            showticklabels=False,
             showgrid=False,
             zeroline=False,
             scaleanchor=f"x{'' if c == 1 else c}",
@@ -408,7 +441,7 @@ def registration_figure(problem) -> go.Figure | None:
             f"registration of {reg.get('image', 'the image')} to MNI152 2009: brain-mask Dice "
             f"{reg['dice_brain']:.3f}, NMI {reg['nmi']:.3f} ({verdict}, {reg['wall_s']:.0f} s)"
         ),
-        height=360,
+        height=460,
         margin=dict(l=10, r=10, t=60, b=10),
         plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.05),
@@ -551,9 +584,8 @@ def patient_figure(
                 1,
                 c,
             )
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
+        fig.update_xaxes(showgrid=False, zeroline=False, row=1, col=c)
         fig.update_yaxes(
-            showticklabels=False,
             showgrid=False,
             zeroline=False,
             scaleanchor=f"x{'' if c == 1 else c}",
@@ -562,7 +594,7 @@ def patient_figure(
         )
     fig.update_layout(
         title=title,
-        height=380,
+        height=500,
         margin=dict(l=10, r=10, t=60, b=10),
         plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.05),

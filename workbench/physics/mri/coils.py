@@ -207,3 +207,62 @@ def coil_images(kspace: np.ndarray) -> np.ndarray:
 
 def to_kspace(coil_imgs: np.ndarray) -> np.ndarray:
     return fft2c(torch.from_numpy(np.ascontiguousarray(coil_imgs))).numpy()
+
+
+def birdcage_rotated(
+    n_coils: int, h: int, w: int, r: float = 1.5, angle: float = 0.0, dtype=np.complex64
+) -> np.ndarray:
+    """Birdcage maps (see :func:`birdcage`) with the coil ring rotated by ``angle`` radians.
+
+    The field of coil c at pixel p is ``exp(iθ_c(p)) / |p − q_c|`` with q_c on a circle of radius
+    ``r`` at azimuth ``angle + 2πc/C``; normalised so that ``Σ|S|² = 1``.
+    """
+    c = np.arange(n_coils)[:, None, None]
+    y = (np.arange(h)[None, :, None] - h / 2.0) / (h / 2.0)
+    x = (np.arange(w)[None, None, :] - w / 2.0) / (w / 2.0)
+    ang = angle + 2 * np.pi * c / n_coils
+    dx = x - r * np.cos(ang)
+    dy = y - r * np.sin(ang)
+    maps = np.exp(1j * (np.arctan2(dx, -dy) - ang)) / np.sqrt(dx**2 + dy**2)
+    return normalize_maps(maps.astype(np.complex128)).astype(dtype)
+
+
+def surface_coils(
+    centres: np.ndarray, widths: np.ndarray, h: int, w: int, dtype=np.complex64
+) -> np.ndarray:
+    """Gaussian-profile surface coils: ``|S_c(p)| ∝ exp(−|p − q_c|² / (2 w_c²))``.
+
+    Parameters
+    ----------
+    centres : ndarray (C, 2)
+        Coil centres ``(y, x)`` in FOV units, the image spanning [−1, 1]².
+    widths : ndarray (C,)
+        Profile widths ``w_c`` in FOV units.
+
+    Returns
+    -------
+    ndarray (C, H, W), real and non-negative before normalisation to ``Σ|S|² = 1``. The
+    normalisation divides by the RSS of the profiles, so far from every coil the maps keep the
+    ratio of the nearest coils' tails (computed in log space so that it never underflows).
+    """
+    y = (np.arange(h)[None, :, None] - h / 2.0) / (h / 2.0)
+    x = (np.arange(w)[None, None, :] - w / 2.0) / (w / 2.0)
+    cy = np.asarray(centres, np.float64)[:, 0, None, None]
+    cx = np.asarray(centres, np.float64)[:, 1, None, None]
+    wd = np.asarray(widths, np.float64)[:, None, None]
+    logp = -((y - cy) ** 2 + (x - cx) ** 2) / (2 * wd**2)
+    logp = logp - logp.max(0, keepdims=True)  # the RSS normalisation is scale-free per pixel
+    return normalize_maps(np.exp(logp).astype(np.complex128)).astype(dtype)
+
+
+def smooth_coil_phase(rng: np.random.Generator, n_coils: int, h: int, w: int) -> np.ndarray:
+    """Random smooth phase per coil, ``exp(iφ_c)``, φ_c a random 2nd-order polynomial in
+    (y, x) ∈ [−1, 1]² with max |φ_c| drawn in [0, π]; multiplying maps by it keeps ``Σ|S|² = 1``."""
+    y, x = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    basis = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y])  # (6, H, W)
+    out = np.empty((n_coils, h, w), np.complex128)
+    for c in range(n_coils):
+        phi = np.tensordot(rng.normal(size=6), basis, 1)
+        phi *= rng.uniform(0, np.pi) / max(np.abs(phi).max(), 1e-12)
+        out[c] = np.exp(1j * phi)
+    return out

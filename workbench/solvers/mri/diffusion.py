@@ -1,0 +1,142 @@
+"""What the diffusion samplers (DDS, DPS) share: the prior checkpoint, the DDIM time grid, the
+re-noising step, data consistency by conjugate gradients, and the posterior summary.
+
+Notation (``specs/mri.md`` §6): the VP schedule ᾱ_t (t = 0..999, ᾱ_{−1} := 1), an ε-predictor
+ε_θ on 2-channel images, measurements ``y = A x + n`` scaled by s = max|A^H y| so that the image
+has about the training range max|x| ≈ 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from workbench.errors import InputError
+from workbench.physics.mri.operators import cg_batch
+
+WEIGHTS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "weights", "mri"
+)
+SHIPPED = ("diffusion_prior",)
+
+
+def checkpoint_options() -> list[str]:
+    """The shipped prior and .pt files under WORKBENCH_HOME/mri/checkpoints."""
+    from workbench.store import default_home
+
+    own = sorted((default_home() / "mri" / "checkpoints").glob("*.pt"))
+    return [*SHIPPED, *(str(p) for p in own)]
+
+
+def checkpoint_path(name: str) -> str:
+    return os.path.join(WEIGHTS_DIR, name + ".pt") if name in SHIPPED else name
+
+
+@lru_cache(maxsize=4)
+def load_prior(path: str, device: str = "cpu"):
+    """The ε-U-Net of ``path`` (config from the ``.json`` beside it), float32, eval mode.
+
+    Loaded with ``torch.load(weights_only=True)``; fp16-stored weights are cast to float32.
+    """
+    from workbench.nets.mri_diffusion import EpsUNet
+
+    man_path = os.path.splitext(path)[0] + ".json"
+    if not os.path.exists(path):
+        raise InputError(
+            f"diffusion prior not found: {path} (train one with `workbench train diffusion_prior`)"
+        )
+    if not os.path.exists(man_path):
+        raise InputError(f"no manifest beside the checkpoint: {man_path} (it holds the config)")
+    with open(man_path) as f:
+        manifest = json.load(f)
+    cfg = dict(manifest["config"])
+    cfg["mult"] = tuple(cfg["mult"])
+    net = EpsUNet(**cfg)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+    except (RuntimeError, AttributeError) as e:
+        raise InputError(
+            f"checkpoint does not match its config: {str(e).splitlines()[0]}"
+        ) from None
+    net.eval().to(device)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net, manifest
+
+
+def time_pairs(nfe: int, n_train: int = 1000) -> list[tuple[int, int]]:
+    """The (t, s) pairs of the sampling loop, from noisy to clean.
+
+    ``skip = n_train // nfe``; τ = (0, skip, …, (nfe−1)·skip) and τ_next = (−1, τ₀, …); the
+    pairs are visited in reverse, so the last one is (0, −1), where ᾱ_{−1} = 1 collapses the
+    re-noising and the step returns the data-consistent estimate itself. One NFE per pair.
+    """
+    skip = n_train // nfe
+    tau = [i * skip for i in range(nfe)]
+    nxt = [-1, *tau[:-1]]
+    return list(zip(reversed(tau), reversed(nxt), strict=True))
+
+
+def abar(ab: torch.Tensor, t: int) -> float:
+    return 1.0 if t < 0 else float(ab[t])
+
+
+def tweedie(x_t: torch.Tensor, eps: torch.Tensor, a_t: float) -> torch.Tensor:
+    """x̂₀ = (x_t − √(1 − ᾱ_t) ε̂)/√ᾱ_t, the posterior mean E[x₀ | x_t] under the prior."""
+    return (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+
+
+def renoise(
+    x0: torch.Tensor, eps: torch.Tensor, a_s: float, eta: float, z: torch.Tensor
+) -> torch.Tensor:
+    """x_s = √ᾱ_s x̂₀′ + √(1 − ᾱ_s) (η z + √(1 − η²) ε̂).
+
+    η is the share of fresh noise (η = 0: deterministic DDIM), as in the DDS reference code; it is
+    not the η of the DDIM paper.
+    """
+    return a_s**0.5 * x0 + (1 - a_s) ** 0.5 * (eta * z + (1 - eta**2) ** 0.5 * eps)
+
+
+def data_consistency(
+    A, x0: torch.Tensor, aty: torch.Tensor, n_iter: int, gamma: float | None = None
+) -> torch.Tensor:
+    """M conjugate-gradient steps started at the Tweedie estimate x̂₀ (complex, ``(N, H, W)``).
+
+    ``gamma=None`` (noiseless form): ``A^H A x = A^H y``; the few iterations from x̂₀ are the
+    regulariser (the iterate stays in x̂₀ + a Krylov subspace). Otherwise (noisy form)
+    ``(I + γ A^H A) x = x̂₀ + γ A^H y``, the minimiser of ½‖x − x̂₀‖² + (γ/2)‖A x − y‖². x̂₀ is
+    complex before it enters the right-hand side (the reference code adds a 2-channel real x̂₀ to
+    a complex A^H y, which gives x̂₀ + (1 + i)γA^H y). CG is per item of the batch.
+    """
+    if n_iter <= 0:
+        return x0
+    if gamma is None:
+        return cg_batch(A.normal, aty, x0, n_iter)
+    g = float(gamma)
+    return cg_batch(lambda v: v + g * A.normal(v), x0 + g * aty, x0, n_iter)
+
+
+def noise(shape, seeds: list[int], n_per: int, step: int, dtype=torch.float32) -> torch.Tensor:
+    """Standard normal noise for a batch of ``len(seeds)·n_per`` items: item block j from its own
+    generator seeded by ``(seeds[j], step)``, so a sample's noise does not depend on how many
+    other samples run beside it. Drawn on the CPU (the same numbers on every device)."""
+    out = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([s, step]).generate_state(1)[0])
+        )
+        out.append(torch.randn((n_per, *shape), generator=g, dtype=dtype))
+    return torch.cat(out, 0)
+
+
+def summary(mags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and pixel-wise standard deviation of magnitude samples ``(S, N, h, w)``
+    (ddof 1 when there are several samples; zeros for one)."""
+    mean = mags.mean(0)
+    std = mags.std(0, ddof=1) if len(mags) > 1 else np.zeros_like(mean)
+    return mean.astype(np.float32), std.astype(np.float32)
