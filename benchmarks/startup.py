@@ -14,7 +14,11 @@ Every time is measured side by side with the floor, ``python -c "import numpy"``
 run (interleaved, medians over the repeats), and reported as a ratio to it too: the build machine
 is shared with other jobs, so absolute seconds move with its load; ratios move less.
 
-    workbench bench startup [--quick] [--json] [--repeats N] [--no-app] [--no-write]
+* Load: the app's health check and a fourth user's first paint while three sessions run OT jobs,
+  once per jobs backend (``WORKBENCH_JOBS=thread`` and ``process``), side by side in one run.
+
+    workbench bench startup [--quick] [--json] [--repeats N] [--only cli,app,first,load]
+                            [--backends process,thread] [--no-write]
 """
 
 from __future__ import annotations
@@ -57,21 +61,22 @@ FIRST_RUN: dict[str, tuple[str, str]] = {
     "pde": ("gp_hm", "poisson1d_sin10"),
 }
 TARGET_FIRST_PROGRESS = 1.0
+PARTS = "cli,app,first,load"
 
 FIRST_RUN_PROBE = r"""
 import json, sys, time
-domain, solver, sample, mode = sys.argv[1:5]
+domain, solver, sample, mode, backend = sys.argv[1:6]
 t0 = time.perf_counter()
 from workbench import jobs, registry
 from workbench.store import RunStore
-w = jobs.warm_in_background(domain) if mode != "cold" else None  # the page opens
+queue = jobs.JobQueue(RunStore(), backend=backend)  # the server's queue
+w = queue.warm(domain) if mode != "cold" else None  # the page opens
 problem = registry.get_domain(domain).sample(sample)  # ... and builds its sample meanwhile
 t_page = time.perf_counter() - t0
 if mode == "warm":
     w.done.wait(900)  # the user reads the page until the warm-up is done
 t_warm = time.perf_counter() - t0
 spec = registry.get_solver(domain, solver)
-queue = jobs.JobQueue(RunStore())
 t_run = time.perf_counter()
 job = queue.submit(spec, problem, spec.params())  # Run pressed
 while not job.progress.records and job.state not in ("done", "cancelled"):
@@ -79,6 +84,7 @@ while not job.progress.records and job.state not in ("done", "cancelled"):
 first = time.perf_counter() - t_run
 job.cancel()
 queue.wait(900)
+queue.close()
 print(json.dumps({"first_progress_s": first, "page_s": t_page, "warm_s": t_warm,
                   "status": job.result.status if job.result else job.state}))
 """
@@ -174,15 +180,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_app(tmp: Path, floors: list[float], page: str = "ot") -> list[dict[str, Any]]:
-    """Fresh server; home page then one domain page, each the first request of its session."""
-    from playwright.sync_api import sync_playwright
-
-    env = _env(tmp)
+def _start_server(env: dict[str, str], log_path: Path):
+    """A fresh ``streamlit run app.py``; returns (process, url, log, seconds to healthy)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(tmp / "server.log", "wb")
-    floors.append(_floor(env))
+    log = open(log_path, "wb")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [PY, "-m", "streamlit", "run", "app.py", "--server.headless=true",
@@ -190,7 +192,6 @@ def bench_app(tmp: Path, floors: list[float], page: str = "ot") -> list[dict[str
          "--browser.gatherUsageStats=false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    rows = []
     try:
         while True:
             try:
@@ -200,7 +201,30 @@ def bench_app(tmp: Path, floors: list[float], page: str = "ot") -> list[dict[str
                 time.sleep(0.05)
             if time.perf_counter() - t0 > 120:
                 raise RuntimeError("streamlit did not start")
-        rows.append({"step": "server start to health", "wall_s": time.perf_counter() - t0})
+    except BaseException:
+        _stop_server(proc, log)
+        raise
+    return proc, url, log, time.perf_counter() - t0
+
+
+def _stop_server(proc: subprocess.Popen, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def bench_app(tmp: Path, floors: list[float], page: str = "ot") -> list[dict[str, Any]]:
+    """Fresh server; home page then one domain page, each the first request of its session."""
+    from playwright.sync_api import sync_playwright
+
+    env = _env(tmp)
+    floors.append(_floor(env))
+    proc, url, log, t_health = _start_server(env, tmp / "server.log")
+    rows = [{"step": "server start to health", "wall_s": t_health}]
+    try:
         args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
@@ -232,12 +256,7 @@ def bench_app(tmp: Path, floors: list[float], page: str = "ot") -> list[dict[str
             rows += _paint_under_load(browser, url, env, tmp)
             browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        _stop_server(proc, log)
     floors.append(_floor(env))
     return rows
 
@@ -309,28 +328,96 @@ def _paint_under_load(browser, url: str, env: dict[str, str], tmp: Path) -> list
 # ---- first run ---------------------------------------------------------------------------------
 
 
-def bench_first_run(tmp: Path, floors: list[float], modes: list[str]) -> list[dict[str, Any]]:
+def bench_first_run(
+    tmp: Path, floors: list[float], modes: list[str], backends: tuple[str, ...] = ("process",)
+) -> list[dict[str, Any]]:
     rows = []
     for domain, (solver, sample) in FIRST_RUN.items():
         for mode in modes:
-            env = _env(tmp / f"first-{domain}-{mode}")
-            floors.append(_floor(env))
-            _, out = _timed([PY, "-c", FIRST_RUN_PROBE, domain, solver, sample, mode], env)
-            obj = json.loads(out.strip().splitlines()[-1])
-            rows.append(
-                {
-                    "page": domain,
-                    "first run": f"{solver} on {sample}",
-                    "warm-up": {
-                        "cold": "none",
-                        "early": "started, Run pressed at once",
-                        "warm": "done",
-                    }[mode],
-                    "page_s": obj["page_s"],
-                    "warm_s": obj["warm_s"] if mode == "warm" else None,
-                    "first_progress_s": obj["first_progress_s"],
-                }
-            )
+            for backend in backends:
+                env = _env(tmp / f"first-{domain}-{mode}-{backend}")
+                floors.append(_floor(env))
+                _, out = _timed(
+                    [PY, "-c", FIRST_RUN_PROBE, domain, solver, sample, mode, backend], env
+                )
+                obj = json.loads(out.strip().splitlines()[-1])
+                rows.append(
+                    {
+                        "page": domain,
+                        "first run": f"{solver} on {sample}",
+                        "jobs": backend,
+                        "warm-up": {
+                            "cold": "none",
+                            "early": "started, Run pressed at once",
+                            "warm": "done",
+                        }[mode],
+                        "page_s": obj["page_s"],
+                        "warm_s": obj["warm_s"] if mode == "warm" else None,
+                        "first_progress_s": obj["first_progress_s"],
+                    }
+                )
+    return rows
+
+
+# ---- responsiveness under load, by jobs backend ------------------------------------------------
+
+
+def bench_load(tmp: Path, floors: list[float], backends=("thread", "process")) -> list[dict]:
+    """The health check's latency and a fourth user's first paint of the OT page while three
+    sessions run OT jobs and two CLI processes write (:func:`_paint_under_load`), once per jobs
+    backend (``WORKBENCH_JOBS``), each on a fresh server, one after the other in one run."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    for backend in backends:
+        env = _env(tmp / f"load-{backend}", WORKBENCH_JOBS=backend)
+        floors.append(_floor(env))
+        proc, url, log, _ = _start_server(env, tmp / f"server-{backend}.log")
+        lat: list[float] = []
+        stop = threading.Event()
+
+        def sample_health(url: str = url, lat: list[float] = lat, stop=stop) -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=120).read()
+                    lat.append(time.perf_counter() - t)
+                except OSError:
+                    lat.append(float("inf"))
+                stop.wait(0.25)
+
+        try:
+            args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+                sampler = threading.Thread(target=sample_health, daemon=True)
+                sampler.start()
+                for r in _paint_under_load(browser, url, env, tmp):
+                    rows.append({"jobs": backend, **r})
+                stop.set()
+                sampler.join(130)
+                browser.close()
+        finally:
+            _stop_server(proc, log)
+        ok = sorted(x for x in lat if x != float("inf"))
+        rows.append(
+            {
+                "jobs": backend,
+                "step": f"/_stcore/health during the load ({len(lat)} probes, "
+                f"{len(lat) - len(ok)} failed): median",
+                "wall_s": _med(ok),
+            }
+        )
+        rows.append(
+            {
+                "jobs": backend,
+                "step": "/_stcore/health during the load: max",
+                "wall_s": ok[-1] if ok else float("nan"),
+            }
+        )
+        floors.append(_floor(env))
     return rows
 
 
@@ -344,7 +431,7 @@ def _ratio(rows: list[dict[str, Any]], floor: float, keys: tuple[str, ...]) -> N
                 r[k.replace("_s", "") + " / floor"] = r[k] / floor
 
 
-def render(cli, app, first, floor, n_floors, repeats) -> str:
+def render(cli, app, first, floor, n_floors, repeats, load=()) -> str:
     from workbench.bench import markdown_table
 
     out = [
@@ -377,6 +464,18 @@ def render(cli, app, first, floor, n_floors, repeats) -> str:
             markdown_table(app, ["step", "wall_s", "wall / floor"]),
             "",
         ]
+    if load:
+        _ratio(load, floor, ("wall_s",))
+        out += [
+            "### App under load, by jobs backend (`WORKBENCH_JOBS`), fresh server each",
+            "",
+            "Three sessions run OT jobs on their 200-point uploads and two CLI processes write "
+            "runs while a fourth user opens the OT page; the health check is probed every "
+            "0.25 s meanwhile.",
+            "",
+            markdown_table(list(load), ["jobs", "step", "wall_s", "wall / floor"]),
+            "",
+        ]
     if first:
         for r in first:
             r["met"] = "yes" if r["first_progress_s"] <= TARGET_FIRST_PROGRESS else "**miss**"
@@ -384,15 +483,17 @@ def render(cli, app, first, floor, n_floors, repeats) -> str:
         out += [
             "### First run of a page: Run pressed to first progress report",
             "",
-            "In a fresh process as the page does it (`JobQueue.submit`, first "
-            "`Progress` record); the page shows it at its next poll (every 1 s). `page_s`: "
-            "page open to sample built; `warm_s`: page open to warm-up done.",
+            "In a fresh process as the page does it (`JobQueue.warm` when the page opens, "
+            "`JobQueue.submit`, first `Progress` record in the page's process); the page shows "
+            "it at its next poll (every 1 s). `jobs`: the jobs backend; `page_s`: page open to "
+            "sample built; `warm_s`: page open to warm-up done.",
             "",
             markdown_table(
                 first,
                 [
                     "page",
                     "first run",
+                    "jobs",
                     "warm-up",
                     "page_s",
                     "warm_s",
@@ -410,30 +511,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="1 repeat, cold and warm first runs")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", default="cli,app,first", help="comma-separated parts")
+    ap.add_argument("--only", default=PARTS, help=f"comma-separated parts of {PARTS}")
+    ap.add_argument(
+        "--backends",
+        default="process",
+        help="jobs backends of the first-run part (comma-separated: process,thread)",
+    )
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = ap.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     parts = set(args.only.split(","))
+    if args.quick and args.only == PARTS:  # two servers under load take minutes: ask for it
+        parts.discard("load")
     modes = ["cold", "warm"] if args.quick else ["cold", "early", "warm"]
     floors: list[float] = []
     with tempfile.TemporaryDirectory(prefix="wb-startup-") as d:
         tmp = Path(d)
         cli = bench_cli(tmp, repeats, floors) if "cli" in parts else []
         app = bench_app(tmp, floors) if "app" in parts else []
-        first = bench_first_run(tmp, floors, modes) if "first" in parts else []
+        backends = tuple(args.backends.split(","))
+        first = bench_first_run(tmp, floors, modes, backends) if "first" in parts else []
+        load = bench_load(tmp, floors) if "load" in parts else []
     floor = _med(floors)
-    md = render(cli, app, first, floor, len(floors), repeats)
+    md = render(cli, app, first, floor, len(floors), repeats, load)
     if args.json:
-        print(json.dumps({"floor_s": floor, "cli": cli, "app": app, "first_run": first}))
+        out = {"floor_s": floor, "cli": cli, "app": app, "first_run": first, "load": load}
+        print(json.dumps(out))
     else:
         print(md)
     if not args.no_write:
         from workbench.bench import write_section
 
         cmd = "workbench bench startup" + (" --quick" if args.quick else "")
-        if args.only != "cli,app,first":
+        if args.only != PARTS:
             cmd += f" --only {args.only}"
+        if args.backends != "process":
+            cmd += f" --backends {args.backends}"
         write_section("Start-up", md, cmd)
     return 0
 

@@ -12,8 +12,13 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _private_store(tmp_path, monkeypatch):
-    """Every test gets its own WORKBENCH_HOME: nothing touches the user's store."""
+    """Every test gets its own WORKBENCH_HOME: nothing touches the user's store. Pages run in
+    this process (AppTest) queue their jobs in threads: the app's default worker process would be
+    one per test (one queue per home), each living, warmed, until the suite ends. The jobs'
+    process backend has its own tests (tests/core/test_jobs.py), the browser tests' servers use
+    it."""
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "wb-home"))
+    monkeypatch.setenv("WORKBENCH_JOBS", "thread")
 
 
 @pytest.fixture(autouse=True)

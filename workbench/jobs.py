@@ -2,20 +2,24 @@
 
 ``execute`` is what the CLI, the pages and the benchmarks call: it runs the solver, turns an
 exception into a ``failed`` Result (the message kept, the process alive), adds the domain's
-ground-truth metrics and the run metadata, and stores the run. ``JobQueue`` runs ``execute`` in a
-worker thread so the page stays responsive; it never calls streamlit. The page polls the jobs'
+ground-truth metrics and the run metadata, and stores the run. ``JobQueue`` runs ``execute`` in the
+background -- in a worker process (the app's default) or a thread -- so the page stays
+responsive; it never calls streamlit. The page polls the jobs'
 :class:`~workbench.progress.Progress` snapshots and cancels through them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import queue
+import sys
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,17 +184,45 @@ class Job:
 
 
 class JobQueue:
-    """A FIFO of solves executed by ``workers`` background threads (default 1: the solvers use
-    the cores themselves). Thread-safe; never imports streamlit."""
+    """A FIFO of solves run in the background; thread-safe, never imports streamlit.
 
-    def __init__(self, store: RunStore, workers: int = 1) -> None:
+    Parameters
+    ----------
+    store : RunStore
+        Where every run is stored (by the process that ran it).
+    workers : int
+        How many jobs run at once (default 1: the solvers use the cores themselves).
+    backend : {"thread", "process"}
+        ``"thread"`` runs :func:`execute` in daemon threads of this process. ``"process"`` runs it
+        in one persistent worker process per worker slot (the ``spawn`` context, started on the
+        first job or warm-up), so that a CPU-bound solver never holds this process's GIL: in
+        the web server a solve in a thread stalls every session's page and even the health
+        check. A dispatcher thread per slot sends the job (the solver as its ``(domain, name)``
+        registry key, the problem, the parameters) over a pipe, streams the worker's progress
+        reports into ``job.progress``, forwards ``job.cancel()`` and receives the Result. A
+        worker that dies mid-job fails that job with a one-line error and is replaced by a
+        fresh one for the next job.
+    """
+
+    def __init__(self, store: RunStore, workers: int = 1, backend: str = "thread") -> None:
+        if backend not in ("thread", "process"):
+            raise ValueError(f"backend must be 'thread' or 'process', got {backend!r}")
         self.store = store
-        self._queue: queue.Queue[Job] = queue.Queue()
+        self.backend = backend
+        self._queue: queue.Queue[Job | Warmup] = queue.Queue()
         self._jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._warmups: dict[str, Warmup] = {}
+        self._workers: list[_Worker] = []
         for i in range(workers):
-            threading.Thread(target=self._work, name=f"wb-worker-{i}", daemon=True).start()
+            if backend == "process":
+                w = _Worker(store)
+                self._workers.append(w)
+                target = functools.partial(self._dispatch, w)
+            else:
+                target = self._work
+            threading.Thread(target=target, name=f"wb-worker-{i}", daemon=True).start()
 
     def submit(self, spec: SolverSpec, problem: Problem, params: Any, label: str = "") -> Job:
         job = Job(next(self._ids), spec, problem, params, label=label)
@@ -198,6 +230,28 @@ class JobQueue:
             self._jobs[job.id] = job
         self._queue.put(job)
         return job
+
+    def warm(self, domain: str) -> Warmup:
+        """Import what the domain's solvers need where the jobs run, once per queue.
+
+        With the process backend the warm-up is queued to the worker process ahead of any job
+        (one thread there imports everything, so no two imports race); with the thread backend
+        it is :func:`warm_in_background`. Poll the returned :class:`Warmup` for its progress.
+        """
+        with self._lock:
+            w = self._warmups.get(domain)
+            if w is None:
+                if self.backend == "thread":
+                    w = warm_in_background(domain)
+                else:
+                    w = Warmup(domain)
+                    self._queue.put(w)
+                self._warmups[domain] = w
+        return w
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of the live worker processes (none with the thread backend)."""
+        return [w.proc.pid for w in self._workers if w.proc is not None and w.proc.is_alive()]
 
     def jobs(self, problem_id: str | None = None) -> list[Job]:
         with self._lock:
@@ -220,9 +274,16 @@ class JobQueue:
             time.sleep(0.05)
         return True
 
+    def close(self) -> None:
+        """Stop the worker processes (they also end with this process: they are daemons)."""
+        for w in self._workers:
+            w.stop()
+
     def _work(self) -> None:
         while True:
             job = self._queue.get()
+            if isinstance(job, Warmup):  # only the process backend queues warm-ups
+                continue
             if job.progress.cancelled:  # cancelled while queued: never ran, nothing to store
                 job.state = "cancelled"
                 continue
@@ -238,6 +299,324 @@ class JobQueue:
             except Exception:  # storing failed: keep the worker alive
                 log.exception("job %s could not be stored", job.id)
             job.state = "done"
+
+    def _job_waiting(self) -> bool:
+        with self._queue.mutex:  # another page's warm-up waiting does not count
+            return any(isinstance(x, Job) for x in self._queue.queue)
+
+    def _dispatch(self, worker: _Worker) -> None:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, Warmup):
+                # a job waiting stops the warm-up at the next module: Run pressed while the page
+                # warms up waits for one import, not for every solver's
+                worker.warm(item, pending=self._job_waiting)
+                continue
+            if item.progress.cancelled:
+                item.state = "cancelled"
+                continue
+            item.state = "running"
+            item.progress.note("starting (importing the solver's libraries)")
+            try:
+                worker.run(item)
+            except Exception as exc:  # the pipe or the process broke: fail this job only
+                log.exception("job %s: the worker process failed", item.id)
+                item.error = _one_line(f"the worker process failed ({type(exc).__name__}: {exc})")
+                worker.stop()
+            item.state = "done"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# ---- the worker process --------------------------------------------------------------------------
+
+#: Progress attributes that travel as records, or are the child's own state; every other public
+#: attribute a solver sets on its Progress (a preview image, say) is forwarded as it is.
+_PROGRESS_OWN = frozenset({"records", "step", "total", "t0", "phase"})
+_FLUSH_S = 0.05  # how often the child sends its buffered progress reports
+
+
+_start_lock = threading.Lock()
+
+
+class _Worker:
+    """The parent's side of one worker process: starts it lazily, runs one item at a time."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.home = str(store.home)
+        self.proc: Any = None
+        self.conn: Any = None
+        self.cancel_event: Any = None
+
+    def _ensure(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            return
+        self.stop()
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self.cancel_event = ctx.Event()
+        self.proc = ctx.Process(
+            target=_child_main,
+            args=(child, self.cancel_event, self.home),
+            name="wb-job-worker",
+            daemon=True,
+        )
+        with _start_lock:
+            # spawn re-runs the parent's ``__main__`` in the child, and in the web server that is
+            # whichever page script a session is running (streamlit swaps it in per run): the
+            # worker would run a page, which queues a warm-up, which spawns a worker... Start it
+            # with a main module that has no file, so the child imports nothing of ours at all.
+            main = sys.modules.get("__main__")
+            stub = types.ModuleType("__main__")
+            sys.modules["__main__"] = stub
+            try:
+                self.proc.start()
+            finally:
+                if sys.modules.get("__main__") is stub:  # unless a script run swapped in its own
+                    if main is not None:
+                        sys.modules["__main__"] = main
+                    else:
+                        del sys.modules["__main__"]
+        child.close()  # the parent keeps only its end: EOF on recv once the child is gone
+        self.conn = parent
+
+    def stop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+            self.conn.close()
+            self.conn = None
+        if self.proc is not None:
+            self.proc.join(2)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(2)
+            self.proc = None
+
+    def _recv(self, poll_s: float) -> Any:
+        """The next message, None after ``poll_s`` without one; EOFError once the child died."""
+        if self.conn.poll(poll_s):
+            return self.conn.recv()
+        if not self.proc.is_alive():  # died without closing its end (it cannot: it is dead)
+            raise EOFError
+        return None
+
+    def _died(self) -> str:
+        code = self.proc.exitcode if self.proc is not None else None
+        self.stop()
+        return (
+            f"the worker process running this job died (exit code {code}); "
+            "nothing was stored, and the next run starts a fresh worker"
+        )
+
+    def run(self, job: Job) -> None:
+        from workbench import registry
+
+        self._ensure()
+        self.cancel_event.clear()
+        catalogs = {k: list(v) for k, v in registry._CATALOGS.items()}
+        self.conn.send(
+            ("job", catalogs, job.spec.domain, job.spec.name, job.problem, job.params, job.label)
+        )
+        while True:
+            if job.progress.cancelled and not self.cancel_event.is_set():
+                self.cancel_event.set()
+            try:
+                msg = self._recv(_FLUSH_S)
+            except EOFError:
+                job.error = self._died()
+                return
+            if msg is None:
+                continue
+            kind = msg[0]
+            if kind == "progress":
+                _apply_progress(job.progress, *msg[1:])
+            elif kind == "done":
+                _, job.result, job.run_id, job.error = msg
+                return
+
+    def warm(self, w: Warmup, pending: Any = None) -> None:
+        from workbench import registry
+
+        try:
+            self._ensure()
+            self.cancel_event.clear()
+            catalogs = {k: list(v) for k, v in registry._CATALOGS.items()}
+            self.conn.send(("warm", catalogs, w.domain))
+            while True:
+                if pending is not None and pending() and not self.cancel_event.is_set():
+                    self.cancel_event.set()
+                try:
+                    msg = self._recv(_FLUSH_S)
+                except EOFError:
+                    w.failed.append(_one_line(self._died()))
+                    return
+                if msg is None:
+                    continue
+                if msg[0] == "warm":
+                    _, w.current, step, total = msg
+                    w.progress(step, total)
+                elif msg[0] == "warm_done":
+                    w.failed.extend(msg[1])
+                    w.stopped = msg[2]
+                    w.current = ""
+                    return
+        except Exception:
+            log.exception("warm-up of %s in the worker failed", w.domain)
+        finally:
+            w.done.set()
+
+
+def _apply_progress(p: Progress, records: list, phase: str | None, extra: dict) -> None:
+    """Replay the child's reports into the parent's Progress (same records, same order)."""
+    for k, v in extra.items():
+        setattr(p, k, v)
+    for rec in records:
+        rec = dict(rec)
+        step, total = rec.pop("step"), rec.pop("total", None)
+        rec.pop("t", None)
+        p(step, total, **rec)
+    if phase is not None:
+        p.note(phase)
+
+
+class _ChildProgress(Progress):
+    """The worker's Progress: its cancel flag is the parent's event, its reports are buffered and
+    sent to the parent every :data:`_FLUSH_S` seconds (at once for the first one) by a flusher
+    thread, so a solver reporting every microsecond costs the parent a few messages a second."""
+
+    def __init__(self, conn: Any, send_lock: threading.Lock, cancel_event: Any) -> None:
+        super().__init__(keep=1)
+        self._cancel = cancel_event  # set by the parent's job.cancel()
+        self._conn = conn
+        self._send_lock = send_lock
+        self._buf: list[dict[str, Any]] = []
+        self._sent_phase = ""
+        self._sent_extra: dict[str, Any] = {}
+        self._reported = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, daemon=True)
+        self._flusher.start()
+
+    def note(self, phase: str) -> None:
+        super().note(phase)
+        self._wake.set()
+
+    def __call__(self, step: int, total: int | None = None, **metrics: float) -> None:
+        super().__call__(step, total, **metrics)
+        rec = dict(self.records[-1])
+        rec["total"] = total
+        with self._lock:
+            self._buf.append(rec)
+            first, self._reported = not self._reported, True
+        if first:  # the page waits for the first report: send it now, not at the next flush
+            self._wake.set()
+
+    def _extra(self) -> dict[str, Any]:
+        out = {}
+        for k, v in list(vars(self).items()):  # the solver's thread may add one meanwhile
+            if k.startswith("_") or k in _PROGRESS_OWN:
+                continue
+            if self._sent_extra.get(k, _MISSING) is not v:
+                out[k] = v
+                self._sent_extra[k] = v
+        return out
+
+    def flush(self) -> None:
+        with self._lock:
+            buf, self._buf = self._buf, []
+            if buf:  # the parent's Progress clears its phase on these reports, as here
+                self._sent_phase = ""
+            phase = self.phase if self.phase != self._sent_phase else None
+            if phase is not None:
+                self._sent_phase = self.phase
+        extra = self._extra()
+        if buf or phase is not None or extra:
+            with self._send_lock:
+                self._conn.send(("progress", buf, phase, extra))
+
+    def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(_FLUSH_S)
+            self._wake.clear()
+            try:
+                self.flush()
+            except (OSError, ValueError):  # the parent is gone
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._flusher.join()
+        self.flush()
+
+
+_MISSING = object()
+
+
+def _child_main(conn: Any, cancel_event: Any, home: str) -> None:
+    """The worker process: runs jobs and warm-ups sent by the parent, one at a time."""
+    import signal
+
+    from workbench import registry
+
+    # Ctrl-C in the server's terminal reaches the whole process group: the parent decides
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    store = RunStore(home)
+    send_lock = threading.Lock()
+
+    def use(catalogs: dict[str, list[str]]) -> None:
+        # the parent's registry (a plug-in's catalog, the tests' toy one), served here too
+        if catalogs != registry._CATALOGS:
+            registry._CATALOGS.clear()
+            registry._CATALOGS.update({k: list(v) for k, v in catalogs.items()})
+            registry._solver_specs.cache_clear()
+            registry._domain_specs.cache_clear()
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg[0] == "stop":
+            return
+        if msg[0] == "warm":
+            _, catalogs, domain = msg
+            use(catalogs)
+            w = Warmup(domain)
+
+            def report(step: int, total: int | None, _m: dict, w: Warmup = w) -> None:
+                with send_lock:
+                    conn.send(("warm", w.current, step, total))
+
+            w.progress = Progress(callback=report, keep=1)
+            w.progress._cancel = cancel_event  # set by the parent when a job is waiting
+            warm(domain, w)
+            with send_lock:
+                conn.send(("warm_done", w.failed, w.stopped))
+            continue
+        _, catalogs, domain, name, problem, params, label = msg
+        progress = _ChildProgress(conn, send_lock, cancel_event)
+        result, run_id, error = None, None, None
+        try:
+            use(catalogs)
+            spec = registry.get_solver(domain, name)
+            result, run_id = execute(spec, problem, params, progress, store, label)
+        except InputError as exc:  # refused input: shown on the page, never stored
+            error = str(exc)
+        except Exception as exc:  # storing failed: keep the worker alive
+            log.exception("job could not be stored")
+            error = _one_line(f"the run could not be stored ({type(exc).__name__}: {exc})")
+        progress.close()
+        with send_lock:
+            conn.send(("done", result, run_id, error))
 
 
 # ---- warming up what a domain's runs will import ----------------------------------------------
@@ -321,6 +700,7 @@ class Warmup:
     progress: Progress = field(default_factory=lambda: Progress(keep=1))
     current: str = ""
     failed: list[str] = field(default_factory=list)
+    stopped: bool = False  # stopped early for a waiting run; the run imports the rest itself
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -332,7 +712,8 @@ def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
     page opens, so that the first run starts iterating at once instead of importing for seconds
     (the first progress report of a run waits for every import its solver makes). Concurrent
     imports of the same module in the page, the worker and here are serialised by Python's
-    per-module import locks.
+    per-module import locks. Cancelling ``warmup.progress`` stops it before the next module
+    (:attr:`Warmup.stopped`): the worker process does that when a run is waiting.
     """
     import importlib
 
@@ -340,6 +721,9 @@ def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
     try:
         names = warm_modules(domain)
         for i, name in enumerate(names):
+            if w.progress.cancelled:  # a run is waiting (the worker process's warm-up)
+                w.stopped = True
+                break
             w.current = name
             w.progress(i, len(names))
             try:
@@ -350,7 +734,8 @@ def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
             except Exception:  # an optional dependency (a GPL reader, say): the run will tell
                 w.failed.append(name)
         w.current = ""
-        w.progress(len(names), len(names))
+        if not w.stopped:
+            w.progress(len(names), len(names))
     except Exception:
         log.exception("warm-up of %s failed", domain)
     finally:

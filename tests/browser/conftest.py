@@ -36,6 +36,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("wb-browser-home")
     port = _free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+    env["WORKBENCH_JOBS"] = "process"  # the app's default (the suite's own pages use threads)
     log = open(home / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",

@@ -3,6 +3,8 @@ that reports its progress and ends even when an optional dependency is missing."
 
 import sys
 
+import pytest
+
 from workbench import jobs
 
 
@@ -30,3 +32,40 @@ def test_warm_reports_progress_and_survives_missing_modules(toy, monkeypatch):
     assert (w.progress.step, w.progress.total) == (3, 3)
     assert calls == []  # the hook is only called on workbench modules
     assert "json" in sys.modules
+
+
+def test_queue_warms_in_its_worker_process_once(toy, tmp_path):
+    from workbench.jobs import JobQueue
+    from workbench.store import RunStore
+
+    q = JobQueue(RunStore(tmp_path), backend="process")
+    try:
+        w = q.warm("toy")
+        assert q.warm("toy") is w  # once per queue and domain
+        assert w.done.wait(60)
+        n = len(jobs.warm_modules("toy"))
+        assert w.failed == [] and w.current == ""
+        assert (w.progress.step, w.progress.total) == (n, n)
+        assert len(q.worker_pids()) == 1  # the worker it warmed is the one that runs the jobs
+        job = q.submit(toy.SPEC, toy.make(8), toy.SPEC.params(max_iter=10))
+        assert q.wait(60) and job.result.iterations == 10
+    finally:
+        q.close()
+
+
+@pytest.mark.slow  # a fresh worker process importing torch: ~20 s on the shared machine
+def test_a_waiting_run_stops_the_workers_warm_up_at_the_next_module(tmp_path):
+    from workbench import registry
+    from workbench.jobs import JobQueue
+    from workbench.store import RunStore
+
+    q = JobQueue(RunStore(tmp_path), backend="process")
+    try:
+        w = q.warm("ot")  # dozens of modules, torch and POT among them: seconds in a new process
+        spec = registry.get_solver("ot", "sinkhorn")
+        job = q.submit(spec, registry.get_domain("ot").sample("hist1d"), spec.params())
+        assert q.wait(120) and job.error is None and job.result.ok
+        assert w.done.is_set() and w.stopped
+        assert w.progress.total is None or w.progress.step < w.progress.total
+    finally:
+        q.close()

@@ -36,9 +36,18 @@ def store() -> RunStore:
     return _store(str(default_home()))
 
 
+def jobs_backend() -> str:
+    """Where the app's runs execute: ``"process"`` (default; a worker process, so a CPU-bound
+    solver never holds the server's GIL and every page stays responsive) or ``"thread"``
+    (``WORKBENCH_JOBS=thread``: a thread of the server, as before)."""
+    backend = os.environ.get("WORKBENCH_JOBS", "process")
+    return backend if backend in ("process", "thread") else "process"
+
+
 @st.cache_resource
 def _queue(home: str) -> JobQueue:
-    return JobQueue(_store(home), workers=int(os.environ.get("WORKBENCH_WORKERS", "1")))
+    workers = int(os.environ.get("WORKBENCH_WORKERS", "1"))
+    return JobQueue(_store(home), workers=workers, backend=jobs_backend())
 
 
 def job_queue() -> JobQueue:
@@ -83,8 +92,8 @@ def setup(title: str = "Inverse Workbench") -> None:
     thread while the page drew a chart failed with "partially initialized module 'pandas'".
     Importing pandas and plotly here, in the script thread before any job can be queued, costs
     well under a second once per server. Everything else (torch, SciPy, POT, the solvers) is
-    imported by the first run, or ahead of it by the opt-in page warm-up (:func:`warm_status`,
-    ``WORKBENCH_WARMUP=1``), not before the first paint.
+    imported by the first run, or ahead of it by the page warm-up (:func:`warm_status`, in the
+    worker process; ``WORKBENCH_WARMUP=0`` turns it off), not before the first paint.
     """
     st.set_page_config(page_title=title, page_icon=":material/biotech:", layout="wide")
     _preload()
@@ -102,25 +111,26 @@ WARM_POLL_S = 2.0
 
 
 def _warmup_enabled() -> bool:
-    # Off by default: importing a package (POT, say) in a background thread while another
-    # thread imports it can hand one of them a half-initialised module that then stays broken
-    # ("module 'ot' has no attribute 'emd'", seen in CI). WORKBENCH_WARMUP=1 turns it on.
-    return os.environ.get("WORKBENCH_WARMUP", "0") == "1"
+    # On by default with the process backend: the warm-up then runs in the worker process,
+    # single-threaded, so no two threads import one package at once. With the thread backend it
+    # stays opt-in (WORKBENCH_WARMUP=1): importing a package (POT, say) in a background thread
+    # while another thread imports it can hand one of them a half-initialised module that then
+    # stays broken ("module 'ot' has no attribute 'emd'", seen in CI).
+    default = "1" if jobs_backend() == "process" else "0"
+    return os.environ.get("WORKBENCH_WARMUP", default) == "1"
 
 
-@st.cache_resource
 def _warmup(domain: str) -> Any:
-    from workbench.jobs import warm_in_background
-
-    return warm_in_background(domain)
+    return job_queue().warm(domain)  # once per queue and domain
 
 
 def warm_status(domain: str) -> None:
     """Start (once per server) the warm-up of what the domain's runs import, and show its
     progress until it is done, so that a first run starts iterating at once.
 
-    The warm-up runs in its own thread: the page stays usable, and a run started before it
-    ends simply waits on the same imports (Python serialises them per module).
+    The warm-up runs where the jobs run (:meth:`workbench.jobs.JobQueue.warm`: the worker
+    process by default), so the page stays usable, and a run started before it ends simply
+    starts after it. ``WORKBENCH_WARMUP=0`` turns it off.
     """
     if not _warmup_enabled():
         return
