@@ -36,8 +36,9 @@ from workbench import registry
 from workbench.errors import InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
-#: Benchmarks that are not a domain's: ``workbench bench startup`` (benchmarks/startup.py).
-BENCH_EXTRA = ("startup",)
+#: Benchmarks that are not a domain's: ``workbench bench startup`` (benchmarks/startup.py) and
+#: ``workbench bench scale`` (benchmarks/scale.py, the batch runner).
+BENCH_EXTRA = ("startup", "scale")
 
 
 def _clean(v: Any) -> Any:

@@ -137,8 +137,11 @@ def test_alignment_recovers_planted_shifted_entry(banded_db):
         assert m["dice_edema"] + m["dice_core"] >= 1.9
         assert m["seed_mm"] == [m["seed_x_mm"], m["seed_y_mm"], m["seed_z_mm"]]
         assert np.linalg.norm(np.asarray(m["seed_mm"]) - sim["seed_mm"][0]) <= 1.5 * db.h
-    # off by default: the plain rank 1 of the paper
-    res = db_lookup.solve(prob, parse_params(db_lookup.Params, {"db": str(banded_db)}))
+    # on by default; align=false is the plain rank 1 of the paper
+    assert parse_params(db_lookup.Params, {}).align is True
+    res = db_lookup.solve(
+        prob, parse_params(db_lookup.Params, {"db": str(banded_db), "align": False})
+    )
     assert res.extras["topk"][0]["db_row"] == int(order[0]) and "align_improved" not in res.metrics
 
 

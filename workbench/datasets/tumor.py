@@ -160,6 +160,153 @@ def random_patient(
     raise RuntimeError("could not draw a visible synthetic patient")
 
 
+def _deformed_atlas(atlas, rng, amp_mm: float, corr_mm: float, theta_tissue: float):
+    """The atlas warped by a smooth random displacement field, with another tissue cut-off.
+
+    Each component of the displacement is white noise smoothed by a Gaussian of width
+    ``corr_mm`` and scaled so that its largest magnitude is ``amp_mm``; GM and WM are resampled
+    through it (linear interpolation), so tissue boundaries, ventricles and sulci move by up
+    to ``amp_mm`` with no change of topology."""
+    import dataclasses
+
+    from scipy import ndimage
+
+    n = atlas.gm.shape
+    disp = np.stack(
+        [ndimage.gaussian_filter(rng.normal(size=n), corr_mm / atlas.h) for _ in range(3)]
+    )
+    disp *= (amp_mm / atlas.h) / max(float(np.linalg.norm(disp, axis=0).max()), 1e-12)
+    coords = np.indices(n, dtype=np.float64) + disp
+    gm = ndimage.map_coordinates(atlas.gm, coords, order=1, mode="nearest").astype(np.float32)
+    wm = ndimage.map_coordinates(atlas.wm, coords, order=1, mode="nearest").astype(np.float32)
+    return dataclasses.replace(atlas, gm=gm, wm=wm, theta_tissue=float(theta_tissue))
+
+
+def ellipsoid_seed(shape, center_vox, h: float, semi_axes_mm, rot: np.ndarray, amplitude: float):
+    """Cell average (4^3 sub-samples per cell) of a uniform ellipsoid of density ``amplitude``.
+
+    A top-hat seed with its own orientation and three widths: unlike the database's isotropic
+    Gaussian (sigma 3 mm, amplitude 0.5) in shape, width and height."""
+    semi = np.asarray(semi_axes_mm, dtype=np.float64) / h
+    r = int(math.ceil(semi.max())) + 2
+    c = np.asarray(center_vox, dtype=np.float64)
+    lo = np.maximum(np.floor(c).astype(int) - r, 0)
+    hi = np.minimum(np.floor(c).astype(int) + r + 1, shape)
+    sub = (np.arange(4) + 0.5) / 4.0 - 0.5
+    out = np.zeros(shape, np.float32)
+    axes = [np.add.outer(np.arange(lo[a], hi[a]), sub).ravel() for a in range(3)]
+    X = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1) - c
+    local = X @ rot  # coordinates along the ellipsoid's axes (rot's columns)
+    inside = ((local / semi) ** 2).sum(-1) <= 1.0
+    m = inside.reshape(hi[0] - lo[0], 4, hi[1] - lo[1], 4, hi[2] - lo[2], 4).mean((1, 3, 5))
+    out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = amplitude * m
+    return out
+
+
+def mismatch_patient(
+    rng_seed: int = 0,
+    sim_grid: int = 96,
+    grid: int = 64,
+    noise: bool = True,
+    v_range=(5.0, 250.0),
+) -> TumorProblem:
+    """A held-out patient made unlike the database in everything but the PDE's form.
+
+    Differences from the database (and from :func:`random_patient`): the atlas is smoothly
+    deformed (displacement up to 4 mm, correlation length 20 mm); the tissue cut-off is
+    p_GM + p_WM >= 0.3 (database 0.1) and R ~ U[5, 20] (database 10); the seed is a uniform
+    ellipsoid with random orientation, semi-axes U[1.5, 5] mm and density U[0.3, 0.9]
+    (database: isotropic Gaussian, sigma 3 mm, peak 0.5); the discretisation uses harmonic face
+    means, half the stable step (C = 0.45) and rho dt <= 0.05 (database: arithmetic means,
+    C = 0.9, rho dt <= 0.1). Thresholds, mask noise, the identifiable prior and the mapping to
+    the working grid are those of :func:`random_patient`."""
+    from scipy.spatial.transform import Rotation
+
+    from workbench.physics.tumor.atlas import load_atlas, resample_linear, resample_occupancy
+    from workbench.physics.tumor.forward import FKSolver, Geometry, snap_seed
+
+    rng = np.random.default_rng(rng_seed)
+    base = load_atlas(int(sim_grid), with_t1=False)
+    atlas = _deformed_atlas(base, rng, amp_mm=4.0, corr_mm=20.0, theta_tissue=0.3)
+    R = float(rng.uniform(5.0, 20.0))
+    geom = Geometry.from_fields(atlas.diffusivity(R), atlas.tissue, atlas.h)
+    solver = FKSolver(geom, C=0.45, rho_dt_max=0.05, face_mean="harmonic")
+    region = np.argwhere(atlas.wm >= 0.5)
+    work = load_atlas(int(grid), with_t1=False)
+    for _ in range(50):
+        DT = math.exp(rng.uniform(math.log(1.0), math.log(2250.0)))
+        mu = math.exp(rng.uniform(math.log(0.1), math.log(300.0)))
+        vox = region[rng.integers(len(region))] + rng.uniform(-0.5, 0.5, 3)
+        seed, snapped = snap_seed(atlas, atlas.voxel_to_world(vox))
+        semi = rng.uniform(1.5, 5.0, 3)
+        rot = Rotation.random(random_state=rng).as_matrix()
+        amp = float(rng.uniform(0.3, 0.9))
+        th_wt = float(rng.uniform(0.15, 0.35))
+        th_tc = float(rng.uniform(0.5, 0.85))
+        nz = str(rng.choice(["none", "erode", "dilate"])) if noise else "none"
+        ijk = atlas.world_to_voxel(seed) - np.asarray(geom.offset)
+        u0 = ellipsoid_seed(geom.shape, ijk, atlas.h, semi, rot, amp) * geom.tissue
+        u, _ = solver.run(u0[None], [DT], [mu])
+        u = geom.uncrop(u)[0]
+        wt, tc = u >= th_wt, u >= th_tc
+        if nz != "none":
+            from scipy import ndimage
+
+            op = ndimage.binary_erosion if nz == "erode" else ndimage.binary_dilation
+            wt, tc = op(wt), op(tc)
+        wt_g = resample_occupancy(wt, atlas.affine, work.shape, work.affine) >= 0.5
+        tc_g = resample_occupancy(tc, atlas.affine, work.shape, work.affine) >= 0.5
+        wt_g = wt_g | tc_g
+        v_wt = float(wt_g.sum()) * work.h**3 / 1000.0
+        if not (v_range[0] <= v_wt <= v_range[1] and tc_g.any()):
+            continue
+        truth = {
+            "DT_mm2": DT,
+            "mu": mu,
+            "ell_mm": math.sqrt(DT),
+            "lambda_mm": math.sqrt(DT / mu),
+            "seed_mm": [float(x) for x in seed],
+            "snapped": bool(snapped),
+            "R": R,
+            "theta_wt": th_wt,
+            "theta_tc": th_tc,
+            "sim_grid": int(sim_grid),
+            "noise": nz,
+            "mismatch": {
+                "deform_mm": 4.0,
+                "theta_tissue": 0.3,
+                "seed": "ellipsoid",
+                "seed_semi_axes_mm": [float(v) for v in semi],
+                "seed_amplitude": amp,
+                "face_mean": "harmonic",
+                "C": 0.45,
+                "rho_dt_max": 0.05,
+            },
+        }
+        u_g = resample_linear(u, atlas.affine, work.shape, work.affine)
+        return TumorProblem(
+            name=f"mismatch_{rng_seed}",
+            wt=wt_g.astype(np.uint8),
+            tc=tc_g.astype(np.uint8),
+            affine=np.asarray(work.affine),
+            grid_n=int(grid),
+            theta_wt=0.25,
+            theta_tc=0.675,
+            truth_density=u_g.astype(np.float32),
+            meta={
+                "description": (
+                    f"model-mismatch patient at {sim_grid}^3 (deformed atlas, R = {R:.1f}, "
+                    f"ellipsoid seed, harmonic faces; sqrt(DT) = {math.sqrt(DT):.1f} mm, "
+                    f"rho T = {mu:.3g})"
+                ),
+                "truth": truth,
+                "source": "synthetic",
+                "input_shape": [int(grid)] * 3,
+            },
+        )
+    raise RuntimeError("could not draw a visible model-mismatch patient")
+
+
 def sample_small(**options: Any) -> TumorProblem:
     o = _opts(options)
     return synthetic_patient(

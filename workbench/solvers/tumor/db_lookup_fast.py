@@ -2,7 +2,7 @@
 
 The WT and TC occupancy fractions on the coarse tissue voxels are projected on the stored
 principal components; the ``shortlist`` nearest codes are re-ranked with the exact score.
-Option ``align`` (off by default, as in ``db_lookup``): the translation-aligned refinement of
+Option ``align`` (on by default, as in ``db_lookup``): the translation-aligned refinement of
 :mod:`workbench.solvers.tumor.align` on the re-ranked shortlist plus the volume neighbours.
 """
 
