@@ -173,3 +173,42 @@ def poisson_deviance(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
     Yh = np.clip(Yhat.astype(np.float64), 1e-12, None)
     t = np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1) / Yh), 0.0)
     return 2.0 * (t - (Y - Yh)).sum(-1)
+
+
+def bin_edges(energy: np.ndarray) -> np.ndarray:
+    """Channel boundaries of an energy axis of channel centres: midpoints, plus half a channel at
+    either end (so channel k covers [E_k - d/2, E_k + d/2] on a uniform axis)."""
+    e = np.asarray(energy, np.float64)
+    if e.size < 2:
+        raise InputError("an energy axis needs at least 2 channels")
+    mid = 0.5 * (e[1:] + e[:-1])
+    return np.concatenate([[e[0] - (mid[0] - e[0])], mid, [e[-1] + (e[-1] - mid[-1])]])
+
+
+def rebin_counts(data: np.ndarray, energy: np.ndarray, new_energy: np.ndarray) -> np.ndarray:
+    """Count-preserving resampling of spectra (last axis) onto another energy grid.
+
+    With C(E) the cumulative count function, piecewise linear between the old channel
+    boundaries (counts spread uniformly within a channel), the new channel j receives
+    C(e_j+1) - C(e_j) at its boundaries e_j (:func:`bin_edges`). Counts are conserved exactly over
+    the overlap of the two grids; new channels outside the old range receive 0. Works for
+    up- and down-sampling and for non-uniform axes.
+    """
+    old_e = bin_edges(energy)
+    new_e = bin_edges(new_energy)
+    x = np.asarray(data, np.float64)
+    cum = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, -1)], -1)
+    pos = np.interp(new_e, old_e, np.arange(old_e.size, dtype=np.float64))
+    i0 = np.clip(np.floor(pos).astype(np.int64), 0, old_e.size - 2)
+    w = pos - i0
+    c = cum[..., i0] * (1.0 - w) + cum[..., i0 + 1] * w
+    return np.diff(c, axis=-1)
+
+
+def net_grid(energy: np.ndarray, lo: float, hi: float, channels: int) -> tuple[slice, np.ndarray]:
+    """The channels of ``energy`` in [lo, hi] eV and a uniform grid of ``channels`` centres that
+    spans exactly the same extent (so :func:`rebin_counts` onto it keeps every count)."""
+    sl = window(energy, lo, hi, what="network input window")
+    ed = bin_edges(np.asarray(energy, np.float64)[sl])
+    d = (ed[-1] - ed[0]) / channels
+    return sl, ed[0] + d * (np.arange(channels) + 0.5)
