@@ -75,7 +75,7 @@ def test_cvae3d_scratch_tiny_runs_and_learns():
         p, cvae3d.Params(max_iter=3, init="scratch", steps_per_epoch=2, device="cpu", latent=4)
     )
     assert r.status in ("max_iter", "converged") and r.iterations == 3
-    assert np.isfinite(r.output).all() and r.message == ""
+    assert np.isfinite(r.output).all() and "does not match" not in r.message
     h = r.history
     assert len(h["loss"]) == 3 and all(np.isfinite(h["nll"])) and all(k >= 0 for k in h["kl"])
 

@@ -22,6 +22,7 @@ import numpy as np
 from workbench.device import resolve_device, versions
 from workbench.nets.eels_cvae_fit import (
     DEFAULT_CHECKPOINT,
+    NET_CHANNELS,
     fit,
     infer,
     load_checkpoint,
@@ -29,6 +30,7 @@ from workbench.nets.eels_cvae_fit import (
     save_checkpoint,
     scores_from_pi,
     tile_grid,
+    to_source,
 )
 from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
@@ -73,10 +75,24 @@ class Params:
     edge_lo: float = param(690.0, "score window start (eV)", label="edge window lo")
     edge_hi: float = param(730.0, "score window end (eV)", label="edge window hi")
     score: str = param(
-        "pearson",
-        "1 - Pearson r (paper), Poisson deviance, or the likelihood ratio of the best energy shift (+-5 eV) of the reconstruction, in the edge window",
-        choices=("pearson", "nll", "shift"),
+        "auto",
+        "auto (from 'look for'), 1 - Pearson r (paper), Poisson deviance, or the likelihood ratio of the best energy shift (+-5 eV) of the reconstruction, in the edge window",
+        choices=("auto", "pearson", "nll", "shift"),
     )
+    look_for: str = param(
+        "shift",
+        "anomaly sought: chemical shift, changed L3/L2 ratio, new phase, or any; picks the score when score = auto",
+        choices=("shift", "ratio", "phase", "any"),
+    )
+    align: str = param(
+        "auto",
+        "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is found)",
+        choices=("auto", "on", "off"),
+    )
+    ref_lo: float | None = param(
+        None, "alignment reference window start (eV); empty = found", advanced=True
+    )
+    ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
     threshold: str = param("otsu", "threshold from the score histogram", choices=("otsu", "gmm"))
     warmup: int = param(
         0, "epochs of linear KL warm-up (useful from scratch)", min=0, max=1000, advanced=True
@@ -130,28 +146,46 @@ def solve(problem, params: Params, progress=None) -> Result:
     t0 = time.perf_counter()
     device = resolve_device(params.device)
     energy = np.asarray(problem.energy, np.float64)
-    cube = make_cube(problem.data, energy, params.window_lo, params.window_hi, params.patch)
-    SP.window(cube.energy, params.edge_lo, params.edge_hi, what="edge window")
-    cp = cube.counts.shape[-1]
-    disp = float(np.median(np.diff(cube.energy)))
-    note = ""
+    data, drift, note = C.align_problem(
+        problem, params.align, params.ref_lo, params.ref_hi, (params.edge_lo, params.edge_hi)
+    )
+    notes = [note]
+    # the network's grid: the window resampled to NET_CHANNELS (any dispersion and range), unless
+    # an old-style checkpoint on a fixed grid is asked for and matches this window
+    channels: int | None = NET_CHANNELS
     model = None
     init_from = "scratch"
     if params.init == "checkpoint":
         path = Path(params.checkpoint) if params.checkpoint else DEFAULT_CHECKPOINT
         if path.exists():
             m, meta = load_checkpoint(path)
-            ok_grid = (
-                m.channels == cp
-                and abs(meta.get("dispersion", disp) - disp) < 0.02 * disp
-                and m.patch == params.patch
-            )
-            if ok_grid:
-                model, init_from = m, str(path.name)
+            if meta.get("resampled"):
+                if m.patch == params.patch:
+                    model, init_from, channels = m, str(path.name), m.channels
+                else:
+                    notes.append(f"checkpoint tile size P={m.patch} differs; trained from scratch")
             else:
-                note = f"checkpoint grid ({m.channels} ch, {meta.get('dispersion')} eV/ch, P={m.patch}) does not match this window ({cp} ch, {disp:.3g} eV/ch); trained from scratch"
+                native = make_cube(data, energy, params.window_lo, params.window_hi, params.patch)
+                disp = float(np.median(np.diff(native.energy)))
+                if (
+                    m.channels == native.counts.shape[-1]
+                    and abs(meta.get("dispersion", disp) - disp) < 0.02 * disp
+                    and m.patch == params.patch
+                ):
+                    model, init_from, channels = m, str(path.name), None
+                else:
+                    notes.append(
+                        f"checkpoint grid ({m.channels} ch, {meta.get('dispersion')} eV/ch, P={m.patch}) does not match this window; trained from scratch"
+                    )
         else:
-            note = "no bundled checkpoint found; trained from scratch"
+            notes.append("no bundled checkpoint found; trained from scratch")
+    cube = make_cube(
+        data, energy, params.window_lo, params.window_hi, params.patch, channels=channels
+    )
+    src_energy = cube.energy if cube.src_energy is None else cube.src_energy
+    SP.window(src_energy, params.edge_lo, params.edge_hi, what="edge window")
+    cp = cube.counts.shape[-1]
+    disp = float(np.median(np.diff(src_energy)))
     if model is None:
         model = build({"channels": cp, "patch": params.patch, "latent": params.latent}, params.seed)
     t_fit = time.perf_counter()
@@ -173,11 +207,14 @@ def solve(problem, params: Params, progress=None) -> Result:
     t_train = time.perf_counter() - t_fit
     t1 = time.perf_counter()
     pi, lat = infer(model, cube, device)
-    counts = cube.counts[: cube.ny, : cube.nx][..., cube.valid]
-    yhat, pear, dev = scores_from_pi(counts, pi, cube.energy, params.edge_lo, params.edge_hi)
+    pi, e_src = to_source(pi, cube)
+    sl = SP.window(energy, float(e_src[0]), float(e_src[-1]))
+    counts = np.clip(np.asarray(data[..., sl], np.float64), 0, None)
+    yhat, pear, dev = scores_from_pi(counts, pi, e_src, params.edge_lo, params.edge_hi)
     t_inf = time.perf_counter() - t1
-    shift, dmap = shift_scores(counts, yhat, cube.energy, params.edge_lo, params.edge_hi)
-    score = {"pearson": pear, "nll": dev, "shift": shift}[params.score]
+    shift, dmap = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
+    name = C.resolve_score(params.score, params.look_for)
+    score = {"pearson": pear, "nll": dev, "shift": shift}[name]
     extras, metrics = C.finish(score, problem, params.threshold)
     extras.update(
         {
@@ -186,7 +223,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             "score_shift": shift.astype(np.float32),
             "shift_estimate": dmap.astype(np.float32),
             "reconstruction": yhat.astype(np.float32),
-            "recon_energy": cube.energy.astype(np.float32),
+            "recon_energy": e_src.astype(np.float32),
             "latent_means": lat.astype(np.float32),
             "latent_tiles": np.array(
                 [
@@ -199,6 +236,8 @@ def solve(problem, params: Params, progress=None) -> Result:
             "init": init_from,
         }
     )
+    if drift is not None:
+        extras["drift_map"] = drift.astype(np.float32)
     if params.save and params.max_iter > 0 and out["epochs"] > 0:
         import os
 
@@ -210,6 +249,7 @@ def solve(problem, params: Params, progress=None) -> Result:
                 "dispersion": disp,
                 "window": [params.window_lo, params.window_hi],
                 "channels_valid": int(cube.valid.sum()),
+                "resampled": cube.src_energy is not None,
                 "seed": params.seed,
                 "fine_tuned_on": problem.id,
                 "init": init_from,
@@ -218,7 +258,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             extras["checkpoint_sha256"] = save_checkpoint(path, model, meta)
             extras["checkpoint_path"] = str(path)
         except OSError as exc:
-            note = (note + "; " if note else "") + f"could not save the checkpoint ({exc})"
+            notes.append(f"could not save the checkpoint ({exc})")
     metrics.update({"train_s": t_train, "infer_s": t_inf, "epochs": float(out["epochs"])})
     if out["history"]["nll"]:
         metrics["final_nll_per_count"] = out["history"]["nll"][-1]
@@ -239,8 +279,10 @@ def solve(problem, params: Params, progress=None) -> Result:
             "init": init_from,
             "model": model.config(),
             "steps_per_epoch": out["steps_per_epoch"],
+            "score": name,
+            "grid": f"{cp} channels" + (" (resampled)" if cube.src_energy is not None else ""),
         },
-        message=note,
+        message="; ".join(notes),
     )
 
 
