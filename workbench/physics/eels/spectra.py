@@ -379,3 +379,44 @@ def align(
         f"max {np.abs(drift).max():.3g} eV"
     )
     return out, drift, note
+
+
+def count_diagnosis(data: np.ndarray) -> str | None:
+    """Why ``data`` do not look like raw counts (background-subtracted, normalised or scaled),
+    or None when they do.
+
+    Count-based scores (Poisson deviance, the shift likelihood ratio, the 3D-CVAE's multinomial
+    likelihood) are only meaningful for counts. Checks, on the whole cube:
+
+    * negative values beyond read noise: more than 1 % of channels below -3 sqrt(mean), or a
+      negative mean in more than 1 % of spectra (background subtracted);
+    * every spectrum with the same total (normalised to a sum) or a maximum of 1 (to a maximum);
+    * Poisson dispersion: for counts the difference of neighbouring channels has variance about
+      their sum, so z = (Y_k - Y_k+1) / sqrt(Y_k + Y_k+1) has a variance g near the detector
+      gain (1 for counts), estimated robustly (median absolute deviation, so spikes do not count);
+      g < 0.2 or g > 20 means the data were rescaled (neighbouring channels have nearly the same
+      expectation, so smooth spectral structure does not inflate g).
+    """
+    x = np.asarray(data, np.float64).reshape(-1, np.shape(data)[-1])
+    mean = float(np.mean(x))
+    if not np.isfinite(mean):
+        return "the data hold non-finite values"
+    sd = np.sqrt(max(abs(mean), 1e-12))
+    if np.mean(x < -3.0 * sd) > 0.01 or np.mean(x.mean(1) < 0) > 0.01:
+        return "the data hold many negative values (background-subtracted?)"
+    tot = x.sum(1)
+    if x.shape[0] > 3 and tot.mean() > 0 and tot.std() <= 1e-6 * abs(tot.mean()):
+        return "every spectrum has the same total (normalised?)"
+    if x.shape[0] > 3 and np.allclose(np.abs(x).max(1), 1.0, atol=1e-6):
+        return "every spectrum has a maximum of 1 (normalised?)"
+    d = np.diff(x, axis=1)
+    s = x[:, 1:] + x[:, :-1]
+    ok = s > 0
+    if not ok.any():
+        return "the data have no positive counts"
+    # robust (median absolute deviation) so that spikes do not count
+    z = d[ok] / np.sqrt(s[ok])
+    g = float((1.4826 * np.median(np.abs(z - np.median(z)))) ** 2)
+    if g < 0.2 or g > 20.0:
+        return f"the channel-to-channel noise is {g:.3g} x Poisson (rescaled or not counts?)"
+    return None

@@ -315,3 +315,24 @@ def align_problem(
             raise InputError("give both ends of the alignment reference window, or neither")
         ref = (float(ref_lo), float(ref_hi))
     return align(problem.data, np.asarray(problem.energy, np.float64), mode, ref, exclude=edge)
+
+
+COUNT_SCORES = ("nll", "shift")
+
+
+def count_check(data: np.ndarray, score: str) -> str:
+    """Refuse a count-based score (Poisson deviance, shift likelihood ratio) on data that do not
+    look like counts (:func:`workbench.physics.eels.spectra.count_diagnosis`); for the other
+    scores return a warning for the result's message ("" when the data look like counts)."""
+    from workbench.physics.eels.spectra import count_diagnosis
+
+    why = count_diagnosis(data)
+    if why is None:
+        return ""
+    if score in COUNT_SCORES:
+        raise InputError(
+            f"{why}: the {score} score is a Poisson likelihood and needs raw counts; choose the "
+            "pearson or residual score, or load the data without background subtraction or "
+            "normalisation"
+        )
+    return f"warning: {why}; count-based scores would be invalid"

@@ -150,6 +150,10 @@ def solve(problem, params: Params, progress=None) -> Result:
         problem, params.align, params.ref_lo, params.ref_hi, (params.edge_lo, params.edge_hi)
     )
     notes = [note]
+    name = C.resolve_score(params.score, params.look_for)
+    warn = C.count_check(data, name)
+    if warn:  # the multinomial likelihood it trains on assumes counts too
+        notes.append(warn.replace("count-based scores", "its training likelihood and count scores"))
     # the network's grid: the window resampled to NET_CHANNELS (any dispersion and range), unless
     # an old-style checkpoint on a fixed grid is asked for and matches this window
     channels: int | None = NET_CHANNELS
@@ -213,7 +217,6 @@ def solve(problem, params: Params, progress=None) -> Result:
     yhat, pear, dev = scores_from_pi(counts, pi, e_src, params.edge_lo, params.edge_hi)
     t_inf = time.perf_counter() - t1
     shift, dmap = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
-    name = C.resolve_score(params.score, params.look_for)
     score = {"pearson": pear, "nll": dev, "shift": shift}[name]
     extras, metrics = C.finish(score, problem, params.threshold)
     extras.update(

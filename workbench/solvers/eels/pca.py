@@ -55,6 +55,8 @@ def choose_k(prep: Prepared, k: int, seed: int = 0) -> tuple[int, str]:
     if k > 0:
         return k, ""
     kk, _, _ = C.parallel_analysis(prep.X, seed=seed)
+    # k >= n - 1 components reproduce every pixel (all scores tie): keep k <= n - 2
+    kk = max(1, min(kk, prep.X.shape[0] - 2))
     return kk, f"k = {kk} from parallel analysis under Poisson noise"
 
 

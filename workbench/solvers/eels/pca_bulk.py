@@ -140,6 +140,7 @@ def solve(problem, params: Params, progress=None):
     shift, _ = shift_scores(prep, fit)
     nll = SP.poisson_deviance(X[:, e], fit["X_hat"][:, e])
     name = C.resolve_score(params.score, params.look_for)
+    warn = C.count_check(prep.X, name)
     score = {
         "nll": nll,
         "residual": resid,
@@ -168,7 +169,7 @@ def solve(problem, params: Params, progress=None):
         iterations=rounds,
         history=hist,
         meta={"protocol": protocol, "score": name},
-        message=k_note,
+        message="; ".join(m for m in (k_note, warn) if m),
     )
 
 

@@ -73,6 +73,7 @@ def solve(problem, params: Params, progress=None):
     shift, _ = shift_scores(prep, fit)
     nll = SP.poisson_deviance(prep.X[:, e], fit["X_hat"][:, e])
     name = C.resolve_score(params.score, params.look_for)
+    warn = C.count_check(prep.X, name)
     score = {"residual": resid, "pearson": pear, "shift": shift, "nll": nll}[name]
     progress(1, 1)
     return package(
@@ -85,7 +86,7 @@ def solve(problem, params: Params, progress=None):
         seed=params.seed,
         extra_scores={"residual": resid, "pearson": pear, "shift": shift, "nll": nll},
         meta={"score": name},
-        message=k_note,
+        message="; ".join(m for m in (k_note, warn) if m),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
+from workbench.solvers.eels import common as C
 from workbench.solvers.eels.pca import choose_k, fit_transform, hotelling_t2, package, prepare
 
 
@@ -71,7 +72,7 @@ def solve(problem, params: Params, progress=None):
             "residual": resid,
             "pearson": SP.pearson_score(prep.X[:, e], fit["X_hat"][:, e]),
         },
-        message=k_note,
+        message="; ".join(m for m in (k_note, C.count_check(prep.X, "t2")) if m),
     )
 
 
