@@ -127,3 +127,23 @@ def test_threshold_on_constant_scores_flags_nothing(value):
         assert not th["mask"].any() and th["ashman_d"] == 0.0
     with pytest.raises(InputError):
         C.threshold(np.array([1.0, np.nan, 2.0]))
+
+
+def test_pca_detectors_align_by_default_and_choose_k_from_the_data():
+    from workbench.datasets.eels import synthetic
+    from workbench.physics.eels import metrics as EM
+    from workbench.solvers.eels import pca_recon
+
+    kw = dict(ny=32, nx=32, shift=1.0, fraction=0.06, n_pk=180.0, seed=4, e_min=620.0)
+    kw.update(others=(("Mn L", 1.5),), drift=0.4, jitter=0.05)
+    p = synthetic(kw)
+    r = pca_recon.solve(p, pca_recon.Params())
+    assert "aligned on Mn L" in r.message and "parallel analysis" in r.message
+    assert r.meta["score"] == "shift" and r.meta["k"] >= 2
+    true = p.meta["generator"]["drift_rms"]
+    assert true > 0.1 and "drift_map" in r.extras
+    off = pca_recon.solve(p, pca_recon.Params(align="off"))
+    assert "alignment off" in off.message
+    # drift left in reads as a chemical shift: alignment must not make detection worse
+    assert EM.roc_auc(r.output, p.truth) >= EM.roc_auc(off.output, p.truth) - 0.01
+    assert EM.roc_auc(r.output, p.truth) > 0.9

@@ -302,6 +302,25 @@ def parallel_analysis(
     return int(np.clip(k, 1, max_k)), ev, q
 
 
+def bulk_components(z: np.ndarray, max_kurtosis: float = 3.0) -> int:
+    """How many leading components describe the bulk: stop before the first whose pixel scores
+    are heavy-tailed (excess kurtosis above ``max_kurtosis``).
+
+    Variation of the bulk (thickness, concentration, background) is spread over the map and its
+    component scores have a light-tailed distribution (excess kurtosis near 0), whereas an anomaly
+    confined to a fraction f of the pixels gives a two-point mixture with excess kurtosis about
+    (1 - 6 f (1 - f)) / (f (1 - f)): 12 at f = 6 %, 5 at 10 %, 30 at 3 %. A detector that
+    models the anomaly as a component no longer sees it in its residual, so the default k keeps
+    the bulk components only. Returns at least 1.
+    """
+    z = np.asarray(z, np.float64)
+    zc = z - z.mean(0)
+    var = (zc**2).mean(0)
+    kurt = np.where(var > 0, (zc**4).mean(0) / np.where(var > 0, var, 1.0) ** 2 - 3.0, 0.0)
+    heavy = np.nonzero(kurt > max_kurtosis)[0]
+    return int(max(1, heavy[0])) if heavy.size else int(z.shape[1])
+
+
 def align_problem(
     problem: Any, mode: str, ref_lo: float | None, ref_hi: float | None, edge: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray | None, str]:

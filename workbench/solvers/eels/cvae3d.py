@@ -67,7 +67,11 @@ class Params:
     )
     batch: int = param(8, "tiles per batch", min=1, max=64, advanced=True)
     steps_per_epoch: int = param(
-        0, "batches per epoch (0 = about two passes over the map)", min=0, max=10000, advanced=True
+        0,
+        "batches per epoch (0 = about two passes over the map, at least 8)",
+        min=0,
+        max=10000,
+        advanced=True,
     )
     patch: int = param(16, "tile size P (pixels)", choices=(8, 16, 24, 32), advanced=True)
     window_lo: float = param(680.0, "network input window start (eV)", advanced=True)
@@ -130,6 +134,14 @@ def shift_scores(
     """GLR statistic for an energy shift of the reconstruction in the edge window, and the best
     shift (eV) per pixel; see :func:`workbench.solvers.eels.common.shift_glr`."""
     return C.shift_glr(counts, yhat, energy, edge_lo, edge_hi)
+
+
+def fine_tune_steps(ny: int, nx: int, params: Params) -> int:
+    """Batches per epoch of the per-image schedule: about two passes over the map's tiles, and
+    never fewer than 8, so that a small measured map (a few hundred pixels, one or two tile
+    positions) still gets 8 x epochs updates of the pretrained network rather than 2 x epochs."""
+    p = params.patch
+    return max(8, int(np.ceil(2 * ny * nx / (p * p * params.batch))))
 
 
 # ------------------------------------------------------------------------------------------
@@ -201,7 +213,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             lr=params.lr,
             beta=params.beta,
             batch=params.batch,
-            steps_per_epoch=params.steps_per_epoch,
+            steps_per_epoch=params.steps_per_epoch or fine_tune_steps(cube.ny, cube.nx, params),
             warmup=params.warmup,
             patience=params.patience,
             seed=params.seed,

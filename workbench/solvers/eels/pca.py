@@ -50,13 +50,22 @@ def prepare(
     return Prepared(X, e, edge, (ny, nx), note, drift)
 
 
-def choose_k(prep: Prepared, k: int, seed: int = 0) -> tuple[int, str]:
-    """``k`` components, or (k = 0) as many as parallel analysis under Poisson noise finds."""
+def choose_k(prep: Prepared, k: int, seed: int = 0, bulk_only: bool = True) -> tuple[int, str]:
+    """``k`` components, or (k = 0) as many as parallel analysis under Poisson noise finds; with
+    ``bulk_only`` (reconstruction scores) only those before the first localised component
+    (:func:`workbench.solvers.eels.common.bulk_components`), since a detector that models the
+    anomaly no longer sees it in the residual. Hotelling's T^2 wants the anomaly's component."""
     if k > 0:
         return k, ""
     kk, _, _ = C.parallel_analysis(prep.X, seed=seed)
     # k >= n - 1 components reproduce every pixel (all scores tie): keep k <= n - 2
     kk = max(1, min(kk, prep.X.shape[0] - 2))
+    kb = C.bulk_components(fit_transform(prep.X, kk, True)["z"]) if bulk_only else kk
+    if kb < kk:
+        return kb, (
+            f"k = {kb}: {kk} components above the Poisson noise (parallel analysis), the first "
+            f"{kb} spread over the map; component {kb + 1} is localised (an anomaly, not bulk)"
+        )
     return kk, f"k = {kk} from parallel analysis under Poisson noise"
 
 

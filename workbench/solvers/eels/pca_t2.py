@@ -53,7 +53,7 @@ def solve(problem, params: Params, progress=None):
         ref_lo=params.ref_lo,
         ref_hi=params.ref_hi,
     )
-    k, k_note = choose_k(prep, params.k, params.seed)
+    k, k_note = choose_k(prep, params.k, params.seed, bulk_only=False)
     fit = fit_transform(prep.X, k, params.poisson_norm)
     t2 = hotelling_t2(fit["z"])
     e = prep.edge
