@@ -147,3 +147,22 @@ def test_pca_detectors_align_by_default_and_choose_k_from_the_data():
     # drift left in reads as a chemical shift: alignment must not make detection worse
     assert EM.roc_auc(r.output, p.truth) >= EM.roc_auc(off.output, p.truth) - 0.01
     assert EM.roc_auc(r.output, p.truth) > 0.9
+
+
+def test_calibrated_threshold_flags_about_a_thousandth_of_null_pixels():
+    rng = np.random.default_rng(0)
+    null = rng.chisquare(1, 20000)
+    th = C.threshold(null, "auto", "shift")
+    assert th["mask"].mean() < 0.003  # chi2(1) 0.999 quantile
+    inflated = 2.5 * null  # misfit inflates the statistic: the median rescales the threshold
+    assert C.threshold(inflated, "auto", "shift")["mask"].mean() < 0.003
+    planted = null.copy()
+    planted[:400] += 60.0  # 2 % strong anomalies: all found, few false alarms
+    m = C.threshold(planted, "auto", "shift")["mask"]
+    assert m[:400].all() and m[400:].mean() < 0.003
+    # Otsu splits any histogram in two: on the same null it flags far more
+    assert C.threshold(null, "otsu")["mask"].mean() > 0.02
+    # other scores keep Otsu under "auto"
+    assert (
+        C.threshold(null, "auto", "pearson")["threshold"] == C.threshold(null, "otsu")["threshold"]
+    )

@@ -1,13 +1,17 @@
 """3-D convolutional VAE anomaly detector for EELS spectrum images (Sultanov, Buban & Klie 2024).
 
-Tiles of P x P pixels x C energy channels (the analysis window, reflect-padded to a multiple of 16;
-padded channels are masked out of the loss and the scores) are encoded to a small Gaussian latent
-and decoded to per-pixel spectral logits. Loss = multinomial NLL of the counts given each pixel's
-total (count-weighted cross-entropy, the proper form of the paper's NLL) + beta * KL. Training runs
-on the image itself (bulk assumption), initialised from the bundled checkpoint when the energy grid
-matches. Inference uses the posterior mean on overlapping tiles (stride P/2 + edge-aligned) and
-averages pi. Scores: 1 - Pearson r between counts and the expected counts N_p pi_p in the edge
-window (paper) or the Poisson deviance there; larger = more anomalous.
+The chosen window (any edge, range and dispersion) is first aligned per pixel when a reference
+feature is present, then resampled count-preservingly onto the network's grid of
+``NET_CHANNELS`` channels, so the bundled checkpoint -- pretrained across many simulated edges,
+elements, dispersions and doses -- applies everywhere. Tiles of P x P pixels x those channels are
+encoded to a small Gaussian latent and decoded to per-pixel spectral logits. Loss = multinomial
+NLL of the counts given each pixel's total (count-weighted cross-entropy, the proper form of the
+paper's NLL) + beta * KL. Per-image fine-tuning (bulk assumption) starts from the checkpoint; at
+least 8 batches per epoch so small maps get enough updates. Inference uses the posterior mean on
+overlapping tiles (stride P/2 + edge-aligned), averages pi and maps it back to the user's channels.
+Scores, in the edge window: the likelihood ratio of the best energy shift of the reconstruction
+(default for a chemical shift), the Poisson deviance (default for a changed ratio or new phase),
+or 1 - Pearson r (paper); larger = more anomalous.
 """
 
 from __future__ import annotations
@@ -97,7 +101,11 @@ class Params:
         None, "alignment reference window start (eV); empty = found", advanced=True
     )
     ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
-    threshold: str = param("otsu", "threshold from the score histogram", choices=("otsu", "gmm"))
+    threshold: str = param(
+        "auto",
+        "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
+        choices=("auto", "otsu", "gmm"),
+    )
     warmup: int = param(
         0, "epochs of linear KL warm-up (useful from scratch)", min=0, max=1000, advanced=True
     )
@@ -230,7 +238,7 @@ def solve(problem, params: Params, progress=None) -> Result:
     t_inf = time.perf_counter() - t1
     shift, dmap = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
     score = {"pearson": pear, "nll": dev, "shift": shift}[name]
-    extras, metrics = C.finish(score, problem, params.threshold)
+    extras, metrics = C.finish(score, problem, params.threshold, name)
     extras.update(
         {
             "score_pearson": pear.astype(np.float32),

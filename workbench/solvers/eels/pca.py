@@ -150,7 +150,7 @@ def package(
 ) -> Result:
     ny, nx = prep.shape
     smap = score.reshape(ny, nx)
-    extras, metrics = C.finish(smap, problem, threshold)
+    extras, metrics = C.finish(smap, problem, threshold, (meta or {}).get("score", ""))
     ratio = C.explained_variance_ratio(fit["sv"])
     extras.update(
         {

@@ -69,7 +69,11 @@ class Params:
         None, "alignment reference window start (eV); empty = found", advanced=True
     )
     ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
-    threshold: str = param("otsu", "threshold from the score histogram", choices=("otsu", "gmm"))
+    threshold: str = param(
+        "auto",
+        "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
+        choices=("auto", "otsu", "gmm"),
+    )
     seed: int = param(0, "seed (deterministic; recorded)")
 
 
