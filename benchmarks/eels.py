@@ -46,7 +46,7 @@ BASE = dict(
     t_lambda=(0.2, 0.8),
     jitter=0.03,
 )
-MN = dict(e_min=620.0, others=(("Mn L", 1.5),))  # a reference edge outside the Fe-L window
+MN = dict(e_min=620.0, others=(("Mn L", 3.0),))  # a reference edge outside the Fe-L window
 MID = 45.0
 
 # name -> generator overrides
