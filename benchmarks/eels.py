@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs", type=int, default=None, help="cvae3d fine-tuning epochs (default: the solver's)"
     )
     ap.add_argument(
-        "--conditions", default="", help="comma-separated substrings of condition names"
+        "--conditions", default="", help="semicolon-separated substrings of condition names"
     )
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--rows", default="", help="also write the raw rows to this JSON file")
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     conds = list(CONDITIONS)
     if a.conditions:
-        conds = [c for c in conds if any(s in c for s in a.conditions.split(","))]
+        conds = [c for c in conds if any(s.strip() in c for s in a.conditions.split(";"))]
     seeds, val_seeds = list(range(a.seeds)), list(range(a.val_seeds))
     ks, size, epochs = KS, a.size, a.epochs
     if a.quick:
