@@ -22,7 +22,7 @@ fine-tuned} for the 3D-CVAE. Test cubes never choose anything.
 Reported per condition: ROC AUC and average precision, mean over ``--seeds`` test cubes with a
 95 % bootstrap interval over seeds (:func:`workbench.bench.bootstrap_ci`); paired bootstrap
 differences (:func:`workbench.bench.paired_bootstrap`) of cvae3d against the best PCA detector,
-both at defaults; the fraction of pixels flagged at the default (Otsu) threshold on anomaly-free
+both at defaults; the fraction of pixels flagged at the default threshold on anomaly-free
 cubes with drift; wall times.
 """
 
