@@ -21,8 +21,8 @@ fine-tuned} for the 3D-CVAE. Test cubes never choose anything.
 
 Reported per condition: ROC AUC and average precision, mean over ``--seeds`` test cubes with a
 95 % bootstrap interval over seeds (:func:`workbench.bench.bootstrap_ci`); paired bootstrap
-differences (:func:`workbench.bench.paired_bootstrap`) of cvae3d against the best PCA detector,
-both at defaults; the fraction of pixels flagged at the default threshold on anomaly-free
+differences (:func:`workbench.bench.paired_bootstrap`) of cvae3d against each PCA detector,
+all at defaults; the fraction of pixels flagged at the default threshold on anomaly-free
 cubes with drift; wall times.
 """
 
