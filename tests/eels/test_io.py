@@ -517,7 +517,7 @@ def test_cli_gatan_si_runs_with_notices(tmp_path, capsys, monkeypatch):
     dm.write_bytes(b"DM")
     args = ["solve", "eels", "--solver", "pca_t2", "--input", str(dm), "--json", "--no-figure"]
     # 4 pixels: k = 3 components would reproduce every pixel (all scores tie), so refused
-    code, out, err = _cli(capsys, *args)
+    code, out, err = _cli(capsys, *args, "--param", "k=3")
     assert code == 2 and "k = 3 components need at least 5 pixels" in err
     code, out, err = _cli(capsys, *args, "--param", "k=2", "--out", str(tmp_path / "o"))
     assert code == 0, err

@@ -20,6 +20,7 @@ def test_page_renders_sample_and_navigator(home):
     at.run()
     assert not at.exception, at.exception
     assert "EELS anomaly detection" in at.title[0].value
+    assert any("Which score detects what" in e.label for e in at.expander)
     assert len(at.get("plotly_chart")) >= 2  # navigator + spectrum
 
 

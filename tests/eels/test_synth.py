@@ -92,3 +92,149 @@ def test_params_are_recorded():
         and "achieved_fraction" in p
         and isinstance(p["discs"], list)
     )
+
+
+def _centroid(e, spec, lo, hi):
+    win = (e > lo) & (e < hi)
+    s = spec[win] - spec[win].min()
+    return (s * e[win]).sum() / s.sum()
+
+
+def test_drift_moves_every_feature_and_is_recorded():
+    kw = dict(
+        ny=24, nx=24, fraction=0.0, n_pk=720.0, keep_clean=True, seed=3, others=(("Mn L", 0.8),)
+    )
+    a = generate(**kw, e_min=620.0, e_max=740.0, dispersion=0.05)
+    b = generate(**kw, e_min=620.0, e_max=740.0, dispersion=0.05, drift=0.5, jitter=0.1)
+    d = b["drift_map"]
+    assert np.abs(d).max() > 0.3 and d.std() > 0.1 and np.abs(a["drift_map"]).max() == 0
+    e = a["energy"]
+    inner = (e > 630.0) & (e < 730.0)
+    for iy, ix in (
+        np.unravel_index(np.argmax(d), d.shape),
+        np.unravel_index(np.argmin(d), d.shape),
+    ):
+        sa, sb = a["clean"][iy, ix].astype(float), b["clean"][iy, ix].astype(float)
+        moved = np.interp(e - d[iy, ix], e, sa)  # the whole spectrum (Mn L, Fe L, background)
+        assert np.abs(moved - sb)[inner].max() < 2e-3 * sb.max()
+        assert np.abs(sa - sb)[inner].max() > 2e-2 * sb.max()
+
+
+def test_background_exponent_and_amplitude_vary_per_pixel():
+    g = generate(
+        ny=24,
+        nx=24,
+        fraction=0.0,
+        keep_clean=True,
+        seed=0,
+        bg_exponent_sd=0.3,
+        bg_amp_range=(0.6, 1.4),
+        c_range=(0.0, 0.0),
+        c_o=0.0,
+        n_pk=720.0,
+    )
+    e, lam = g["energy"], g["clean"].astype(float)
+    slopes = np.array([np.polyfit(np.log(e), np.log(s), 1)[0] for s in lam.reshape(-1, e.size)])
+    np.testing.assert_allclose(-slopes, g["bg_exponent"].ravel(), atol=0.02)
+    assert g["bg_exponent"].std() == pytest.approx(0.3, rel=0.05)
+
+
+def test_plural_scattering_grows_with_thickness():
+    kw = dict(ny=16, nx=16, fraction=0.0, n_pk=720.0, keep_clean=True, seed=1, c_o=0.0)
+    e = generate(**kw)["energy"]
+    single = generate(**kw)["clean"].astype(float)
+    plural = generate(**kw, plural=True, t_lambda=(0.2, 1.2), e_max=760.0)
+    tau = plural["tau"]
+    lamp = plural["clean"].astype(float)[..., : e.size]
+    # the plasmon replica of the L3 line sits E_p = 22 eV above it; it grows with t / lambda
+    i_rep = np.argmin(np.abs(e - 730.0))
+    i_l3 = np.argmin(np.abs(e - 708.0))
+    rel = lamp[..., i_l3] / single[..., i_l3]
+    assert np.corrcoef(tau.ravel(), rel.ravel())[0, 1] < -0.9  # the single-scattering share drops
+    rep = (lamp[..., i_rep] / single[..., i_rep]) / rel  # replica relative to the L3 line
+    assert np.corrcoef(tau.ravel(), rep.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("edge", ["O K", "Ti L", "Mn L", "Fe L"])
+def test_each_edge_has_its_onset_where_the_table_says(edge):
+    from workbench.physics.eels.synth import EDGE_TABLE
+
+    on = EDGE_TABLE[edge].onset
+    g = generate(
+        ny=8,
+        nx=8,
+        fraction=0.0,
+        n_pk=720.0,
+        keep_clean=True,
+        seed=0,
+        edge=edge,
+        c_o=0.0,
+        e_min=on - 30,
+        e_max=on + 40,
+        dispersion=0.1,
+    )
+    e, m = g["energy"], g["clean"].astype(float).mean((0, 1))
+    near = (e > on - 4) & (e < on + 4)
+    expect = EDGE_TABLE[edge].peak if edge == "O K" else on  # K: near-edge peak; L: L3 line
+    assert abs(e[near][np.argmax(m[near])] - expect) < 0.6
+    d = np.diff(m)
+    assert e[np.argmax(d)] == pytest.approx(on, abs=2.0)
+
+
+def test_ratio_and_phase_anomalies_keep_area_and_change_shape():
+    kw = dict(
+        ny=32,
+        nx=32,
+        fraction=0.1,
+        n_pk=720.0,
+        keep_clean=True,
+        seed=2,
+        c_range=(0.5, 0.5),
+        t_range=(1.0, 1.0),
+        c_o=0.0,
+    )
+    base = generate(**dict(kw, fraction=0.0))["clean"].astype(float)[0, 0]
+    e = generate(**dict(kw, fraction=0.0))["energy"]
+    for kind in ("ratio", "phase"):
+        g = generate(**kw, anomaly=kind)
+        t = g["truth"]
+        assert t.any() and (g["shift_map"] == 0).all()
+        an = g["clean"].astype(float)[t][0]
+        assert abs(an.sum() - base.sum()) / base.sum() < 0.01  # white-line area preserved
+        assert np.abs(an - base).max() > 0.05 * 720.0  # n_pk: the L3 height above background
+        l3 = (e > 703) & (e < 713)
+        l2 = (e > 716) & (e < 726)
+        r_base = (base[l3] - base[l3].min()).sum() / (base[l2] - base[l2].min()).sum()
+        r_an = (an[l3] - an[l3].min()).sum() / (an[l2] - an[l2].min()).sum()
+        if kind == "ratio":
+            assert r_an > 1.2 * r_base
+        else:  # split white lines: a lower, wider L3 maximum
+            assert np.ptp(an[l3]) < 0.9 * np.ptp(base[l3])
+
+
+@pytest.mark.parametrize("dispersion", [0.05, 1.0])
+def test_any_dispersion_and_range(dispersion):
+    g = generate(ny=8, nx=8, seed=0, dispersion=dispersion, e_min=600.0, e_max=780.0)
+    assert np.allclose(np.diff(g["energy"]), dispersion)
+    assert np.isfinite(g["data"]).all() and g["data"].shape[-1] == g["energy"].size
+
+
+def test_zero_loss_peak_sits_at_the_drifted_zero():
+    g = generate(
+        ny=8,
+        nx=8,
+        fraction=0.0,
+        seed=0,
+        e_min=-10.0,
+        e_max=120.0,
+        dispersion=0.1,
+        zero_loss=200.0,
+        drift=0.4,
+        keep_clean=True,
+        edge="C K",
+        c_o=0.0,
+    )
+    e, lam = g["energy"], g["clean"].astype(float)
+    near = np.abs(e) < 3
+    peak = e[near][np.argmax(lam[..., near], -1)]
+    np.testing.assert_allclose(peak, g["drift_map"], atol=0.06)

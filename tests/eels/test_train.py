@@ -26,6 +26,8 @@ def test_tiny_training_run_writes_checkpoint_and_manifest(tmp_path):
         "2",
         "--latent",
         "4",
+        "--sim",
+        "fe",
     ]
     assert train.main(argv) == 0
     man = json.loads(out.with_suffix(".json").read_text())
@@ -37,6 +39,32 @@ def test_tiny_training_run_writes_checkpoint_and_manifest(tmp_path):
     assert set(ck) == {"config", "state_dict", "meta"}
     model, meta = cvae_fit.load_checkpoint(out)
     assert model.latent == 4 and abs(meta["dispersion"] - 0.3) < 1e-9
+
+
+def test_rich_pretraining_resamples_every_cube_to_the_network_grid(tmp_path):
+    out = tmp_path / "rich.pt"
+    argv = ["--out", str(out), "--epochs", "1", "--steps-per-epoch", "1", "--cubes", "2"]
+    argv += ["--size", "16", "--batch", "2", "--latent", "4", "--sim", "rich"]
+    assert train.main(argv) == 0
+    model, meta = cvae_fit.load_checkpoint(out)
+    assert meta["resampled"] and model.channels == cvae_fit.NET_CHANNELS
+    man = json.loads(out.with_suffix(".json").read_text())
+    edges = {c["edge"] for c in man["data"]["cubes"]}
+    assert edges and all(0.05 <= c["dispersion"] <= 1.0 for c in man["data"]["cubes"])
+    assert "roc_auc_pearson_mn_1eV_3pct" in man["metrics"]
+
+
+def test_rich_params_span_edges_dispersions_and_doses():
+    kws = [train.rich_params(s, 16) for s in range(60)]
+    assert len({k["edge"] for k in kws}) >= 6
+    d = [k["dispersion"] for k in kws]
+    assert min(d) < 0.1 and max(d) > 0.5 and all(0.05 <= x <= 1.0 for x in d)
+    n = [k["n_pk"] for k in kws]
+    assert min(n) >= 4.5 and max(n) <= 450.0 and max(n) / min(n) > 20
+    for k in kws:  # the window always holds the main edge
+        from workbench.physics.eels.synth import EDGE_TABLE
+
+        assert k["win"][0] < EDGE_TABLE[k["edge"]].onset < k["win"][1]
 
 
 def test_bundled_manifest_matches_weights():

@@ -376,6 +376,32 @@ def _attr(v: Any) -> Any:
     return v
 
 
+AXIS_SCALARS = ("name", "units", "scale", "offset", "size", "navigate")
+
+
+def _scalar_attr(v: Any, key: str, i: int, filename: str) -> Any:
+    """An axis attribute that must be one value: a 1-element array is unwrapped, more refused
+    (a file whose scale or navigate flag is an array is malformed, and guessing one is unsafe)."""
+    if key not in AXIS_SCALARS:
+        return v
+    if isinstance(v, (list, tuple, np.ndarray)):
+        arr = np.asarray(v, dtype=object).ravel()
+        if arr.size != 1:
+            raise InputError(
+                f"{filename}: axis-{i} attribute {key!r} holds {arr.size} values; expected one"
+            )
+        v = arr[0]
+        v = v.item() if isinstance(v, np.generic) else v
+    if key in ("scale", "offset", "size") and not isinstance(v, (int, float, np.number)):
+        try:
+            v = float(str(v).strip())
+        except ValueError:
+            raise InputError(
+                f"{filename}: axis-{i} attribute {key!r} is {str(v)[:20]!r}, not a number"
+            ) from None
+    return v
+
+
 def _group_to_dict(g: Any, depth: int = 0) -> dict[str, Any]:
     import h5py
 
@@ -445,7 +471,7 @@ def _hspy_axes(g: Any, ndim: int, filename: str, title: str) -> list[dict[str, A
         a = g.get(f"axis-{i}")
         if a is None:
             raise InputError(f"{filename}: signal {title!r} has no axis-{i} metadata")
-        ad = {k: _attr(v) for k, v in a.attrs.items()}
+        ad = {k: _scalar_attr(_attr(v), k, i, filename) for k, v in a.attrs.items()}
         if "axis" in a:
             ad["axis"] = np.asarray(a["axis"][()], dtype=np.float64)
         axes.append(ad)
@@ -535,10 +561,27 @@ def read_hspy(
         if exp is None:
             # plain HDF5: a dataset 'data' and 'energy' at the root
             if "data" in f:
-                data = f["data"][()]
-                energy = f["energy"][()] if "energy" in f else None
-                truth = f["truth"][()].astype(bool) if "truth" in f else None
-                return EELSData(data, energy, {"source": filename}, truth)
+                ds = f["data"]
+                if not isinstance(ds, h5py.Dataset):
+                    raise InputError(f"{filename}: /data is a group, not an array")
+                # size-checked before anything is read (a small file can declare a huge array)
+                if ds.size * max(ds.dtype.itemsize, 4) > max_bytes():
+                    raise InputError(
+                        f"{filename}: cube of {ds.size * 4 / 2**20:.0f} MB exceeds the "
+                        f"{max_bytes() / 2**20:.0f} MB limit (raise WORKBENCH_EELS_MAX_MB)"
+                    )
+                extra = {}
+                for key in ("energy", "truth"):
+                    if key in f:
+                        obj = f[key]
+                        if not isinstance(obj, h5py.Dataset) or obj.size > 4 * ds.size + 16:
+                            raise InputError(
+                                f"{filename}: /{key} is not an array of the cube's size"
+                            )
+                        extra[key] = obj[()]
+                data = ds[()]
+                truth = extra["truth"].astype(bool) if "truth" in extra else None
+                return EELSData(data, extra.get("energy"), {"source": filename}, truth)
             raise InputError(
                 f"{filename}: no /Experiments group (HyperSpy layout) and no /data dataset"
             )
@@ -709,7 +752,22 @@ def read_msa(raw: bytes | str, filename: str = "spectrum.msa") -> EELSData:
         raise InputError(f"{filename}: not an EMSA/MAS file (no #FORMAT / #SPECTRUM)")
     if not values:
         raise InputError(f"{filename}: no data after #SPECTRUM")
+    for key in ("NPOINTS", "NCOLUMNS", "XPERCHAN", "OFFSET"):
+        if key in header:
+            v = header[key].split()[0].rstrip(",") if header[key].split() else ""
+            try:
+                float(v)
+            except ValueError:
+                what = "is empty" if not v else f"is {header[key][:20]!r}, not a number"
+                raise InputError(f"{filename}: header field #{key} {what}") from None
+            header[key] = v
     dtype = header.get("DATATYPE", "Y").upper()
+    if "NPOINTS" in header and int(float(header["NPOINTS"])) > (
+        len(values) // 2 if dtype.startswith("XY") else len(values)
+    ):
+        raise InputError(
+            f"{filename}: #NPOINTS says {header['NPOINTS']} points but the data hold fewer"
+        )
     try:
         ncol = int(float(header.get("NCOLUMNS", "1") or 1))
         if dtype.startswith("XY"):
@@ -959,5 +1017,8 @@ def read_any(
         d.energy = energy_from_calibration(data.shape[-1], off, disp)
     d.data, d.energy = validate(data, d.energy, what=filename)
     if d.truth is not None and d.truth.shape != d.data.shape[:2]:
-        d.truth = None
+        raise InputError(
+            f"{filename}: the truth mask has shape {tuple(d.truth.shape)} but the map is "
+            f"{d.data.shape[0]} x {d.data.shape[1]}; fix or remove it"
+        )
     return d

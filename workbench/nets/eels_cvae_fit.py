@@ -34,6 +34,10 @@ class Cube:
     energy: np.ndarray  # (c,) eV of the valid channels
     ny: int
     nx: int
+    src_energy: np.ndarray | None = None  # the user's channels in the window (when resampled)
+
+
+NET_CHANNELS = 192  # the network's energy grid: any window is resampled to this many channels
 
 
 def make_cube(
@@ -43,9 +47,28 @@ def make_cube(
     hi: float,
     patch: int,
     scale: float | None = None,
+    channels: int | None = None,
 ) -> Cube:
-    sl = SP.window(np.asarray(energy, np.float64), lo, hi, what="network input window")
-    Y = np.clip(np.asarray(data[..., sl], np.float32), 0, None)
+    """Network input of the window [lo, hi] eV.
+
+    With ``channels`` the window is resampled, count-preservingly
+    (:func:`workbench.physics.eels.spectra.rebin_counts`), onto a uniform grid of that many
+    channels spanning the same energy extent: the network then sees the edge on its own grid
+    whatever the file's dispersion and range (``src_energy`` keeps the user's channels, to map
+    reconstructions back with :func:`to_source`). Without it the window's channels are used as
+    they are and reflect-padded to a multiple of 16.
+    """
+    energy = np.asarray(energy, np.float64)
+    src = None
+    if channels:
+        sl, grid = SP.net_grid(energy, lo, hi, int(channels))
+        src = energy[sl]
+        Y = SP.rebin_counts(np.clip(np.asarray(data[..., sl], np.float64), 0, None), src, grid)
+        Y = np.clip(Y, 0, None).astype(np.float32)
+        energy, sl = grid, slice(None)
+    else:
+        sl = SP.window(energy, lo, hi, what="network input window")
+        Y = np.clip(np.asarray(data[..., sl], np.float32), 0, None)
     c = Y.shape[-1]
     cp = int(np.ceil(c / 16) * 16)
     ny, nx = Y.shape[:2]
@@ -60,8 +83,24 @@ def make_cube(
     a = SP.anscombe(Y)
     s = float(np.median(a[..., valid])) if scale is None else scale
     return Cube(
-        Y, (a / max(s, 1e-6)).astype(np.float32), valid, np.asarray(energy, np.float64)[sl], ny, nx
+        Y,
+        (a / max(s, 1e-6)).astype(np.float32),
+        valid,
+        np.asarray(energy, np.float64)[sl],
+        ny,
+        nx,
+        src,
     )
+
+
+def to_source(pi: np.ndarray, cube: Cube) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral distribution pi (ny, nx, c) on the network grid mapped back to the user's channels
+    (mass-preserving rebinning, renormalised), with that energy axis; unchanged when the cube was
+    not resampled."""
+    if cube.src_energy is None:
+        return pi, cube.energy
+    q = np.clip(SP.rebin_counts(pi, cube.energy, cube.src_energy), 0, None)
+    return q / np.clip(q.sum(-1, keepdims=True), 1e-300, None), cube.src_energy
 
 
 def val_squares(ny: int, nx: int, p: int) -> list[tuple[int, int]]:

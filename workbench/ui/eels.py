@@ -328,6 +328,41 @@ def _results(problem, runs) -> None:
         st.warning(f"3D view unavailable: {exc}")
 
 
+GUIDE = r"""
+**Which score detects what** (`score = auto` picks it from *look for*):
+
+| anomaly sought | default score | why |
+|---|---|---|
+| chemical shift (edge moved by ΔE) | **shift**: likelihood ratio of the best energy shift of the reconstruction, 2 max_δ Σ_k Y_k log(Ŷ_δ,k / Ŷ_k) | aimed at exactly that alternative; power grows with ΔE and dose |
+| changed L₃/L₂ ratio, new phase, anything | **nll**: Poisson deviance 2 Σ_k [Y ln(Y/Ŷ) − (Y − Ŷ)] in the edge window | omnibus goodness of fit of the counts |
+| (any, the paper's score) | **pearson**: 1 − r(Y, Ŷ) | kept for comparison; weak at low dose |
+
+`pca_t2` scores Hotelling's T² of the component scores (a shifted edge that becomes a component).
+The count-based scores (shift, nll, and the 3D-CVAE's training likelihood) need raw counts:
+background-subtracted or normalised data are detected and refused by them (the others warn).
+
+**Defaults.** *k = 0*: the number of components comes from parallel analysis under Poisson
+noise (eigenvalues above those of a spectrum image with the same pixel totals and mean spectrum
+but only Poisson noise). *align = auto*: when the data hold a zero-loss peak or an edge outside
+the edge window (e.g. O K or Mn L next to Fe L) that one pixel can be aligned on to 0.1 eV, every
+pixel is aligned on it first (multinomial cross-correlation with the map's mean, sub-channel), so
+energy drift does not read as a chemical shift; otherwise nothing is done and the page says so.
+The 3D-CVAE resamples the chosen window, keeping every count, onto its own 192-channel grid, so
+its checkpoint works at any dispersion and range and on any edge.
+
+**The simulator** (presets and `workbench bench eels`): per pixel p,
+λ_p(E) = t_p [B_p(E − e_p) + Σ_j c_j,p (S_j ⊛ P_τp)(E − e_p − ΔE_j,p)] ⊛ G, Y ~ Poisson(λ).
+B_p = a_p A (E/E_edge)^−r_p is a power-law background with per-pixel amplitude and exponent;
+S_j are edges (O K, Ti L, Mn L, Fe L, ...: white lines with an L₃:L₂ area ratio plus arctan
+continuum steps, or a K-edge step with a near-edge peak) with smooth concentration maps;
+P_τ is plural scattering, the zero-loss delta plus n-plasmon losses (n E_p, Poisson weights
+τⁿ/n!, τ = t/λ following the thickness); e_p is energy drift (a smooth map) plus zero-loss jitter;
+G the instrument resolution. Anomalies in discs: a chemical shift ΔE of the main edge, a changed
+L₃:L₂ ratio, or a new phase (crystal-field split white lines). Dose N_pk = main-edge counts above
+background per pixel (45 = mid; 4.5–450 spans 0.1×–10×).
+"""
+
+
 def render() -> None:
     st.title("EELS anomaly detection")
     st.caption(
@@ -335,6 +370,8 @@ def render() -> None:
         "baselines (reconstruction error, Hotelling T², bulk fit) against a 3-D convolutional VAE "
         "(Sultanov, Buban & Klie, arXiv:2412.16200). Higher score = more anomalous."
     )
+    with st.expander("Which score detects what; defaults; the simulator", expanded=False):
+        st.markdown(GUIDE)
     problem = _problem_section()
     if problem is None:
         return

@@ -173,3 +173,250 @@ def poisson_deviance(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
     Yh = np.clip(Yhat.astype(np.float64), 1e-12, None)
     t = np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1) / Yh), 0.0)
     return 2.0 * (t - (Y - Yh)).sum(-1)
+
+
+def bin_edges(energy: np.ndarray) -> np.ndarray:
+    """Channel boundaries of an energy axis of channel centres: midpoints, plus half a channel at
+    either end (so channel k covers [E_k - d/2, E_k + d/2] on a uniform axis)."""
+    e = np.asarray(energy, np.float64)
+    if e.size < 2:
+        raise InputError("an energy axis needs at least 2 channels")
+    mid = 0.5 * (e[1:] + e[:-1])
+    return np.concatenate([[e[0] - (mid[0] - e[0])], mid, [e[-1] + (e[-1] - mid[-1])]])
+
+
+def rebin_counts(data: np.ndarray, energy: np.ndarray, new_energy: np.ndarray) -> np.ndarray:
+    """Count-preserving resampling of spectra (last axis) onto another energy grid.
+
+    With C(E) the cumulative count function, piecewise linear between the old channel
+    boundaries (counts spread uniformly within a channel), the new channel j receives
+    C(e_j+1) - C(e_j) at its boundaries e_j (:func:`bin_edges`). Counts are conserved exactly over
+    the overlap of the two grids; new channels outside the old range receive 0. Works for
+    up- and down-sampling and for non-uniform axes.
+    """
+    old_e = bin_edges(energy)
+    new_e = bin_edges(new_energy)
+    x = np.asarray(data, np.float64)
+    cum = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, -1)], -1)
+    pos = np.interp(new_e, old_e, np.arange(old_e.size, dtype=np.float64))
+    i0 = np.clip(np.floor(pos).astype(np.int64), 0, old_e.size - 2)
+    w = pos - i0
+    c = cum[..., i0] * (1.0 - w) + cum[..., i0 + 1] * w
+    return np.diff(c, axis=-1)
+
+
+def net_grid(energy: np.ndarray, lo: float, hi: float, channels: int) -> tuple[slice, np.ndarray]:
+    """The channels of ``energy`` in [lo, hi] eV and a uniform grid of ``channels`` centres that
+    spans exactly the same extent (so :func:`rebin_counts` onto it keeps every count)."""
+    sl = window(energy, lo, hi, what="network input window")
+    ed = bin_edges(np.asarray(energy, np.float64)[sl])
+    d = (ed[-1] - ed[0]) / channels
+    return sl, ed[0] + d * (np.arange(channels) + 0.5)
+
+
+# Per-pixel energy alignment (drift and zero-loss jitter correction)
+
+ZLP_WINDOW = (-4.0, 4.0)  # eV around the zero-loss peak
+
+
+def shift_spectra(data: np.ndarray, energy: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Move every spectrum by -delta (eV, one value per pixel), conserving counts.
+
+    A pixel whose features sit ``delta`` eV too high is resampled so that channel [a, b] receives
+    the counts the pixel recorded in [a + delta, b + delta] (cumulative counts interpolated
+    linearly inside channels); counts moved past either end of the axis are lost there.
+    """
+    energy = np.asarray(energy, np.float64)
+    x = np.asarray(data, np.float64)
+    lead = x.shape[:-1]
+    x = x.reshape(-1, x.shape[-1])
+    d = np.broadcast_to(np.asarray(delta, np.float64), lead).reshape(-1, 1)
+    ed = bin_edges(energy)
+    cum = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, -1)], -1)
+    idx = np.arange(ed.size, dtype=np.float64)
+    # the fractional channel index of each boundary + delta (non-uniform axes via interp)
+    pos = np.interp((ed[None, :] + d).ravel(), ed, idx).reshape(d.shape[0], ed.size)
+    i0 = np.clip(np.floor(pos).astype(np.int64), 0, ed.size - 2)
+    w = pos - i0
+    rows = np.arange(x.shape[0])[:, None]
+    c = cum[rows, i0] * (1.0 - w) + cum[rows, i0 + 1] * w
+    return np.diff(c, axis=-1).reshape(lead + (energy.size,)).astype(np.float32)
+
+
+def estimate_drift(
+    data: np.ndarray,
+    energy: np.ndarray,
+    lo: float,
+    hi: float,
+    *,
+    max_shift: float = 2.0,
+    step: float | None = None,
+    rounds: int = 2,
+) -> np.ndarray:
+    """Per-pixel energy offset (eV) of the feature in [lo, hi] relative to the map's mean spectrum.
+
+    For each candidate offset delta on a grid (``step``, default dispersion / 10) the mean
+    spectrum (the template, a cubic spline of the map average) is moved by delta and compared
+    with each pixel's counts by the multinomial log-likelihood
+
+        l_p(delta) = sum_k Y_p,k log( T(E_k - delta) / sum_j T(E_j - delta) ),
+
+    which is insensitive to the pixel's intensity; the maximum is refined by a parabola through
+    its neighbours. The template is rebuilt from the aligned map and the estimate repeated
+    (``rounds``), so it sharpens as the drift is removed. Offsets are relative to the map's mean
+    (a common offset is a calibration, not a drift). Returns (ny, nx) offsets in eV.
+    """
+    from scipy.interpolate import CubicSpline
+
+    energy = np.asarray(energy, np.float64)
+    disp = float(np.median(np.diff(energy)))
+    step = disp / 10.0 if step is None else float(step)
+    sl = window(energy, lo, hi, what="alignment reference window")
+    deltas = step * np.arange(-int(round(max_shift / step)), int(round(max_shift / step)) + 1)
+    lead = data.shape[:-1]
+    total = np.zeros(lead)
+    cur = np.asarray(data, np.float32)
+    e = energy[sl]
+    for _ in range(max(1, rounds)):
+        Y = np.clip(cur[..., sl].reshape(-1, e.size).astype(np.float64), 0, None)
+        spline = CubicSpline(energy, np.clip(cur.reshape(-1, energy.size).mean(0), 1e-9, None))
+        ll = np.empty((deltas.size, Y.shape[0]))
+        for i, dl in enumerate(deltas):
+            t = np.clip(spline(e - dl), 1e-9, None)
+            ll[i] = Y @ np.log(t / t.sum())
+        j = np.clip(np.argmax(ll, 0), 1, deltas.size - 2)
+        cols = np.arange(Y.shape[0])
+        a, b, c = ll[j - 1, cols], ll[j, cols], ll[j + 1, cols]
+        den = a - 2 * b + c
+        off = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
+        est = deltas[j] + np.clip(off, -1.0, 1.0) * step
+        est = (est - est.mean()).reshape(lead)
+        total = np.clip(total + est, -max_shift, max_shift)
+        cur = shift_spectra(data, energy, total)
+    return total - total.mean()
+
+
+def drift_precision(mean: np.ndarray, energy: np.ndarray, lo: float, hi: float) -> float:
+    """Cramer-Rao standard deviation (eV) of a per-pixel offset estimated on [lo, hi] from a pixel
+    whose expected counts are ``mean``: 1 / sqrt(sum_k T'(E_k)^2 / T(E_k)), the Fisher information
+    of a Poisson spectrum under a shift (the shape term only, the total carries none)."""
+    sl = window(energy, lo, hi, what="alignment reference window")
+    t = np.clip(np.asarray(mean, np.float64)[sl], 1e-9, None)
+    g = np.gradient(t, np.asarray(energy, np.float64)[sl])
+    n = t.sum()
+    gs = g - t * g.sum() / n  # shift of the shape only: the total's change carries no offset
+    info = float((gs * gs / t).sum())
+    return 1.0 / np.sqrt(info) if info > 0 else float("inf")
+
+
+def reference_feature(
+    data: np.ndarray,
+    energy: np.ndarray,
+    exclude: tuple[float, float] | None = None,
+    max_sd: float = 0.1,
+) -> tuple[str, float, float] | None:
+    """A feature to align on, found in the data: the zero-loss peak when the axis holds 0 eV,
+    otherwise the first edge of :data:`workbench.physics.eels.synth.EDGE_TABLE` inside the axis
+    and away from ``exclude`` (the edge under study: aligning on it would erase a chemical shift),
+    provided a single pixel can be aligned on it to ``max_sd`` eV (:func:`drift_precision` of the
+    mean spectrum): aligning on a feature buried in noise would add more jitter than it removes.
+    Returns (name, lo, hi) of the alignment window or None."""
+    from workbench.physics.eels.synth import EDGE_TABLE
+
+    energy = np.asarray(energy, np.float64)
+    mean = np.asarray(data, np.float64).reshape(-1, energy.size).mean(0)
+    cands = []
+    if energy[0] <= ZLP_WINDOW[0] and energy[-1] >= ZLP_WINDOW[1]:
+        cands.append(("zero-loss peak", *ZLP_WINDOW))
+    for name, ed in EDGE_TABLE.items():
+        lo, hi = ed.onset - 12.0, ed.onset + 16.0
+        if lo < energy[0] or hi > energy[-1]:
+            continue
+        if exclude is not None and not (hi < exclude[0] - 3.0 or lo > exclude[1] + 3.0):
+            continue
+        cands.append((name, lo, hi))
+    for name, lo, hi in cands:
+        if drift_precision(mean, energy, lo, hi) <= max_sd:
+            return (name, lo, hi)
+    return None
+
+
+def align(
+    data: np.ndarray,
+    energy: np.ndarray,
+    mode: str = "auto",
+    ref: tuple[float, float] | None = None,
+    exclude: tuple[float, float] | None = None,
+    max_shift: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Per-pixel energy alignment before any detector, so drift is not read as a chemical shift.
+
+    ``mode``: "off"; "on" (on ``ref`` = (lo, hi) eV, else on the feature
+    :func:`reference_feature` finds); "auto" (= "on" when a reference window is given or a
+    feature is found, otherwise nothing is done). Returns (aligned data, drift map or None, a
+    one-line note saying what was done).
+    """
+    if mode not in ("auto", "on", "off"):
+        raise InputError(f"align must be auto, on or off, got {mode!r}")
+    if mode == "off":
+        return data, None, "energy alignment off"
+    if ref is not None:
+        name, lo, hi = "the given reference window", float(ref[0]), float(ref[1])
+    else:
+        found = reference_feature(data, energy, exclude)
+        if found is None:
+            if mode == "on":
+                raise InputError(
+                    "energy alignment: no reference feature (zero-loss peak or an edge outside the "
+                    "edge window) in the data; give a reference window or turn alignment off"
+                )
+            return data, None, "no reference feature for energy alignment: not aligned"
+        name, lo, hi = found
+    drift = estimate_drift(data, energy, lo, hi, max_shift=max_shift)
+    out = shift_spectra(data, energy, drift)
+    note = (
+        f"aligned on {name} ({lo:g}-{hi:g} eV): per-pixel drift rms {np.sqrt((drift**2).mean()):.3g} eV, "
+        f"max {np.abs(drift).max():.3g} eV"
+    )
+    return out, drift, note
+
+
+def count_diagnosis(data: np.ndarray) -> str | None:
+    """Why ``data`` do not look like raw counts (background-subtracted, normalised or scaled),
+    or None when they do.
+
+    Count-based scores (Poisson deviance, the shift likelihood ratio, the 3D-CVAE's multinomial
+    likelihood) are only meaningful for counts. Checks, on the whole cube:
+
+    * negative values beyond read noise: more than 1 % of channels below -3 sqrt(mean), or a
+      negative mean in more than 1 % of spectra (background subtracted);
+    * every spectrum with the same total (normalised to a sum) or a maximum of 1 (to a maximum);
+    * Poisson dispersion: for counts the difference of neighbouring channels has variance about
+      their sum, so z = (Y_k - Y_k+1) / sqrt(Y_k + Y_k+1) has a variance g near the detector
+      gain (1 for counts), estimated robustly (median absolute deviation, so spikes do not count);
+      g < 0.2 or g > 20 means the data were rescaled (neighbouring channels have nearly the same
+      expectation, so smooth spectral structure does not inflate g).
+    """
+    x = np.asarray(data, np.float64).reshape(-1, np.shape(data)[-1])
+    mean = float(np.mean(x))
+    if not np.isfinite(mean):
+        return "the data hold non-finite values"
+    sd = np.sqrt(max(abs(mean), 1e-12))
+    if np.mean(x < -3.0 * sd) > 0.01 or np.mean(x.mean(1) < 0) > 0.01:
+        return "the data hold many negative values (background-subtracted?)"
+    tot = x.sum(1)
+    if x.shape[0] > 3 and tot.mean() > 0 and tot.std() <= 1e-6 * abs(tot.mean()):
+        return "every spectrum has the same total (normalised?)"
+    if x.shape[0] > 3 and np.allclose(np.abs(x).max(1), 1.0, atol=1e-6):
+        return "every spectrum has a maximum of 1 (normalised?)"
+    d = np.diff(x, axis=1)
+    s = x[:, 1:] + x[:, :-1]
+    ok = s > 0
+    if not ok.any():
+        return "the data have no positive counts"
+    # robust (median absolute deviation) so that spikes do not count
+    z = d[ok] / np.sqrt(s[ok])
+    g = float((1.4826 * np.median(np.abs(z - np.median(z)))) ** 2)
+    if g < 0.2 or g > 20.0:
+        return f"the channel-to-channel noise is {g:.3g} x Poisson (rescaled or not counts?)"
+    return None

@@ -187,16 +187,53 @@ def gmm2(s: np.ndarray, iters: int = 200) -> dict[str, float]:
     }
 
 
-def threshold(score: np.ndarray, method: str = "otsu") -> dict[str, Any]:
-    """Binary mask from the bimodality of the score; also Ashman's D of the fitted mixture."""
+# chi-square(1) quantiles: median and the 0.999 quantile
+CHI2_1_MEDIAN = 0.45493642311957283
+CHI2_1_Q999 = 10.827566170662733
+
+
+def calibrated_threshold(score: np.ndarray, q: float = CHI2_1_Q999) -> float:
+    """Threshold for the shift likelihood-ratio score with a controlled false-positive rate.
+
+    Under the bulk model 2 log LR for one shift parameter is about chi-square(1); model misfit
+    (residual drift, background or thickness variation the reconstruction misses) inflates it
+    by a factor lambda, estimated robustly from the map as median(score) / median(chi2_1) --
+    "genomic control" (Devlin & Roeder, Biometrics 55 (1999) 997): an anomaly in a minority of
+    the pixels barely moves the median. Threshold = max(lambda, 1) x the chi2_1 0.999 quantile,
+    i.e. about 0.1 % of normal pixels flagged.
+    """
+    lam = max(float(np.median(np.asarray(score, np.float64))) / CHI2_1_MEDIAN, 1.0)
+    return lam * q
+
+
+def threshold(score: np.ndarray, method: str = "otsu", score_name: str = "") -> dict[str, Any]:
+    """Binary mask from the score: Otsu or a two-component mixture on its histogram, or ("auto")
+    the calibrated chi-square threshold for the shift score (:func:`calibrated_threshold`), which
+    flags about 0.1 % of normal pixels where Otsu always splits a histogram in two, and Otsu for
+    the other scores. Also Ashman's D of the fitted mixture."""
     s = np.asarray(score, np.float64)
+    if method not in ("otsu", "gmm", "auto"):
+        raise InputError(f"threshold must be auto, otsu or gmm, got {method!r}")
+    if not np.isfinite(s).all():
+        raise InputError("the score map has non-finite values; cannot threshold it")
+    lo, hi = (float(s.min()), float(s.max())) if s.size else (0.0, 0.0)
+    if hi - lo <= 1e-9 * max(1.0, abs(lo), abs(hi)):
+        # constant scores: no two populations, nothing is flagged
+        g = {"m1": lo, "m2": hi, "s1": 0.0, "s2": 0.0, "w1": 1.0, "w2": 0.0, "threshold": hi}
+        return {
+            "mask": np.zeros(s.shape, bool),
+            "threshold": hi,
+            "threshold_method": method,
+            "ashman_d": 0.0,
+            "gmm": g,
+        }
     g = gmm2(s.ravel())
-    if method == "otsu":
+    if method == "auto" and score_name == "shift":
+        t = calibrated_threshold(s)
+    elif method in ("otsu", "auto"):
         t = otsu(s.ravel())
-    elif method == "gmm":
-        t = g["threshold"]
     else:
-        raise InputError(f"threshold must be otsu or gmm, got {method!r}")
+        t = g["threshold"]
     return {
         "mask": s > t,
         "threshold": float(t),
@@ -206,9 +243,11 @@ def threshold(score: np.ndarray, method: str = "otsu") -> dict[str, Any]:
     }
 
 
-def finish(score: np.ndarray, problem: Any, method: str) -> tuple[dict[str, Any], dict[str, float]]:
+def finish(
+    score: np.ndarray, problem: Any, method: str, score_name: str = ""
+) -> tuple[dict[str, Any], dict[str, float]]:
     """Threshold a score map; return (extras, metrics) common to every EELS solver."""
-    th = threshold(score, method)
+    th = threshold(score, method, score_name)
     extras = {
         "mask": th["mask"],
         "threshold": th["threshold"],
@@ -223,3 +262,120 @@ def finish(score: np.ndarray, problem: Any, method: str) -> tuple[dict[str, Any]
     }
     metrics.update(score_metrics(score, getattr(problem, "truth", None), th["mask"]))
     return extras, metrics
+
+
+# ------------------------------------------------------------------------------------------
+# defaults a user can trust: components from the data, score from the anomaly sought, alignment
+# ------------------------------------------------------------------------------------------
+
+# which score targets which anomaly (the page shows this table)
+SCORE_FOR = {"shift": "shift", "ratio": "nll", "phase": "nll", "any": "nll"}
+LOOK_FOR = ("shift", "ratio", "phase", "any")
+
+
+def resolve_score(score: str, look_for: str) -> str:
+    """``score`` unless it is "auto": then the score aimed at the anomaly sought -- the
+    shift likelihood ratio for a chemical shift, the Poisson deviance (omnibus) for a changed
+    L3/L2 ratio, a new phase or anything."""
+    if look_for not in LOOK_FOR:
+        raise InputError(f"look_for must be one of {', '.join(LOOK_FOR)}, got {look_for!r}")
+    return SCORE_FOR[look_for] if score == "auto" else score
+
+
+def parallel_analysis(
+    X: np.ndarray,
+    *,
+    n_null: int = 3,
+    quantile: float = 95.0,
+    margin: float = 1.05,
+    max_k: int = 10,
+    max_rows: int = 2048,
+    seed: int = 0,
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Number of components by parallel analysis under Poisson noise.
+
+    The null is a spectrum image with no spectral variation at all: counts
+    Y* ~ Poisson(r_i c_j / N) with the data's pixel totals r_i and mean spectrum c_j / N, so its
+    only structure is Poisson noise at the data's count levels. Data and null are Keenan-Kotula
+    normalised alike and centred; k = 1 + the number of data eigenvalues that exceed
+    ``margin`` times the ``quantile`` of the same-index null eigenvalue over ``n_null`` draws (Horn's rule with
+    a Poisson rather than a permutation null: permuting channels would spread the strong common
+    intensity variation over every null eigenvalue and hide real components). Returns (k, data
+    eigenvalues, null quantiles); 1 <= k <= ``max_k``.
+    """
+    from workbench.physics.eels.spectra import poisson_normalise
+
+    rng = np.random.default_rng(seed)
+    Xp = np.clip(np.asarray(X, np.float64), 0, None)
+    if Xp.shape[0] > max_rows:  # the same pixel subset for data and null keeps them comparable
+        Xp = Xp[np.sort(rng.choice(Xp.shape[0], max_rows, replace=False))]
+
+    def eig(M):
+        Mn, _, _ = poisson_normalise(M)
+        Mc = Mn - Mn.mean(0)
+        return np.sort(np.clip(np.linalg.eigvalsh(Mc.T @ Mc), 0, None))[::-1]
+
+    ev = eig(Xp)
+    lam = np.outer(Xp.sum(1), Xp.sum(0)) / max(Xp.sum(), 1e-300)
+    null = np.stack([eig(rng.poisson(lam).astype(np.float64)) for _ in range(n_null)])
+    q = np.percentile(null, quantile, axis=0)
+    # + 1: the direction of pixel-intensity variation, which the null shares (same totals) but a
+    # reconstruction must still carry; 5% margin: with thousands of pixels the null quantiles
+    # are so tight that faint systematic structure would otherwise count as a component
+    k = 1 + int((ev[: 2 * max_k] > margin * q[: 2 * max_k]).sum())
+    return int(np.clip(k, 1, max_k)), ev, q
+
+
+def bulk_components(z: np.ndarray, max_kurtosis: float = 3.0) -> int:
+    """How many leading components describe the bulk: stop before the first whose pixel scores
+    are heavy-tailed (excess kurtosis above ``max_kurtosis``).
+
+    Variation of the bulk (thickness, concentration, background) is spread over the map and its
+    component scores have a light-tailed distribution (excess kurtosis near 0), whereas an anomaly
+    confined to a fraction f of the pixels gives a two-point mixture with excess kurtosis about
+    (1 - 6 f (1 - f)) / (f (1 - f)): 12 at f = 6 %, 5 at 10 %, 30 at 3 %. A detector that
+    models the anomaly as a component no longer sees it in its residual, so the default k keeps
+    the bulk components only. Returns at least 1.
+    """
+    z = np.asarray(z, np.float64)
+    zc = z - z.mean(0)
+    var = (zc**2).mean(0)
+    kurt = np.where(var > 0, (zc**4).mean(0) / np.where(var > 0, var, 1.0) ** 2 - 3.0, 0.0)
+    heavy = np.nonzero(kurt > max_kurtosis)[0]
+    return int(max(1, heavy[0])) if heavy.size else int(z.shape[1])
+
+
+def align_problem(
+    problem: Any, mode: str, ref_lo: float | None, ref_hi: float | None, edge: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The problem's data aligned per pixel (see :func:`workbench.physics.eels.spectra.align`),
+    never on the edge window under study."""
+    from workbench.physics.eels.spectra import align
+
+    ref = None
+    if ref_lo is not None or ref_hi is not None:
+        if ref_lo is None or ref_hi is None:
+            raise InputError("give both ends of the alignment reference window, or neither")
+        ref = (float(ref_lo), float(ref_hi))
+    return align(problem.data, np.asarray(problem.energy, np.float64), mode, ref, exclude=edge)
+
+
+COUNT_SCORES = ("nll", "shift")
+
+
+def count_check(data: np.ndarray, score: str) -> str:
+    """Refuse a count-based score (Poisson deviance, shift likelihood ratio) on data that do not
+    look like counts (:func:`workbench.physics.eels.spectra.count_diagnosis`); for the other
+    scores return a warning for the result's message ("" when the data look like counts)."""
+    from workbench.physics.eels.spectra import count_diagnosis
+
+    why = count_diagnosis(data)
+    if why is None:
+        return ""
+    if score in COUNT_SCORES:
+        raise InputError(
+            f"{why}: the {score} score is a Poisson likelihood and needs raw counts; choose the "
+            "pearson or residual score, or load the data without background subtraction or "
+            "normalisation"
+        )
+    return f"warning: {why}; count-based scores would be invalid"

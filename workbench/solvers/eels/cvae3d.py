@@ -1,13 +1,17 @@
 """3-D convolutional VAE anomaly detector for EELS spectrum images (Sultanov, Buban & Klie 2024).
 
-Tiles of P x P pixels x C energy channels (the analysis window, reflect-padded to a multiple of 16;
-padded channels are masked out of the loss and the scores) are encoded to a small Gaussian latent
-and decoded to per-pixel spectral logits. Loss = multinomial NLL of the counts given each pixel's
-total (count-weighted cross-entropy, the proper form of the paper's NLL) + beta * KL. Training runs
-on the image itself (bulk assumption), initialised from the bundled checkpoint when the energy grid
-matches. Inference uses the posterior mean on overlapping tiles (stride P/2 + edge-aligned) and
-averages pi. Scores: 1 - Pearson r between counts and the expected counts N_p pi_p in the edge
-window (paper) or the Poisson deviance there; larger = more anomalous.
+The chosen window (any edge, range and dispersion) is first aligned per pixel when a reference
+feature is present, then resampled count-preservingly onto the network's grid of
+``NET_CHANNELS`` channels, so the bundled checkpoint -- pretrained across many simulated edges,
+elements, dispersions and doses -- applies everywhere. Tiles of P x P pixels x those channels are
+encoded to a small Gaussian latent and decoded to per-pixel spectral logits. Loss = multinomial
+NLL of the counts given each pixel's total (count-weighted cross-entropy, the proper form of the
+paper's NLL) + beta * KL. Per-image fine-tuning (bulk assumption) starts from the checkpoint; at
+least 8 batches per epoch so small maps get enough updates. Inference uses the posterior mean on
+overlapping tiles (stride P/2 + edge-aligned), averages pi and maps it back to the user's channels.
+Scores, in the edge window: the likelihood ratio of the best energy shift of the reconstruction
+(default for a chemical shift), the Poisson deviance (default for a changed ratio or new phase),
+or 1 - Pearson r (paper); larger = more anomalous.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 from workbench.device import resolve_device, versions
 from workbench.nets.eels_cvae_fit import (
     DEFAULT_CHECKPOINT,
+    NET_CHANNELS,
     fit,
     infer,
     load_checkpoint,
@@ -29,6 +34,7 @@ from workbench.nets.eels_cvae_fit import (
     save_checkpoint,
     scores_from_pi,
     tile_grid,
+    to_source,
 )
 from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
@@ -65,7 +71,11 @@ class Params:
     )
     batch: int = param(8, "tiles per batch", min=1, max=64, advanced=True)
     steps_per_epoch: int = param(
-        0, "batches per epoch (0 = about two passes over the map)", min=0, max=10000, advanced=True
+        0,
+        "batches per epoch (0 = about two passes over the map, at least 8)",
+        min=0,
+        max=10000,
+        advanced=True,
     )
     patch: int = param(16, "tile size P (pixels)", choices=(8, 16, 24, 32), advanced=True)
     window_lo: float = param(680.0, "network input window start (eV)", advanced=True)
@@ -73,11 +83,29 @@ class Params:
     edge_lo: float = param(690.0, "score window start (eV)", label="edge window lo")
     edge_hi: float = param(730.0, "score window end (eV)", label="edge window hi")
     score: str = param(
-        "pearson",
-        "1 - Pearson r (paper), Poisson deviance, or the likelihood ratio of the best energy shift (+-5 eV) of the reconstruction, in the edge window",
-        choices=("pearson", "nll", "shift"),
+        "auto",
+        "auto (from 'look for'), 1 - Pearson r (paper), Poisson deviance, or the likelihood ratio of the best energy shift (+-5 eV) of the reconstruction, in the edge window",
+        choices=("auto", "pearson", "nll", "shift"),
     )
-    threshold: str = param("otsu", "threshold from the score histogram", choices=("otsu", "gmm"))
+    look_for: str = param(
+        "shift",
+        "anomaly sought: chemical shift, changed L3/L2 ratio, new phase, or any; picks the score when score = auto",
+        choices=("shift", "ratio", "phase", "any"),
+    )
+    align: str = param(
+        "auto",
+        "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is found)",
+        choices=("auto", "on", "off"),
+    )
+    ref_lo: float | None = param(
+        None, "alignment reference window start (eV); empty = found", advanced=True
+    )
+    ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
+    threshold: str = param(
+        "auto",
+        "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
+        choices=("auto", "otsu", "gmm"),
+    )
     warmup: int = param(
         0, "epochs of linear KL warm-up (useful from scratch)", min=0, max=1000, advanced=True
     )
@@ -116,6 +144,14 @@ def shift_scores(
     return C.shift_glr(counts, yhat, energy, edge_lo, edge_hi)
 
 
+def fine_tune_steps(ny: int, nx: int, params: Params) -> int:
+    """Batches per epoch of the per-image schedule: about two passes over the map's tiles, and
+    never fewer than 8, so that a small measured map (a few hundred pixels, one or two tile
+    positions) still gets 8 x epochs updates of the pretrained network rather than 2 x epochs."""
+    p = params.patch
+    return max(8, int(np.ceil(2 * ny * nx / (p * p * params.batch))))
+
+
 # ------------------------------------------------------------------------------------------
 # solve
 # ------------------------------------------------------------------------------------------
@@ -130,11 +166,17 @@ def solve(problem, params: Params, progress=None) -> Result:
     t0 = time.perf_counter()
     device = resolve_device(params.device)
     energy = np.asarray(problem.energy, np.float64)
-    cube = make_cube(problem.data, energy, params.window_lo, params.window_hi, params.patch)
-    SP.window(cube.energy, params.edge_lo, params.edge_hi, what="edge window")
-    cp = cube.counts.shape[-1]
-    disp = float(np.median(np.diff(cube.energy)))
-    note = ""
+    data, drift, note = C.align_problem(
+        problem, params.align, params.ref_lo, params.ref_hi, (params.edge_lo, params.edge_hi)
+    )
+    notes = [note]
+    name = C.resolve_score(params.score, params.look_for)
+    warn = C.count_check(data, name)
+    if warn:  # the multinomial likelihood it trains on assumes counts too
+        notes.append(warn.replace("count-based scores", "its training likelihood and count scores"))
+    # the network's grid: the window resampled to NET_CHANNELS (any dispersion and range), unless
+    # an old-style checkpoint on a fixed grid is asked for and matches this window
+    channels: int | None = NET_CHANNELS
     model = None
     init_from = "scratch"
     if params.init == "checkpoint":
@@ -142,17 +184,33 @@ def solve(problem, params: Params, progress=None) -> Result:
         if path.exists():
             progress.note(f"loading the checkpoint {path.name}")
             m, meta = load_checkpoint(path)
-            ok_grid = (
-                m.channels == cp
-                and abs(meta.get("dispersion", disp) - disp) < 0.02 * disp
-                and m.patch == params.patch
-            )
-            if ok_grid:
-                model, init_from = m, str(path.name)
+            if meta.get("resampled"):
+                if m.patch == params.patch:
+                    model, init_from, channels = m, str(path.name), m.channels
+                else:
+                    notes.append(f"checkpoint tile size P={m.patch} differs; trained from scratch")
             else:
-                note = f"checkpoint grid ({m.channels} ch, {meta.get('dispersion')} eV/ch, P={m.patch}) does not match this window ({cp} ch, {disp:.3g} eV/ch); trained from scratch"
+                native = make_cube(data, energy, params.window_lo, params.window_hi, params.patch)
+                disp = float(np.median(np.diff(native.energy)))
+                if (
+                    m.channels == native.counts.shape[-1]
+                    and abs(meta.get("dispersion", disp) - disp) < 0.02 * disp
+                    and m.patch == params.patch
+                ):
+                    model, init_from, channels = m, str(path.name), None
+                else:
+                    notes.append(
+                        f"checkpoint grid ({m.channels} ch, {meta.get('dispersion')} eV/ch, P={m.patch}) does not match this window; trained from scratch"
+                    )
         else:
-            note = "no bundled checkpoint found; trained from scratch"
+            notes.append("no bundled checkpoint found; trained from scratch")
+    cube = make_cube(
+        data, energy, params.window_lo, params.window_hi, params.patch, channels=channels
+    )
+    src_energy = cube.energy if cube.src_energy is None else cube.src_energy
+    SP.window(src_energy, params.edge_lo, params.edge_hi, what="edge window")
+    cp = cube.counts.shape[-1]
+    disp = float(np.median(np.diff(src_energy)))
     if model is None:
         model = build({"channels": cp, "patch": params.patch, "latent": params.latent}, params.seed)
     t_fit = time.perf_counter()
@@ -164,7 +222,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             lr=params.lr,
             beta=params.beta,
             batch=params.batch,
-            steps_per_epoch=params.steps_per_epoch,
+            steps_per_epoch=params.steps_per_epoch or fine_tune_steps(cube.ny, cube.nx, params),
             warmup=params.warmup,
             patience=params.patience,
             seed=params.seed,
@@ -174,12 +232,14 @@ def solve(problem, params: Params, progress=None) -> Result:
     t_train = time.perf_counter() - t_fit
     t1 = time.perf_counter()
     pi, lat = infer(model, cube, device)
-    counts = cube.counts[: cube.ny, : cube.nx][..., cube.valid]
-    yhat, pear, dev = scores_from_pi(counts, pi, cube.energy, params.edge_lo, params.edge_hi)
+    pi, e_src = to_source(pi, cube)
+    sl = SP.window(energy, float(e_src[0]), float(e_src[-1]))
+    counts = np.clip(np.asarray(data[..., sl], np.float64), 0, None)
+    yhat, pear, dev = scores_from_pi(counts, pi, e_src, params.edge_lo, params.edge_hi)
     t_inf = time.perf_counter() - t1
-    shift, dmap = shift_scores(counts, yhat, cube.energy, params.edge_lo, params.edge_hi)
-    score = {"pearson": pear, "nll": dev, "shift": shift}[params.score]
-    extras, metrics = C.finish(score, problem, params.threshold)
+    shift, dmap = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
+    score = {"pearson": pear, "nll": dev, "shift": shift}[name]
+    extras, metrics = C.finish(score, problem, params.threshold, name)
     extras.update(
         {
             "score_pearson": pear.astype(np.float32),
@@ -187,7 +247,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             "score_shift": shift.astype(np.float32),
             "shift_estimate": dmap.astype(np.float32),
             "reconstruction": yhat.astype(np.float32),
-            "recon_energy": cube.energy.astype(np.float32),
+            "recon_energy": e_src.astype(np.float32),
             "latent_means": lat.astype(np.float32),
             "latent_tiles": np.array(
                 [
@@ -200,6 +260,8 @@ def solve(problem, params: Params, progress=None) -> Result:
             "init": init_from,
         }
     )
+    if drift is not None:
+        extras["drift_map"] = drift.astype(np.float32)
     if params.save and params.max_iter > 0 and out["epochs"] > 0:
         import os
 
@@ -211,6 +273,7 @@ def solve(problem, params: Params, progress=None) -> Result:
                 "dispersion": disp,
                 "window": [params.window_lo, params.window_hi],
                 "channels_valid": int(cube.valid.sum()),
+                "resampled": cube.src_energy is not None,
                 "seed": params.seed,
                 "fine_tuned_on": problem.id,
                 "init": init_from,
@@ -219,7 +282,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             extras["checkpoint_sha256"] = save_checkpoint(path, model, meta)
             extras["checkpoint_path"] = str(path)
         except OSError as exc:
-            note = (note + "; " if note else "") + f"could not save the checkpoint ({exc})"
+            notes.append(f"could not save the checkpoint ({exc})")
     metrics.update({"train_s": t_train, "infer_s": t_inf, "epochs": float(out["epochs"])})
     if out["history"]["nll"]:
         metrics["final_nll_per_count"] = out["history"]["nll"][-1]
@@ -240,8 +303,10 @@ def solve(problem, params: Params, progress=None) -> Result:
             "init": init_from,
             "model": model.config(),
             "steps_per_epoch": out["steps_per_epoch"],
+            "score": name,
+            "grid": f"{cp} channels" + (" (resampled)" if cube.src_energy is not None else ""),
         },
-        message=note,
+        message="; ".join(notes),
     )
 
 

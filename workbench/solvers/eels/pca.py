@@ -21,12 +21,25 @@ class Prepared:
     energy: np.ndarray  # (c,)
     edge: slice  # edge window inside the analysis window
     shape: tuple[int, int]
+    note: str = ""  # what the energy alignment did
+    drift: np.ndarray | None = None  # per-pixel offset removed (eV)
 
 
 def prepare(
-    problem: Any, lo: float | None, hi: float | None, edge_lo: float, edge_hi: float
+    problem: Any,
+    lo: float | None,
+    hi: float | None,
+    edge_lo: float,
+    edge_hi: float,
+    *,
+    align: str = "off",
+    ref_lo: float | None = None,
+    ref_hi: float | None = None,
 ) -> Prepared:
-    data, energy = problem.data, np.asarray(problem.energy, np.float64)
+    """Counts of the analysis window as an (n, c) matrix, after per-pixel energy alignment
+    (``align``: auto/on/off, see :func:`workbench.solvers.eels.common.align_problem`)."""
+    energy = np.asarray(problem.energy, np.float64)
+    data, drift, note = C.align_problem(problem, align, ref_lo, ref_hi, (edge_lo, edge_hi))
     sl = SP.window(energy, lo, hi, what="analysis window")
     e = energy[sl]
     ny, nx = data.shape[:2]
@@ -34,7 +47,26 @@ def prepare(
     edge = SP.window(e, edge_lo, edge_hi, what="edge window")
     if ny * nx < 4:
         raise InputError(f"PCA needs at least 4 pixels, got a {ny}x{nx} map")
-    return Prepared(X, e, edge, (ny, nx))
+    return Prepared(X, e, edge, (ny, nx), note, drift)
+
+
+def choose_k(prep: Prepared, k: int, seed: int = 0, bulk_only: bool = True) -> tuple[int, str]:
+    """``k`` components, or (k = 0) as many as parallel analysis under Poisson noise finds; with
+    ``bulk_only`` (reconstruction scores) only those before the first localised component
+    (:func:`workbench.solvers.eels.common.bulk_components`), since a detector that models the
+    anomaly no longer sees it in the residual. Hotelling's T^2 wants the anomaly's component."""
+    if k > 0:
+        return k, ""
+    kk, _, _ = C.parallel_analysis(prep.X, seed=seed)
+    # k >= n - 1 components reproduce every pixel (all scores tie): keep k <= n - 2
+    kk = max(1, min(kk, prep.X.shape[0] - 2))
+    kb = C.bulk_components(fit_transform(prep.X, kk, True)["z"]) if bulk_only else kk
+    if kb < kk:
+        return kb, (
+            f"k = {kb}: {kk} components above the Poisson noise (parallel analysis), the first "
+            f"{kb} spread over the map; component {kb + 1} is localised (an anomaly, not bulk)"
+        )
+    return kk, f"k = {kk} from parallel analysis under Poisson noise"
 
 
 def fit_transform(
@@ -118,7 +150,7 @@ def package(
 ) -> Result:
     ny, nx = prep.shape
     smap = score.reshape(ny, nx)
-    extras, metrics = C.finish(smap, problem, threshold)
+    extras, metrics = C.finish(smap, problem, threshold, (meta or {}).get("score", ""))
     ratio = C.explained_variance_ratio(fit["sv"])
     extras.update(
         {
@@ -132,6 +164,12 @@ def package(
         }
     )
     extra_scores = dict(extra_scores)
+    if "nll" not in extra_scores:
+        e = prep.edge
+        extra_scores["nll"] = SP.poisson_deviance(prep.X[:, e], fit["X_hat"][:, e])
+    if prep.drift is not None:
+        extras["drift_map"] = prep.drift.astype(np.float32)
+    message = "; ".join(m for m in (prep.note, message) if m)
     if "shift" not in extra_scores:
         extra_scores["shift"], dmap = shift_scores(prep, fit)
     else:

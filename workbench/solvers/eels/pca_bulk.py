@@ -17,12 +17,25 @@ from workbench.physics.eels import metrics as EM
 from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
-from workbench.solvers.eels.pca import fit_transform, hotelling_t2, package, prepare, shift_scores
+from workbench.solvers.eels import common as C
+from workbench.solvers.eels.pca import (
+    choose_k,
+    fit_transform,
+    hotelling_t2,
+    package,
+    prepare,
+    shift_scores,
+)
 
 
 @dataclass(frozen=True)
 class Params:
-    k: int = param(3, "number of principal components", min=1, max=50)
+    k: int = param(
+        0,
+        "number of principal components (0 = parallel analysis under Poisson noise)",
+        min=0,
+        max=50,
+    )
     max_iter: int = param(3, "trimming rounds (fit, drop worst pixels, refit)", min=0, max=50)
     trim: float = param(
         0.10, "fraction of pixels with the largest residual dropped per round", min=0.0, max=0.5
@@ -31,9 +44,9 @@ class Params:
         True, "fit on the problem's anomaly-free reference cube when it has one (protocol A)"
     )
     score: str = param(
-        "residual",
-        "residual energy over the analysis window, over the edge window, 1 - Pearson r in the edge window, or Hotelling T²",
-        choices=("residual", "residual_edge", "pearson", "t2", "shift"),
+        "auto",
+        "auto (from 'look for'), residual energy over the analysis window, over the edge window, 1 - Pearson r in the edge window, Hotelling T², Poisson deviance in the edge window (nll), or the shift likelihood ratio",
+        choices=("auto", "residual", "residual_edge", "pearson", "t2", "nll", "shift"),
     )
     poisson_norm: bool = param(True, "Keenan-Kotula Poisson normalisation before the SVD")
     window_lo: float | None = param(
@@ -42,14 +55,42 @@ class Params:
     window_hi: float | None = param(None, "analysis window end (eV)", advanced=True)
     edge_lo: float = param(690.0, "window for the reconstruction shown (eV)", advanced=True)
     edge_hi: float = param(730.0, "window for the reconstruction shown (eV)", advanced=True)
-    threshold: str = param("otsu", "threshold from the score histogram", choices=("otsu", "gmm"))
+    look_for: str = param(
+        "shift",
+        "anomaly sought: chemical shift, changed L3/L2 ratio, new phase, or any; picks the score when score = auto",
+        choices=("shift", "ratio", "phase", "any"),
+    )
+    align: str = param(
+        "auto",
+        "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is found)",
+        choices=("auto", "on", "off"),
+    )
+    ref_lo: float | None = param(
+        None, "alignment reference window start (eV); empty = found", advanced=True
+    )
+    ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
+    threshold: str = param(
+        "auto",
+        "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
+        choices=("auto", "otsu", "gmm"),
+    )
     seed: int = param(0, "seed (deterministic; recorded)")
 
 
 def solve(problem, params: Params, progress=None):
     progress = ensure(progress)
     t0 = time.perf_counter()
-    prep = prepare(problem, params.window_lo, params.window_hi, params.edge_lo, params.edge_hi)
+    prep = prepare(
+        problem,
+        params.window_lo,
+        params.window_hi,
+        params.edge_lo,
+        params.edge_hi,
+        align=params.align,
+        ref_lo=params.ref_lo,
+        ref_hi=params.ref_hi,
+    )
+    k, k_note = choose_k(prep, params.k, params.seed)
     X = prep.X
     ref = getattr(problem, "reference", None)
     hist: dict[str, list[float]] = {"step": [], "kept_fraction": [], "time": []}
@@ -65,7 +106,7 @@ def solve(problem, params: Params, progress=None):
             raise InputError("reference cube has a different number of energy channels")
         sl = SP.window(np.asarray(problem.energy, np.float64), params.window_lo, params.window_hi)
         R = np.asarray(ref[..., sl], np.float64).reshape(-1, X.shape[1])
-        fit = fit_transform(X, params.k, params.poisson_norm, ref=R)
+        fit = fit_transform(X, k, params.poisson_norm, ref=R)
         resid, _ = scores(fit)
         zr = (
             (R / np.sqrt(np.clip(R.sum(1), 1e-12, None))[:, None] / fit["col"] - fit["mean"])
@@ -81,13 +122,13 @@ def solve(problem, params: Params, progress=None):
         hist = {"step": [1.0], "kept_fraction": [1.0], "time": [time.perf_counter() - t0]}
     else:
         rows = np.ones(X.shape[0], bool)
-        fit = fit_transform(X, params.k, params.poisson_norm, fit_rows=rows)
+        fit = fit_transform(X, k, params.poisson_norm, fit_rows=rows)
         resid, t2 = scores(fit, rows)
         for it in range(1, params.max_iter + 1):
             # drop the pixels that fit worst either way: large residual or extreme T2
             bad = np.maximum(EM.rank01(resid), EM.rank01(t2))
             rows = bad <= np.quantile(bad, 1.0 - params.trim)
-            fit = fit_transform(X, params.k, params.poisson_norm, fit_rows=rows)
+            fit = fit_transform(X, k, params.poisson_norm, fit_rows=rows)
             resid, t2 = scores(fit, rows)
             rounds = it
             hist["step"].append(float(it))
@@ -101,13 +142,17 @@ def solve(problem, params: Params, progress=None):
     resid_edge = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
     pear = SP.pearson_score(X[:, e], fit["X_hat"][:, e])
     shift, _ = shift_scores(prep, fit)
+    nll = SP.poisson_deviance(X[:, e], fit["X_hat"][:, e])
+    name = C.resolve_score(params.score, params.look_for)
+    warn = C.count_check(prep.X, name)
     score = {
+        "nll": nll,
         "residual": resid,
         "residual_edge": resid_edge,
         "pearson": pear,
         "t2": t2,
         "shift": shift,
-    }[params.score]
+    }[name]
     return package(
         problem,
         prep,
@@ -116,11 +161,19 @@ def solve(problem, params: Params, progress=None):
         params.threshold,
         t0=t0,
         seed=params.seed,
-        extra_scores={"residual": resid, "residual_edge": resid_edge, "t2": t2, "pearson": pear},
+        extra_scores={
+            "residual": resid,
+            "residual_edge": resid_edge,
+            "t2": t2,
+            "pearson": pear,
+            "nll": nll,
+            "shift": shift,
+        },
         status=status,
         iterations=rounds,
         history=hist,
-        meta={"protocol": protocol},
+        meta={"protocol": protocol, "score": name},
+        message="; ".join(m for m in (k_note, warn) if m),
     )
 
 

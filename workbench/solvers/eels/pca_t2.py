@@ -8,12 +8,18 @@ from dataclasses import dataclass
 from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
-from workbench.solvers.eels.pca import fit_transform, hotelling_t2, package, prepare
+from workbench.solvers.eels import common as C
+from workbench.solvers.eels.pca import choose_k, fit_transform, hotelling_t2, package, prepare
 
 
 @dataclass(frozen=True)
 class Params:
-    k: int = param(3, "number of principal components", min=1, max=50)
+    k: int = param(
+        0,
+        "number of principal components (0 = parallel analysis under Poisson noise)",
+        min=0,
+        max=50,
+    )
     poisson_norm: bool = param(True, "Keenan-Kotula Poisson normalisation before the SVD")
     window_lo: float | None = param(
         None, "analysis window start (eV); empty = whole axis", advanced=True
@@ -21,15 +27,38 @@ class Params:
     window_hi: float | None = param(None, "analysis window end (eV)", advanced=True)
     edge_lo: float = param(690.0, "window for the reconstruction shown (eV)", advanced=True)
     edge_hi: float = param(730.0, "window for the reconstruction shown (eV)", advanced=True)
-    threshold: str = param("otsu", "threshold from the score histogram", choices=("otsu", "gmm"))
+    align: str = param(
+        "auto",
+        "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is found)",
+        choices=("auto", "on", "off"),
+    )
+    ref_lo: float | None = param(
+        None, "alignment reference window start (eV); empty = found", advanced=True
+    )
+    ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
+    threshold: str = param(
+        "auto",
+        "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
+        choices=("auto", "otsu", "gmm"),
+    )
     seed: int = param(0, "seed (PCA is deterministic; recorded)")
 
 
 def solve(problem, params: Params, progress=None):
     progress = ensure(progress)
     t0 = time.perf_counter()
-    prep = prepare(problem, params.window_lo, params.window_hi, params.edge_lo, params.edge_hi)
-    fit = fit_transform(prep.X, params.k, params.poisson_norm)
+    prep = prepare(
+        problem,
+        params.window_lo,
+        params.window_hi,
+        params.edge_lo,
+        params.edge_hi,
+        align=params.align,
+        ref_lo=params.ref_lo,
+        ref_hi=params.ref_hi,
+    )
+    k, k_note = choose_k(prep, params.k, params.seed, bulk_only=False)
+    fit = fit_transform(prep.X, k, params.poisson_norm)
     t2 = hotelling_t2(fit["z"])
     e = prep.edge
     resid = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
@@ -47,6 +76,7 @@ def solve(problem, params: Params, progress=None):
             "residual": resid,
             "pearson": SP.pearson_score(prep.X[:, e], fit["X_hat"][:, e]),
         },
+        message="; ".join(m for m in (k_note, C.count_check(prep.X, "t2")) if m),
     )
 
 
