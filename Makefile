@@ -6,9 +6,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8501
 DOMAINS ?= ot mri tumor eels pde
-# the benchmarks that are parts of a domain or of none; with DOMAINS and `ot --grid` they write
-# every section of BENCHMARKS.md (benchmarks/gpu.py needs a GPU and is run by hand)
-BENCH_PARTS ?= tumor_patient pde_rgnp scale startup
+# the benchmarks that are parts of a domain or of none; with DOMAINS, `ot --grid` and
+# `ot --cloud10k` they write every section of BENCHMARKS.md (benchmarks/gpu.py needs a GPU
+# and is run by hand)
+BENCH_PARTS ?= mri_dds tumor_patient pde_rgnp scale startup
 export OMP_WAIT_POLICY := PASSIVE
 export VTK_DEFAULT_OPENGL_WINDOW := vtkEGLRenderWindow
 
@@ -46,6 +47,7 @@ bench: setup
 	@for d in $(DOMAINS) $(BENCH_PARTS); do echo "== benchmark $$d"; \
 	  $(BIN)/workbench bench $$d || exit $$?; done
 	@echo "== benchmark ot --grid"; $(BIN)/workbench bench ot --grid
+	@echo "== benchmark ot --cloud10k"; $(BIN)/workbench bench ot --cloud10k --cap-s 240
 
 # Every domain at CI scale, one thread; fails on correctness only (not converged, NaN, a peer row
 # missing: workbench.bench.check), never on time. The total wall time is printed at the end.

@@ -66,7 +66,8 @@ def test_run_compare_download(server, page, tmp_path):
 
     page.get_by_role("link", name="Compare").click()
     _wait_text(page, "Compare runs")
-    _wait_text(page, "Metrics")
+    # exact: the paper-figure expander's hidden help text also mentions metrics
+    page.get_by_text("Metrics", exact=True).first.wait_for(timeout=180_000)
     page.get_by_label("Runs to compare").wait_for()
     assert page.locator("span[data-tag]").count() == 2  # both runs picked by default
     with page.expect_download(timeout=120_000) as dl:
