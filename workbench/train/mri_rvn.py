@@ -230,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         help="with --data corpus: train at --accel only (default: R drawn in [3, 10] per example; the mask is the network's input)",
     )
     ap.add_argument("--n-val", type=int, default=12, help="validation examples (corpus)")
+    ap.add_argument(
+        "--init-from",
+        default=None,
+        help="warm start: a checkpoint (.pt, same config) whose weights initialise the network",
+    )
     ap.add_argument("--sigma-rel", type=float, default=0.005)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-every", type=int, default=100)
@@ -291,6 +296,11 @@ def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
     net = RecurrentVarNet(**config).to(a.device)
     torch.random.set_rng_state(torch_state)
     del gen
+    init_note = None
+    if a.init_from and not (a.resume and os.path.exists(state_path)):
+        net.load_state_dict(torch.load(a.init_from, map_location=a.device, weights_only=True))
+        init_note = {"file": os.path.basename(a.init_from), "sha256": sha256(a.init_from)}
+        log(f"warm start from {a.init_from}")
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     ddp_net = dist.wrap(net)
     if corpus:
@@ -365,6 +375,7 @@ def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
             "normalisation": "input k-space divided by s = max|A^H y| (SENSE combination with acs_rss maps); output RSS multiplied by s",
             "loss": "L1 + (1 - SSIM 7x7) on the RSS image vs the clean magnitude",
             "optimizer": f"Adam lr {a.lr} cosine to 5% over the time budget, batch {a.batch}, grad clip 1.0",
+            "init_from": init_note or (a.init_from and os.path.basename(a.init_from)),
             "seed": a.seed,
             "acceleration": None if corpus and not a.accel_fixed else a.accel,
             "center_fraction": "0.32/R" if corpus and not a.accel_fixed else cf,

@@ -12,7 +12,10 @@ import torch
 from workbench.errors import InputError
 from workbench.physics.mri.fft import fft2c, ifft2c
 
-MAP_SOURCES = ("acs_rss", "espirit", "true", "birdcage", "unit")
+MAP_SOURCES = ("auto", "acs_rss", "espirit", "true", "birdcage", "unit")
+# ESPIRiT needs this many fully sampled lines (kernel width 6 + 4): with fewer, the calibration
+# matrix has too few patches to separate the signal subspace from noise
+ESPIRIT_MIN_ACS = 10
 
 
 def normalize_maps(maps, eps: float = 1e-12):
@@ -177,6 +180,35 @@ def espirit(
     return normalize_maps(maps).astype(np.complex64)
 
 
+def choose_maps(mask: np.ndarray, kernel_width: int = 6) -> tuple[str, str]:
+    """The map estimate for data sampled with ``mask`` ((H, W), or (S, H, W): the smallest
+    calibration region decides) and the reason, for the result to show.
+
+    ESPIRiT when the fully sampled calibration box is at least ``max(ESPIRIT_MIN_ACS,
+    kernel_width + 4)`` lines in both directions: its maps vanish outside the object, a support
+    constraint that keeps background noise out of every classical reconstruction. ACS-RSS
+    otherwise: it needs no minimum calibration size.
+    """
+    m = np.asarray(mask)
+    m = m.reshape(-1, *m.shape[-2:])
+    need = max(ESPIRIT_MIN_ACS, kernel_width + 4)
+    n = h = w = 0
+    for i in range(m.shape[0]):
+        rs, cs = acs_region(m[i])
+        ny, nx = rs.stop - rs.start, cs.stop - cs.start
+        if i == 0 or min(ny, nx) < n:
+            n, h, w = min(ny, nx), ny, nx
+    if n >= need:
+        return "espirit", (
+            f"ESPIRiT: the calibration region is {h}×{w} fully sampled points (≥ {need} lines "
+            "needed); its maps vanish outside the object, which keeps background noise out"
+        )
+    return "acs_rss", (
+        f"ACS-RSS: the calibration region has only {n} fully sampled lines, fewer than the "
+        f"{need} ESPIRiT needs (kernel {kernel_width})"
+    )
+
+
 def estimate_maps(
     kspace: np.ndarray, mask: np.ndarray, method: str = "acs_rss", **kw
 ) -> np.ndarray:
@@ -193,11 +225,13 @@ def estimate_maps(
         return out.numpy().astype(np.complex64)
     if method == "espirit":
         return np.stack([espirit(kspace[i], m[i], **kw) for i in range(s)])
+    if method == "auto":
+        return estimate_maps(kspace, mask, choose_maps(m)[0], **kw)
     if method == "unit":
         if c != 1:
             raise InputError("unit maps are for single-coil data")
         return np.ones((s, 1, h, w), np.complex64)
-    raise InputError(f"unknown map estimate {method!r}; available: acs_rss, espirit, unit")
+    raise InputError(f"unknown map estimate {method!r}; available: auto, acs_rss, espirit, unit")
 
 
 def coil_images(kspace: np.ndarray) -> np.ndarray:

@@ -72,7 +72,9 @@ def solve(problem, params: Params | None = None, progress=None):
     )
     if progress.cancelled and it == params.max_iter:
         status = "max_iter"
-    return st.result(st.magnitude(x), status=status, iterations=it, history=hist, params=params)
+    return st.result(
+        st.magnitude(x), status=status, iterations=it, history=hist, params=params, estimate=x
+    )
 
 
 SPEC = SolverSpec(

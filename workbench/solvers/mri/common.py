@@ -62,7 +62,18 @@ class Setup:
         params: Any = None,
         extras: dict | None = None,
         message: str = "",
+        estimate: torch.Tensor | None = None,
+        estimate_maps: torch.Tensor | None = None,
     ) -> Result:
+        """Wrap an output; ``estimate`` is the complex image x (scaled units, full H×W) from
+        which the domain's ``evaluate`` computes the data-consistency residual
+        ``‖M(F S x) − y‖/‖y‖``, and ``estimate_maps`` the maps S the solver used when they are
+        not the problem's (RecurrentVarNet recomputes its own)."""
+        extras = dict(extras or {})
+        if estimate is not None:
+            extras["estimate"] = (estimate.detach() * self.scale).cpu().numpy().astype(np.complex64)
+        if estimate_maps is not None:
+            extras["estimate_maps"] = estimate_maps.detach().cpu().numpy().astype(np.complex64)
         meta = {
             "wall_s": time.perf_counter() - self.t0,
             "device": self.device,
@@ -80,7 +91,7 @@ class Setup:
             iterations=int(iterations),
             metrics=metrics,
             history=history or {},
-            extras=extras or {},
+            extras=extras,
             meta=meta,
             message=message,
         )

@@ -88,6 +88,7 @@ def solve(problem, params: Params | None = None, progress=None):
         history=hist,
         params=params,
         extras={"lipschitz": L, "levels": W.levels},
+        estimate=x,
     )
 
 

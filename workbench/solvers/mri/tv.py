@@ -82,7 +82,9 @@ def solve(problem, params: Params | None = None, progress=None):
         if progress.cancelled:
             status = "cancelled" if k < params.max_iter else "max_iter"
             break
-    return st.result(st.magnitude(x), status=status, iterations=it, history=hist, params=params)
+    return st.result(
+        st.magnitude(x), status=status, iterations=it, history=hist, params=params, estimate=x
+    )
 
 
 SPEC = SolverSpec(
