@@ -122,8 +122,8 @@ def family_warnings(mask: np.ndarray, n_coils: int, manifest: dict) -> list[str]
     """Why the data fall outside the model's training family (empty when they do not).
 
     Checks that the mask is 1-D (whole phase-encode columns, as in training), that its effective
-    acceleration lies within 10% of the training range's, and that the coil count is within
-    the training range.
+    acceleration lies within 10% of the training range's, that a calibration region exists for
+    the ACS-RSS maps (≥ 3 lines), and that the coil count is within the training range.
     """
     fam = training_family(manifest)
     out = []
@@ -140,6 +140,15 @@ def family_warnings(mask: np.ndarray, n_coils: int, manifest: dict) -> list[str]
         out.append(
             f"effective acceleration {eff:.2f} is outside the training range "
             f"{elo:.2f}–{ehi:.2f} (nominal R {lo:g}–{hi:g})"
+        )
+    from workbench.physics.mri.coils import acs_region
+
+    rs, cs = acs_region(m[0])
+    n_acs = min(rs.stop - rs.start, cs.stop - cs.start)
+    if n_acs < 3:
+        out.append(
+            f"the calibration region has {n_acs} fully sampled lines: the ACS-RSS maps the model "
+            "was trained with cannot be estimated from these data"
         )
     clo, chi = (int(v) for v in fam.get("coils", [1, 10**6]))
     if not clo <= n_coils <= chi:
