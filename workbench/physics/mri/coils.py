@@ -124,7 +124,8 @@ def espirit(
        whose singular value exceeds ``thresh · σ_max`` (the signal subspace).
     3. Zero-pad each kernel to (H, W) and go to the image domain; at every pixel the C × C matrix
        ``G(r) = Σ_v g_v(r) g_v(r)^H`` has an eigenvalue ≈ 1 whose eigenvector is the map.
-    4. Keep pixels whose top eigenvalue exceeds ``crop``; align the phase to the first coil.
+    4. Keep pixels whose top eigenvalue exceeds ``crop``; align the phase to a virtual body
+       coil (the coil combination with the largest total energy), which is smooth.
 
     Parameters
     ----------
@@ -174,9 +175,16 @@ def espirit(
     vec = evecs[:, :, -1].numpy().astype(np.complex128)  # (P, C)
     # eigh of conj-symmetric G with this ordering gives conj of the map; take conj
     maps = vec.conj().T.reshape(c, h, w)
-    ph = maps[0] / np.maximum(np.abs(maps[0]), 1e-12)
-    maps = maps * ph.conj()[None]
     maps = maps * (top.reshape(h, w) > crop)[None]
+    # the eigenvectors carry an arbitrary phase per pixel: align it to a virtual body coil, the
+    # coil combination v that maximises Σ_r |v^H S(r)|² (top eigenvector of Σ_r S(r) S(r)^H;
+    # Buehrer et al., MRM 57:1131, 2007). Its phase is smooth wherever the object is, where the
+    # phase of a single coil (the first, say) wraps far from that coil — a rough image phase
+    # that wavelet and TV priors on the complex image would then have to pay for.
+    flat = maps.reshape(c, -1)
+    _, vecs = np.linalg.eigh(flat @ flat.conj().T)
+    ref = vecs[:, -1].conj() @ flat  # v^H S(r)
+    maps = maps * np.exp(-1j * np.angle(ref)).reshape(h, w)[None]
     return normalize_maps(maps).astype(np.complex64)
 
 

@@ -35,6 +35,16 @@ class Setup:
         ref = problem.reference
         self.reference = None if ref is None else np.asarray(ref, np.float64)
 
+    def support(self) -> torch.Tensor | None:
+        """Pixels some coil sees (Σ_c |S_c|² > 0), or None when the maps cover every pixel.
+
+        Outside it the SENSE model has no data at all (ESPIRiT maps vanish off the object): CG
+        never leaves 0 there, but a wavelet or TV prior would fill it by extrapolating the object
+        (a smooth continuation lowers ‖Ψx‖₁ and ‖∇x‖₁), and with more iterations that fill grows
+        — the solvers with such priors keep x = 0 there."""
+        sup = (self.A.maps.abs() ** 2).sum(-3) > 0
+        return None if bool(sup.all()) else sup
+
     def magnitude(self, x: torch.Tensor) -> np.ndarray:
         """|x|·s as float32 numpy, centre-cropped to the problem's recon size."""
         from workbench.physics.mri.metrics import center_crop

@@ -45,6 +45,7 @@ def solve(problem, params: Params | None = None, progress=None):
     L = max(lipschitz(st), 1e-12)
     step = 1.0 / L
     thr = params.lam * step
+    sup = st.support()
     x = A.adjoint(st.y) * 0
     z = x.clone()
     t = 1.0
@@ -57,6 +58,8 @@ def solve(problem, params: Params | None = None, progress=None):
         g = A.adjoint(rz)
         coef = soft_threshold(W.forward(z - step * g), thr)
         x_new = W.adjoint(coef)
+        if sup is not None:  # unobservable pixels stay 0 (see Setup.support)
+            x_new = x_new * sup
         t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
         z = x_new + ((t - 1) / t_new) * (x_new - x)
         dx = float(cnorm(x_new - x))

@@ -42,6 +42,7 @@ def solve(problem, params: Params | None = None, progress=None):
     knorm = math.sqrt(LA + 8.0)
     sigma = tau = 0.99 / knorm
     lam = float(params.lam)
+    sup = st.support()
     x = A.adjoint(st.y) * 0
     xbar = x.clone()
     u = torch.zeros_like(st.y)
@@ -58,6 +59,8 @@ def solve(problem, params: Params | None = None, progress=None):
         vn = torch.sqrt((v.abs() ** 2).sum(-3, keepdim=True))
         v = v / torch.clamp(vn / max(lam, 1e-30), min=1.0) if lam > 0 else v * 0
         x_new = x - tau * (A.adjoint(u) + G.adjoint(v))
+        if sup is not None:  # unobservable pixels stay 0 (see Setup.support)
+            x_new = x_new * sup
         xbar = 2 * x_new - x
         dx = float(cnorm(x_new - x))
         x, it = x_new, k
