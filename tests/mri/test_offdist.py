@@ -50,10 +50,11 @@ def test_every_solver_reports_the_residual():
         assert np.isfinite(m["data_residual"]) and m["data_residual"] > 0, name
         res[name] = m["data_residual"]
     noise = evaluate(p, _solve("cg_sense", p))["data_residual_noise"]
-    # the iterative solvers fit the data better than the aliased adjoint, none beats the noise much
-    for name in ("cg_sense", "l1_wavelet", "tv"):
-        assert res[name] < res["sense_adj"]
-        assert res[name] > 0.7 * noise
+    # least squares fits the data better than the aliased adjoint; no solver fits much below
+    # the noise (that would be fitting the noise), none is worse than the zero image
+    assert res["cg_sense"] < res["sense_adj"]
+    for name in ("cg_sense", "l1_wavelet", "tv", "recurrentvarnet"):
+        assert 0.7 * noise < res[name] < 1.0
 
 
 def test_residual_warning_only_when_far_above_cg_sense():

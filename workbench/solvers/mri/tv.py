@@ -21,10 +21,11 @@ from workbench.solvers.mri.common import Setup, lipschitz
 
 @dataclass(frozen=True)
 class Params:
+    # defaults tuned on validation data: `workbench bench mri_tune` (benchmarks/results/mri_tuning.json; corpus val split, 3 examples x R 4/8 at 128², maps=auto)
     lam: float = param(
-        2e-3, "TV weight λ (relative to max|A^H y|)", min=0.0, max=1.0, log=True, label="λ"
+        0.01, "TV weight λ (relative to max|A^H y|)", min=0.0, max=1.0, log=True, label="λ"
     )
-    max_iter: int = param(150, "PDHG iterations", min=1, max=5000)
+    max_iter: int = param(300, "PDHG iterations", min=1, max=5000)
     tol: float = param(
         0.0, "stop when ‖x_k − x_{k−1}‖ ≤ tol·‖x_k‖", min=0.0, max=1.0, advanced=True
     )
