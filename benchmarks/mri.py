@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         sets = {k: f(m, accel, cf) for k, (f, m) in builders.items()}
         for sname, probs in sets.items():
-            key = f"{accel}|{sname}|{len(probs)}"
+            key = f"{SIZE}|{accel}|{sname}|{len(probs)}"
             res = {
                 "zero-filled RSS": cached(
                     f"{key}|zf", lambda pp=probs: _run(zero_filled, zero_filled.Params(), pp)
