@@ -72,13 +72,7 @@ def _parser_of(script: Path, monkeypatch) -> argparse.ArgumentParser:
     return got.value.parser
 
 
-_PENDING = pytest.mark.xfail(strict=False, reason="domain helpers add --quick/--check")
-
-
-@pytest.mark.parametrize(
-    "domain",
-    [d if d == "tumor" else pytest.param(d, marks=_PENDING) for d in _make_var("DOMAINS")],
-)
+@pytest.mark.parametrize("domain", _make_var("DOMAINS"))
 def test_domain_benchmark_accepts_quick_and_check(domain, monkeypatch):
     parser = _parser_of(ROOT / "benchmarks" / f"{domain}.py", monkeypatch)
     ns, extra = parser.parse_known_args(["--quick", "--check"])

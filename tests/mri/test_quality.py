@@ -25,7 +25,7 @@ def test_shipped_checkpoint_beats_classical_on_held_out_slice(accel, cf):
     assert rvn["ssim"] > cg["ssim"] and rvn["ssim"] > zf["ssim"]
 
 
-@pytest.mark.parametrize("name", ["rvn_4x", "rvn_8x"])
+@pytest.mark.parametrize("name", ["rvn_corpus", "rvn_4x", "rvn_8x"])
 def test_manifest_and_weights_only_load(name):
     path = os.path.join(WEIGHTS_DIR, name + ".pt")
     man = json.load(open(os.path.join(WEIGHTS_DIR, name + ".json")))

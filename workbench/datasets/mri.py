@@ -148,9 +148,9 @@ class Options:
     )
     seed: int = param(0, "mask seed (same seed, same mask)", min=0)
     maps: str = param(
-        "acs_rss",
-        "coil maps used by the solvers: estimated from the ACS (acs_rss, espirit) or the simulation's (true, an oracle)",
-        choices=("acs_rss", "espirit", "true"),
+        "auto",
+        "coil maps used by the classical solvers: auto (ESPIRiT when the calibration region allows it, else ACS-RSS; the reason is shown), estimated from the ACS (acs_rss, espirit) or the simulation's (true, an oracle). RecurrentVarNet computes its own, as in training.",
+        choices=("auto", "acs_rss", "espirit", "true"),
     )
     sigma_rel: float = param(
         0.005,
@@ -436,21 +436,79 @@ def load(data: bytes, filename: str, **options) -> MRIProblem:
     )
 
 
+def data_residual(problem: MRIProblem, result) -> dict[str, float]:
+    """Data consistency of a result: ``‖M(F S x) − y‖ / ‖y‖`` over all slices and coils.
+
+    ``x`` is the complex image the solver left in ``result.extras["estimate"]`` and ``S`` the
+    maps it used (``extras["estimate_maps"]``, else the problem's), so every solver is judged by
+    the same formula. ``data_residual_noise`` is the value pure noise would give,
+    ``√(#samples)·σ/‖y‖`` (when σ is known): a consistent reconstruction sits near it, a network
+    off its training distribution far above it.
+    """
+    from workbench.physics.mri.metrics import data_consistency
+
+    x = (result.extras or {}).get("estimate")
+    if x is None:
+        return {}
+    maps = (result.extras or {}).get("estimate_maps")
+    maps = problem.maps if maps is None else maps
+    if maps is None:
+        return {}
+    try:
+        return data_consistency(problem.kspace, problem.mask, maps, x, problem.noise_sigma)
+    except ValueError:
+        return {}
+
+
+LEARNED_SOLVERS = ("recurrentvarnet", "dds")
+RESIDUAL_FACTOR = 2.0
+
+
+def residual_warnings(
+    learned: dict[str, float], cg_sense_residual: float | None, factor: float = RESIDUAL_FACTOR
+) -> list[str]:
+    """Warnings for learned results whose data residual ``‖M(F S x) − y‖/‖y‖`` is more than
+    ``factor`` times CG-SENSE's on the same data: the network's image does not explain the
+    measured k-space, the mark of data unlike its training data.
+
+    Parameters
+    ----------
+    learned : dict
+        Title → data residual of each learned result.
+    cg_sense_residual : float or None
+        CG-SENSE's residual on the same problem (its defaults).
+    """
+    if not cg_sense_residual or cg_sense_residual <= 0:
+        return []
+    out = []
+    for title, r in learned.items():
+        if r is not None and np.isfinite(r) and r > factor * cg_sense_residual:
+            out.append(
+                f"{title}: data residual ‖M(F S x) − y‖/‖y‖ = {r:.3g} is {r / cg_sense_residual:.1f}× "
+                f"CG-SENSE's ({cg_sense_residual:.3g}) on the same data — its image does not explain "
+                "the measured k-space; the data are probably unlike its training data, trust the "
+                "classical result"
+            )
+    return out
+
+
 def evaluate(problem: MRIProblem, result) -> dict[str, float]:
-    """fastMRI (psnr, ssim, nmse) and Calgary-Campinas (cc_psnr, cc_ssim) metrics vs the reference."""
+    """fastMRI (psnr, ssim, nmse) and Calgary-Campinas (cc_psnr, cc_ssim) metrics vs the
+    reference, and the data-consistency residual (:func:`data_residual`) of every solver."""
     from workbench.physics.mri.metrics import center_crop
     from workbench.physics.mri.metrics import evaluate as ev
 
+    dc = data_residual(problem, result)
     if problem.reference is None or result.output is None or result.output.size == 0:
-        return {}
+        return dc
     out = np.asarray(result.output, np.float64)
     ref = np.asarray(problem.reference, np.float64)
     if out.ndim == 2:
         out = out[None]
     out = center_crop(out, ref.shape[-2:])
     if out.shape != ref.shape:
-        return {}
-    return ev(ref, out)
+        return dc
+    return {**ev(ref, out), **dc}
 
 
 DOMAIN = DomainSpec(

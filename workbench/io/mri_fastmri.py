@@ -242,7 +242,7 @@ def problem_from_h5(data: bytes | str, filename: str, options: dict):
     }
     if hdr:
         meta["header"] = {k_: v for k_, v in hdr.items() if k_ != "xml"}
-    maps = options.get("maps", "acs_rss")
+    maps = options.get("maps", "auto")
     if maps == "true":
         raise InputError("true coil maps exist only for simulations; use acs_rss or espirit")
     if rss is not None and recon_size is not None and tuple(rss.shape[-2:]) != tuple(recon_size):

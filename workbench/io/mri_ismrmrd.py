@@ -303,7 +303,7 @@ def problem_from_assembled(d: dict[str, Any], filename: str, options: dict, fmt:
     k, sampled, band = d["kspace"], d["sampled"], d["band"]
     s, c, h, w = k.shape
     recon = (min(d["recon_size"][0], h), min(d["recon_size"][1], w))
-    maps = options.get("maps", "acs_rss")
+    maps = options.get("maps", "auto")
     if maps == "true":
         raise InputError("true coil maps exist only for simulations; use acs_rss or espirit")
     meta = {

@@ -83,7 +83,7 @@ def problem_from_npy(data: bytes, filename: str, options: dict):
     else:
         k = _kspace(obj, filename)
     o = dict(options)
-    src = o.get("maps", "acs_rss")
+    src = o.get("maps", "auto")
     # maps="true" builds with ACS maps first, then swaps in the file's maps (end of function)
     if src == "true" and maps is None:
         raise InputError("true maps need a 'maps' array in the .npz")

@@ -1,8 +1,14 @@
-"""Train a RecurrentVarNet on k-space simulated from the MNI152 template.
+"""Train a RecurrentVarNet on the varied MRI corpus (default) or on the MNI152 template.
 
-``workbench train recurrentvarnet --accel 4 --minutes 60 --out workbench/weights/mri``
+``workbench train recurrentvarnet --minutes 60 --out workbench/weights/mri``
 
-Each step draws a batch of training slices (random flips, a fresh smooth random phase, noise
+``--data corpus`` (default, issue 12): every step draws a batch from the ``train`` split of
+:mod:`workbench.datasets.mri_corpus` (template slices at four contrasts and three orientations,
+random-shape phantoms, 4–16 birdcage or surface coils, σ_rel 0.001–0.03, R ∈ [3, 10] — one
+model for every acceleration, the mask being its input), crops the readout and estimates
+ACS-RSS maps; validation uses fixed examples of the ``val`` split at R = 4 and 8.
+
+``--data mni`` (the first shipped checkpoints): each step draws a batch of training slices (random flips, a fresh smooth random phase, noise
 σ_rel·max|x|), 8 birdcage coils, a fresh random 1-D mask at the requested acceleration
 (``equispaced`` or ``random``), ACS-RSS maps estimated from the masked data, and takes the image
 crop along the readout H (undersampling is along W only, so the aliasing is unchanged). The loss is
@@ -63,6 +69,66 @@ def make_batch(images, maps_full, rng, accel, cf, crop_h, sigma_rel, dtype):
     mask = torch.from_numpy(np.stack(ms))[:, None].float()
     maps = acs_rss(y, mask)
     return y, mask, maps, torch.from_numpy(np.stack(tg)).float()
+
+
+def corpus_batch(step, seed, batch, crop_h, dtype, accel=None):
+    """One training batch from the corpus's ``train`` split (issue 12).
+
+    Example indices are ``(seed·10⁷ + step)·batch + i``; all examples of a step share one image
+    size, drawn from the corpus sizes by the step's generator. The readout (H) is cropped in the
+    image domain to ``crop_h`` rows: undersampling is along W only, so the aliasing is unchanged,
+    and noise that is white in k-space stays white with the same σ after the crop. Maps are
+    ACS-RSS estimates from the cropped masked data, as the solver recomputes them at inference.
+    Returns ``(y, mask, maps, target)``; the target is the clean magnitude |x|.
+    """
+    import torch
+
+    from workbench.datasets.mri_corpus import SIZES, corpus_example
+    from workbench.physics.mri.coils import acs_rss
+    from workbench.physics.mri.fft import fft2c, ifft2c
+
+    rng = np.random.default_rng([seed, step, 7])
+    n = int(SIZES[int(rng.integers(len(SIZES)))])
+    ys, ms, tg, cmax = [], [], [], 0
+    exs = [
+        corpus_example("train", (seed * 10**7 + step) * batch + i, size=n, accel=accel)
+        for i in range(batch)
+    ]
+    cmax = max(e["kspace"].shape[0] for e in exs)
+    for e in exs:
+        h = min(crop_h, n)
+        h0 = int(rng.integers(0, n - h + 1))
+        img = ifft2c(torch.from_numpy(e["kspace"]))[:, h0 : h0 + h]
+        m = np.ascontiguousarray(e["mask"][h0 : h0 + h]).astype(np.float32)
+        k = fft2c(img).numpy() * m[None]
+        # zero-padded coils keep a batch of different coil counts rectangular: a zero coil has
+        # zero data and (after ACS-RSS) zero maps, so it changes nothing
+        kp = np.zeros((cmax, h, n), np.complex64)
+        kp[: k.shape[0]] = k
+        ys.append(kp)
+        ms.append(m)
+        tg.append(np.abs(e["image"][h0 : h0 + h]))
+    y = torch.from_numpy(np.stack(ys)).to(dtype)
+    mask = torch.from_numpy(np.stack(ms))[:, None].float()
+    maps = acs_rss(y, mask)
+    return y, mask, maps, torch.from_numpy(np.stack(tg)).float()
+
+
+def build_corpus_val(n_val: int, size: int, accels=(4.0, 8.0)):
+    """Fixed validation problems from the corpus's ``val`` split: example i at ``size``² and
+    acceleration ``accels[i % len(accels)]``, ACS-RSS maps; reference ``sense_noisy_full``."""
+    import torch
+
+    from workbench.datasets.mri_corpus import corpus_example
+    from workbench.physics.mri.coils import acs_rss
+
+    out = []
+    for i in range(n_val):
+        e = corpus_example("val", i, size=size, accel=accels[i % len(accels)])
+        y = torch.from_numpy(e["kspace"])[None]
+        mask = torch.from_numpy(e["mask"].astype(np.float32))[None, None]
+        out.append((y, mask, acs_rss(y, mask), e["reference"][None]))
+    return out
 
 
 def normalise(y, maps):
@@ -152,6 +218,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep ReLU(h) as the ConvGRU state (the first shipped checkpoints); default: the reference's pre-ReLU state",
     )
+    ap.add_argument(
+        "--data",
+        choices=("corpus", "mni"),
+        default="corpus",
+        help="corpus: the varied corpus of workbench.datasets.mri_corpus (random R in [3, 10] unless --accel-fixed); mni: the MNI T1 template with 8 birdcage coils (the first shipped models)",
+    )
+    ap.add_argument(
+        "--accel-fixed",
+        action="store_true",
+        help="with --data corpus: train at --accel only (default: R drawn in [3, 10] per example; the mask is the network's input)",
+    )
+    ap.add_argument("--n-val", type=int, default=12, help="validation examples (corpus)")
+    ap.add_argument(
+        "--init-from",
+        default=None,
+        help="warm start: a checkpoint (.pt, same config) whose weights initialise the network",
+    )
     ap.add_argument("--sigma-rel", type=float, default=0.005)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-every", type=int, default=100)
@@ -180,6 +263,7 @@ def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
     import torch
 
     from workbench.datasets.mri import mni_slices
+    from workbench.datasets.mri_corpus import CORPUS_VERSION
     from workbench.nets.mri_rvn import RecurrentVarNet, rvn_loss
     from workbench.physics.mri.coils import birdcage
 
@@ -188,7 +272,8 @@ def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
     mine = dist.shard(a.batch)
     log = _log if dist.is_main else (lambda msg: None)  # one log, rank 0's
     cf = a.cf if a.cf is not None else (0.08 if a.accel <= 4 else 0.04)
-    name = a.name or f"rvn_{int(a.accel)}x"
+    corpus = a.data == "corpus"
+    name = a.name or ("rvn_corpus" if corpus and not a.accel_fixed else f"rvn_{int(a.accel)}x")
     os.makedirs(a.out, exist_ok=True)
     state_path = os.path.join(a.out, name + ".state.pt")
     ckpt_path = os.path.join(a.out, name + ".pt")
@@ -211,12 +296,23 @@ def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
     net = RecurrentVarNet(**config).to(a.device)
     torch.random.set_rng_state(torch_state)
     del gen
+    init_note = None
+    if a.init_from and not (a.resume and os.path.exists(state_path)):
+        net.load_state_dict(torch.load(a.init_from, map_location=a.device, weights_only=True))
+        init_note = {"file": os.path.basename(a.init_from), "sha256": sha256(a.init_from)}
+        log(f"warm start from {a.init_from}")
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     ddp_net = dist.wrap(net)
-    data = mni_slices(a.size)
-    train = data["train"]
-    val = build_val(data["val"], a.accel, cf, sigma_rel=a.sigma_rel)
-    maps_full = birdcage(8, a.size, a.size).astype(np.complex128)
+    if corpus:
+        from workbench.datasets.mri_corpus import slice_index
+
+        train = slice_index("train")
+        val = build_corpus_val(a.n_val, a.size, (a.accel,) if a.accel_fixed else (4.0, 8.0))
+    else:
+        data = mni_slices(a.size)
+        train = data["train"]
+        val = build_val(data["val"], a.accel, cf, sigma_rel=a.sigma_rel)
+        maps_full = birdcage(8, a.size, a.size).astype(np.complex128)
     step, elapsed, best, hist = 0, 0.0, -1.0, []
     if a.resume and os.path.exists(state_path):
         st = torch.load(state_path, map_location=a.device, weights_only=True)
@@ -244,14 +340,45 @@ def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
                 "workbench train recurrentvarnet "
                 + " ".join(argv if argv is not None else sys.argv[1:])
             ),
-            "data": f"MNI152 2009 T1 template (nilearn), {len(train)} training slices at {a.size}², readout crop {a.crop_h}, 8 birdcage coils, sigma_rel {a.sigma_rel}, random smooth phase, flips; masks equispaced/random R={a.accel} cf={cf} redrawn per sample; maps acs_rss",
-            "validation": f"{len(val)} validation slices (full {a.size}²), equispaced R={a.accel} cf={cf}, fastMRI convention vs sense_noisy_full",
+            "data": (
+                f"workbench.datasets.mri_corpus v{CORPUS_VERSION} 'train' split ({len(train)} template slices in 3 orientations x 4 contrasts + random-shape phantoms), sizes 64-192 (readout crop {a.crop_h}), 4-16 birdcage/surface coils, sigma_rel 0.001-0.03, equispaced/random masks "
+                + (f"R={a.accel}" if a.accel_fixed else "R in [3, 10]")
+                + ", cf 0.32/R; maps acs_rss"
+                if corpus
+                else f"MNI152 2009 T1 template (nilearn), {len(train)} training slices at {a.size}², readout crop {a.crop_h}, 8 birdcage coils, sigma_rel {a.sigma_rel}, random smooth phase, flips; masks equispaced/random R={a.accel} cf={cf} redrawn per sample; maps acs_rss"
+            ),
+            "validation": (
+                f"{len(val)} examples of the corpus 'val' split at {a.size}², R alternating "
+                + (f"{a.accel}" if a.accel_fixed else "4 and 8")
+                + ", fastMRI convention vs sense_noisy_full"
+                if corpus
+                else f"{len(val)} validation slices (full {a.size}²), equispaced R={a.accel} cf={cf}, fastMRI convention vs sense_noisy_full"
+            ),
+            "maps": "acs_rss",
+            "training_family": (
+                {
+                    "acceleration": [a.accel, a.accel] if a.accel_fixed else [3.0, 10.0],
+                    "masks": ["equispaced", "random"],
+                    "coils": [4, 16],
+                    "sizes": [64, 192],
+                    "sigma_rel": [0.001, 0.03],
+                }
+                if corpus
+                else {
+                    "acceleration": [a.accel, a.accel],
+                    "masks": ["equispaced", "random"],
+                    "coils": [8, 8],
+                    "sizes": [a.size, a.size],
+                    "sigma_rel": [a.sigma_rel, a.sigma_rel],
+                }
+            ),
             "normalisation": "input k-space divided by s = max|A^H y| (SENSE combination with acs_rss maps); output RSS multiplied by s",
             "loss": "L1 + (1 - SSIM 7x7) on the RSS image vs the clean magnitude",
             "optimizer": f"Adam lr {a.lr} cosine to 5% over the time budget, batch {a.batch}, grad clip 1.0",
+            "init_from": init_note or (a.init_from and os.path.basename(a.init_from)),
             "seed": a.seed,
-            "acceleration": a.accel,
-            "center_fraction": cf,
+            "acceleration": None if corpus and not a.accel_fixed else a.accel,
+            "center_fraction": "0.32/R" if corpus and not a.accel_fixed else cf,
             "steps": step,
             "wall_minutes": round(el / 60, 2),
             "threads": a.threads,
@@ -279,11 +406,21 @@ def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
             break
         for g in opt.param_groups:
             g["lr"] = lr
-        rng = np.random.default_rng([a.seed, step])
-        idx = rng.integers(0, len(train), size=a.batch)
-        y, mask, maps, target = make_batch(
-            train[idx], maps_full, rng, a.accel, cf, a.crop_h, a.sigma_rel, torch.complex64
-        )
+        if corpus:
+            y, mask, maps, target = corpus_batch(
+                step,
+                a.seed,
+                a.batch,
+                a.crop_h,
+                torch.complex64,
+                accel=a.accel if a.accel_fixed else None,
+            )
+        else:
+            rng = np.random.default_rng([a.seed, step])
+            idx = rng.integers(0, len(train), size=a.batch)
+            y, mask, maps, target = make_batch(
+                train[idx], maps_full, rng, a.accel, cf, a.crop_h, a.sigma_rel, torch.complex64
+            )
         # every rank simulated the whole batch from the same generator; this rank's shard of it
         y, mask, maps, target = (
             y[mine].to(a.device),

@@ -57,6 +57,8 @@ def _summary(problem) -> None:
         notes.append(
             f"acquired band of columns {tuple(m['header']['padding'])} (columns outside are unsampled)"
         )
+    if m.get("maps_reason"):
+        notes.append(f"coil maps chosen for this data set — {m['maps_reason']}")
     if problem.maps_source == "true":
         notes.append(
             "true maps are an oracle (inverse-crime-prone): use acs_rss or espirit for honest numbers"
@@ -74,6 +76,39 @@ def _slice_picker(problem) -> int:
     if problem.n_slices <= 1:
         return 0
     return int(st.slider("Slice", 0, problem.n_slices - 1, problem.n_slices // 2, key=f"{K}.slice"))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _cg_sense_residual(problem_id: str, _problem) -> float | None:
+    """CG-SENSE's (defaults) data residual on this problem: the yardstick for learned results."""
+    from workbench.datasets.mri import data_residual
+    from workbench.solvers.mri import cg_sense
+
+    r = cg_sense.solve(_problem, cg_sense.Params(device="cpu"))
+    return data_residual(_problem, r).get("data_residual")
+
+
+def _residual_check(problem, chosen) -> None:
+    """Warn when a learned result's data residual is far above CG-SENSE's on the same data."""
+    from workbench.datasets.mri import LEARNED_SOLVERS, residual_warnings
+
+    learned = {
+        info.title: r.metrics.get("data_residual")
+        for info, r in chosen
+        if info.solver in LEARNED_SOLVERS
+    }
+    for info, r in chosen:
+        if info.solver in LEARNED_SOLVERS and r.extras.get("warnings"):
+            st.warning(
+                f"{info.title}: off its training family — " + "; ".join(r.extras["warnings"])
+            )
+    learned = {k: v for k, v in learned.items() if v is not None}
+    if not learned:
+        return
+    cg = [r.metrics.get("data_residual") for info, r in chosen if info.solver == "cg_sense"]
+    ref = cg[0] if cg and cg[0] is not None else _cg_sense_residual(problem.id, problem)
+    for w in residual_warnings(learned, ref):
+        st.warning(w)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -156,7 +191,11 @@ def _results(problem, runs, sl: int) -> None:
         "mri-comparison",
         f"{K}.cmp",
     )
-    st.caption(METRIC_NOTE + f" Reference: {problem.reference_kind or 'none'}.")
+    st.caption(
+        METRIC_NOTE + f" Reference: {problem.reference_kind or 'none'}. data_residual = "
+        "‖M(F S x) − y‖/‖y‖ for every solver (data_residual_noise: what the noise alone leaves)."
+    )
+    _residual_check(problem, chosen)
     common.metrics_table(chosen, f"{K}.metrics")
     common.convergence_panel(chosen, f"{K}.conv")
 
@@ -224,7 +263,7 @@ def render() -> None:
         st.caption(
             "Pattern, acceleration R (the effective R is reported), centre fraction (ACS) and seed. 1-D masks "
             "select phase-encode columns; poisson/gaussian2d are 2-D (Calgary-Campinas style, 5×/10×). ESPIRiT needs "
-            "more ACS lines than its 6-wide kernel (at 8×/cf 0.04 use acs_rss). Uploads: fastMRI .h5 (treated as fully "
+            "more ACS lines than its 6-wide kernel: maps=auto uses ESPIRiT when the calibration region has at least 10 lines and ACS-RSS otherwise, and says why. Uploads: fastMRI .h5 (treated as fully "
             "sampled unless it has a mask), ISMRMRD .h5/.mrd and Siemens twix .dat raw data (Cartesian 2-D "
             "multi-coil; readout oversampling removed, averages averaged; an undersampled acquisition is "
             "taken as measured), NIfTI magnitude volumes and DICOM magnitude series (.dcm, or a .zip of a "

@@ -80,7 +80,7 @@ def build_problem(
     acceleration: float = 4.0,
     center_fraction: float = 0.08,
     seed: int = 0,
-    maps: str = "acs_rss",
+    maps: str = "auto",
     true_maps: np.ndarray | None = None,
     reference: np.ndarray | None = None,
     reference_kind: str = "",
@@ -94,6 +94,8 @@ def build_problem(
 
     ``measured=(kspace, mask)`` skips the masking (the file is already undersampled).
     ``band=(left, right)`` zeroes columns outside the acquired band of a fastMRI header.
+    ``maps="auto"`` picks ESPIRiT or ACS-RSS from the calibration region
+    (:func:`~workbench.physics.mri.coils.choose_maps`) and records why in ``meta["maps_reason"]``.
     """
     from workbench.physics.mri.coils import estimate_maps
     from workbench.physics.mri.masks import make_mask
@@ -129,6 +131,11 @@ def build_problem(
             m2[:, : band[0]] = 0
             m2[:, band[1] :] = 0
         y = (kspace_full * m2[None, None]).astype(np.complex64)
+    if maps == "auto" and c > 1:
+        from workbench.physics.mri.coils import choose_maps
+
+        maps, meta["maps_reason"] = choose_maps(m2)
+        meta["maps_choice"] = "auto"
     if maps == "true":
         if true_maps is None:
             raise InputError("true maps exist only for simulated data; use acs_rss or espirit")

@@ -12,7 +12,10 @@ import torch
 from workbench.errors import InputError
 from workbench.physics.mri.fft import fft2c, ifft2c
 
-MAP_SOURCES = ("acs_rss", "espirit", "true", "birdcage", "unit")
+MAP_SOURCES = ("auto", "acs_rss", "espirit", "true", "birdcage", "unit")
+# ESPIRiT needs this many fully sampled lines (kernel width 6 + 4): with fewer, the calibration
+# matrix has too few patches to separate the signal subspace from noise
+ESPIRIT_MIN_ACS = 10
 
 
 def normalize_maps(maps, eps: float = 1e-12):
@@ -121,7 +124,8 @@ def espirit(
        whose singular value exceeds ``thresh · σ_max`` (the signal subspace).
     3. Zero-pad each kernel to (H, W) and go to the image domain; at every pixel the C × C matrix
        ``G(r) = Σ_v g_v(r) g_v(r)^H`` has an eigenvalue ≈ 1 whose eigenvector is the map.
-    4. Keep pixels whose top eigenvalue exceeds ``crop``; align the phase to the first coil.
+    4. Keep pixels whose top eigenvalue exceeds ``crop``; align the phase to a virtual body
+       coil (the coil combination with the largest total energy), which is smooth.
 
     Parameters
     ----------
@@ -171,10 +175,46 @@ def espirit(
     vec = evecs[:, :, -1].numpy().astype(np.complex128)  # (P, C)
     # eigh of conj-symmetric G with this ordering gives conj of the map; take conj
     maps = vec.conj().T.reshape(c, h, w)
-    ph = maps[0] / np.maximum(np.abs(maps[0]), 1e-12)
-    maps = maps * ph.conj()[None]
     maps = maps * (top.reshape(h, w) > crop)[None]
+    # the eigenvectors carry an arbitrary phase per pixel: align it to a virtual body coil, the
+    # coil combination v that maximises Σ_r |v^H S(r)|² (top eigenvector of Σ_r S(r) S(r)^H;
+    # Buehrer et al., MRM 57:1131, 2007). Its phase is smooth wherever the object is, where the
+    # phase of a single coil (the first, say) wraps far from that coil — a rough image phase
+    # that wavelet and TV priors on the complex image would then have to pay for.
+    flat = maps.reshape(c, -1)
+    _, vecs = np.linalg.eigh(flat @ flat.conj().T)
+    ref = vecs[:, -1].conj() @ flat  # v^H S(r)
+    maps = maps * np.exp(-1j * np.angle(ref)).reshape(h, w)[None]
     return normalize_maps(maps).astype(np.complex64)
+
+
+def choose_maps(mask: np.ndarray, kernel_width: int = 6) -> tuple[str, str]:
+    """The map estimate for data sampled with ``mask`` ((H, W), or (S, H, W): the smallest
+    calibration region decides) and the reason, for the result to show.
+
+    ESPIRiT when the fully sampled calibration box is at least ``max(ESPIRIT_MIN_ACS,
+    kernel_width + 4)`` lines in both directions: its maps vanish outside the object, a support
+    constraint that keeps background noise out of every classical reconstruction. ACS-RSS
+    otherwise: it needs no minimum calibration size.
+    """
+    m = np.asarray(mask)
+    m = m.reshape(-1, *m.shape[-2:])
+    need = max(ESPIRIT_MIN_ACS, kernel_width + 4)
+    n = h = w = 0
+    for i in range(m.shape[0]):
+        rs, cs = acs_region(m[i])
+        ny, nx = rs.stop - rs.start, cs.stop - cs.start
+        if i == 0 or min(ny, nx) < n:
+            n, h, w = min(ny, nx), ny, nx
+    if n >= need:
+        return "espirit", (
+            f"ESPIRiT: the calibration region is {h}×{w} fully sampled points (≥ {need} lines "
+            "needed); its maps vanish outside the object, which keeps background noise out"
+        )
+    return "acs_rss", (
+        f"ACS-RSS: the calibration region has only {n} fully sampled lines, fewer than the "
+        f"{need} ESPIRiT needs (kernel {kernel_width})"
+    )
 
 
 def estimate_maps(
@@ -193,11 +233,13 @@ def estimate_maps(
         return out.numpy().astype(np.complex64)
     if method == "espirit":
         return np.stack([espirit(kspace[i], m[i], **kw) for i in range(s)])
+    if method == "auto":
+        return estimate_maps(kspace, mask, choose_maps(m)[0], **kw)
     if method == "unit":
         if c != 1:
             raise InputError("unit maps are for single-coil data")
         return np.ones((s, 1, h, w), np.complex64)
-    raise InputError(f"unknown map estimate {method!r}; available: acs_rss, espirit, unit")
+    raise InputError(f"unknown map estimate {method!r}; available: auto, acs_rss, espirit, unit")
 
 
 def coil_images(kspace: np.ndarray) -> np.ndarray:

@@ -98,3 +98,52 @@ def center_crop(x: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     ch, cw = min(size[0], h), min(size[1], w)
     y0, x0 = (h - ch) // 2, (w - cw) // 2
     return x[..., y0 : y0 + ch, x0 : x0 + cw]
+
+
+def data_consistency(kspace, mask, maps, x, sigma: float = 0.0) -> dict[str, float]:
+    """``‖M ⊙ F(S x) − y‖ / ‖y‖`` with ``y = M ⊙ kspace``, over all slices and coils.
+
+    Parameters
+    ----------
+    kspace : ndarray (S, C, H, W) or (C, H, W) complex
+    mask : ndarray broadcastable to (S, 1, H, W)
+    maps : ndarray (S, C, H, W) or (C, H, W) complex
+    x : ndarray (S, H, W) or (H, W) complex, in the data's units
+    sigma : float
+        Noise σ per k-space sample, if known.
+
+    Returns
+    -------
+    dict
+        ``data_residual``, and ``data_residual_noise = √(#samples)·σ/‖y‖`` when σ > 0: the
+        residual that fitting the clean signal exactly would leave.
+
+    Raises
+    ------
+    ValueError
+        When the shapes do not fit together.
+    """
+    import torch
+
+    from workbench.physics.mri.fft import fft2c
+
+    k = np.asarray(kspace)
+    k = k[None] if k.ndim == 3 else k
+    s, c, h, w = k.shape
+    x = np.asarray(x).reshape(-1, h, w)
+    S = np.asarray(maps)
+    S = S[None] if S.ndim == 3 else S
+    m = np.asarray(mask, np.float32)
+    m = m.reshape(-1, 1, h, w) if m.size % (h * w) == 0 else m
+    m = np.broadcast_to(m, (s, 1, h, w)) if m.shape[0] in (1, s) else None
+    if m is None or x.shape[0] != s or S.shape[-2:] != (h, w) or S.shape[-3] != c:
+        raise ValueError("shapes of k-space, mask, maps and estimate do not fit")
+    y = k * m
+    pred = fft2c(
+        torch.from_numpy(np.ascontiguousarray(np.broadcast_to(S, k.shape) * x[:, None]))
+    ).numpy()
+    ny = float(np.linalg.norm(y)) or 1.0
+    out = {"data_residual": float(np.linalg.norm(pred * m - y)) / ny}
+    if sigma and sigma > 0:
+        out["data_residual_noise"] = float(np.sqrt(m.sum() * c) * sigma) / ny
+    return out

@@ -268,7 +268,12 @@ def cg(
             k -= 1
             break
         ap = normal(p)
-        alpha = rr / torch.vdot(p.flatten(), ap.flatten()).real
+        pap = torch.vdot(p.flatten(), ap.flatten()).real
+        if not (float(pap) > 0.0 and torch.isfinite(pap)):
+            # converged to float precision: p^H A p underflowed, a further step would be 0/0
+            k -= 1
+            break
+        alpha = rr / pap
         x = x + alpha * p
         r = r - alpha * ap
         rr_new = torch.vdot(r.flatten(), r.flatten()).real

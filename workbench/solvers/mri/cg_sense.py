@@ -20,6 +20,7 @@ from workbench.solvers.mri.common import Setup
 
 @dataclass(frozen=True)
 class Params:
+    # defaults tuned on validation data: `workbench bench mri_tune` (benchmarks/results/mri_tuning.json; corpus val split, 3 examples x R 4/8 at 128², maps=auto)
     lam: float = param(
         0.01,
         "Tikhonov weight λ on ‖x‖² (relative: the data are scaled to max|A^H y| = 1)",
@@ -27,7 +28,7 @@ class Params:
         max=10.0,
         label="λ",
     )
-    max_iter: int = param(10, "CG iterations (early stopping regularises)", min=1, max=500)
+    max_iter: int = param(5, "CG iterations (early stopping regularises)", min=1, max=500)
     tol: float = param(0.0, "stop when ‖r‖ ≤ tol·‖A^H y‖", min=0.0, max=1.0, advanced=True)
     device: str = param("auto", "compute device (auto, cpu, cuda)", advanced=True)
     seed: int = param(0, "unused (deterministic)", advanced=True)
@@ -72,7 +73,9 @@ def solve(problem, params: Params | None = None, progress=None):
     )
     if progress.cancelled and it == params.max_iter:
         status = "max_iter"
-    return st.result(st.magnitude(x), status=status, iterations=it, history=hist, params=params)
+    return st.result(
+        st.magnitude(x), status=status, iterations=it, history=hist, params=params, estimate=x
+    )
 
 
 SPEC = SolverSpec(

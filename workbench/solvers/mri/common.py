@@ -35,6 +35,16 @@ class Setup:
         ref = problem.reference
         self.reference = None if ref is None else np.asarray(ref, np.float64)
 
+    def support(self) -> torch.Tensor | None:
+        """Pixels some coil sees (Σ_c |S_c|² > 0), or None when the maps cover every pixel.
+
+        Outside it the SENSE model has no data at all (ESPIRiT maps vanish off the object): CG
+        never leaves 0 there, but a wavelet or TV prior would fill it by extrapolating the object
+        (a smooth continuation lowers ‖Ψx‖₁ and ‖∇x‖₁), and with more iterations that fill grows
+        — the solvers with such priors keep x = 0 there."""
+        sup = (self.A.maps.abs() ** 2).sum(-3) > 0
+        return None if bool(sup.all()) else sup
+
     def magnitude(self, x: torch.Tensor) -> np.ndarray:
         """|x|·s as float32 numpy, centre-cropped to the problem's recon size."""
         from workbench.physics.mri.metrics import center_crop
@@ -62,7 +72,18 @@ class Setup:
         params: Any = None,
         extras: dict | None = None,
         message: str = "",
+        estimate: torch.Tensor | None = None,
+        estimate_maps: torch.Tensor | None = None,
     ) -> Result:
+        """Wrap an output; ``estimate`` is the complex image x (scaled units, full H×W) from
+        which the domain's ``evaluate`` computes the data-consistency residual
+        ``‖M(F S x) − y‖/‖y‖``, and ``estimate_maps`` the maps S the solver used when they are
+        not the problem's (RecurrentVarNet recomputes its own)."""
+        extras = dict(extras or {})
+        if estimate is not None:
+            extras["estimate"] = (estimate.detach() * self.scale).cpu().numpy().astype(np.complex64)
+        if estimate_maps is not None:
+            extras["estimate_maps"] = estimate_maps.detach().cpu().numpy().astype(np.complex64)
         meta = {
             "wall_s": time.perf_counter() - self.t0,
             "device": self.device,
@@ -80,7 +101,7 @@ class Setup:
             iterations=int(iterations),
             metrics=metrics,
             history=history or {},
-            extras=extras or {},
+            extras=extras,
             meta=meta,
             message=message,
         )

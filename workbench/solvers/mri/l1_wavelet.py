@@ -21,10 +21,11 @@ from workbench.solvers.mri.wavelet import WaveletOperator
 
 @dataclass(frozen=True)
 class Params:
+    # defaults tuned on validation data: `workbench bench mri_tune` (benchmarks/results/mri_tuning.json; corpus val split, 3 examples x R 4/8 at 128², maps=auto)
     lam: float = param(
-        1e-3, "sparsity weight λ (relative to max|A^H y|)", min=0.0, max=1.0, log=True, label="λ"
+        0.01, "sparsity weight λ (relative to max|A^H y|)", min=0.0, max=1.0, log=True, label="λ"
     )
-    max_iter: int = param(100, "FISTA iterations", min=1, max=2000)
+    max_iter: int = param(300, "FISTA iterations", min=1, max=2000)
     wavelet: str = param("db4", "orthogonal wavelet", choices=("db4", "db2", "haar"))
     levels: int = param(
         4, "decomposition levels (reduced for small or odd sizes)", min=1, max=8, advanced=True
@@ -45,6 +46,7 @@ def solve(problem, params: Params | None = None, progress=None):
     L = max(lipschitz(st), 1e-12)
     step = 1.0 / L
     thr = params.lam * step
+    sup = st.support()
     x = A.adjoint(st.y) * 0
     z = x.clone()
     t = 1.0
@@ -57,6 +59,8 @@ def solve(problem, params: Params | None = None, progress=None):
         g = A.adjoint(rz)
         coef = soft_threshold(W.forward(z - step * g), thr)
         x_new = W.adjoint(coef)
+        if sup is not None:  # unobservable pixels stay 0 (see Setup.support)
+            x_new = x_new * sup
         t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
         z = x_new + ((t - 1) / t_new) * (x_new - x)
         dx = float(cnorm(x_new - x))
@@ -88,6 +92,7 @@ def solve(problem, params: Params | None = None, progress=None):
         history=hist,
         params=params,
         extras={"lipschitz": L, "levels": W.levels},
+        estimate=x,
     )
 
 

@@ -3,9 +3,13 @@
 The network (:mod:`.rvn_net`) unrolls T recurrent k-space blocks
 ``k_{t+1} = k_t − α_t M ⊙ (k_t − y) + F(S · w_t)`` with a ConvGRU regulariser whose hidden state is
 carried across blocks and initialised by a learned recurrent-state initialiser. The output image is
-the RSS of the final coil k-space. Maps: the problem's maps (ACS-RSS, the networks' training maps,
-by default). Input normalisation as in training: y / s with s = max|A^H y|, output × s. Works on
-any image size (fully convolutional + FFT). Checkpoints are loaded with ``weights_only=True``.
+the RSS of the final coil k-space. Maps: recomputed from the data the way training computed them
+(the manifest's ``maps``, ACS-RSS for every shipped model), whatever maps the problem carries for
+the classical solvers. Input normalisation as in training, per slice: y / s with s = max|A^H y|
+under those maps, output × s. Works on any image size (fully convolutional + FFT). A warning is
+attached (``extras["warnings"]``, the message, and a ``UserWarning``) when the mask, the coil count
+or the size falls outside the model's training family (the manifest's ``training_family``).
+Checkpoints are loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -28,14 +32,14 @@ from workbench.solvers.mri.common import Setup
 WEIGHTS_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "weights", "mri"
 )
-SHIPPED = ("rvn_4x", "rvn_8x")
+SHIPPED = ("rvn_corpus", "rvn_4x", "rvn_8x")
 
 
 @dataclass(frozen=True)
 class Params:
     checkpoint: str = param(
         "auto",
-        "shipped model (auto picks by acceleration: rvn_4x or rvn_8x) or a path to a .pt with a .json manifest beside it",
+        "shipped model (auto: rvn_corpus, trained on the varied corpus for R 3-10; rvn_4x/rvn_8x: the first template-only models) or a path to a .pt with a .json manifest beside it",
         files="workbench.solvers.mri.recurrentvarnet:checkpoint_options",
     )
     max_iter: int = param(
@@ -56,7 +60,9 @@ def checkpoint_options() -> list[str]:
 
 def checkpoint_path(name: str, acceleration: float) -> str:
     if name == "auto":
-        name = "rvn_4x" if acceleration <= 6.0 else "rvn_8x"
+        name = "rvn_corpus"
+        if not os.path.exists(os.path.join(WEIGHTS_DIR, name + ".pt")):
+            name = "rvn_4x" if acceleration <= 6.0 else "rvn_8x"
     if name in SHIPPED:
         return os.path.join(WEIGHTS_DIR, name + ".pt")
     return name
@@ -96,7 +102,66 @@ def load_model(path: str, device: str = "cpu"):
     return net, manifest
 
 
+def training_family(manifest: dict) -> dict:
+    """The model's training family: the manifest's, or the first models' (one R, 8 coils)."""
+    fam = manifest.get("training_family")
+    if fam:
+        return fam
+    r = float(manifest.get("acceleration") or 4.0)
+    return {"acceleration": [r, r], "masks": ["equispaced", "random"], "coils": [8, 8]}
+
+
+def _effective(r: float) -> float:
+    """Effective acceleration of a 1-D training mask at nominal R with centre fraction 0.32/R
+    (clipped as the corpus does); the first models used 0.08 at 4× and 0.04 at 8×, the same."""
+    cf = min(max(0.32 / r, 0.03), 0.12)
+    return 1.0 / (1.0 / r + cf * (1.0 - 1.0 / r))
+
+
+def family_warnings(mask: np.ndarray, n_coils: int, manifest: dict) -> list[str]:
+    """Why the data fall outside the model's training family (empty when they do not).
+
+    Checks that the mask is 1-D (whole phase-encode columns, as in training), that its effective
+    acceleration lies within 10% of the training range's, that a calibration region exists for
+    the ACS-RSS maps (≥ 3 lines), and that the coil count is within the training range.
+    """
+    fam = training_family(manifest)
+    out = []
+    m = np.asarray(mask).reshape(-1, *np.asarray(mask).shape[-2:]) > 0
+    if not all((mi == mi[:1]).all() for mi in m):
+        out.append(
+            "the mask is not a set of whole phase-encode columns; the model was trained on 1-D "
+            f"{'/'.join(fam.get('masks', ['equispaced', 'random']))} masks"
+        )
+    lo, hi = (float(v) for v in fam["acceleration"])
+    eff = float(m.size / max(m.sum(), 1))
+    elo, ehi = _effective(lo) / 1.1, _effective(hi) * 1.1
+    if not elo <= eff <= ehi:
+        out.append(
+            f"effective acceleration {eff:.2f} is outside the training range "
+            f"{elo:.2f}–{ehi:.2f} (nominal R {lo:g}–{hi:g})"
+        )
+    from workbench.physics.mri.coils import acs_region
+
+    rs, cs = acs_region(m[0])
+    n_acs = min(rs.stop - rs.start, cs.stop - cs.start)
+    if n_acs < 3:
+        out.append(
+            f"the calibration region has {n_acs} fully sampled lines: the ACS-RSS maps the model "
+            "was trained with cannot be estimated from these data"
+        )
+    clo, chi = (int(v) for v in fam.get("coils", [1, 10**6]))
+    if not clo <= n_coils <= chi:
+        out.append(f"{n_coils} coils, outside the training range {clo}–{chi}")
+    return out
+
+
 def solve(problem, params: Params | None = None, progress=None):
+    import warnings
+
+    from workbench.physics.mri.coils import acs_rss
+    from workbench.physics.mri.fft import ifft2c
+
     params = params or Params()
     progress = ensure(progress)
     st = Setup(problem, params.device)
@@ -106,7 +171,17 @@ def solve(problem, params: Params | None = None, progress=None):
     T = min(params.max_iter, net.num_steps)
     n = st.y.shape[0]
     mask4 = st.A.mask.expand(n, 1, *st.A.mask.shape[-2:]) if st.A.mask.shape[0] == 1 else st.A.mask
-    maps = st.A.maps.expand(n, *st.A.maps.shape[1:]) if st.A.maps.shape[0] == 1 else st.A.maps
+    # maps and scaling exactly as in training: ACS-RSS from the masked data, then per slice
+    # y / s with s = max|Σ conj(S) F⁻¹ y| — not the problem's maps or Setup's global scale
+    if manifest.get("maps", "acs_rss") != "acs_rss":
+        raise InputError(f"unsupported training maps {manifest.get('maps')!r} in the manifest")
+    maps = acs_rss(st.y_raw, mask4)
+    s_i = (maps.conj() * ifft2c(st.y_raw)).sum(1).abs().flatten(1).amax(1).clamp_min(1e-30)
+    s_i = s_i.view(-1, 1, 1, 1)
+    y_n = st.y_raw / s_i
+    warn = family_warnings(problem.mask, int(st.y.shape[1]), manifest)
+    for w in warn:
+        warnings.warn(f"RecurrentVarNet off its training family: {w}", UserWarning, stacklevel=2)
     hist = {"step": [], "psnr": [], "time": []}
     t0 = time.perf_counter()
     outs = [None] * T
@@ -116,7 +191,7 @@ def solve(problem, params: Params | None = None, progress=None):
         ks, states = [], []
         batches = [(i, min(i + params.batch, n)) for i in range(0, n, params.batch)]
         for a, b in batches:
-            y = st.y[a:b]
+            y = y_n[a:b]
             m = net.refine_maps(maps[a:b])
             state = None
             if net.initializer is not None:
@@ -135,10 +210,10 @@ def solve(problem, params: Params | None = None, progress=None):
             blk = net.block_list[t if net.no_parameter_sharing else 0]
             for j, (a, b) in enumerate(batches):
                 state, m = states[j]
-                ks[j], state = blk(ks[j], st.y[a:b], mask4[a:b], m, state)
+                ks[j], state = blk(ks[j], y_n[a:b], mask4[a:b], m, state)
                 states[j] = (state, m)
             x = torch.cat([net.image(k) for k in ks], 0)
-            mag = (x * st.scale).cpu().numpy().astype(np.float32)
+            mag = (x * s_i.view(-1, 1, 1)).cpu().numpy().astype(np.float32)
             from workbench.physics.mri.metrics import center_crop
 
             mag = np.ascontiguousarray(center_crop(mag, problem.recon_size))
@@ -153,19 +228,29 @@ def solve(problem, params: Params | None = None, progress=None):
                 break
     status = "cancelled" if done < T else ("max_iter" if T < net.num_steps else "converged")
     out = outs[done - 1]
-    kfin = torch.cat(ks, 0)
-    res = float(cnorm(st.A.mask * kfin - st.y)) * st.scale
+    kfin = torch.cat(ks, 0) * s_i
+    # the network's own k-space residual, and its SENSE-combined image for the domain's common
+    # residual ‖M(F S x) − y‖/‖y‖ under the maps it used
+    res = float(cnorm(st.A.mask * kfin - st.y_raw))
+    refined = torch.cat([s[1] for s in states], 0)
+    x = (refined.conj() * ifft2c(kfin)).sum(1) / st.scale
+    msg = ("Off the training family: " + "; ".join(warn) + ".") if warn else ""
     return st.result(
         out,
         status=status,
         iterations=done,
         history=hist,
         params=params,
+        message=msg,
         extras={
             "checkpoint": os.path.basename(path),
             "trained_acceleration": manifest.get("acceleration"),
-            "data_residual": res,
+            "kspace_residual": res,
+            "maps_used": "acs_rss recomputed from the data, as in training",
+            "warnings": warn,
         },
+        estimate=x,
+        estimate_maps=refined,
     )
 
 

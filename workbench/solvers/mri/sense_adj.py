@@ -19,7 +19,8 @@ def solve(problem, params: Params | None = None, progress=None):
     params = params or Params()
     progress = ensure(progress)
     st = Setup(problem, params.device)
-    out = st.magnitude(st.A.adjoint(st.y))
+    x = st.A.adjoint(st.y)
+    out = st.magnitude(x)
     progress(1, 1)
     return st.result(
         out,
@@ -27,6 +28,7 @@ def solve(problem, params: Params | None = None, progress=None):
         iterations=1,
         history={"step": [1], "psnr": [st.psnr(out) or float("nan")]},
         params=params,
+        estimate=x,
     )
 
 

@@ -21,10 +21,11 @@ from workbench.solvers.mri.common import Setup, lipschitz
 
 @dataclass(frozen=True)
 class Params:
+    # defaults tuned on validation data: `workbench bench mri_tune` (benchmarks/results/mri_tuning.json; corpus val split, 3 examples x R 4/8 at 128², maps=auto)
     lam: float = param(
-        2e-3, "TV weight λ (relative to max|A^H y|)", min=0.0, max=1.0, log=True, label="λ"
+        0.01, "TV weight λ (relative to max|A^H y|)", min=0.0, max=1.0, log=True, label="λ"
     )
-    max_iter: int = param(150, "PDHG iterations", min=1, max=5000)
+    max_iter: int = param(300, "PDHG iterations", min=1, max=5000)
     tol: float = param(
         0.0, "stop when ‖x_k − x_{k−1}‖ ≤ tol·‖x_k‖", min=0.0, max=1.0, advanced=True
     )
@@ -42,6 +43,7 @@ def solve(problem, params: Params | None = None, progress=None):
     knorm = math.sqrt(LA + 8.0)
     sigma = tau = 0.99 / knorm
     lam = float(params.lam)
+    sup = st.support()
     x = A.adjoint(st.y) * 0
     xbar = x.clone()
     u = torch.zeros_like(st.y)
@@ -58,6 +60,8 @@ def solve(problem, params: Params | None = None, progress=None):
         vn = torch.sqrt((v.abs() ** 2).sum(-3, keepdim=True))
         v = v / torch.clamp(vn / max(lam, 1e-30), min=1.0) if lam > 0 else v * 0
         x_new = x - tau * (A.adjoint(u) + G.adjoint(v))
+        if sup is not None:  # unobservable pixels stay 0 (see Setup.support)
+            x_new = x_new * sup
         xbar = 2 * x_new - x
         dx = float(cnorm(x_new - x))
         x, it = x_new, k
@@ -82,7 +86,9 @@ def solve(problem, params: Params | None = None, progress=None):
         if progress.cancelled:
             status = "cancelled" if k < params.max_iter else "max_iter"
             break
-    return st.result(st.magnitude(x), status=status, iterations=it, history=hist, params=params)
+    return st.result(
+        st.magnitude(x), status=status, iterations=it, history=hist, params=params, estimate=x
+    )
 
 
 SPEC = SolverSpec(

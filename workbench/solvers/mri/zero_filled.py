@@ -31,6 +31,9 @@ def solve(problem, params: Params | None = None, progress=None):
         iterations=1,
         history={"step": [1], "psnr": [st.psnr(out) or float("nan")]},
         params=params,
+        # the RSS image has no phase: its data consistency is judged by A^H y, the phase-coherent
+        # image with the same aliasing
+        estimate=st.A.adjoint(st.y),
     )
 
 
