@@ -178,8 +178,16 @@ def solve(problem, params: Params | None = None, progress=None):
         "checkpoint": manifest.get("file", params.checkpoint),
         "data_residual": hist["residual"][-1] if hist["residual"] else float("nan"),
     }
+    # the posterior-mean complex image: the domain's evaluate computes the data residual from it
+    estimate = x0c.reshape(S, -1, *x0c.shape[1:]).mean(0)
     return st.result(
-        mean, status=status, iterations=done, history=hist, params=params, extras=extras
+        mean,
+        status=status,
+        iterations=done,
+        history=hist,
+        params=params,
+        extras=extras,
+        estimate=estimate,
     )
 
 
