@@ -44,6 +44,9 @@ PARITY: dict[str, tuple[str, dict, float]] = {
     "mri/l1_wavelet": ("mni_slice", {"max_iter": "20"}, 1e-4),
     "mri/tv": ("mni_slice", {"max_iter": "20"}, 1e-4),
     "mri/recurrentvarnet": ("mni_slice", {}, 1e-3),
+    # noise drawn on the CPU (same numbers on every device); float32 U-Net over 10 steps
+    "mri/dds": ("mni_slice", {"nfe": "10", "n_samples": "2"}, 1e-2),
+    "mri/dps": ("mni_slice", {"nfe": "10", "n_samples": "2"}, 1e-2),
     "eels/cvae3d": ("small_2eV_5pct", {"max_iter": "2", "save": "false"}, 1e-2),
     "pde/gp_hm": ("poisson1d_sin10", {"max_iter": "50"}, 1e-4),
     "pde/gp_se": ("poisson1d_sin10", {"max_iter": "50"}, 1e-4),

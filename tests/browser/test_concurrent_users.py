@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.browser.test_ot_browser import ROOT, _open_ot, _wait_text
+from tests.browser.test_ot_browser import ROOT, _open_ot, _wait_gone, _wait_text
 from workbench.store import RunStore
 
 pytestmark = pytest.mark.browser
@@ -89,7 +89,7 @@ def test_three_sessions_and_two_cli_writers(server, browser):
             assert w.returncode == 0, err.decode()[-500:]
             cli_runs.append(json.loads(out)["run_id"])
         for page in pages:
-            page.get_by_text("Running", exact=True).wait_for(state="detached", timeout=600_000)
+            _wait_gone(page, "Running", timeout=600_000)
             _wait_text(page, "L1 marginal error of the selected runs", timeout=300_000)
 
         for i, page in enumerate(pages):  # each session sees its own upload and no other

@@ -20,6 +20,13 @@ def _wait_text(page, text, timeout=180_000):
     page.get_by_text(text).first.wait_for(timeout=timeout)
 
 
+def _wait_gone(page, text, timeout=300_000):
+    """Until no element reads exactly ``text`` (a fragment rerun may briefly draw it twice)."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text(text, exact=True)).to_have_count(0, timeout=timeout)
+
+
 def _open_ot(page, url):
     # Enter through the router, as a user does: the sidebar then lists st.navigation's pages.
     page.goto(url)
@@ -52,7 +59,7 @@ def test_run_compare_download(server, page, tmp_path):
     page.get_by_role("button", name="Run", exact=True).click()
     # the result view appears once both runs are stored (the page reruns itself)
     _wait_text(page, "Running")
-    page.get_by_text("Running", exact=True).wait_for(state="detached", timeout=300_000)
+    _wait_gone(page, "Running")
     _wait_text(page, "L1 marginal error of the selected runs")
     # both stored runs are picked in the side-by-side view once the page has rerun
     page.locator("span[data-tag][aria-label^='sinkhorn ·']").wait_for(timeout=120_000)

@@ -9,6 +9,8 @@ import io
 import numpy as np
 import pytest
 
+from tests.browser.test_ot_browser import _wait_gone
+
 pytestmark = pytest.mark.browser
 
 
@@ -31,7 +33,7 @@ def test_typed_problem_run_spectrum_download(server, page):
     # default solvers: GP-HM and the reference
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Running", exact=True).first.wait_for()
-    page.get_by_text("Running", exact=True).wait_for(state="detached", timeout=300_000)
+    _wait_gone(page, "Running")
     page.get_by_text("Side by side").wait_for(timeout=120_000)
     page.locator("span[data-tag][aria-label^='gp_hm ·']").wait_for(timeout=120_000)
     page.locator("span[data-tag][aria-label^='reference ·']").wait_for()
