@@ -21,16 +21,12 @@ cancelled at step k returns what ``max_iter = k`` returns (the x̂₀′ of step
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.mri import diffusion as D
-from workbench.solvers.mri.common import Setup
 
 
 @dataclass(frozen=True)
@@ -132,63 +128,22 @@ def sample(
 
 def solve(problem, params: Params | None = None, progress=None):
     params = params or Params()
-    progress = ensure(progress)
-    st = Setup(problem, params.device)
-    net, manifest = D.load_prior(D.checkpoint_path(params.checkpoint), st.device)
-    S, n = int(params.n_samples), st.y.shape[0]
-    seeds = [int(params.seed) + j for j in range(S)]
-    hist = {"step": [], "psnr": [], "residual": [], "time": []}
-    t0 = time.perf_counter()
-    total = min(params.nfe, params.max_iter)
 
-    def on_step(k, x0c):
-        mags = np.stack([st.magnitude(x0c[j * n : (j + 1) * n]) for j in range(S)])
-        mean = mags.mean(0)
-        p = st.psnr(mean)
-        res = float(torch.linalg.vector_norm(st.A.forward(x0c[:n]) - st.y)) * st.scale
-        hist["step"].append(k)
-        hist["psnr"].append(float("nan") if p is None else p)
-        hist["residual"].append(res)
-        hist["time"].append(time.perf_counter() - t0)
-        progress(k, total, residual=res, preview=mean[0], **({} if p is None else {"psnr": p}))
-        return progress.cancelled
+    def draw(net, st, seeds, on_step):
+        return sample(
+            net,
+            st.A,
+            st.y,
+            nfe=params.nfe,
+            cg_iter=params.cg_iter,
+            eta=params.eta,
+            gamma=None if params.dc == "noiseless" else params.gamma,
+            seeds=seeds,
+            max_iter=params.max_iter,
+            on_step=on_step,
+        )
 
-    x0c, done = sample(
-        net,
-        st.A,
-        st.y,
-        nfe=params.nfe,
-        cg_iter=params.cg_iter,
-        eta=params.eta,
-        gamma=None if params.dc == "noiseless" else params.gamma,
-        seeds=seeds,
-        max_iter=params.max_iter,
-        on_step=on_step,
-    )
-    mags = np.stack([st.magnitude(x0c[j * n : (j + 1) * n]) for j in range(S)])
-    mean, std = D.summary(mags)
-    if done < total:
-        status = "cancelled"
-    else:
-        status = "max_iter" if params.max_iter < params.nfe else "converged"
-    extras = {
-        "std": std,
-        "n_samples": S,
-        "nfe_run": done,
-        "checkpoint": manifest.get("file", params.checkpoint),
-        "data_residual": hist["residual"][-1] if hist["residual"] else float("nan"),
-    }
-    # the posterior-mean complex image: the domain's evaluate computes the data residual from it
-    estimate = x0c.reshape(S, -1, *x0c.shape[1:]).mean(0)
-    return st.result(
-        mean,
-        status=status,
-        iterations=done,
-        history=hist,
-        params=params,
-        extras=extras,
-        estimate=estimate,
-    )
+    return D.run(problem, params, progress, draw)
 
 
 SPEC = SolverSpec(

@@ -140,3 +140,63 @@ def summary(mags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = mags.mean(0)
     std = mags.std(0, ddof=1) if len(mags) > 1 else np.zeros_like(mean)
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def run(problem, params, progress, draw):
+    """The solve both samplers share: load the prior, sample ``n_samples`` seeded chains through
+    ``draw(net, setup, seeds, on_step) -> (complex estimates (S·N, H, W), steps)``, report every
+    step (residual ‖A x − y‖, PSNR when the truth is known, the current mean as a preview), and
+    return the posterior mean with the pixel-wise std in ``extras["std"]``."""
+    import time
+
+    from workbench.progress import ensure
+    from workbench.solvers.mri.common import Setup
+
+    progress = ensure(progress)
+    st = Setup(problem, params.device)
+    net, manifest = load_prior(checkpoint_path(params.checkpoint), st.device)
+    S, n = int(params.n_samples), st.y.shape[0]
+    seeds = [int(params.seed) + j for j in range(S)]
+    hist = {"step": [], "psnr": [], "residual": [], "time": []}
+    t0 = time.perf_counter()
+    total = min(params.nfe, params.max_iter)
+
+    def magnitudes(est: torch.Tensor) -> np.ndarray:
+        return np.stack([st.magnitude(est[j * n : (j + 1) * n]) for j in range(S)])
+
+    def on_step(k: int, est: torch.Tensor) -> bool:
+        mean = magnitudes(est).mean(0)
+        p = st.psnr(mean)
+        with torch.no_grad():
+            res = float(torch.linalg.vector_norm(st.A.forward(est[:n]) - st.y)) * st.scale
+        hist["step"].append(k)
+        hist["psnr"].append(float("nan") if p is None else p)
+        hist["residual"].append(res)
+        hist["time"].append(time.perf_counter() - t0)
+        progress(k, total, residual=res, preview=mean[0], **({} if p is None else {"psnr": p}))
+        return progress.cancelled
+
+    est, done = draw(net, st, seeds, on_step)
+    mean, std = summary(magnitudes(est))
+    if done < total:
+        status = "cancelled"
+    else:
+        status = "max_iter" if params.max_iter < params.nfe else "converged"
+    extras = {
+        "std": std,
+        "n_samples": S,
+        "nfe_run": done,
+        "checkpoint": manifest.get("file", params.checkpoint),
+        "data_residual": hist["residual"][-1] if hist["residual"] else float("nan"),
+    }
+    # the posterior-mean complex image: the domain's evaluate computes the data residual from it
+    estimate = est.reshape(S, -1, *est.shape[1:]).mean(0)
+    return st.result(
+        mean,
+        status=status,
+        iterations=done,
+        history=hist,
+        params=params,
+        extras=extras,
+        estimate=estimate,
+    )
