@@ -643,10 +643,10 @@ def warm_modules(domain: str) -> list[str]:
     # threads meet inside a circular import and one saw a half-initialised module ("pandas has
     # no attribute Series"). Solver modules never import the page's (tests/core/test_layering),
     # so warming them cannot form such a cycle with the script thread.
-    todo = [s.solve.__module__ for s in solvers(domain)]
+    pending = [s.solve.__module__ for s in solvers(domain)]
     visited: set[str] = set()
-    while todo:
-        name = todo.pop(0)
+    while pending:
+        name = pending.pop(0)
         if name in visited:
             continue
         visited.add(name)
@@ -672,7 +672,7 @@ def warm_modules(domain: str) -> list[str]:
             for dotted in found:
                 if dotted.split(".")[0] == "workbench":
                     if _is_module(dotted):
-                        todo.append(dotted)
+                        pending.append(dotted)
                 elif dotted.split(".")[0] not in WARM_SKIP:
                     seen.setdefault(dotted, None)
     return list(seen)
