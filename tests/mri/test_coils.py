@@ -74,7 +74,7 @@ def test_espirit_matches_sigpy_when_available():
 
     p = DOMAIN.sample("mni_slice_128", maps="true")
     k, m = p.kspace[0], p.mask
-    ours = espirit(k, m, calib_width=10)
+    ours = espirit(k, m, calib_width=10, kernel_width=6)
     ref = app.EspiritCalib(
         k, calib_width=10, thresh=0.02, kernel_width=6, crop=0.95, show_pbar=False
     ).run()
@@ -82,3 +82,23 @@ def test_espirit_matches_sigpy_when_available():
     assert sup.mean() > 0.1
     ip = np.abs((ours.conj() * ref).sum(0))[sup]  # phase-aligned inner product
     assert np.median(ip) >= 0.99
+
+
+def test_espirit_kernel_adapts_to_a_ten_line_calibration_region():
+    """At 4× with 10 calibration lines a 6×6 kernel fits only 5 times across the region: the
+    maps then cut away part of a real brain slice (5 % of the object of dipy's T1 slice). The
+    adaptive kernel (5×5 there) keeps > 99.5 % of it; 24-line regions keep the 6×6 kernel."""
+    from workbench.datasets.mri import DOMAIN
+    from workbench.physics.mri.coils import espirit_kernel_width
+
+    assert [espirit_kernel_width(n) for n in (6, 10, 12, 24, 40)] == [3, 5, 6, 6, 6]
+    p = DOMAIN.sample("ood_dipy", maps="true")
+    assert p.meta["n_acs"] == 10
+    obj = p.reference[0] > 0.1 * p.reference[0].max()
+
+    def kept(kw):
+        S = espirit(p.kspace[0], p.mask, kernel_width=kw)
+        return float(((np.abs(S) ** 2).sum(0) > 0)[obj].mean())
+
+    assert kept(None) > 0.995
+    assert kept(6) < 0.97  # the fixed 6×6 kernel: what the default did before

@@ -109,17 +109,32 @@ def acs_rss(kspace: torch.Tensor, mask: torch.Tensor, sigma: float | None = None
     return normalize_maps(img)
 
 
+def espirit_kernel_width(n_calib: int, largest: int = 6) -> int:
+    """ESPIRiT kernel width for an ``n_calib``-line calibration region: ``min(largest, ⌊n/2⌋)``.
+
+    The kernel must fit at least twice across the calibration width: with a 6-wide kernel in a
+    10-line region only 5 shifts span each row of the calibration matrix, the estimated null space
+    is too small, and the top eigenvalue falls below the crop threshold inside the object — the
+    maps then cut away 1–14 % of the object on the corpus's validation slices at 4× (10 lines),
+    which costs every classical reconstruction 1–27 dB. At ``⌊n/2⌋`` (5 for 10 lines) the whole
+    object is kept; 24-line regions keep Uecker et al.'s 6.
+    """
+    return int(max(3, min(largest, n_calib // 2)))
+
+
 def espirit(
     kspace: np.ndarray,
     mask2d: np.ndarray,
     calib_width: int = 24,
-    kernel_width: int = 6,
+    kernel_width: int | None = None,
     thresh: float = 0.02,
     crop: float = 0.95,
 ) -> np.ndarray:
     """ESPIRiT maps (Uecker et al., MRM 2014) for one slice, own implementation.
 
     1. Calibration block: the fully sampled centre box, at most ``calib_width`` wide in each axis.
+       The kernel is ``k × k`` with ``k = min(6, ⌊n/2⌋)`` for an ``n``-line calibration region
+       unless ``kernel_width`` is given (see :func:`espirit_kernel_width`).
     2. Hankel (block) matrix of all ``k × k`` patches over coils; keep the right singular vectors
        whose singular value exceeds ``thresh · σ_max`` (the signal subspace).
     3. Zero-pad each kernel to (H, W) and go to the image domain; at every pixel the C × C matrix
@@ -145,10 +160,15 @@ def espirit(
     rs, cs = acs_region(mask2d)
     ny, nx = rs.stop - rs.start, cs.stop - cs.start
     cy, cx = min(ny, calib_width), min(nx, calib_width)
-    if cy <= kernel_width or cx <= kernel_width:
+    # an explicit kernel need only fit once (sigpy's rule); the adaptive one fits twice
+    fits = 1 if kernel_width is not None else 2
+    if kernel_width is None:
+        kernel_width = espirit_kernel_width(min(cy, cx))
+    if min(cy, cx) < fits * kernel_width + (fits == 1):
         raise InputError(
-            f"ESPIRiT needs a calibration region wider than its kernel ({kernel_width}); this mask has "
-            f"{min(ny, nx)} fully sampled lines — use acs_rss maps or a larger centre fraction"
+            f"ESPIRiT needs a calibration region of at least {fits * kernel_width + (fits == 1)} "
+            f"lines for its {kernel_width}×{kernel_width} kernel; this mask has {min(ny, nx)} "
+            "fully sampled lines — use acs_rss maps or a larger centre fraction"
         )
     y0 = h // 2 - cy // 2
     x0 = w // 2 - cx // 2
@@ -188,18 +208,19 @@ def espirit(
     return normalize_maps(maps).astype(np.complex64)
 
 
-def choose_maps(mask: np.ndarray, kernel_width: int = 6) -> tuple[str, str]:
+def choose_maps(mask: np.ndarray, kernel_width: int | None = None) -> tuple[str, str]:
     """The map estimate for data sampled with ``mask`` ((H, W), or (S, H, W): the smallest
     calibration region decides) and the reason, for the result to show.
 
-    ESPIRiT when the fully sampled calibration box is at least ``max(ESPIRIT_MIN_ACS,
-    kernel_width + 4)`` lines in both directions: its maps vanish outside the object, a support
-    constraint that keeps background noise out of every classical reconstruction. ACS-RSS
-    otherwise: it needs no minimum calibration size.
+    ESPIRiT when the fully sampled calibration box is at least ``ESPIRIT_MIN_ACS`` lines in both
+    directions (and twice a given ``kernel_width``; by default the kernel adapts to the region,
+    :func:`espirit_kernel_width`): its maps vanish outside the object, a support constraint that
+    keeps background noise out of every classical reconstruction. ACS-RSS otherwise: it needs no
+    minimum calibration size.
     """
     m = np.asarray(mask)
     m = m.reshape(-1, *m.shape[-2:])
-    need = max(ESPIRIT_MIN_ACS, kernel_width + 4)
+    need = ESPIRIT_MIN_ACS if kernel_width is None else max(ESPIRIT_MIN_ACS, 2 * kernel_width)
     n = h = w = 0
     for i in range(m.shape[0]):
         rs, cs = acs_region(m[i])
@@ -207,13 +228,15 @@ def choose_maps(mask: np.ndarray, kernel_width: int = 6) -> tuple[str, str]:
         if i == 0 or min(ny, nx) < n:
             n, h, w = min(ny, nx), ny, nx
     if n >= need:
+        k = kernel_width or espirit_kernel_width(min(n, 24))
         return "espirit", (
-            f"ESPIRiT: the calibration region is {h}×{w} fully sampled points (≥ {need} lines "
-            "needed); its maps vanish outside the object, which keeps background noise out"
+            f"ESPIRiT (kernel {k}×{k}): the calibration region is {h}×{w} fully sampled points "
+            f"(≥ {need} lines needed); its maps vanish outside the object, which keeps background "
+            "noise out"
         )
     return "acs_rss", (
         f"ACS-RSS: the calibration region has only {n} fully sampled lines, fewer than the "
-        f"{need} ESPIRiT needs (kernel {kernel_width})"
+        f"{need} ESPIRiT needs"
     )
 
 
