@@ -22,13 +22,13 @@ from workbench.solvers.mri.common import Setup
 class Params:
     # defaults tuned on validation data: `workbench bench mri_tune` (benchmarks/results/mri_tuning.json; corpus val split, 3 examples x R 4/8 at 128², maps=auto)
     lam: float = param(
-        0.01,
+        0.001,
         "Tikhonov weight λ on ‖x‖² (relative: the data are scaled to max|A^H y| = 1)",
         min=0.0,
         max=10.0,
         label="λ",
     )
-    max_iter: int = param(5, "CG iterations (early stopping regularises)", min=1, max=500)
+    max_iter: int = param(40, "CG iterations (early stopping regularises)", min=1, max=500)
     tol: float = param(0.0, "stop when ‖r‖ ≤ tol·‖A^H y‖", min=0.0, max=1.0, advanced=True)
     device: str = param("auto", "compute device (auto, cpu, cuda)", advanced=True)
     seed: int = param(0, "unused (deterministic)", advanced=True)

@@ -23,7 +23,7 @@ from workbench.solvers.mri.wavelet import WaveletOperator
 class Params:
     # defaults tuned on validation data: `workbench bench mri_tune` (benchmarks/results/mri_tuning.json; corpus val split, 3 examples x R 4/8 at 128², maps=auto)
     lam: float = param(
-        0.01, "sparsity weight λ (relative to max|A^H y|)", min=0.0, max=1.0, log=True, label="λ"
+        0.001, "sparsity weight λ (relative to max|A^H y|)", min=0.0, max=1.0, log=True, label="λ"
     )
     max_iter: int = param(300, "FISTA iterations", min=1, max=2000)
     wavelet: str = param("db4", "orthogonal wavelet", choices=("db4", "db2", "haar"))
