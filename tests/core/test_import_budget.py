@@ -79,3 +79,13 @@ def test_other_domains_numpy_solver_imports_no_torch(tmp_path):
 def test_listing_and_help_stay_light(tmp_path):
     assert _probe(tmp_path, "problems", "ot")["heavy"] == []
     assert _probe(tmp_path, "runs", "list")["heavy"] == []
+
+
+def test_mri_zero_filled_is_numpy_only(tmp_path):
+    """The MRI baseline, its sample (simulated k-space, ESPIRiT maps) and its evaluation (the
+    data-consistency residual) run in NumPy: no torch for a zero-filled solve."""
+    argv = ["solve", "mri", "--solver", "zero_filled", "--problem", "mni_slice", "--no-figure"]
+    got = _probe(tmp_path, *argv, "--json", "--out", str(tmp_path / "out"))
+    assert got["code"] == 0 and got["heavy"] == []
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["psnr"] > 15 and 0 < metrics["data_residual"] < 1
