@@ -142,3 +142,16 @@ def test_rebin_counts_keeps_a_peak_in_place():
     g = np.arange(0.0, 100.0, 0.7) + 0.35
     r = SP.rebin_counts(y, e, g)
     assert (r * g).sum() / r.sum() == pytest.approx(43.21, abs=0.02)
+
+
+def test_rankdata_agrees_with_scipy_on_ties_and_nan():
+    from scipy.stats import rankdata
+
+    from workbench.physics.eels.metrics import _rankdata
+
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(0, 5, 200), rng.random(500), np.array([3.0, 3.0, 3.0]), np.zeros(0)]
+    cases += [np.array([1.0, np.nan, 2.0]), rng.integers(0, 50, (7, 9))]
+    for x in cases:
+        want = rankdata(np.ravel(x), method="average")
+        np.testing.assert_array_equal(_rankdata(x), want)
