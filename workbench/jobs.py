@@ -429,18 +429,16 @@ class _Worker:
         self._ensure()
         self.cancel_event.clear()
         catalogs = {k: list(v) for k, v in registry._CATALOGS.items()}
-        module = job.spec.solve.__module__  # the child notes when it has to import it
+        import pickle
+
+        # the problem and parameters travel pickled inside the message: unpickling the
+        # parameters imports the solver's module (torch, for most), and the child does that
+        # only once it can report it as the job's stage ("importing the solver", "importing
+        # torch"), not silently while it receives the message
+        payload = pickle.dumps((job.problem, job.params), protocol=pickle.HIGHEST_PROTOCOL)
+        module = job.spec.solve.__module__
         self.conn.send(
-            (
-                "job",
-                catalogs,
-                job.spec.domain,
-                job.spec.name,
-                module,
-                job.problem,
-                job.params,
-                job.label,
-            )
+            ("job", catalogs, job.spec.domain, job.spec.name, module, job.label, payload)
         )
         while True:
             if job.progress.cancelled and not self.cancel_event.is_set():
@@ -579,6 +577,7 @@ _MISSING = object()
 
 def _child_main(conn: Any, cancel_event: Any, home: str) -> None:
     """The worker process: runs jobs and warm-ups sent by the parent, one at a time."""
+    import pickle
     import signal
 
     from workbench import registry
@@ -618,7 +617,7 @@ def _child_main(conn: Any, cancel_event: Any, home: str) -> None:
             with send_lock:
                 conn.send(("warm_done", w.failed, w.stopped))
             continue
-        _, catalogs, domain, name, module, problem, params, label = msg
+        _, catalogs, domain, name, module, label, payload = msg
         progress = _ChildProgress(conn, send_lock, cancel_event)
         result, run_id, error = None, None, None
         try:
@@ -627,6 +626,7 @@ def _child_main(conn: Any, cancel_event: Any, home: str) -> None:
                 if module not in sys.modules:
                     progress.note(f"importing the solver ({module})")
                 spec = registry.get_solver(domain, name)
+                problem, params = pickle.loads(payload)  # our own parent's objects
                 progress.note(f"running {spec.title}")
                 result, run_id = execute(spec, problem, params, progress, store, label)
         except InputError as exc:  # refused input: shown on the page, never stored
