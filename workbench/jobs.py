@@ -233,7 +233,11 @@ class JobQueue:
             # the worker finishes the module it is importing for the page's warm-up, then stops
             # the warm-up and takes this job (``_dispatch``): that import is where the job is
             w = warming[0]
-            job.progress.note(f"waiting for the page's warm-up to finish importing {w.current}")
+            job.progress.note(
+                f"waiting for the page's warm-up to finish importing {w.current}"
+                if w.current
+                else "waiting for the worker process (the page's warm-up is starting it)"
+            )
         self._queue.put(job)
         return job
 
