@@ -132,7 +132,7 @@ def _templates_1mm() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for im in imgs:
         if im.shape != (197, 233, 189) or not np.allclose(im.affine, ref):
             raise RuntimeError("unexpected MNI152 template geometry in this nilearn version")
-    gm, wm, t1 = (np.asarray(im.get_fdata(), dtype=np.float32) for im in imgs)
+    gm, wm, t1 = (_as_float32(im) for im in imgs)
     gm /= max(float(gm.max()), 1e-6)
     wm /= max(float(wm.max()), 1e-6)
     gm, wm = np.clip(gm, 0, 1), np.clip(wm, 0, 1)
@@ -142,6 +142,18 @@ def _templates_1mm() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     wm[over] /= s[over]
     t1 /= max(float(t1.max()), 1e-6)
     return gm, wm, t1
+
+
+def _as_float32(img) -> np.ndarray:
+    """A NIfTI image's data as float32. The templates are uint8 with unit scaling: their integers
+    are exact in float32, so reading them raw gives ``get_fdata()``'s values without its float64
+    copy (3-4 times faster, most of a tumour sample's build)."""
+    proxy = img.dataobj
+    if getattr(proxy, "slope", None) == 1.0 and getattr(proxy, "inter", None) == 0.0:
+        raw = np.asanyarray(proxy)
+        if raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2:
+            return raw.astype(np.float32)
+    return np.asarray(img.get_fdata(), dtype=np.float32)
 
 
 def _pad_cube(a: np.ndarray) -> np.ndarray:
