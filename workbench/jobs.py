@@ -234,7 +234,7 @@ class JobQueue:
             # the warm-up and takes this job (``_dispatch``): that import is where the job is
             w = warming[0]
             job.progress.note(
-                f"waiting for the page's warm-up to finish importing {w.current}"
+                f"waiting for the page's warm-up to finish {w.current}"
                 if w.current
                 else "waiting for the worker process (the page's warm-up is starting it)"
             )
@@ -315,13 +315,22 @@ class JobQueue:
         with self._queue.mutex:  # another page's warm-up waiting does not count
             return any(isinstance(x, Job) for x in self._queue.queue)
 
+    def _note_waiting(self, current: str) -> None:
+        """Tell the jobs queued behind a warm-up which of its steps they wait for."""
+        with self._queue.mutex:
+            waiting = [x for x in self._queue.queue if isinstance(x, Job)]
+        for job in waiting:
+            text = f"waiting for the page's warm-up to finish {current}"
+            if job.progress.phase != text:
+                job.progress.note(text)
+
     def _dispatch(self, worker: _Worker) -> None:
         while True:
             item = self._queue.get()
             if isinstance(item, Warmup):
                 # a job waiting stops the warm-up at the next module: Run pressed while the page
                 # warms up waits for one import, not for every solver's
-                worker.warm(item, pending=self._job_waiting)
+                worker.warm(item, pending=self._job_waiting, on_stage=self._note_waiting)
                 continue
             if item.progress.cancelled:
                 item.state = "cancelled"
@@ -461,7 +470,7 @@ class _Worker:
                 _, job.result, job.run_id, job.error = msg
                 return
 
-    def warm(self, w: Warmup, pending: Any = None) -> None:
+    def warm(self, w: Warmup, pending: Any = None, on_stage: Any = None) -> None:
         from workbench import registry
 
         try:
@@ -482,6 +491,8 @@ class _Worker:
                 if msg[0] == "warm":
                     _, w.current, step, total = msg
                     w.progress(step, total)
+                    if on_stage is not None:
+                        on_stage(w.current)
                 elif msg[0] == "warm_done":
                     w.failed.extend(msg[1])
                     w.stopped = msg[2]
@@ -842,7 +853,9 @@ def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
             try:
                 mod = importlib.import_module(name)
                 hook = getattr(mod, "warm", None) if name.startswith("workbench.") else None
-                if callable(hook):
+                if callable(hook):  # loading a database or weights: a stage of its own
+                    w.current = f"{name}.warm()"
+                    w.progress(i, len(names))
                     hook()
             except Exception:  # an optional dependency (a GPL reader, say): the run will tell
                 w.failed.append(name)
