@@ -70,6 +70,8 @@ def _usable_slice(vol: np.ndarray, z: int, n: int) -> np.ndarray | None:
     """Axial slice ``z`` cropped, anterior up, resized to N×N and scaled to max 1; None when it
     holds too little brain (mean ≤ 0.05) to be a sample."""
     sl = vol[:, 10:207, z]  # 197 × 197
+    if not sl.any():  # above the head: resizing zeros gives zeros, which are no sample
+        return None
     sl = np.rot90(sl)  # anterior up
     img = resize_image(sl, n)
     m = float(img.max())
