@@ -91,6 +91,7 @@ def test_mri_zero_filled_is_numpy_only(tmp_path):
     argv = ["solve", "mri", "--solver", "zero_filled", "--problem", "mni_slice", "--no-figure"]
     got = _probe(tmp_path, *argv, "--json", "--out", str(tmp_path / "out"))
     assert got["code"] == 0 and got["heavy"] == []
+    assert "nibabel" not in got["watched"]  # the template is read by workbench.physics.nifti
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["psnr"] > 15 and 0 < metrics["data_residual"] < 1
 
