@@ -79,13 +79,23 @@ t_warm = time.perf_counter() - t0
 spec = registry.get_solver(domain, solver)
 t_run = time.perf_counter()
 job = queue.submit(spec, problem, spec.params())  # Run pressed
+first = None
 while not job.progress.records and job.state not in ("done", "cancelled"):
+    if first is None and job.progress.notes:
+        first = time.perf_counter() - t_run
     time.sleep(0.002)
-first = time.perf_counter() - t_run
+step = time.perf_counter() - t_run
+first = step if first is None else first
 job.cancel()
 queue.wait(900)
 queue.close()
-print(json.dumps({"first_progress_s": first, "page_s": t_page, "warm_s": t_warm,
+# the stages the page showed before the first step, each with when it began (Run = 0)
+dt = job.progress.t0 - t_run
+stages = [(t + dt, text) for t, text in job.progress.notes if t + dt <= step]
+ends = [t for t, _ in stages[1:]] + [step]
+longest = max([e - t for (t, _), e in zip(stages, ends)] + [0.0])
+print(json.dumps({"first_progress_s": first, "first_step_s": step, "page_s": t_page,
+                  "warm_s": t_warm, "stages": stages, "longest_stage_s": longest,
                   "status": job.result.status if job.result else job.state}))
 """
 
@@ -354,6 +364,11 @@ def bench_first_run(
                         "page_s": obj["page_s"],
                         "warm_s": obj["warm_s"] if mode == "warm" else None,
                         "first_progress_s": obj["first_progress_s"],
+                        "first_step_s": obj["first_step_s"],
+                        "longest_stage_s": obj["longest_stage_s"],
+                        "stages before the first step": "; ".join(
+                            f"{t:.2f} {text}" for t, text in obj["stages"]
+                        ),
                     }
                 )
     return rows
@@ -484,9 +499,15 @@ def render(cli, app, first, floor, n_floors, repeats, load=()) -> str:
             "### First run of a page: Run pressed to first progress report",
             "",
             "In a fresh process as the page does it (`JobQueue.warm` when the page opens, "
-            "`JobQueue.submit`, first `Progress` record in the page's process); the page shows "
-            "it at its next poll (every 1 s). `jobs`: the jobs backend; `page_s`: page open to "
-            "sample built; `warm_s`: page open to warm-up done.",
+            "`JobQueue.submit`, then the job's `Progress` in the page's process); the page shows "
+            "it at its next poll (every 1 s). `first_progress_s`: Run pressed to the first "
+            "report, a stage the run noted (`Progress.note`: starting the worker, importing a "
+            "package, loading a checkpoint, a solver's own stage) or a step, whichever came "
+            "first -- the target; `first_step_s`: to the first step; `longest_stage_s`: the "
+            "longest any one stage was shown before the first step (the longest the page "
+            "showed no news); the stages column lists them with their start (s after Run). "
+            "`jobs`: the jobs backend; `page_s`: page open to sample built; `warm_s`: page "
+            "open to warm-up done.",
             "",
             markdown_table(
                 first,
@@ -500,6 +521,9 @@ def render(cli, app, first, floor, n_floors, repeats, load=()) -> str:
                     "first_progress_s",
                     "first_progress / floor",
                     "met",
+                    "first_step_s",
+                    "longest_stage_s",
+                    "stages before the first step",
                 ],
             ),  # fmt: skip
         ]

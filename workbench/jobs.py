@@ -228,6 +228,16 @@ class JobQueue:
         job = Job(next(self._ids), spec, problem, params, label=label)
         with self._lock:
             self._jobs[job.id] = job
+            warming = [w for w in self._warmups.values() if not w.done.is_set()]
+        if self.backend == "process" and warming:
+            # the worker finishes the module it is importing for the page's warm-up, then stops
+            # the warm-up and takes this job (``_dispatch``): that import is where the job is
+            w = warming[0]
+            job.progress.note(
+                f"waiting for the page's warm-up to finish {w.current}"
+                if w.current
+                else "waiting for the worker process (the page's warm-up is starting it)"
+            )
         self._queue.put(job)
         return job
 
@@ -288,12 +298,13 @@ class JobQueue:
                 job.state = "cancelled"
                 continue
             job.state = "running"
-            # until the solver's first report: its first call imports its libraries (torch, POT)
-            job.progress.note("starting (importing the solver's libraries)")
+            # until the solver's first report: what it runs, then any heavy import it makes
+            job.progress.note(f"running {job.spec.title}")
             try:
-                job.result, job.run_id = execute(
-                    job.spec, job.problem, job.params, job.progress, self.store, job.label
-                )
+                with noting_imports(job.progress):
+                    job.result, job.run_id = execute(
+                        job.spec, job.problem, job.params, job.progress, self.store, job.label
+                    )
             except InputError as exc:  # refused input: shown on the page, never stored
                 job.error = str(exc)
             except Exception:  # storing failed: keep the worker alive
@@ -304,19 +315,27 @@ class JobQueue:
         with self._queue.mutex:  # another page's warm-up waiting does not count
             return any(isinstance(x, Job) for x in self._queue.queue)
 
+    def _note_waiting(self, current: str) -> None:
+        """Tell the jobs queued behind a warm-up which of its steps they wait for."""
+        with self._queue.mutex:
+            waiting = [x for x in self._queue.queue if isinstance(x, Job)]
+        for job in waiting:
+            text = f"waiting for the page's warm-up to finish {current}"
+            if job.progress.phase != text:
+                job.progress.note(text)
+
     def _dispatch(self, worker: _Worker) -> None:
         while True:
             item = self._queue.get()
             if isinstance(item, Warmup):
                 # a job waiting stops the warm-up at the next module: Run pressed while the page
                 # warms up waits for one import, not for every solver's
-                worker.warm(item, pending=self._job_waiting)
+                worker.warm(item, pending=self._job_waiting, on_stage=self._note_waiting)
                 continue
             if item.progress.cancelled:
                 item.state = "cancelled"
                 continue
             item.state = "running"
-            item.progress.note("starting (importing the solver's libraries)")
             try:
                 worker.run(item)
             except Exception as exc:  # the pipe or the process broke: fail this job only
@@ -334,7 +353,7 @@ def _one_line(text: str) -> str:
 
 #: Progress attributes that travel as records, or are the child's own state; every other public
 #: attribute a solver sets on its Progress (a preview image, say) is forwarded as it is.
-_PROGRESS_OWN = frozenset({"records", "step", "total", "t0", "phase"})
+_PROGRESS_OWN = frozenset({"records", "step", "total", "t0", "phase", "notes"})
 _FLUSH_S = 0.05  # how often the child sends its buffered progress reports
 
 
@@ -418,11 +437,21 @@ class _Worker:
     def run(self, job: Job) -> None:
         from workbench import registry
 
+        if self.proc is None or not self.proc.is_alive():
+            job.progress.note("starting the worker process")
         self._ensure()
         self.cancel_event.clear()
         catalogs = {k: list(v) for k, v in registry._CATALOGS.items()}
+        import pickle
+
+        # the problem and parameters travel pickled inside the message: unpickling the
+        # parameters imports the solver's module (torch, for most), and the child does that
+        # only once it can report it as the job's stage ("importing the solver", "importing
+        # torch"), not silently while it receives the message
+        payload = pickle.dumps((job.problem, job.params), protocol=pickle.HIGHEST_PROTOCOL)
+        module = job.spec.solve.__module__
         self.conn.send(
-            ("job", catalogs, job.spec.domain, job.spec.name, job.problem, job.params, job.label)
+            ("job", catalogs, job.spec.domain, job.spec.name, module, job.label, payload)
         )
         while True:
             if job.progress.cancelled and not self.cancel_event.is_set():
@@ -441,7 +470,7 @@ class _Worker:
                 _, job.result, job.run_id, job.error = msg
                 return
 
-    def warm(self, w: Warmup, pending: Any = None) -> None:
+    def warm(self, w: Warmup, pending: Any = None, on_stage: Any = None) -> None:
         from workbench import registry
 
         try:
@@ -462,6 +491,8 @@ class _Worker:
                 if msg[0] == "warm":
                     _, w.current, step, total = msg
                     w.progress(step, total)
+                    if on_stage is not None:
+                        on_stage(w.current)
                 elif msg[0] == "warm_done":
                     w.failed.extend(msg[1])
                     w.stopped = msg[2]
@@ -473,31 +504,32 @@ class _Worker:
             w.done.set()
 
 
-def _apply_progress(p: Progress, records: list, phase: str | None, extra: dict) -> None:
-    """Replay the child's reports into the parent's Progress (same records, same order)."""
+def _apply_progress(p: Progress, events: list, extra: dict) -> None:
+    """Replay the child's reports and phase notes into the parent's Progress, in their order."""
     for k, v in extra.items():
         setattr(p, k, v)
-    for rec in records:
-        rec = dict(rec)
+    for kind, value in events:
+        if kind == "note":
+            p.note(value)
+            continue
+        rec = dict(value)
         step, total = rec.pop("step"), rec.pop("total", None)
         rec.pop("t", None)
         p(step, total, **rec)
-    if phase is not None:
-        p.note(phase)
 
 
 class _ChildProgress(Progress):
-    """The worker's Progress: its cancel flag is the parent's event, its reports are buffered and
-    sent to the parent every :data:`_FLUSH_S` seconds (at once for the first one) by a flusher
-    thread, so a solver reporting every microsecond costs the parent a few messages a second."""
+    """The worker's Progress: its cancel flag is the parent's event, its reports and phase notes
+    are buffered in order and sent to the parent every :data:`_FLUSH_S` seconds (at once for
+    the first report and for every note) by a flusher thread, so a solver reporting every
+    microsecond costs the parent a few messages a second."""
 
     def __init__(self, conn: Any, send_lock: threading.Lock, cancel_event: Any) -> None:
         super().__init__(keep=1)
         self._cancel = cancel_event  # set by the parent's job.cancel()
         self._conn = conn
         self._send_lock = send_lock
-        self._buf: list[dict[str, Any]] = []
-        self._sent_phase = ""
+        self._buf: list[tuple[str, Any]] = []
         self._sent_extra: dict[str, Any] = {}
         self._reported = False
         self._wake = threading.Event()
@@ -507,14 +539,16 @@ class _ChildProgress(Progress):
 
     def note(self, phase: str) -> None:
         super().note(phase)
-        self._wake.set()
+        with self._lock:
+            self._buf.append(("note", self.phase))
+        self._wake.set()  # a stage the page shows: send it now
 
     def __call__(self, step: int, total: int | None = None, **metrics: float) -> None:
         super().__call__(step, total, **metrics)
         rec = dict(self.records[-1])
         rec["total"] = total
         with self._lock:
-            self._buf.append(rec)
+            self._buf.append(("record", rec))
             first, self._reported = not self._reported, True
         if first:  # the page waits for the first report: send it now, not at the next flush
             self._wake.set()
@@ -532,15 +566,10 @@ class _ChildProgress(Progress):
     def flush(self) -> None:
         with self._lock:
             buf, self._buf = self._buf, []
-            if buf:  # the parent's Progress clears its phase on these reports, as here
-                self._sent_phase = ""
-            phase = self.phase if self.phase != self._sent_phase else None
-            if phase is not None:
-                self._sent_phase = self.phase
         extra = self._extra()
-        if buf or phase is not None or extra:
+        if buf or extra:
             with self._send_lock:
-                self._conn.send(("progress", buf, phase, extra))
+                self._conn.send(("progress", buf, extra))
 
     def _flush_loop(self) -> None:
         while not self._stop.is_set():
@@ -563,6 +592,7 @@ _MISSING = object()
 
 def _child_main(conn: Any, cancel_event: Any, home: str) -> None:
     """The worker process: runs jobs and warm-ups sent by the parent, one at a time."""
+    import pickle
     import signal
 
     from workbench import registry
@@ -602,13 +632,18 @@ def _child_main(conn: Any, cancel_event: Any, home: str) -> None:
             with send_lock:
                 conn.send(("warm_done", w.failed, w.stopped))
             continue
-        _, catalogs, domain, name, problem, params, label = msg
+        _, catalogs, domain, name, module, label, payload = msg
         progress = _ChildProgress(conn, send_lock, cancel_event)
         result, run_id, error = None, None, None
         try:
             use(catalogs)
-            spec = registry.get_solver(domain, name)
-            result, run_id = execute(spec, problem, params, progress, store, label)
+            with noting_imports(progress):
+                if module not in sys.modules:
+                    progress.note(f"importing the solver ({module})")
+                spec = registry.get_solver(domain, name)
+                problem, params = pickle.loads(payload)  # our own parent's objects
+                progress.note(f"running {spec.title}")
+                result, run_id = execute(spec, problem, params, progress, store, label)
         except InputError as exc:  # refused input: shown on the page, never stored
             error = str(exc)
         except Exception as exc:  # storing failed: keep the worker alive
@@ -630,20 +665,29 @@ def warm_modules(domain: str) -> list[str]:
     registered. Third-party modules come out as written (``scipy.sparse.linalg``, ``ot``,
     ``torch``), workbench modules as well, in the order first seen.
     """
-    import ast
-    import importlib.util
-    import sys
-
     from workbench.registry import get_domain, solvers
 
     get_domain(domain)  # an unknown domain is refused here
-    seen: dict[str, None] = {}
     # The solvers only. The page's own modules (the domain's datasets and viz, pandas, plotly)
     # are imported by the page script itself; importing them here at the same time let two
     # threads meet inside a circular import and one saw a half-initialised module ("pandas has
     # no attribute Series"). Solver modules never import the page's (tests/core/test_layering),
     # so warming them cannot form such a cycle with the script thread.
-    pending = [s.solve.__module__ for s in solvers(domain)]
+    seen: dict[str, None] = {}
+    for s in solvers(domain):
+        seen.update(dict.fromkeys(module_imports(s.solve.__module__)))
+    return list(seen)
+
+
+@functools.lru_cache(maxsize=256)
+def module_imports(root: str) -> tuple[str, ...]:
+    """``root`` and every module it imports, lazily or not, following ``workbench`` modules
+    transitively (see :func:`warm_modules`); :data:`WARM_SKIP` left out."""
+    import ast
+    import importlib.util
+
+    seen: dict[str, None] = {}
+    pending = [root]
     visited: set[str] = set()
     while pending:
         name = pending.pop(0)
@@ -675,7 +719,87 @@ def warm_modules(domain: str) -> list[str]:
                         pending.append(dotted)
                 elif dotted.split(".")[0] not in WARM_SKIP:
                     seen.setdefault(dotted, None)
-    return list(seen)
+    return tuple(seen)
+
+
+#: Packages whose first import takes long enough (0.3 s and more) to be a stage of its own.
+HEAVY_IMPORTS = frozenset(
+    {"torch", "ot", "sklearn", "scipy", "h5py", "nibabel", "skimage", "sympy", "pyvista", "vtk"}
+)
+
+
+class _NotingLoader:
+    """Wraps a heavy package's loader: notes "importing <name>" on the job's Progress while the
+    package executes, then puts back the phase it interrupted. Everything else is the loader's."""
+
+    def __init__(self, inner: Any, progress: Progress, name: str) -> None:
+        self._inner, self._progress, self._name = inner, progress, name
+
+    def create_module(self, spec: Any) -> Any:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        # the module keeps its own loader (resources, reloads); only this execution is noted
+        module.__loader__ = self._inner
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self._inner
+        before = self._progress.phase
+        self._progress.note(f"importing {self._name}")
+        try:
+            self._inner.exec_module(module)
+        finally:
+            self._progress.note(before)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+
+class _ImportNotes:
+    """A meta-path finder that finds nothing itself: when a thread running a job (registered in
+    :func:`noting_imports`) imports one of :data:`HEAVY_IMPORTS` for the first time, it wraps
+    the found loader in :class:`_NotingLoader`. The page then shows "importing torch" exactly
+    while torch loads for that run -- the solvers import lazily, inside ``solve`` -- and no
+    import is made that the run would not make itself."""
+
+    def __init__(self) -> None:
+        self.by_thread: dict[int, Progress] = {}
+        self._inside = threading.local()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        progress = self.by_thread.get(threading.get_ident())
+        if progress is None or name not in HEAVY_IMPORTS or getattr(self._inside, "on", False):
+            return None
+        import importlib.machinery
+
+        self._inside.on = True
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        finally:
+            self._inside.on = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return None
+        spec.loader = _NotingLoader(spec.loader, progress, name)
+        return spec
+
+
+_import_notes = _ImportNotes()
+
+
+class noting_imports:
+    """``with noting_imports(progress): ...`` -- heavy first imports made by this thread inside
+    the block are noted on ``progress`` (see :class:`_ImportNotes`)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def __enter__(self) -> noting_imports:
+        if _import_notes not in sys.meta_path:
+            sys.meta_path.insert(0, _import_notes)
+        _import_notes.by_thread[threading.get_ident()] = self.progress
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _import_notes.by_thread.pop(threading.get_ident(), None)
 
 
 def _is_module(name: str) -> bool:
@@ -729,7 +853,9 @@ def warm(domain: str, warmup: Warmup | None = None) -> Warmup:
             try:
                 mod = importlib.import_module(name)
                 hook = getattr(mod, "warm", None) if name.startswith("workbench.") else None
-                if callable(hook):
+                if callable(hook):  # loading a database or weights: a stage of its own
+                    w.current = f"{name}.warm()"
+                    w.progress(i, len(names))
                     hook()
             except Exception:  # an optional dependency (a GPL reader, say): the run will tell
                 w.failed.append(name)

@@ -42,14 +42,22 @@ class Progress:
         self.total: int | None = None
         self.t0 = time.perf_counter()
         self.phase = ""  # what happens before the first step (imports, loading a checkpoint)
+        # every phase as (seconds since t0, text): when each stage began, for the page's
+        # latency and the start-up benchmark; the last few only
+        self.notes: list[tuple[float, str]] = []
         # the latest non-numeric ``preview`` a solver reported (an image of its current estimate)
         self.preview: Any = None
 
     def note(self, phase: str) -> None:
         """Say what the solver is doing before its first step ("loading the checkpoint"), so a
-        page can show it instead of "step 0". Records nothing, never cancels; the next report
-        clears it."""
-        self.phase = str(phase)
+        page can show it instead of "step 0". Records no step, never cancels; the next report
+        clears it. Its start time is kept in :attr:`notes`."""
+        with self._lock:
+            self.phase = str(phase)
+            if self.phase:  # "" only clears (an import noted after the steps is over)
+                self.notes.append((time.perf_counter() - self.t0, self.phase))
+                if len(self.notes) > 200:
+                    del self.notes[:100]
 
     def __call__(self, step: int, total: int | None = None, **metrics: float) -> None:
         rec = {"step": int(step), "t": time.perf_counter() - self.t0}

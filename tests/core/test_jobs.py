@@ -90,6 +90,13 @@ def test_process_and_thread_backends_give_the_same_ot_run(pq, tmp_path):
     np.testing.assert_array_equal(stored.output, b.result.output)
     steps = [r["step"] for r in b.progress.snapshot()]
     assert steps == [r["step"] for r in a.progress.snapshot()] and len(steps) > 1
+    # before its first step each job said what it was doing: running the solver (and, for the
+    # process backend, whatever the worker had to start or import first), with the times
+    for job in (a, b):
+        texts = [text for _, text in job.progress.notes]
+        assert f"running {spec.title}" in texts
+        times = [t for t, _ in job.progress.notes]
+        assert times == sorted(times) and times[0] >= 0
 
 
 def test_process_cancel_at_k_equals_max_iter_k(pq, toy):

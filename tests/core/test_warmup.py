@@ -67,5 +67,9 @@ def test_a_waiting_run_stops_the_workers_warm_up_at_the_next_module(tmp_path):
         assert q.wait(120) and job.error is None and job.result.ok
         assert w.done.is_set() and w.stopped
         assert w.progress.total is None or w.progress.step < w.progress.total
+        # while it waited, the run said for what: the worker starting or the module importing
+        first = job.progress.notes[0][1]
+        assert first.startswith("waiting for the"), job.progress.notes
+        assert any(t.startswith("running ") for _, t in job.progress.notes)
     finally:
         q.close()

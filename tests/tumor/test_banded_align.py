@@ -100,6 +100,16 @@ def test_centroids_match_dense(banded_db):
         np.testing.assert_allclose(c[r], np.argwhere(wt).mean(0), atol=1e-4)
 
 
+def test_centroids_of_some_rows_equal_the_full_table(banded_db):
+    db = open_db(banded_db)
+    db._wt_centroid_vox = None  # computed afresh: first the rows asked for, then all
+    rows = np.array([5, 0, 5, db.n_ok - 1, 2])
+    part = wt_centroids(db, rows)
+    full = wt_centroids(db)
+    np.testing.assert_allclose(part, full[rows], rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(wt_centroids(db, rows), full[rows])  # from the cache now
+
+
 def test_alignment_recovers_planted_shifted_entry(banded_db):
     """A patient simulated with an entry's (DT, mu) and its seed moved by a few voxels: plain
     lookup is off, the aligned re-rank re-simulates that entry at (about) the moved seed."""

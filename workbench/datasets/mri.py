@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import j1
 
 from workbench.errors import InputError
 from workbench.physics.mri.acquisition import (
@@ -53,7 +52,7 @@ def mni152_t1() -> np.ndarray:
     import importlib.util
     import os
 
-    import nibabel
+    from workbench.physics.nifti import read_nifti_gz
 
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:
@@ -62,9 +61,32 @@ def mni152_t1() -> np.ndarray:
     path = os.path.join(
         base, "datasets", "data", "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
     )
-    data = np.asanyarray(nibabel.load(path).dataobj).astype(np.float32)
+    got = read_nifti_gz(path)  # without nibabel's import; the same array
+    if got is None:
+        import nibabel
+
+        got = (np.asanyarray(nibabel.load(path).dataobj), None)
+    data = got[0].astype(np.float32)
     data /= data.max()
     return data.astype(np.float64)
+
+
+def _usable_slice(vol: np.ndarray, z: int, n: int) -> np.ndarray | None:
+    """Axial slice ``z`` cropped, anterior up, resized to N×N and scaled to max 1; None when it
+    holds too little brain (mean ≤ 0.05) to be a sample."""
+    sl = vol[:, 10:207, z]  # 197 × 197
+    if not sl.any():  # above the head: resizing zeros gives zeros, which are no sample
+        return None
+    sl = np.rot90(sl)  # anterior up
+    img = resize_image(sl, n)
+    m = float(img.max())
+    if m <= 0:
+        return None
+    img = np.clip(img / m, 0, None)
+    return img if img.mean() > 0.05 else None
+
+
+_Z_RANGE = (30, 170)  # axial slices considered, bottom to top
 
 
 @lru_cache(maxsize=4)
@@ -72,15 +94,9 @@ def mni_slices(n: int = 128) -> dict[str, np.ndarray]:
     """Usable MNI152 axial slices at N×N, max 1, split into ``train``/``val``/``test`` (float32)."""
     vol = mni152_t1()  # (197, 233, 189)
     out = []
-    for z in range(30, min(170, vol.shape[2])):
-        sl = vol[:, 10:207, z]  # 197 × 197
-        sl = np.rot90(sl)  # anterior up
-        img = resize_image(sl, n)
-        m = float(img.max())
-        if m <= 0:
-            continue
-        img = np.clip(img / m, 0, None)
-        if img.mean() > 0.05:
+    for z in range(_Z_RANGE[0], min(_Z_RANGE[1], vol.shape[2])):
+        img = _usable_slice(vol, z, n)
+        if img is not None:
             out.append(img)
     arr = np.stack(out).astype(np.float32)
     return {
@@ -88,6 +104,23 @@ def mni_slices(n: int = 128) -> dict[str, np.ndarray]:
         "val": arr[-(N_TEST + N_VAL) : -N_TEST],
         "test": arr[-N_TEST:],
     }
+
+
+@lru_cache(maxsize=4)
+def mni_test_slices(n: int = 128) -> np.ndarray:
+    """``mni_slices(n)["test"]`` (the last ``N_TEST`` usable slices) without resizing the
+    training slices: scanned from the top down until ``N_TEST`` are found. Whether a slice is
+    usable depends on that slice alone, so this is the same array; a sample needs only these,
+    and resizing all 140 slices was most of a zero-filled CLI call."""
+    vol = mni152_t1()
+    out: list[np.ndarray] = []
+    for z in range(min(_Z_RANGE[1], vol.shape[2]) - 1, _Z_RANGE[0] - 1, -1):
+        img = _usable_slice(vol, z, n)
+        if img is not None:
+            out.append(img)
+            if len(out) == N_TEST:
+                break
+    return np.stack(out[::-1]).astype(np.float32)
 
 
 def ood_dipy(n: int = 128) -> np.ndarray:
@@ -178,7 +211,7 @@ def _opts(options: dict) -> dict:
 def sample_mni_slice(**options) -> MRIProblem:
     o = _opts(options)
     n = o["size"] or 64
-    imgs = mni_slices(n)["test"][[N_TEST // 2]]
+    imgs = mni_test_slices(n)[[N_TEST // 2]]
     return simulate_problem(
         imgs,
         name=f"mni_test_slice_{n}",
@@ -196,7 +229,7 @@ def sample_mni_slice128(**options) -> MRIProblem:
 def sample_mni_volume(**options) -> MRIProblem:
     o = _opts(options)
     n = o["size"] or 128
-    imgs = mni_slices(n)["test"][::2]
+    imgs = mni_test_slices(n)[::2]
     seeds = [1000 + i for i in range(0, N_TEST, 2)]
     return simulate_problem(
         imgs,
@@ -291,6 +324,8 @@ ELLIPSES = (
 
 def ellipse_ft(kx: np.ndarray, ky: np.ndarray) -> np.ndarray:
     """Continuous FT of the phantom at frequencies (cycles per unit length); x along W, y along H."""
+    from scipy.special import j1  # lazily: 0.2 s of import for the phantom sample alone
+
     out = np.zeros(np.broadcast(kx, ky).shape, np.complex128)
     for rho, a, b, x0, y0, th in ELLIPSES:
         t = np.deg2rad(th)

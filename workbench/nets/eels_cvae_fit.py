@@ -217,11 +217,16 @@ def fit(
     status = "max_iter"
     t0 = time.perf_counter()
     done = 0
+    t_note = -np.inf
     for epoch in range(1, epochs + 1):
         model.train()
         bw = beta * (min(1.0, epoch / warmup) if warmup > 0 else 1.0)
         tot = nll_t = kl_t = 0.0
-        for _ in range(steps):
+        for i in range(steps):
+            if epoch == 1 and time.perf_counter() - t_note > 0.25:
+                # the first report comes after a whole epoch: say how far into it we are
+                progress.note(f"training epoch 1 of {epochs}: batch {i + 1} of {steps}")
+                t_note = time.perf_counter()
             items = []
             for b in range(batch):
                 ci = int(rng.integers(len(cubes)))

@@ -535,9 +535,9 @@ def _job_row(job: Job, key: str) -> None:
     c1.markdown(f"{job.title} — _{job.state}_")
     total = job.progress.total
     text = f"step {job.progress.step}/{total}" if total else f"step {job.progress.step}"
-    if job.state == "queued":
+    if job.state == "queued" and not job.progress.phase:
         text = "queued (waiting for the run before it)"
-    elif job.progress.phase:  # before the first step: say what it is doing, not "step 0"
+    elif job.progress.phase:  # before the first step (or a warm-up import): not "step 0"
         text = f"{job.progress.phase}… {time.time() - job.submitted:.0f} s"
     c2.progress(job.progress.fraction, text=f"{text}  {shown}")
     if c3.button("Cancel", key=f"{key}.cancel.{job.id}"):

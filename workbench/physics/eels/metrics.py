@@ -13,9 +13,20 @@ def ashman_d(m1: float, m2: float, s1: float, s2: float) -> float:
 
 
 def _rankdata(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(x, method="average")
+    """Ranks 1..n of ``x`` (flattened) with ties given their average rank; all NaN when ``x``
+    holds a NaN (``scipy.stats.rankdata(x, method="average")``, whose import alone cost more
+    than a PCA detector's whole run)."""
+    x = np.asarray(x).ravel()
+    if x.dtype.kind == "f" and np.isnan(x).any():
+        return np.full(x.size, np.nan)
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    new = np.r_[True, xs[1:] != xs[:-1]] if xs.size else np.zeros(0, bool)
+    starts = np.flatnonzero(new)  # first sorted position of each tie group
+    ends = np.r_[starts[1:], xs.size]  # one past its last
+    ranks = np.empty(x.size, np.float64)
+    ranks[order] = ((starts + 1 + ends) / 2.0)[np.cumsum(new) - 1]  # mean of start+1 .. end
+    return ranks
 
 
 def rank01(x: np.ndarray) -> np.ndarray:

@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
 # Edge table (onsets / white-line maxima, eV) used for markers and defaults.
 EDGES: dict[str, float] = {
@@ -204,6 +203,39 @@ def fe_profile(e: np.ndarray, p: SynthParams) -> np.ndarray:
     return edge_profile(
         e, Edge("L", p.fe_l3, p.fe_l2, p.sigma_l3, p.sigma_l2, p.l3_l2_ratio), p.step_width
     )
+
+
+_PAD = {"nearest": "edge", "constant": "constant", "wrap": "wrap", "reflect": "symmetric"}
+
+
+def gaussian_filter1d(
+    x: np.ndarray, sigma: float, axis: int = -1, mode: str = "reflect", truncate: float = 4.0
+) -> np.ndarray:
+    """Gaussian smoothing along one axis, the arithmetic of ``scipy.ndimage.gaussian_filter1d``
+    (order 0, float64 in and out) term for term, so the same numbers: weights
+    ``exp(−x²/2σ²)`` normalised over ``|x| ≤ r = int(truncate σ + 0.5)``, the boundary extended
+    by ``mode``, and ``y_i = w_0 x_i + Σ_{j=r..1} (x_{i−j} + x_{i+j}) w_j`` accumulated from the
+    outermost pair in, as scipy's symmetric-kernel loop does. Importing ``scipy.ndimage`` took
+    longer than building a sample spectrum image with it (``tests/eels/test_synth.py``)."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    r = int(truncate * float(sigma) + 0.5)
+    k = np.arange(-r, r + 1)
+    w = np.exp(-0.5 / (float(sigma) * float(sigma)) * k**2)
+    w = w / w.sum()
+    n = x.shape[-1]
+    pad = [(0, 0)] * (x.ndim - 1) + [(r, r)]
+    xp = np.pad(x, pad, mode=_PAD[mode])
+    y = x * w[r]
+    for j in range(r, 0, -1):
+        y += (xp[..., r - j : r - j + n] + xp[..., r + j : r + j + n]) * w[r + j]
+    return np.moveaxis(y, -1, axis)
+
+
+def gaussian_filter(x: np.ndarray, sigma: float, mode: str = "reflect") -> np.ndarray:
+    """:func:`gaussian_filter1d` along every axis in turn (``scipy.ndimage.gaussian_filter``)."""
+    for axis in range(np.ndim(x)):
+        x = gaussian_filter1d(x, sigma, axis=axis, mode=mode)
+    return x
 
 
 def _broaden(fine: np.ndarray, de: float, fwhm: float) -> np.ndarray:

@@ -44,16 +44,14 @@ def simulate_kspace(
 
     Returns ``(kspace (C, H, W) complex64, x (H, W) complex64, sigma)``.
     """
-    import torch
-
-    from workbench.physics.mri.fft import fft2c
+    from workbench.physics.mri.cfft import fft2c
 
     h, w = mag.shape
     x = mag.astype(np.complex128)
     if phase:
         x = x * np.exp(1j * smooth_phase(rng, h, w))
     sigma = float(sigma_rel) * float(np.abs(x).max())
-    k = fft2c(torch.from_numpy(maps.astype(np.complex128) * x[None])).numpy()
+    k = fft2c(maps.astype(np.complex128) * x[None])
     noise = rng.normal(size=k.shape) + 1j * rng.normal(size=k.shape)
     k = k + noise * (sigma / math.sqrt(2))
     return k.astype(np.complex64), x.astype(np.complex64), sigma

@@ -6,11 +6,12 @@ zero outside the object support and are defined up to a pixel-wise phase common 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-import torch
 
 from workbench.errors import InputError
-from workbench.physics.mri.fft import fft2c, ifft2c
+from workbench.physics.mri import cfft
 
 MAP_SOURCES = ("auto", "acs_rss", "espirit", "true", "birdcage", "unit")
 # ESPIRiT needs this many fully sampled lines (kernel width 6 + 4): with fewer, the calibration
@@ -18,9 +19,17 @@ MAP_SOURCES = ("auto", "acs_rss", "espirit", "true", "birdcage", "unit")
 ESPIRIT_MIN_ACS = 10
 
 
+def _is_tensor(x) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch (a tensor implies it is loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def normalize_maps(maps, eps: float = 1e-12):
     """Scale maps pixel-wise so that ``Σ_c |S_c|² = 1`` where they are non-zero (numpy or torch)."""
-    if isinstance(maps, torch.Tensor):
+    if _is_tensor(maps):
+        import torch
+
         nrm = torch.sqrt((maps.abs() ** 2).sum(-3, keepdim=True))
         return torch.where(nrm > eps, maps / nrm.clamp_min(eps), torch.zeros_like(maps))
     nrm = np.sqrt((np.abs(maps) ** 2).sum(-3, keepdims=True))
@@ -79,23 +88,38 @@ def acs_region(mask2d: np.ndarray) -> tuple[slice, slice]:
     return slice(best[0], best[1]), slice(best[2], best[3])
 
 
-def acs_rss(kspace: torch.Tensor, mask: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+def acs_rss(kspace, mask, sigma: float | None = None):
     """ACS-RSS maps (DIRECT's ``rss_estimate``): low-resolution coil images over their RSS.
 
     Parameters
     ----------
-    kspace : Tensor (N, C, H, W) complex
-        Masked k-space.
-    mask : Tensor broadcastable to (N, 1, H, W)
+    kspace : Tensor or ndarray (N, C, H, W) complex
+        Masked k-space. NumPy in, NumPy out (no torch import); a tensor keeps its device.
+    mask : Tensor or ndarray broadcastable to (N, 1, H, W)
         Sampling mask; its fully sampled centre box is the ACS.
     sigma : float, optional
         Width of an optional Gaussian window ``exp(−(u/σ)²)`` along W, u ∈ [−1, 1].
 
     Returns
     -------
-    Tensor (N, C, H, W): maps with ``Σ|S|² = 1`` where the low-resolution RSS is non-zero.
+    (N, C, H, W) maps with ``Σ|S|² = 1`` where the low-resolution RSS is non-zero.
     """
     n, c, h, w = kspace.shape
+    if not _is_tensor(kspace):
+        m = np.asarray(mask)
+        m = m.reshape(-1, h, w) if m.ndim >= 2 else np.broadcast_to(m.reshape(1, 1, w), (1, h, w))
+        win = np.zeros((m.shape[0], 1, h, w), dtype=kspace.real.dtype)
+        for i in range(m.shape[0]):
+            rs, cs = acs_region(m[i])
+            win[i, 0, rs, cs] = 1.0
+        if sigma is not None:
+            u = np.linspace(-1, 1, w, dtype=win.dtype)
+            win = win * np.exp(-((u / sigma) ** 2))
+        return normalize_maps(cfft.ifft2c(kspace * win))
+    import torch
+
+    from workbench.physics.mri.fft import ifft2c
+
     m = torch.as_tensor(mask)
     m = m.reshape(-1, h, w) if m.ndim >= 2 else m.view(1, 1, w).expand(1, h, w)
     win = torch.zeros(m.shape[0], 1, h, w, dtype=kspace.real.dtype, device=kspace.device)
@@ -185,14 +209,13 @@ def espirit(
     pad = np.zeros((kernels.shape[0], c, h, w), np.complex128)
     py0, px0 = h // 2 - k // 2, w // 2 - k // 2
     pad[:, :, py0 : py0 + k, px0 : px0 + k] = kernels
-    t = torch.from_numpy(pad).to(torch.complex64)
-    g = ifft2c(t) * (np.sqrt(h * w) / k)  # (V, C, H, W)
+    g = cfft.ifft2c(pad.astype(np.complex64)) * np.float32(np.sqrt(h * w) / k)  # (V, C, H, W)
     # G(r) = Σ_v conj(g_v) g_v^T  (C×C per pixel), Hermitian PSD; batched matmul over pixels
-    gv = g.reshape(g.shape[0], c, h * w).permute(2, 0, 1)  # (P, V, C)
-    G = torch.bmm(gv.conj().transpose(1, 2), gv)  # (P, C, C)
-    evals, evecs = torch.linalg.eigh(G)
-    top = evals[:, -1].numpy()
-    vec = evecs[:, :, -1].numpy().astype(np.complex128)  # (P, C)
+    gv = g.reshape(g.shape[0], c, h * w).transpose(2, 0, 1)  # (P, V, C)
+    G = np.matmul(gv.conj().transpose(0, 2, 1), gv)  # (P, C, C)
+    evals, evecs = np.linalg.eigh(G)
+    top = evals[:, -1]
+    vec = evecs[:, :, -1].astype(np.complex128)  # (P, C)
     # eigh of conj-symmetric G with this ordering gives conj of the map; take conj
     maps = vec.conj().T.reshape(c, h, w)
     maps = maps * (top.reshape(h, w) > crop)[None]
@@ -248,12 +271,7 @@ def estimate_maps(
     m = np.asarray(mask, np.float32)
     m = np.broadcast_to(m, (s, h, w)) if m.ndim == 2 else m.reshape(s, h, w)
     if method == "acs_rss":
-        out = acs_rss(
-            torch.from_numpy(np.ascontiguousarray(kspace)),
-            torch.from_numpy(np.array(m, copy=True)),
-            **kw,
-        )
-        return out.numpy().astype(np.complex64)
+        return acs_rss(np.asarray(kspace), np.array(m, copy=True), **kw).astype(np.complex64)
     if method == "espirit":
         return np.stack([espirit(kspace[i], m[i], **kw) for i in range(s)])
     if method == "auto":
@@ -267,11 +285,11 @@ def estimate_maps(
 
 def coil_images(kspace: np.ndarray) -> np.ndarray:
     """Per-coil images ``F⁻¹ k`` (numpy in, numpy out)."""
-    return ifft2c(torch.from_numpy(np.ascontiguousarray(kspace))).numpy()
+    return cfft.ifft2c(kspace)
 
 
 def to_kspace(coil_imgs: np.ndarray) -> np.ndarray:
-    return fft2c(torch.from_numpy(np.ascontiguousarray(coil_imgs))).numpy()
+    return cfft.fft2c(coil_imgs)
 
 
 def birdcage_rotated(

@@ -337,3 +337,11 @@ def lambdify(expr: sp.Expr, variables: Sequence[str], coeffs: Mapping[str, float
         return np.broadcast_to(out, arrays[0].shape).copy()
 
     return call
+
+
+def warm() -> None:
+    """The page's warm-up hook (``jobs.warm``): sympy imports its code printers and the NumPy
+    namespace it translates to on the first :func:`lambdify` (about 0.6 s, most of a GP solve's
+    set-up on a small problem); do that once before the first run."""
+    x = sym("x")
+    lambdify(sp.sin(x) * x**2, ["x"], {})(np.zeros(2))

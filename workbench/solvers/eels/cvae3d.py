@@ -166,6 +166,7 @@ def solve(problem, params: Params, progress=None) -> Result:
     t0 = time.perf_counter()
     device = resolve_device(params.device)
     energy = np.asarray(problem.energy, np.float64)
+    progress.note("aligning the spectra" if params.align != "off" else "reading the spectra")
     data, drift, note = C.align_problem(
         problem, params.align, params.ref_lo, params.ref_hi, (params.edge_lo, params.edge_hi)
     )
@@ -204,6 +205,7 @@ def solve(problem, params: Params, progress=None) -> Result:
                     )
         else:
             notes.append("no bundled checkpoint found; trained from scratch")
+    progress.note("resampling the window to the network's grid")
     cube = make_cube(
         data, energy, params.window_lo, params.window_hi, params.patch, channels=channels
     )
@@ -231,6 +233,7 @@ def solve(problem, params: Params, progress=None) -> Result:
         )
     t_train = time.perf_counter() - t_fit
     t1 = time.perf_counter()
+    progress.note("scoring every pixel")
     pi, lat = infer(model, cube, device)
     pi, e_src = to_source(pi, cube)
     sl = SP.window(energy, float(e_src[0]), float(e_src[-1]))

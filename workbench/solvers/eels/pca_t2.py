@@ -47,6 +47,7 @@ class Params:
 def solve(problem, params: Params, progress=None):
     progress = ensure(progress)
     t0 = time.perf_counter()
+    progress.note("aligning the spectra" if params.align != "off" else "reading the spectra")
     prep = prepare(
         problem,
         params.window_lo,
@@ -57,7 +58,10 @@ def solve(problem, params: Params, progress=None):
         ref_lo=params.ref_lo,
         ref_hi=params.ref_hi,
     )
+    if params.k == 0:
+        progress.note("choosing the number of components (parallel analysis)")
     k, k_note = choose_k(prep, params.k, params.seed, bulk_only=False)
+    progress.note(f"fitting {k} principal components")
     fit = fit_transform(prep.X, k, params.poisson_norm)
     t2 = hotelling_t2(fit["z"])
     e = prep.edge

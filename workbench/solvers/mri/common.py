@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.device import resolve_device, versions
+from workbench.device import resolve_device
 from workbench.physics.mri.operators import cnorm, sense_operator
 from workbench.result import Result
+from workbench.solvers.mri.output import crop_magnitude, mri_result, psnr_to_reference
 
 
 class Setup:
@@ -47,20 +48,10 @@ class Setup:
 
     def magnitude(self, x: torch.Tensor) -> np.ndarray:
         """|x|·s as float32 numpy, centre-cropped to the problem's recon size."""
-        from workbench.physics.mri.metrics import center_crop
-
-        out = (x.abs() * self.scale).detach().cpu().numpy().astype(np.float32)
-        return np.ascontiguousarray(center_crop(out, self.problem.recon_size))
+        return crop_magnitude((x.abs() * self.scale).detach().cpu().numpy(), self.problem)
 
     def psnr(self, mag: np.ndarray) -> float | None:
-        from workbench.physics.mri.metrics import center_crop, psnr
-
-        if self.reference is None:
-            return None
-        mag = center_crop(mag, self.reference.shape[-2:])
-        if mag.shape != self.reference.shape:
-            return None
-        return psnr(self.reference, mag)
+        return psnr_to_reference(self.problem, mag)
 
     def result(
         self,
@@ -84,25 +75,17 @@ class Setup:
             extras["estimate"] = (estimate.detach() * self.scale).cpu().numpy().astype(np.complex64)
         if estimate_maps is not None:
             extras["estimate_maps"] = estimate_maps.detach().cpu().numpy().astype(np.complex64)
-        meta = {
-            "wall_s": time.perf_counter() - self.t0,
-            "device": self.device,
-            "scale": self.scale,
-            "maps_source": self.problem.maps_source,
-            "versions": versions(),
-        }
-        if params is not None and hasattr(params, "seed"):
-            meta["seed"] = params.seed
-        metrics: dict[str, float] = {}
-        return Result(
-            output=out,
-            kind="image" if out.shape[0] == 1 else "volume",
+        return mri_result(
+            self.problem,
+            out,
+            t0=self.t0,
+            device=self.device,
+            scale=self.scale,
             status=status,
-            iterations=int(iterations),
-            metrics=metrics,
-            history=history or {},
+            iterations=iterations,
+            history=history,
+            params=params,
             extras=extras,
-            meta=meta,
             message=message,
         )
 

@@ -117,6 +117,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     validate(problem)
     if problem.operator not in GP_OPERATORS:
         raise InputError(f"the GP solvers do not handle operator {problem.operator!r}")
+    progress.note("compiling the equation")
     comp = compile_problem(problem)
     dev = resolve_device(cfg.device)
     dt = torch.float64
@@ -207,7 +208,9 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
 
     t_axes = [torch.tensor(a, dtype=dt, device=dev) for a in comp.test_axes()]
     grid_t = [torch.tensor(a, dtype=dt, device=dev) for a in axes]
+    progress.note("evaluating the reference solution on the test points")
     true = truth_on_test(problem)
+    progress.note("first optimisation step")
 
     def forward():
         return kron_terms(cfg.kind, toep, kp, U, cfg.jitter, need)

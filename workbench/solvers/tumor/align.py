@@ -34,21 +34,31 @@ from workbench.solvers.tumor import query as Q
 from workbench.solvers.tumor.database import unpack
 
 
-def wt_centroids(db, block: int = 512) -> np.ndarray:
-    """WT centroids (voxel index coordinates, N x 3) of every accepted entry, cached on ``db``.
+def wt_centroids(db, rows=None, block: int = 512) -> np.ndarray:
+    """WT centroids (voxel index coordinates, N x 3) of every accepted entry, or of ``rows``.
 
-    Computed as (bits @ coords) / count on the packed tissue-voxel masks, block by block."""
+    Computed as (bits @ coords) / count on the packed tissue-voxel masks, block by block. The
+    full table is cached on ``db`` (a batch of queries shares it); ``rows`` alone computes only
+    those -- one query's shortlist is 100 of thousands of entries, and unpacking every mask of
+    the database was most of an aligned lookup's first run."""
     cached = getattr(db, "_wt_centroid_vox", None)
     if cached is not None:
-        return cached
+        return cached if rows is None else cached[np.asarray(rows, dtype=np.int64)]
     n = db.grid
     coords = np.stack(np.unravel_index(db.tissue_index, (n, n, n)), axis=1).astype(np.float32)
-    out = np.zeros((db.n_ok, 3), np.float64)
-    for s in range(0, db.n_ok, block):
-        bits = unpack(db.wt[s : s + block], db.M).astype(np.float32)
+    want = np.arange(db.n_ok) if rows is None else np.asarray(rows, dtype=np.int64)
+    out = np.zeros((want.size, 3), np.float64)
+    for s in range(0, want.size, block):
+        sel = want[s : s + block]
+        packed = db.wt[s : s + block] if rows is None else db.wt[np.sort(np.unique(sel))]
+        bits = unpack(packed, db.M).astype(np.float32)
         cnt = np.maximum(bits.sum(1, keepdims=True), 1.0)
-        out[s : s + block] = (bits @ coords) / cnt
-    db._wt_centroid_vox = out
+        got = (bits @ coords) / cnt
+        if rows is not None:  # back from sorted unique rows to the order asked for
+            got = got[np.searchsorted(np.sort(np.unique(sel)), sel)]
+        out[s : s + block] = got
+    if rows is None:
+        db._wt_centroid_vox = out
     return out
 
 
@@ -88,7 +98,7 @@ def aligned_scores(db, q: Q.PatientQuery, rows: np.ndarray, w_wt=1.0, w_tc=1.0) 
     rows = np.asarray(rows, dtype=np.int64)
     n = db.grid
     cp = mask_centroid(q.wt)
-    cs = wt_centroids(db)[rows]
+    cs = wt_centroids(db, rows)
     off = np.rint(cp[None, :] - cs).astype(np.int64)
     tissue = np.zeros(n**3, bool)
     tissue[db.tissue_index] = True
@@ -120,6 +130,7 @@ def align_refine(
     n_sim: int = 4,
     iters: int = 2,
     model=None,
+    progress=None,
 ) -> dict:
     """Translation-aligned refinement of a ranked lookup (see the module docstring).
 
@@ -130,6 +141,8 @@ def align_refine(
     m_dice, m_volume : sizes of the two parts of the shortlist.
     n_sim : candidates re-simulated with moved seeds.
     iters : extra rounds of centroid correction (re-simulating only candidates that still move).
+    progress : a :class:`~workbench.progress.Progress` told each stage (the shortlist's
+        alignment, every round of re-simulation) before it starts.
 
     Returns
     -------
@@ -139,11 +152,14 @@ def align_refine(
     ``improved`` (False when the plain rank 1 was kept) and ``n_sim``/``sim_wall_s``.
     """
     from workbench.physics.tumor.forward import atlas_model
+    from workbench.progress import ensure
 
+    progress = ensure(progress)
     ranked_rows = np.asarray(ranked_rows, dtype=np.int64)
     cand = np.concatenate([ranked_rows[:m_dice], volume_neighbours(db, q, m_volume)])
     _, first = np.unique(cand, return_index=True)
     cand = cand[np.sort(first)]
+    progress.note(f"aligning {cand.size} candidates to the tumour's centroid")
     al = aligned_scores(db, q, cand, w_wt, w_tc)
     order = Q.rank(al["score"], cand)[:n_sim]
     P = db.row_params(cand[order])
@@ -151,7 +167,9 @@ def align_refine(
     # a seed moved by d voxels moves by d h mm along the axes (the database affine is diagonal)
     R = db.affine[:3, :3]
     moved = P["seed_mm"] + (al["offset"][order].astype(np.float64) @ R.T)
-    model = model or atlas_model(db.grid, float(db.attrs["R"]))
+    if model is None:
+        progress.note("loading the brain atlas for the re-simulations")
+        model = atlas_model(db.grid, float(db.attrs["R"]))
     cp = mask_centroid(q.wt)
     off = al["offset"][order].copy()
     # Near tissue boundaries the tumour's centroid moves less than its seed, so the first move
@@ -161,9 +179,12 @@ def align_refine(
     best = [None] * len(order)
     n_runs, wall = 0, 0.0
     to_run = np.arange(len(order))
-    for _ in range(1 + int(iters)):
+    for r in range(1 + int(iters)):
         if to_run.size == 0:
             break
+        progress.note(
+            f"re-simulating {to_run.size} aligned candidate(s), round {r + 1} of at most {1 + iters}"
+        )
         sim = model.simulate(P["DT_mm2"][to_run], P["mu"][to_run], moved[to_run])
         n_runs += to_run.size
         wall += float(sim["wall_s"])

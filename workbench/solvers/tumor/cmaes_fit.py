@@ -118,7 +118,7 @@ def database_prior(db, wt: np.ndarray, tc: np.ndarray, h: float, lo, hi, k: int 
     a = (np.log(P["DT_mm2"]) - LOG_DT[0]) / (LOG_DT[1] - LOG_DT[0])
     b = (np.log(P["mu"]) - LOG_MU[0]) / (LOG_MU[1] - LOG_MU[0])
     atlas = db.atlas
-    cen = atlas.voxel_to_world(wt_centroids(db)[rows])
+    cen = atlas.voxel_to_world(wt_centroids(db, rows))
     off = (np.asarray(P["seed_mm"], dtype=np.float64) - cen) / (hi - lo)
     std = np.r_[off.std(0), a.std(), b.std()]
     return {
