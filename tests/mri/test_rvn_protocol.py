@@ -53,3 +53,26 @@ def test_output_is_equivariant_to_kspace_scale_and_phase():
     q = dataclasses.replace(p, kspace=(p.kspace * c).astype(np.complex64))
     out = _solve(q).output
     np.testing.assert_allclose(out, abs(c) * base, rtol=1e-3, atol=1e-4 * abs(c) * base.max())
+
+
+def test_diagnosis_ablations_are_what_they_claim():
+    """The Shepp–Logan ablations of ``workbench bench mri_diagnose``: without the shell, the
+    shell's pixels carry the interior's value; the shell alone is empty inside."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "mri_diagnose.py"
+    spec = importlib.util.spec_from_file_location("mri_diagnose", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    n = 128
+    full, none, only = (mod._shepp_logan_image(n, s) for s in ("full", "none", "only"))
+    shell_px = (
+        n // 2 - int(0.9 * n / 2),
+        n // 2,
+    )  # on the outer ellipse, inside the inner one's top
+    inside_px = (n // 2 - int(0.76 * n / 2), n // 2)  # flat interior, above the features
+    assert full[shell_px] > 3 * full[inside_px] > 0  # the bright shell
+    np.testing.assert_allclose(none[shell_px], none[inside_px], rtol=0.05)
+    assert only[shell_px] > 0.9 * only.max()
+    assert only[inside_px] < 1e-3 and only[n // 2, n // 2] < 1e-3
