@@ -262,8 +262,10 @@ SPEC = SolverSpec(
     solve=solve,
     description=(
         "Recurrent Variational Network: T unrolled k-space blocks with learned step sizes, a ConvGRU regulariser whose hidden state "
-        "is carried across blocks, and a learned recurrent-state initialiser. The shipped models are small validation models trained "
-        "on the simulated MNI152 template at 4× and 8× (see workbench/weights/mri/*.json)."
+        "is carried across blocks, and a learned recurrent-state initialiser. The default model (rvn_corpus) is a small validation "
+        "model trained on the varied simulated corpus (template slices and phantoms, R 3-10); rvn_4x/rvn_8x are the first, "
+        "template-only models (see workbench/weights/mri/*.json). Known limit: on Shepp-Logan-like images (few large flat regions, "
+        "a bright shell) TV is near-ideal and wins by 7-11 dB at 4x (BENCHMARKS.md, MRI: Shepp-Logan diagnosis)."
     ),
     reference="Yiasemis, Sonke, Sánchez & Teuwen, CVPR 2022, arXiv:2111.09639",
     paper=True,
