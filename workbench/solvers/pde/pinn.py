@@ -39,6 +39,9 @@ L-BFGS) ended at rel L2 0.013 and, with Adam in float64 and otherwise the same r
 Only a much smaller residual pins it down, and L-BFGS keeps lowering the loss (3e-6 → 5e-8
 over 5000 more iterations, rel L2 3e-3 at 8000 steps in all). DeepXDE's L-BFGS default is
 15 000 iterations; 8000 was chosen on poisson1d_sin10 alone (the issue's own check problem).
+Measured at this default over seeds 0–2 (BENCHMARKS.md, 'PDE: PINN baseline'): median rel L2
+6.2e-3, range 1.4e-3–2.0e-2, so one seed in three still ends above 1e-2: the smooth mode is
+pinned down slowly, not reliably, by L-BFGS.
 
 Collocation and samplers (:mod:`workbench.solvers.pde.pinn_samplers`): every ``stage_steps``
 Adam steps the sampler may replace or extend S; the L-BFGS phase keeps the last S.
