@@ -41,7 +41,7 @@ BUDGET = {
     # K stages of n_θ Adam steps, then L-BFGS; N interior points (spec AS1 asks K = 10 × 1000 +
     # 500 L-BFGS; the CPU budget below is smaller and said so in the section)
     "pinn_adam": (2000, 300),
-    "pinn_lbfgs": (1000, 100),
+    "pinn_lbfgs": (8000, 100),  # the PINN's default: 2000 Adam + 8000 L-BFGS (see pinn.py)
     "as_stages": (4, 2),
     "as_stage_steps": (150, 20),
     "as_lbfgs": (100, 10),
@@ -900,6 +900,50 @@ COLUMNS = [
 ]
 
 
+# the day the balanced PINN (issue 15) replaced the old one: PINN rows of the main "PDE" section
+# measured before it describe the unbalanced PINN (γ = 100 against an unnormalised residual)
+BALANCED_PINN_SINCE = "2026-12-06"
+SUPERSEDED = "SUPERSEDED (pre-issue-15 PINN; see 'PDE: PINN baseline')"
+
+
+def mark_superseded_pinn_rows(text: str, stamp: str) -> str:
+    """Mark the GP2 PINN rows of the "## PDE" section stale when that section predates the fix.
+
+    ``text`` is BENCHMARKS.md; ``stamp`` the date of the fresh 'PDE: PINN baseline' section.
+    Only rows of a section measured before :data:`BALANCED_PINN_SINCE` are touched (their
+    solver cell gets :data:`SUPERSEDED`, once), plus one line under the section's stamp; a
+    section measured later holds fresh PINN rows and is returned unchanged.
+    """
+    import re
+
+    m = re.search(r"^## PDE\n.*?(?=^## |\Z)", text, re.S | re.M)
+    if m is None:
+        return text
+    sec = m.group(0)
+    when = re.search(r"^Measured (\d{4}-\d{2}-\d{2})", sec, re.M)
+    if when is None or when.group(1) >= BALANCED_PINN_SINCE:
+        return text
+    out = []
+    for line in sec.split("\n"):
+        cells = line.split(" | ")
+        if line.startswith("| GP2 | pinn") and SUPERSEDED not in line:
+            cells[1] = f"{cells[1]} {SUPERSEDED}"
+            line = " | ".join(cells)
+        out.append(line)
+    sec = "\n".join(out)
+    note = (
+        f"**Superseded PINN rows.** The GP2 `pinn` and `pinn_fourier` rows below were measured "
+        f"on {when.group(1)} with the unbalanced PINN replaced on {BALANCED_PINN_SINCE} "
+        f"(issue 15); the fixed baseline's GP2-setting rows are in 'PDE: PINN baseline' "
+        f"(measured {stamp}). The other rows of this section are unaffected."
+    )
+    sec = re.sub(r"\*\*Superseded PINN rows\.\*\*[^\n]*\n\n", "", sec)
+    sec = re.sub(
+        r"(^Measured [^\n]*\n)", lambda g: g.group(1) + "\n" + note + "\n", sec, count=1, flags=re.M
+    )
+    return text[: m.start()] + sec + text[m.end() :]
+
+
 def _pinn_section(rows, title, quick, only, t_pinn, command, no_write) -> str:
     """Markdown of the PINN or the AS rows, written to their own BENCHMARKS.md section."""
     from workbench.bench import markdown_table, write_section
@@ -944,7 +988,10 @@ def _pinn_section(rows, title, quick, only, t_pinn, command, no_write) -> str:
     )
     md = head + md
     if not no_write:
-        write_section(title, md, command)
+        path = write_section(title, md, command)
+        if title.endswith("PINN baseline"):
+            stamp = time.strftime("%Y-%m-%d", time.gmtime())
+            path.write_text(mark_superseded_pinn_rows(path.read_text(), stamp))
     return md + "\n\n"
 
 

@@ -44,3 +44,38 @@ def test_held_out_problems_carry_no_setting_taken_from_the_answer(bench):
     # no grid size and no frequency bound: both come from the source, as for a user's file
     for spec in bench["HELD_OUT"].values():
         assert set(spec) == {"operator", "domain", "exact"}
+
+
+def _pde_md(measured: str) -> str:
+    return (
+        "# Benchmarks\n\n## PDE\n\nCommand: `workbench bench pde`  \n"
+        f"Measured {measured} 13:57 UTC; numpy 2.4.6.\n\nOne process.\n\n"
+        "| id | solver | problem | rel_l2 |\n|---|---|---|---|\n"
+        "| GP2 | gp_hm stm + exact finish | poisson1d_sin100 | 3.99e-07 |\n"
+        "| GP2 | pinn 3×100 tanh, Adam 1e-3 | poisson1d_sin100 | 5.39 |\n"
+        "| GP2 | pinn_fourier 64 RFF + 3×100 | poisson1d_sin100 | 0.893 |\n"
+        "| GP4 | alias check | poisson2d_sin100 @200² | max |Δu_a − f| = 1e-13 |\n\n"
+        "## PDE: PINN baseline\n\nCommand: `workbench bench pde --only PINN`  \n"
+        "Measured 2026-12-07 04:00 UTC.\n\n| id | solver |\n|---|---|\n| PINN | pinn |\n"
+    )
+
+
+def test_stale_pinn_rows_of_the_main_section_are_marked_superseded_once(bench):
+    mark, tag = bench["mark_superseded_pinn_rows"], bench["SUPERSEDED"]
+    old = _pde_md("2026-11-30")
+    new = mark(old, "2026-12-07")
+    lines = new.splitlines()
+    # only the two PINN rows of GP2 are marked; GP-HM, GP4 and the PINN section are not
+    assert [ln.split(" | ")[1] for ln in lines if tag in ln] == [
+        f"pinn 3×100 tanh, Adam 1e-3 {tag}",
+        f"pinn_fourier 64 RFF + 3×100 {tag}",
+    ]
+    assert sum("Superseded PINN rows" in ln for ln in lines) == 1
+    assert "(measured 2026-12-07)" in new
+    assert new.split("## PDE: PINN baseline")[1] == old.split("## PDE: PINN baseline")[1]
+    # a rerun refreshes the date instead of stacking a second mark
+    again = mark(new, "2026-12-09")
+    assert again == new.replace("(measured 2026-12-07)", "(measured 2026-12-09)")
+    # a main section measured with the balanced PINN holds fresh rows: left alone
+    fresh = _pde_md("2026-12-08")
+    assert mark(fresh, "2026-12-09") == fresh
