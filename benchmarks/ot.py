@@ -58,8 +58,8 @@ REGOT_SPARSE_REASON = (
 )
 
 
-#: The clock of the solver timings: wall time (default) or this process's CPU time (``--cpu``;
-#: the caps stay on wall time). Every solver here runs on one thread, so CPU seconds are its cost,
+#: The clock of the solver timings and caps: wall time (default) or this process's CPU time
+#: (``--cpu-targets``). Every solver here runs on one thread, so CPU seconds are its cost,
 #: while on a shared machine the wall clock also measures the other jobs' load.
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _clock_name = "wall"
@@ -110,14 +110,12 @@ def _row(
 
 
 def _capped_progress(cap_s: float) -> Any:
-    """A Progress that cancels the solve once ``cap_s`` seconds have passed."""
+    """A Progress that cancels the solve once ``cap_s`` seconds (of the timing clock) have passed."""
     from workbench.progress import Progress
 
-    t0 = time.perf_counter()
+    t0 = _clock()
     prog = Progress(keep=1)
-    prog._callback = lambda step, total, m: (
-        prog.cancel() if time.perf_counter() - t0 > cap_s else None
-    )
+    prog._callback = lambda step, total, m: prog.cancel() if _clock() - t0 > cap_s else None
     return prog
 
 
@@ -1120,7 +1118,7 @@ def main_cpu_targets(args: Any) -> int:
         "the shared 2-core machine (load 10-20 while these sections were measured) mostly measures the "
         "other jobs. Same problems, stopping rule (recomputed L1 e <= 1e-8; POT in warm-restarted chunks "
         "and timed by one clean run; RegOT's tolerance converted by the same ladder) and defaults as the "
-        f"main section; caps {cap:g} s (SNS: wall time; POT: its CPU time). POT `sinkhorn` runs at n = 500 "
+        f"main section; caps {cap:g} s of CPU time. POT `sinkhorn` runs at n = 500 "
         "only (the targets at n >= 1000 are against RegOT; POT's times there are in the main section). "
         "Runs under 5 CPU s: median of 3. Nothing tuned here.\n\n"
         + table + "\n\n" + "\n".join(tg)
