@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8501
 DOMAINS ?= ot mri tumor eels pde
-# the benchmarks that are parts of a domain or of none; with DOMAINS, `ot --grid` and
+# the benchmarks that are parts of a domain or of none; with DOMAINS, `ot --grid`, `ot --cpu-targets` and
 # `ot --cloud10k` they write every section of BENCHMARKS.md (benchmarks/gpu.py needs a GPU
 # and is run by hand)
 BENCH_PARTS ?= mri_tune mri_dds mri_diagnose tumor_patient pde_rgnp scale startup
@@ -48,6 +48,7 @@ bench: setup
 	  $(BIN)/workbench bench $$d || exit $$?; done
 	@echo "== benchmark ot --grid"; $(BIN)/workbench bench ot --grid
 	@echo "== benchmark ot --cloud10k"; $(BIN)/workbench bench ot --cloud10k --cap-s 240
+	@echo "== benchmark ot --cpu-targets"; $(BIN)/workbench bench ot --cpu-targets --cap-s 40
 
 # Every domain at CI scale, one thread; fails on correctness only (not converged, NaN, a peer row
 # missing: workbench.bench.check), never on time. The total wall time is printed at the end.

@@ -82,13 +82,17 @@ def test_newton_steps_increase_f_and_tail_is_superlinear():
     f = np.array(h["f"])
     for i in newton:  # f itself (evaluated by log-sum-exp) never decreases beyond round-off
         assert f[i] >= f[i - 1] - 1e-12 * abs(f[i - 1])
-    # superlinear tail over the last three Newton steps
+    # superlinear tail: over the last three Newton steps the convergence accelerates (the last
+    # ratio e_{k+1}/e_k is the smallest, <= 0.1 and well below a linear rate). Not a strictly
+    # decreasing triple: before its quadratic phase the ill-conditioned dual (a near-permutation
+    # plan at eta = 1200) can show two steps at an equal ratio (~0.07 here), and did so even
+    # with the dense Hessian (kappa = 200), so that pattern depends on the trajectory only.
     e = np.array(h["e"])
     last = newton[-4:]
     assert np.all(stage[last[0] - 1 : last[-1] + 1][1:] == 1)
     ratios = e[last[1:]] / e[last[:-1]]
-    assert ratios[0] > ratios[1] > ratios[2]
-    assert ratios[-1] <= 0.1
+    assert ratios[-1] == ratios.min()
+    assert ratios[-1] <= 0.02
 
 
 def topk_pattern(prep, alpha, beta, k):

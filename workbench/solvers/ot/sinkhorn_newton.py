@@ -25,14 +25,16 @@ shrinks like ``1/eta``. The solver therefore follows an eta-continuation (epsilo
 * **safeguard (trust region + Levenberg–Marquardt)**: a direction whose largest potential change
   exceeds the trust radius (10 units of ``eta x`` at first), or that the factorisation cannot give
   (numerically singular ``M``: a plan graph split into blocks whose coupling underflows), is
-  recomputed with the shift ``mu`` (x4 from 1e-12); a stalled line search (no step >= 1/16 passes
-  Armijo) shrinks the radius below that step. After a full step the shift shrinks (/4, dropped
-  below 1e-6: pure Newton tail) and, if it was active, the radius widens x4 (up to 1e6), so a
-  nearly decoupled block moves its potentials by hundreds of units in a few steps. With the
-  pattern truncated at its cap, a slow unshifted step hands a block to Sinkhorn. When no ascent
-  step exists at all, a Sinkhorn block is taken; if that fails too, or ``e`` has not fallen by 10%
-  over ``patience`` iterations, the run stops with reason ``stagnation`` (status ``failed``);
-  the iteration cap gives reason ``budget`` (status ``max_iter``).
+  recomputed with a larger shift ``mu``, chosen by fitting ``size(mu) = A / (lam + mu)`` to the
+  step sizes already computed at this iterate (:func:`next_shift`; 4-8 factorisations where a
+  x4 ladder from 1e-12 took ~20); a stalled line search (no step >= 1/16 passes Armijo) shrinks
+  the radius below that step and raises the shift at once. After a full step the shift shrinks
+  (/4, dropped below 1e-6: pure Newton tail) and, if it was active, the radius widens x4 (up to
+  1e6), so a nearly decoupled block moves its potentials by hundreds of units in a few steps.
+  With the pattern truncated at its cap, a slow unshifted step hands a block to Sinkhorn. When no
+  ascent step exists at all, a Sinkhorn block is taken; if that fails too, or ``e`` has not
+  fallen by 10% over ``patience`` iterations, the run stops with reason ``stagnation`` (status
+  ``failed``); the iteration cap gives reason ``budget`` (status ``max_iter``).
 
 Every O(nm) pass runs blockwise over row blocks (:mod:`workbench.solvers.ot._blocks`), so only the
 cost matrix itself is dense (and not even that for :func:`solve_points`, which computes costs from
@@ -407,13 +409,17 @@ class NewtonSystem:
             if self.eliminate_x:
                 S[idx, idx] += Dc
                 y = cho_solve(
-                    cho_factor(S, lower=True, check_finite=False), gy - self.Pg.T @ (gx / Dr)
+                    cho_factor(S, lower=True, overwrite_a=True, check_finite=False),
+                    gy - self.Pg.T @ (gx / Dr),
+                    check_finite=False,
                 )
                 x = (gx - self.Pg @ y) / Dr
             else:
                 S[idx, idx] += Dr
                 x = cho_solve(
-                    cho_factor(S, lower=True, check_finite=False), gx - self.Pg @ (gy / Dc)
+                    cho_factor(S, lower=True, overwrite_a=True, check_finite=False),
+                    gx - self.Pg @ (gy / Dc),
+                    check_finite=False,
                 )
                 y = (gy - self.Pg.T @ x) / Dc
         except (LinAlgError, np.linalg.LinAlgError, ValueError):
@@ -446,6 +452,39 @@ class NewtonSystem:
             dz = direct_solve(self.rows, self.cols, self.Ps, g, mu)
             self.direct += 1
         return dz
+
+
+def next_shift(
+    mu: float, too_long: list[tuple[float, float]], radius: float, scale: float = 0.0
+) -> float:
+    """The next Levenberg–Marquardt shift when the step at ``mu`` left the trust region.
+
+    Along the weakest mode of the shifted system the step size behaves like
+    ``s(mu) = A / (lam + mu)`` (``lam`` the smallest eigenvalue of ``D^-1 M``, ``A`` the
+    gradient's weight on that mode). Two sizes at different shifts fit ``A`` and ``lam``; the
+    model's shift for a step of ``0.8 * radius`` is then tried, kept within [2 mu, 1e4 mu] so that
+    every trial raises the shift and a poor fit cannot overshoot without bound. While the size
+    has not yet started to fall (``mu`` far below ``lam``: no information), the shift grows x16;
+    the first one starts at ``1e-4 scale / radius`` when ``scale = max |D^-1 g|`` is given (for
+    ``mu >> 1`` the step tends to ``D^-1 g / mu``, so ``scale / radius`` is where the step would
+    fit if ``M`` were negligible; 1e-4 of it leaves room for weak modes whose gradient weight
+    is far below ``scale``, as a nearly decoupled block of the plan graph has). The previous
+    rule (x4 from 1e-12 every time) needed ~18 factorisations for the first step of a stage;
+    this needs 4-8.
+    """
+    grow = max(16.0 * mu, MU_START)
+    if mu == 0.0 and scale > 0.0 and math.isfinite(scale):
+        grow = max(grow, 1e-4 * scale / radius)
+    if len(too_long) >= 2:
+        (mu_a, s_a), (mu_b, s_b) = too_long[-2], too_long[-1]
+        if mu_b > mu_a and s_b < 0.9 * s_a:
+            lam = (s_b * mu_b - s_a * mu_a) / (s_a - s_b)
+            if lam > 0:
+                amp = s_a * (lam + mu_a)
+                target = amp / (0.8 * radius) - lam
+                if math.isfinite(target):
+                    return min(max(target, 2.0 * mu_b), 1e4 * max(mu_b, MU_START))
+    return grow
 
 
 @dataclass
@@ -635,19 +674,23 @@ def run(
                     rows_np, cols_np, None, p, idx=idx, vals=sel["vals"].cpu().numpy(), shape=(n, m)
                 )
                 accepted, df, dal, dbe = 0.0, 0.0, None, None
+                too_long: list[tuple[float, float]] = []  # (mu, step size) outside the region
+                scale = float(np.abs(g / system.diag).max())  # the step's size for mu >> 1, x mu
+                dz = None
                 while True:
-                    # Inexact Newton: the forcing term follows e (superlinear tail kept).
-                    dz = system.solve(g, mu, rtol=min(1e-2, 0.1 * st["e"]))
+                    if dz is None:
+                        # Inexact Newton: the forcing term follows e (superlinear tail kept).
+                        dz = system.solve(g, mu, rtol=min(1e-2, 0.1 * st["e"]))
                     g_dot = float(g @ dz) if dz is not None else math.nan
                     size = float(np.abs(dz).max()) if dz is not None else math.inf
                     if not (math.isfinite(size) and g_dot > 0 and size <= radius):
                         # Outside the trust region (or no usable direction): shift, i.e. trust
                         # the quadratic model less. (M + mu D)^-1 g -> D^-1 g / mu, so this ends.
-                        # x4 from 1e-12 even when the step is only too long: jumping straight to
-                        # a 1e-4 shift saved ~14 Cholesky solves at random_500 but stagnated on
-                        # image_w1 347x382 at eta = 1e5 (measured in the grid), so it was undone.
-                        mu = max(4.0 * mu, MU_START)
+                        if math.isfinite(size) and g_dot > 0:
+                            too_long.append((mu, size))
+                        mu = next_shift(mu, too_long, radius, scale)
                         stats["lm_shifts"] += 1
+                        dz = None
                         if mu > MU_MAX:
                             break
                         continue
@@ -666,9 +709,17 @@ def run(
                             break
                     if accepted:
                         break
-                    # The line search stalled: shrink the trust region below this step.
+                    # The line search stalled: shrink the trust region below this step. The
+                    # direction at this shift is now too long by definition: go straight to a
+                    # larger shift instead of solving the same system again.
                     radius = size / 4
                     if radius < RADIUS_MIN:
+                        break
+                    too_long.append((mu, size))
+                    mu = next_shift(mu, too_long, radius, scale)
+                    stats["lm_shifts"] += 1
+                    dz = None
+                    if mu > MU_MAX:
                         break
                 stats["cg_iterations"] += system.cg_iters
                 stats["direct_solves"] += system.direct
