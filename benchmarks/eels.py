@@ -141,12 +141,13 @@ def _oracle(cond: str, seed: int, size: int, pool: float) -> dict[str, np.ndarra
     return {_key("oracle LR", 0.0): llr, _key("oracle LR", pool): C.pool_score(llr, pool)}
 
 
-def _runs(mods, prob, cond, epochs_ft, ks=KS):
+def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True):
     """Every setting of the tuning grid from as few solver runs as possible: one run per (method,
     k) or (cvae3d, training) yields all of that run's scores per pixel, pooled here by the
     solvers' own :func:`workbench.solvers.eels.common.pool_score`. Returns {setting: score map},
     {setting: wall s}, and the defaults' setting names (whose maps are checked against the
-    solvers' own outputs)."""
+    solvers' own outputs). ``grid`` = False (no validation cubes to choose by): the defaults only,
+    no checkpoint-only run of cvae3d."""
     from workbench.bench import check as ck
     from workbench.solvers.eels import common as C
 
@@ -180,7 +181,7 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS):
             if k == 0:
                 default(m, f"{m} k=auto " + (r.meta.get("score") or "t2"), r)
     mod = mods["cvae3d"]
-    for tag, ep in (("checkpoint", 0), ("fine-tuned", epochs_ft)):
+    for tag, ep in (("checkpoint", 0), ("fine-tuned", epochs_ft))[0 if grid else 1 :]:
         t = time.perf_counter()
         kw = dict(look_for=look, device="cpu", save=False)
         if ep is not None:
@@ -226,7 +227,7 @@ def run(conds, seeds, val_seeds, epochs_ft, log=print, rows_path="", size=64, ks
             t0 = time.perf_counter()
             prob = _problem(cond, seed, size)
             t_gen = time.perf_counter() - t0
-            sc, walls, defaults = _runs(mods, prob, cond, epochs_ft, ks)
+            sc, walls, defaults = _runs(mods, prob, cond, epochs_ft, ks, grid=bool(val_seeds))
             entries = [(f"{m} (default)", key) for m, key in defaults.items()]
             if prob.truth is not None and prob.truth.any():
                 from workbench.solvers.eels.common import DEFAULT_POOL
