@@ -188,7 +188,7 @@ def gmm2(s: np.ndarray, iters: int = 200) -> dict[str, float]:
 
 
 # default spatial pooling (Gaussian sd, pixels) of every solver's score map: chosen on
-# validation cubes (other seeds than the benchmark's test cubes), see BENCHMARKS.md
+# validation cubes (other seeds than the benchmark's test cubes): benchmarks/eels_pool_sweep.py
 DEFAULT_POOL = 2.0
 POOL_HELP = (
     "spatial pooling of the score: Gaussian average over this many pixels (sd); adds up the "
