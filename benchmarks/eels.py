@@ -439,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="correctness gate (make bench-quick)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--seeds", type=int, default=10, help="test cubes per condition")
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="first test seed (split a run over processes)"
+    )
     ap.add_argument("--val-seeds", type=int, default=2, help="validation cubes per condition")
     ap.add_argument(
         "--epochs", type=int, default=None, help="cvae3d fine-tuning epochs (default: the solver's)"
@@ -464,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     conds = list(CONDITIONS)
     if a.conditions:
         conds = [c for c in conds if any(s.strip() in c for s in a.conditions.split(";"))]
-    seeds, val_seeds = list(range(a.seeds)), list(range(a.val_seeds))
+    seeds = list(range(a.first_seed, a.first_seed + a.seeds))
+    val_seeds = list(range(a.val_seeds))
     ks, size, epochs = KS, a.size, a.epochs
     if a.ks:
         ks = tuple(int(k) for k in a.ks.split(","))
