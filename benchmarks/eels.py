@@ -290,9 +290,16 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         f"Synthetic {size} x {size} spectrum images with acquisition variability (per-pixel background "
         "exponent and amplitude, plural scattering, zero-loss jitter; see the module docstring of "
         "`benchmarks/eels.py`), anomalies in 3 % of the pixels, doses in multiples of N_pk = 45. "
-        f"Test seeds per cell: {len(seeds)}; each detector's best setting chosen per condition on "
-        f"{len(val_seeds)} validation cube(s) with other seeds (same grid kind for every detector: "
-        "its scores x k in {"
+        "Test seeds per condition: "
+        + ", ".join(f"{c} {len({r['seed'] for r in rows if r['condition'] == c})}" for c in conds)
+        + "; "
+        + (
+            f"each detector's best setting chosen per condition on {len(val_seeds)} validation "
+            "cube(s) with other seeds (same grid kind for every detector: "
+            if val_seeds
+            else "no validation cubes in this run, so no best-setting rows (the grid would be: "
+        )
+        + "its scores x k in {"
         + ", ".join("auto" if k == 0 else str(k) for k in ks)
         + "} for PCA, its scores x {checkpoint only, fine-tuned "
         f"({epochs_ft if epochs_ft is not None else 'default'} epochs)}} for the 3D-CVAE; every "
@@ -316,17 +323,18 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
                 + " |"
             )
         lines.append("")
-    lines += [
-        "**Settings chosen on validation cubes**",
-        "",
-        "| condition | detector | setting |",
-        "|---|---|---|",
-    ]
-    for c in conds:
-        for d in dets:
-            if "best" in d and by[(c, d)]:
-                lines.append(f"| {c} | {d.split()[0]} | {by[(c, d)][0]['setting']} |")
-    lines.append("")
+    if any("best" in d for d in dets):
+        lines += [
+            "**Settings chosen on validation cubes**",
+            "",
+            "| condition | detector | setting |",
+            "|---|---|---|",
+        ]
+        for c in conds:
+            for d in dets:
+                if "best" in d and by[(c, d)]:
+                    lines.append(f"| {c} | {d.split()[0]} | {by[(c, d)][0]['setting']} |")
+        lines.append("")
     # paired over the same cubes: cvae3d against every PCA detector, all at defaults (no
     # opponent is picked on the test cubes)
     pcas = [d for d in dets if d.startswith("pca") and "default" in d]
