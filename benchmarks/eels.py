@@ -290,14 +290,14 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         f"Synthetic {size} x {size} spectrum images with acquisition variability (per-pixel background "
         "exponent and amplitude, plural scattering, zero-loss jitter; see the module docstring of "
         "`benchmarks/eels.py`), anomalies in 3 % of the pixels, doses in multiples of N_pk = 45. "
-        "Test seeds per condition: "
-        + ", ".join(f"{c} {len({r['seed'] for r in rows if r['condition'] == c})}" for c in conds)
-        + "; "
+        "Test seeds per condition -- "
+        + "; ".join(f"{c}: {len({r['seed'] for r in rows if r['condition'] == c})}" for c in conds)
+        + ". "
         + (
-            f"each detector's best setting chosen per condition on {len(val_seeds)} validation "
+            f"Each detector's best setting chosen per condition on {len(val_seeds)} validation "
             "cube(s) with other seeds (same grid kind for every detector: "
             if val_seeds
-            else "no validation cubes in this run, so no best-setting rows (the grid would be: "
+            else "No validation cubes in this run, so no best-setting rows (the grid would be: "
         )
         + "its scores x k in {"
         + ", ".join("auto" if k == 0 else str(k) for k in ks)
