@@ -510,7 +510,13 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(rows, fh, indent=1)
     if a.check:
         check(rows, conds, seeds)
-    cmd = "workbench bench eels " + " ".join(argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    for i, x in enumerate(args):  # the note is printed as the section's first paragraph
+        if x == "--note" and i + 1 < len(args):
+            args[i + 1] = "'<the first paragraphs below>'"
+        elif x.startswith("--note="):
+            args[i] = "--note='<the first paragraphs below>'"
+    cmd = "workbench bench eels " + " ".join(args)
     if not a.no_write and not a.quick:
         from workbench.bench import write_section
 
