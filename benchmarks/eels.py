@@ -16,8 +16,14 @@ parallel analysis, score from "look for", per-pixel alignment when a reference f
 cvae3d fine-tuned from the bundled checkpoint), the Fe-L3 centroid as a physics baseline, and each
 detector at its best setting: per condition, the setting with the highest mean ROC AUC on
 ``--val-seeds`` validation cubes (other seeds than the test cubes) among the same kind of grid for
-every detector -- its scores x {k: auto, 2, 3, 5} for PCA, its scores x {checkpoint only,
-fine-tuned} for the 3D-CVAE. Test cubes never choose anything.
+every detector -- its scores x {k: auto, 2, 3, 5} x spatial pooling {0, 1, 2 px} (2 = default) for PCA,
+its scores x {checkpoint only, fine-tuned} x the same pooling for the 3D-CVAE. Test cubes never choose anything.
+
+An upper bound is reported beside them: the oracle likelihood ratio with the simulator's TRUE
+noiseless templates of every pixel, anomalous (the anomaly planted in that pixel, same maps)
+against normal, LR_p = sum_k Y_p,k log(lambda1_p,k / lambda0_p,k) - (lambda1_p,k - lambda0_p,k)
+-- by Neyman-Pearson no per-pixel detector ranks pixels better in expectation -- per pixel and
+pooled over the map as the detectors' default pooling does.
 
 Reported per condition: ROC AUC and average precision, mean over ``--seeds`` test cubes with a
 95 % bootstrap interval over seeds (:func:`workbench.bench.bootstrap_ci`); paired bootstrap
@@ -72,6 +78,22 @@ VAE_SCORES = ("shift", "pearson", "nll")
 KS = (0, 2, 3, 5)
 
 
+def _pools():
+    from workbench.solvers.eels.common import DEFAULT_POOL
+
+    return tuple(sorted(dict.fromkeys((0.0, 1.0, DEFAULT_POOL, 2.0))))
+
+
+def _key(base: str, pool: float) -> str:
+    return f"{base} pool={pool:g}"
+
+
+def _parse(key: str) -> tuple[str, float]:
+    """(score name, pool) of a setting key '<method ...> <score> pool=<p>'."""
+    head, p = key.rsplit(" pool=", 1)
+    return head.split()[-1], float(p)
+
+
 def _solvers():
     from workbench.solvers.eels import cvae3d, pca_bulk, pca_recon, pca_t2
 
@@ -89,12 +111,12 @@ def _look_for(cond: str) -> str:
     return "ratio" if "ratio" in cond else "shift"
 
 
-def _metrics(score, truth, score_name=""):
+def _metrics(score, truth, score_name="", pool=0.0):
     from workbench.physics.eels import metrics as EM
     from workbench.solvers.eels import common as C
 
     # the solvers' default threshold: calibrated for the shift score, Otsu for the others
-    th = C.threshold(score, "auto", score_name)
+    th = C.threshold(score, "auto", score_name, pool)
     out = {"flagged": float(th["mask"].mean())}
     if truth is not None and truth.any():
         out["roc_auc"] = float(EM.roc_auc(score, truth))
@@ -102,12 +124,50 @@ def _metrics(score, truth, score_name=""):
     return out
 
 
-def _runs(mods, prob, cond, epochs_ft, ks=KS):
+def _oracle(cond: str, seed: int, size: int, pool: float) -> dict[str, np.ndarray]:
+    """Likelihood-ratio upper bound from the simulator's true noiseless templates: for every
+    pixel, lambda1 = its spectrum with the anomaly planted (same maps, ``everywhere``) and
+    lambda0 = without; the counts are the test cube's. Per pixel and pooled."""
+    from workbench.physics.eels.synth import generate
+    from workbench.solvers.eels import common as C
+
+    kw = dict(BASE, **CONDITIONS[cond], seed=seed, ny=size, nx=size)
+    Y = generate(**kw)["data"].astype(np.float64)
+    l1 = generate(**dict(kw, keep_clean=True, everywhere=True))["clean"].astype(np.float64)
+    none = dict(shift=0.0, ratio_factor=1.0, phase_split=0.0)
+    l0 = generate(**dict(kw, keep_clean=True, **none))["clean"].astype(np.float64)
+    l1, l0 = np.clip(l1, 1e-12, None), np.clip(l0, 1e-12, None)
+    llr = (Y * np.log(l1 / l0) - (l1 - l0)).sum(-1)
+    return {_key("oracle LR", 0.0): llr, _key("oracle LR", pool): C.pool_score(llr, pool)}
+
+
+def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True):
     """Every setting of the tuning grid from as few solver runs as possible: one run per (method,
-    k) or (cvae3d, training) yields all of that run's scores. Returns {setting: score map},
-    {setting: wall s}, and the defaults' setting names."""
+    k) or (cvae3d, training) yields all of that run's scores per pixel, pooled here by the
+    solvers' own :func:`workbench.solvers.eels.common.pool_score`. Returns {setting: score map},
+    {setting: wall s}, and the defaults' setting names (whose maps are checked against the
+    solvers' own outputs). ``grid`` = False (no validation cubes to choose by): the defaults only,
+    no checkpoint-only run of cvae3d."""
+    from workbench.bench import check as ck
+    from workbench.solvers.eels import common as C
+
     look = _look_for(cond)
+    pools = _pools()
     scores, walls, defaults = {}, {}, {}
+
+    def add(base, raw, w):
+        for p in pools:
+            scores[_key(base, p)] = C.pool_score(np.asarray(raw, np.float64), p)
+            walls[_key(base, p)] = w
+
+    def default(m, base, r):
+        key = _key(base, float(r.meta["pool"]))
+        ck(
+            np.allclose(scores[key], r.output, rtol=1e-5, atol=1e-6),
+            f"eels: {m} default output differs from its setting {key}",
+        )
+        defaults[m] = key
+
     for m in ("pca_recon", "pca_t2", "pca_bulk"):
         mod = mods[m]
         for k in ks:
@@ -117,13 +177,11 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS):
             )
             w = time.perf_counter() - t
             for s in PCA_SCORES[m]:
-                key = f"{m} k={'auto' if k == 0 else k} {s}"
-                scores[key] = np.asarray(r.extras[f"score_{s}"], np.float64)
-                walls[key] = w
+                add(f"{m} k={'auto' if k == 0 else k} {s}", r.extras[f"score_{s}"], w)
             if k == 0:
-                defaults[m] = f"{m} k=auto " + r.meta.get("score", "t2")
+                default(m, f"{m} k=auto " + (r.meta.get("score") or "t2"), r)
     mod = mods["cvae3d"]
-    for tag, ep in (("checkpoint", 0), ("fine-tuned", epochs_ft)):
+    for tag, ep in (("checkpoint", 0), ("fine-tuned", epochs_ft))[0 if grid else 1 :]:
         t = time.perf_counter()
         kw = dict(look_for=look, device="cpu", save=False)
         if ep is not None:
@@ -131,17 +189,15 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS):
         r = mod.solve(prob, mod.Params(**kw))
         w = time.perf_counter() - t
         for s in VAE_SCORES:
-            key = f"cvae3d {tag} {s}"
-            scores[key] = np.asarray(r.extras[f"score_{s}"], np.float64)
-            walls[key] = w
+            add(f"cvae3d {tag} {s}", r.extras[f"score_{s}"], w)
         if tag == "fine-tuned":
-            defaults["cvae3d"] = f"cvae3d fine-tuned {r.meta['score']}"
+            default("cvae3d", f"cvae3d fine-tuned {r.meta['score']}", r)
     from workbench.physics.eels import spectra as SP
 
     c = SP.centroid_map(prob.data, np.asarray(prob.energy))
-    scores["centroid"] = np.abs(c - np.median(c))
-    walls["centroid"] = 0.0
-    defaults["centroid"] = "centroid"
+    scores[_key("centroid", 0.0)] = np.abs(c - np.median(c))
+    walls[_key("centroid", 0.0)] = 0.0
+    defaults["centroid"] = _key("centroid", 0.0)
     return scores, walls, defaults
 
 
@@ -155,12 +211,13 @@ def run(conds, seeds, val_seeds, epochs_ft, log=print, rows_path="", size=64, ks
     for cond in conds:
         # 1. validation cubes choose each detector's best setting (never the test cubes)
         val = defaultdict(list)
-        for s in val_seeds:
+        # nothing to choose on a cube without anomalies
+        for s in val_seeds if not cond.startswith("null") else []:
             prob = _problem(cond, 10_000 + s, size)
             sc, _, _ = _runs(mods, prob, cond, epochs_ft, ks)
             if prob.truth is not None and prob.truth.any():
                 for key, v in sc.items():
-                    val[key].append(_metrics(v, prob.truth, key.split()[-1])["roc_auc"])
+                    val[key].append(_metrics(v, prob.truth, *_parse(key))["roc_auc"])
         for m in ("pca_recon", "pca_t2", "pca_bulk", "cvae3d"):
             cand = {k: np.mean(v) for k, v in val.items() if k.startswith(m + " ")}
             if cand:
@@ -170,13 +227,25 @@ def run(conds, seeds, val_seeds, epochs_ft, log=print, rows_path="", size=64, ks
             t0 = time.perf_counter()
             prob = _problem(cond, seed, size)
             t_gen = time.perf_counter() - t0
-            sc, walls, defaults = _runs(mods, prob, cond, epochs_ft, ks)
+            sc, walls, defaults = _runs(mods, prob, cond, epochs_ft, ks, grid=bool(val_seeds))
             entries = [(f"{m} (default)", key) for m, key in defaults.items()]
+            if prob.truth is not None and prob.truth.any():
+                from workbench.solvers.eels.common import DEFAULT_POOL
+
+                t1 = time.perf_counter()
+                orc = _oracle(cond, seed, size, DEFAULT_POOL)
+                for key, v in orc.items():
+                    sc[key], walls[key] = v, time.perf_counter() - t1
+                p0, p1 = (_key("oracle LR", 0.0), _key("oracle LR", DEFAULT_POOL))
+                entries += [
+                    ("oracle LR, true templates (upper bound, per pixel)", p0),
+                    ("oracle LR, true templates (upper bound, pooled as default)", p1),
+                ]
             entries += [
                 (f"{m} (best on validation)", key) for (c, m), key in chosen.items() if c == cond
             ]
             for label, key in entries:
-                met = _metrics(sc[key], prob.truth, key.split()[-1])
+                met = _metrics(sc[key], prob.truth, *_parse(key))
                 row = {
                     "condition": cond,
                     "detector": label,
@@ -189,7 +258,7 @@ def run(conds, seeds, val_seeds, epochs_ft, log=print, rows_path="", size=64, ks
                 rows.append(row)
                 auc = row.get("roc_auc", float("nan"))
                 log(
-                    f"{cond:46s} seed {seed:3d} {label:32s} {key:34s} AUC {auc:.3f} "
+                    f"{cond:46s} seed {seed:3d} {label:32s} {key:42s} AUC {auc:.3f} "
                     f"flagged {row['flagged']:.3f} {walls[key]:.1f}s"
                 )
             if rows_path:
@@ -208,8 +277,9 @@ def _cell(vals):
     return fmt_ci(float(v.mean()), lo, hi, ".3f") if v.size > 1 else f"{v.mean():.3f}"
 
 
-def markdown(rows, seeds, val_seeds, epochs_ft, size=64) -> str:
+def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
     from workbench.bench import fmt_ci, paired_bootstrap
+    from workbench.solvers.eels.common import DEFAULT_POOL
 
     conds = list(dict.fromkeys(r["condition"] for r in rows))
     dets = list(dict.fromkeys(r["detector"] for r in rows))
@@ -220,12 +290,26 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64) -> str:
         f"Synthetic {size} x {size} spectrum images with acquisition variability (per-pixel background "
         "exponent and amplitude, plural scattering, zero-loss jitter; see the module docstring of "
         "`benchmarks/eels.py`), anomalies in 3 % of the pixels, doses in multiples of N_pk = 45. "
-        f"Test seeds per cell: {len(seeds)}; each detector's best setting chosen per condition on "
-        f"{len(val_seeds)} validation cube(s) with other seeds (same grid kind for every detector: "
-        "its scores x k in {auto, 2, 3, 5} for PCA, its scores x {checkpoint only, fine-tuned "
-        f"({epochs_ft if epochs_ft is not None else 'default'} epochs)}} for the 3D-CVAE). Cells: mean "
+        "Test seeds per condition -- "
+        + "; ".join(f"{c}: {len({r['seed'] for r in rows if r['condition'] == c})}" for c in conds)
+        + ". "
+        + (
+            f"Each detector's best setting chosen per condition on {len(val_seeds)} validation "
+            "cube(s) with other seeds (same grid kind for every detector: "
+            if val_seeds
+            else "No validation cubes in this run, so no best-setting rows (the grid would be: "
+        )
+        + "its scores x k in {"
+        + ", ".join("auto" if k == 0 else str(k) for k in ks)
+        + "} for PCA, its scores x {checkpoint only, fine-tuned "
+        f"({epochs_ft if epochs_ft is not None else 'default'} epochs)}} for the 3D-CVAE; every "
+        f"score x spatial pooling {{{', '.join(f'{p:g}' for p in _pools())}}} px). Cells: mean "
         "[95 % bootstrap interval over seeds]. 'Default' = the solver's defaults (k from parallel "
-        "analysis, score from 'look for' = shift, or ratio for the ratio anomaly; alignment auto).",
+        "analysis, score from 'look for' = shift, or ratio for the ratio anomaly; alignment auto; "
+        f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px). The oracle rows are an upper "
+        "bound, not a detector: the likelihood ratio of each pixel's counts under the simulator's "
+        "true noiseless spectra with and without the anomaly (Neyman-Pearson: no per-pixel score "
+        "ranks better in expectation), per pixel and pooled like the defaults.",
         "",
     ]
     for metric, title in (("roc_auc", "ROC AUC"), ("pr_auc", "Average precision")):
@@ -239,17 +323,18 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64) -> str:
                 + " |"
             )
         lines.append("")
-    lines += [
-        "**Settings chosen on validation cubes**",
-        "",
-        "| condition | detector | setting |",
-        "|---|---|---|",
-    ]
-    for c in conds:
-        for d in dets:
-            if "best" in d and by[(c, d)]:
-                lines.append(f"| {c} | {d.split()[0]} | {by[(c, d)][0]['setting']} |")
-    lines.append("")
+    if any("best" in d for d in dets):
+        lines += [
+            "**Settings chosen on validation cubes**",
+            "",
+            "| condition | detector | setting |",
+            "|---|---|---|",
+        ]
+        for c in conds:
+            for d in dets:
+                if "best" in d and by[(c, d)]:
+                    lines.append(f"| {c} | {d.split()[0]} | {by[(c, d)][0]['setting']} |")
+        lines.append("")
     # paired over the same cubes: cvae3d against every PCA detector, all at defaults (no
     # opponent is picked on the test cubes)
     pcas = [d for d in dets if d.startswith("pca") and "default" in d]
@@ -335,8 +420,8 @@ def check(rows, conds, seeds) -> None:
         ck(f"{m} (default)" in dets, f"eels: detector {m} missing")
     for c in conds:
         for d in dets:
-            if c.startswith("null") and "best" in d:
-                continue  # no anomaly, nothing to choose a setting by
+            if c.startswith("null") and ("best" in d or d.startswith("oracle")):
+                continue  # no anomaly: nothing to choose a setting by, no anomalous template
             for s in seeds:
                 ck((c, d, s) in have, f"eels: row missing: {c} / {d} / seed {s}")
     for r in rows:
@@ -362,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="correctness gate (make bench-quick)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--seeds", type=int, default=10, help="test cubes per condition")
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="first test seed (split a run over processes)"
+    )
     ap.add_argument("--val-seeds", type=int, default=2, help="validation cubes per condition")
     ap.add_argument(
         "--epochs", type=int, default=None, help="cvae3d fine-tuning epochs (default: the solver's)"
@@ -369,15 +457,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--conditions", default="", help="semicolon-separated substrings of condition names"
     )
+    ap.add_argument(
+        "--ks", default="", help="comma-separated PCA k grid (0 = auto; default 0,2,3,5)"
+    )
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--rows", default="", help="also write the raw rows to this JSON file")
-    ap.add_argument("--from-rows", default="", help="skip the runs: tabulate these rows")
+    ap.add_argument(
+        "--from-rows",
+        default="",
+        help="skip the runs: tabulate these rows (comma-separated files, e.g. of runs split by "
+        "condition over processes)",
+    )
+    ap.add_argument(
+        "--note", default="", help="a paragraph put above the tables (how the rows were produced)"
+    )
     a = ap.parse_args(argv)
     conds = list(CONDITIONS)
     if a.conditions:
         conds = [c for c in conds if any(s.strip() in c for s in a.conditions.split(";"))]
-    seeds, val_seeds = list(range(a.seeds)), list(range(a.val_seeds))
+    seeds = list(range(a.first_seed, a.first_seed + a.seeds))
+    val_seeds = list(range(a.val_seeds))
     ks, size, epochs = KS, a.size, a.epochs
+    if a.ks:
+        ks = tuple(int(k) for k in a.ks.split(","))
+        if 0 not in ks:
+            ap.error("--ks must include 0 (k = auto, the default)")
     if a.quick:
         conds, seeds, val_seeds = [c for c in conds if c in QUICK] or QUICK, [0], [0]
         ks, size, epochs = (0, 3), 24, 2 if a.epochs is None else a.epochs
@@ -388,13 +492,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.perf_counter()
     if a.from_rows:
-        with open(a.from_rows) as fh:
-            rows = json.load(fh)
+        rows = []
+        for f in a.from_rows.split(","):
+            with open(f) as fh:
+                rows += json.load(fh)
         conds = list(dict.fromkeys(r["condition"] for r in rows))
         seeds = sorted({r["seed"] for r in rows})
     else:
         rows = run(conds, seeds, val_seeds, epochs, log, a.rows, size, ks)
-    md = markdown(rows, seeds, val_seeds, epochs, size)
+    md = markdown(rows, seeds, val_seeds, epochs, size, ks)
+    if a.note:
+        md = a.note.strip() + "\n\n" + md
     if not a.from_rows:
         md += f"\n\nTotal benchmark wall time {time.perf_counter() - t0:.0f} s."
     if a.rows:
@@ -402,7 +510,13 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(rows, fh, indent=1)
     if a.check:
         check(rows, conds, seeds)
-    cmd = "workbench bench eels " + " ".join(argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    for i, x in enumerate(args):  # the note is printed as the section's first paragraph
+        if x == "--note" and i + 1 < len(args):
+            args[i + 1] = "'<the first paragraphs below>'"
+        elif x.startswith("--note="):
+            args[i] = "--note='<the first paragraphs below>'"
+    cmd = "workbench bench eels " + " ".join(args)
     if not a.no_write and not a.quick:
         from workbench.bench import write_section
 

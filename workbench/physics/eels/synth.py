@@ -139,6 +139,9 @@ class SynthParams:
     spike_rate: float = 0.0  # probability per pixel of one spike
     seed: int = 0
     keep_clean: bool = False  # also return the noise-free lambda cube
+    # plant the anomaly in every pixel (the same maps, discs and noise streams): the anomalous
+    # template of each pixel, e.g. for a likelihood-ratio oracle; truth still marks the discs
+    everywhere: bool = False
     discs: list = field(default_factory=list)
 
 
@@ -432,6 +435,9 @@ def generate(p: SynthParams | None = None, **kw: Any) -> dict[str, Any]:
         d["shift"] = float(s) if p.anomaly == "shift" else 0.0
         if p.anomaly == "shift":
             shift_map[(yy - d["y"]) ** 2 + (xx - d["x"]) ** 2 <= d["r"] ** 2] = s
+    planted = np.ones((ny, nx), bool) if p.everywhere else truth
+    if p.everywhere and p.anomaly == "shift":
+        shift_map[:] = p.shift
     # acquisition variability (its own random stream: the maps above stay as they were)
     drift_map = np.zeros((ny, nx))
     if p.drift > 0:
@@ -468,8 +474,8 @@ def generate(p: SynthParams | None = None, **kw: Any) -> dict[str, Any]:
         )
     cs = (c.reshape(n_px, 1) / 0.5) * 0.5
     main = model.mix(model.main, e_px - shift_map.reshape(n_px, 1), w)
-    if model.anom is not None and truth.any():
-        sel = truth.reshape(n_px)
+    if model.anom is not None and planted.any():
+        sel = planted.reshape(n_px)
         main[sel] = model.mix(model.anom, e_px[sel], None if w is None else w[sel])
     lam = lam + cs * main
     if model.zlp is not None:

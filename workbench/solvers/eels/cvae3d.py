@@ -101,6 +101,7 @@ class Params:
         None, "alignment reference window start (eV); empty = found", advanced=True
     )
     ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
+    pool: float = param(C.DEFAULT_POOL, C.POOL_HELP, min=0.0, max=5.0)
     threshold: str = param(
         "auto",
         "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
@@ -241,8 +242,9 @@ def solve(problem, params: Params, progress=None) -> Result:
     yhat, pear, dev = scores_from_pi(counts, pi, e_src, params.edge_lo, params.edge_hi)
     t_inf = time.perf_counter() - t1
     shift, dmap = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
-    score = {"pearson": pear, "nll": dev, "shift": shift}[name]
-    extras, metrics = C.finish(score, problem, params.threshold, name)
+    # the chosen score pooled over the map (extras keep every score per pixel)
+    score = C.pool_score({"pearson": pear, "nll": dev, "shift": shift}[name], params.pool)
+    extras, metrics = C.finish(score, problem, params.threshold, name, params.pool)
     extras.update(
         {
             "score_pearson": pear.astype(np.float32),
@@ -307,6 +309,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             "model": model.config(),
             "steps_per_epoch": out["steps_per_epoch"],
             "score": name,
+            "pool": float(params.pool),
             "grid": f"{cp} channels" + (" (resampled)" if cube.src_energy is not None else ""),
         },
         message="; ".join(notes),

@@ -147,10 +147,15 @@ def package(
     history: dict[str, list[float]] | None = None,
     meta: dict[str, Any] | None = None,
     message: str = "",
+    pool: float = 0.0,
+    shift_estimate: np.ndarray | None = None,
 ) -> Result:
+    """Result of a PCA detector: the chosen ``score`` pooled over ``pool`` pixels
+    (:func:`workbench.solvers.eels.common.pool_score`) and thresholded; ``extras['score_*']``
+    hold every score per pixel (unpooled)."""
     ny, nx = prep.shape
-    smap = score.reshape(ny, nx)
-    extras, metrics = C.finish(smap, problem, threshold, (meta or {}).get("score", ""))
+    smap = C.pool_score(score.reshape(ny, nx), pool)
+    extras, metrics = C.finish(smap, problem, threshold, (meta or {}).get("score", ""), pool)
     ratio = C.explained_variance_ratio(fit["sv"])
     extras.update(
         {
@@ -172,12 +177,20 @@ def package(
     message = "; ".join(m for m in (prep.note, message) if m)
     if "shift" not in extra_scores:
         extra_scores["shift"], dmap = shift_scores(prep, fit)
+    elif shift_estimate is not None:
+        dmap = shift_estimate
     else:
         _, dmap = shift_scores(prep, fit)
     extras["shift_estimate"] = dmap.reshape(ny, nx).astype(np.float32)
     for name, s in extra_scores.items():
         extras[f"score_{name}"] = s.reshape(ny, nx).astype(np.float32)
-    m = {"seed": seed, "wall_s": time.perf_counter() - t0, "versions": versions(), "k": fit["k"]}
+    m = {
+        "seed": seed,
+        "wall_s": time.perf_counter() - t0,
+        "versions": versions(),
+        "k": fit["k"],
+        "pool": float(pool),
+    }
     m.update(meta or {})
     return Result(
         output=smap.astype(np.float64),

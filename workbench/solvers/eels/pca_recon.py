@@ -48,6 +48,7 @@ class Params:
         None, "alignment reference window start (eV); empty = found", advanced=True
     )
     ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
+    pool: float = param(C.DEFAULT_POOL, C.POOL_HELP, min=0.0, max=5.0)
     threshold: str = param(
         "auto",
         "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
@@ -74,7 +75,7 @@ def solve(problem, params: Params, progress=None):
     e = prep.edge
     resid = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
     pear = SP.pearson_score(prep.X[:, e], fit["X_hat"][:, e])
-    shift, _ = shift_scores(prep, fit)
+    shift, dmap = shift_scores(prep, fit)
     nll = SP.poisson_deviance(prep.X[:, e], fit["X_hat"][:, e])
     name = C.resolve_score(params.score, params.look_for)
     warn = C.count_check(prep.X, name)
@@ -86,6 +87,8 @@ def solve(problem, params: Params, progress=None):
         fit,
         score,
         params.threshold,
+        pool=params.pool,
+        shift_estimate=dmap,
         t0=t0,
         seed=params.seed,
         extra_scores={"residual": resid, "pearson": pear, "shift": shift, "nll": nll},

@@ -36,6 +36,7 @@ class Params:
         None, "alignment reference window start (eV); empty = found", advanced=True
     )
     ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
+    pool: float = param(C.DEFAULT_POOL, C.POOL_HELP, min=0.0, max=5.0)
     threshold: str = param(
         "auto",
         "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
@@ -73,6 +74,7 @@ def solve(problem, params: Params, progress=None):
         fit,
         t2,
         params.threshold,
+        pool=params.pool,
         t0=t0,
         seed=params.seed,
         extra_scores={
