@@ -723,8 +723,10 @@ def module_imports(root: str) -> tuple[str, ...]:
 
 
 #: Packages whose first import takes long enough (0.3 s and more) to be a stage of its own.
+#: ``torch._dynamo`` loads (with sympy) when a run creates its first torch optimiser.
 HEAVY_IMPORTS = frozenset(
     {"torch", "ot", "sklearn", "scipy", "h5py", "nibabel", "skimage", "sympy", "pyvista", "vtk"}
+    | {"torch._dynamo"}
 )
 
 

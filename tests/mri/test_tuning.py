@@ -59,4 +59,7 @@ def test_tuner_reproduces_its_tiny_validation_choice():
         assert got["methods"][name]["chosen"] == res["chosen"], name
         for a, b in zip(got["methods"][name]["table"], res["table"], strict=True):
             for r, v in b["psnr"].items():
-                assert a["psnr"][r] == pytest.approx(v, abs=1e-6)
+                # the same choice, and every PSNR to round-off: the ESPIRiT maps' per-pixel
+                # eigenvectors come from NumPy's LAPACK in complex64 (issue 24: no torch for
+                # a sample), which rounds differently from torch's (6e-5 dB at most here)
+                assert a["psnr"][r] == pytest.approx(v, abs=5e-4)

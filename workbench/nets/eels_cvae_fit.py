@@ -140,6 +140,15 @@ def _augment(a: np.ndarray, k: int, fy: bool, fx: bool) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def warm() -> None:
+    """The page's warm-up hook (``jobs.warm``): a process's first torch optimiser imports
+    ``torch._dynamo`` and sympy (1-3 s on the shared machine); create one ahead of the first
+    run instead of inside its set-up."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def fit(
     model,
     cubes: list[Cube],
@@ -178,6 +187,7 @@ def fit(
     model.to(device)
     net = dist.wrap(model) if dist is not None else model
     mine = dist.shard(batch) if dist is not None else slice(0, batch)
+    progress.note("setting up the optimiser")
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=10)
     vals = [

@@ -111,6 +111,12 @@ def kron_terms(
     return n2 * ld1 + n1 * ld2, W, der
 
 
+def warm() -> None:
+    """The page's warm-up hook (``jobs.warm``): a process's first torch optimiser imports
+    ``torch._dynamo`` and sympy (1-3 s); create one before the first GP run does."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None) -> Result:
     progress = ensure(progress)
     t0 = time.perf_counter()
@@ -180,6 +186,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     # factor 2 and ends at 3.3e-4; 0.99 gathers the weights at f = 15.915 and ends at 4e-7.
     # 0.9 learns faster still but derails smooth problems (sin 3x + x² on 32 points: 2e-2).
     # The paper's 10⁵–10⁶ steps outlast the transient either way.
+    progress.note("setting up the optimiser")
     opt = torch.optim.Adam(leaves, lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
     sched = None
     if cfg.lr_final > 0 and cfg.lr_final != cfg.lr:
