@@ -225,7 +225,7 @@ def pool_score(score: np.ndarray, pool: float) -> np.ndarray:
     s = np.asarray(score, np.float64)
     if pool <= 0:
         return s
-    from scipy.ndimage import gaussian_filter
+    from workbench.physics.eels.synth import gaussian_filter
 
     return gaussian_filter(s, float(pool), mode="reflect")
 
@@ -237,7 +237,7 @@ def pool_dof(pool: float) -> float:
     (Satterthwaite)."""
     if pool <= 0:
         return 1.0
-    from scipy.ndimage import gaussian_filter
+    from workbench.physics.eels.synth import gaussian_filter
 
     n = 2 * int(np.ceil(4 * pool)) + 1
     d = np.zeros((n, n))
