@@ -546,6 +546,48 @@ HELD_OUT = {
         operator="poisson", domain=[[0.0, 2 * np.pi]], exact="sin(2*x) + 0.2*cos(61*x)"
     ),
 }
+# New mixed-scale *validation* problems (issue 20, second round), defined on 2026-12-07 after the
+# first held-out set above exposed GP-HM's failure on mixed scales, and before any run on them:
+# the change of default that followed was chosen on these (with the first-round validation
+# problems), so their rows are validation numbers, not test numbers. Like the failing pair, each
+# has a low-frequency part of amplitude ~1 and a small high-frequency part that dominates the
+# source (its share of the source's power is below frequency.POWER_FLOOR or close to it).
+VALIDATION_MIX = {
+    "val_mix_sin1_40": dict(
+        operator="poisson", domain=[[0.0, 2 * np.pi]], exact="sin(x) + 0.1*sin(40*x)"
+    ),
+    "val_mix_poly_120": dict(
+        operator="poisson", domain=[[0.0, 1.0]], exact="x**2 - x/2 + 0.02*sin(120*x)"
+    ),
+    "val_mix_ac_60": dict(
+        operator="allen_cahn", domain=[[0.0, 3.0]], exact="cos(2*x) + 0.1*sin(60*x)"
+    ),
+}
+# The second held-out *test* set (issue 20, second round), fixed in code on 2026-12-07 before any
+# run on it and never used to choose a setting: three-scale and other mixed-scale solutions
+# (exponential, offset cosine, Gaussian bump under a small fast wave), another single frequency
+# on another interval, and mixed scales under the nonlinear Allen–Cahn operator. The first set
+# (HELD_OUT) was looked at to diagnose the mixed-scale failure, so it is no longer a test set.
+HELD_OUT_2 = {
+    "ho2_poisson_mix3": dict(
+        operator="poisson",
+        domain=[[0.0, np.pi]],
+        exact="sin(5*x) + 0.1*sin(30*x) + 0.02*sin(120*x)",
+    ),
+    "ho2_poisson_exp_mix": dict(
+        operator="poisson", domain=[[0.0, 2.0]], exact="exp(-x) + 0.05*sin(100*x)"
+    ),
+    "ho2_poisson_cos_offset": dict(
+        operator="poisson", domain=[[-1.0, 2.0]], exact="cos(1.5*x) + 0.1*cos(70*x)"
+    ),
+    "ho2_poisson_bump_mix": dict(
+        operator="poisson", domain=[[0.0, 1.5]], exact="exp(-20*(x - 0.5)**2) + 0.03*sin(90*x)"
+    ),
+    "ho2_poisson_sin70": dict(operator="poisson", domain=[[0.0, 3.0]], exact="sin(70*x)"),
+    "ho2_allencahn_mix": dict(
+        operator="allen_cahn", domain=[[0.0, 2 * np.pi]], exact="sin(2*x) + 0.1*sin(50*x)"
+    ),
+}
 # the validation problems the frozen defaults were chosen on (see gp_hm.py)
 VALIDATION = "poisson1d_sin100, poisson2d_sin6cos20 @128², sin(3x) + x² on 32 points"
 PROTOCOL = (
