@@ -74,6 +74,21 @@ class Params:
         max=10,
         advanced=True,
     )
+    warm_start: bool = param(
+        False,
+        "before Adam, replace U = 0 by the exact minimiser of the loss in U at the initial "
+        "kernel (same solve and sweeps as the finish), so that the kernel learns from a U that "
+        "already fits the equation",
+        advanced=True,
+    )
+    spectrum_init: str = param(
+        "grid",
+        "initial spectral mixture: grid = the paper's linspace(0, F, Q) with equal weights; "
+        "solution = (with warm_start) one component at each of the strongest spectral lines of "
+        "the warm-start U, weighted by its power, the rest on the grid",
+        choices=("grid", "solution"),
+        advanced=True,
+    )
     jitter: float = param(
         1e-6, "diagonal jitter added to each K_d", min=0.0, max=1.0, log=True, advanced=True
     )
@@ -151,6 +166,8 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
         exact_u=params.exact_u,
         exact_every=params.exact_every,
         exact_rounds=params.exact_rounds,
+        warm_start=params.warm_start,
+        spectrum_init=params.spectrum_init,
         n_checkpoints=params.n_checkpoints,
         tol=params.tol,
         device=params.device,
