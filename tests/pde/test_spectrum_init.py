@@ -62,7 +62,7 @@ def test_warm_start_solves_u_before_adam_and_finds_the_planted_lines():
     the spectrum it hands to the kernel holds the solution's two scales."""
     p = PDEProblem(box=((0.0, 2 * np.pi),), exact="sin(2*x) + 0.1*sin(25*x)", n_col=(160,))
     prm = gp_hm.Params(
-        q=12, max_iter=20, n_checkpoints=2, warm_start=True, spectrum_init="solution"
+        q=12, max_iter=20, n_checkpoints=2, warm_start="on", spectrum_init="solution"
     )
     r = gp_hm.solve(p, prm)
     steps = [s["step"] for s in r.extras["u_solves"]]
@@ -70,7 +70,7 @@ def test_warm_start_solves_u_before_adam_and_finds_the_planted_lines():
     assert all(s["loss_after"] <= s["loss_before"] * (1 + 1e-12) for s in r.extras["u_solves"])
     lines = np.array(r.extras["init_peaks"]["dim0"])
     assert np.min(np.abs(lines - 25 / (2 * np.pi))) < 0.01 * 25 / (2 * np.pi)
-    cold = gp_hm.solve(p, gp_hm.Params(q=12, max_iter=20, n_checkpoints=2))
+    cold = gp_hm.solve(p, gp_hm.Params(q=12, max_iter=20, n_checkpoints=2, warm_start="off"))
     assert "init_peaks" not in cold.extras or not cold.extras["init_peaks"]
     # after 20 Adam steps from U = 0 the iterate is still far off; from the warm start it is not
     assert r.metrics["rel_l2_adam_final"] < 0.2 * cold.metrics["rel_l2_adam_final"]

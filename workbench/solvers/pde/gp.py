@@ -67,8 +67,9 @@ class Config:
     exact_rounds: int = 2
     freq_init: str = "source"
     adam_beta2: float = 0.99
-    warm_start: bool = False
+    warm_start: str = "off"
     spectrum_init: str = "grid"
+    every_rounds: int = 1
 
 
 def kron_terms(
@@ -391,7 +392,12 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         u_solves.append(info)
 
     init_peaks: dict[str, list[float]] = {}
-    if cfg.warm_start and cfg.exact_u:
+    # automatic choices (the defaults): warm start, spectrum initialisation, exact steps every
+    # 1000 Adam steps with the full block-coordinate sweep in 1-D; 2-D keeps its single-sweep
+    # exact steps every 1000 steps and no warm start (validated there before, not changed)
+    warm = cfg.warm_start == "on" or (cfg.warm_start == "auto" and dim == 1)
+    every_rounds = cfg.every_rounds or (cfg.exact_rounds if dim == 1 else 1)
+    if warm and cfg.exact_u:
         # Adam's U lags the kernel by thousands of steps (relative error ~1 after 1000 steps on
         # the mixed-scale problems), and a kernel fitted to a U near 0 learns whatever makes
         # K″K⁻¹U reach f with the least U: the source's dominant high frequency, while the
@@ -409,7 +415,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     # poisson2d_sin6cos20 at 128² Adam's iterate blew up after 4000 steps and the final kernel
     # gave 0.82 even after the exact finish. Exact U-steps every 1000 steps (block-coordinate
     # descent on the same loss) keep U at its optimum for the current kernel: 1.5e-3 at 8000.
-    every_u = cfg.exact_every if cfg.exact_every >= 0 else (1000 if dim == 2 else 0)
+    every_u = cfg.exact_every if cfg.exact_every >= 0 else (1000 if dim == 2 or warm else 0)
 
     for step in range(1, cfg.max_iter + 1):
         opt.zero_grad(set_to_none=True)
@@ -442,7 +448,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             status, message = "cancelled", f"cancelled at step {step}"
             break
         if cfg.exact_u and every_u > 0 and step % every_u == 0 and step < cfg.max_iter:
-            exact_u_solve(step, 1)
+            exact_u_solve(step, every_rounds)
             # U now sits at the minimiser for the current θ: drop Adam's momentum for U, which
             # still points along the pre-solve descent direction and would push U off it again
             st = opt.state.get(U)

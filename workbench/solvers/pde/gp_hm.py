@@ -19,6 +19,15 @@ from workbench.solvers.pde.gp import Config, solve_gp
 # and the held-out table of `workbench bench pde` (group HO: other frequencies, mixed scales,
 # other operators) is scored with them unchanged. lr = 1e-2 and q = 30 are the paper's; F is
 # derived from the source term (workbench.physics.pde.frequency), never from an exact solution.
+# SECOND ROUND (issue 20, 2026-12-07 03:25): the first held-out set exposed a failure on mixed
+# scales and was then used for diagnosis. The 1-D defaults changed to warm_start = auto (on in
+# 1-D), spectrum_init = solution, exact_every automatic = every 1000 steps in 1-D too, with the
+# precision sweep (every_rounds automatic = exact_rounds in 1-D). Chosen on validation problems
+# only (5000 steps each): the new mixed-scale x² − x/2 + 0.02 sin(120x) on [0, 1]: previous 1.0,
+# periodic exact steps alone 2.1e-2, + warm start and spectrum init 2.4e-2, + the precision
+# sweep in the periodic steps 6.5e-3 (chosen); sin(3x) + x² on 32 points: 9.1e-2 → 1.3e-4.
+# 2-D grids keep the first-round defaults. A second held-out set (benchmarks/pde.py, HELD_OUT_2)
+# was fixed before this choice and is scored with these defaults unchanged.
 @dataclass(frozen=True)
 class Params:
     kernel: str = param(
@@ -60,7 +69,7 @@ class Params:
     exact_every: int = param(
         -1,
         "also replace U by that minimiser every this many Adam steps (0 = only at the end; "
-        "-1 = automatic: every 1000 steps on 2-D grids, only at the end in 1-D)",
+        "-1 = automatic: every 1000 steps)",
         min=-1,
         advanced=True,
     )
@@ -74,19 +83,28 @@ class Params:
         max=10,
         advanced=True,
     )
-    warm_start: bool = param(
-        False,
+    warm_start: str = param(
+        "auto",
         "before Adam, replace U = 0 by the exact minimiser of the loss in U at the initial "
         "kernel (same solve and sweeps as the finish), so that the kernel learns from a U that "
-        "already fits the equation",
+        "already fits the equation (auto = on in 1-D, off on 2-D grids)",
+        choices=("auto", "on", "off"),
         advanced=True,
     )
     spectrum_init: str = param(
-        "grid",
+        "solution",
         "initial spectral mixture: grid = the paper's linspace(0, F, Q) with equal weights; "
         "solution = (with warm_start) one component at each of the strongest spectral lines of "
         "the warm-start U, weighted by its power, the rest on the grid",
         choices=("grid", "solution"),
+        advanced=True,
+    )
+    every_rounds: int = param(
+        0,
+        "block-coordinate sweeps of each periodic exact step (exact_every), as exact_rounds "
+        "(0 = automatic: exact_rounds in 1-D, 1 on 2-D grids)",
+        min=0,
+        max=10,
         advanced=True,
     )
     jitter: float = param(
@@ -167,6 +185,7 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
         exact_every=params.exact_every,
         exact_rounds=params.exact_rounds,
         warm_start=params.warm_start,
+        every_rounds=params.every_rounds,
         spectrum_init=params.spectrum_init,
         n_checkpoints=params.n_checkpoints,
         tol=params.tol,
