@@ -732,7 +732,7 @@ def run_ho(quick: bool, sets: tuple[str, ...] = ("HO", "HO-diag")) -> list[dict]
     res_sorted = _in_workers(
         [jobs[i][1:] for i in order],
         _ho_job,
-        workers=2,
+        workers=3,
         on_result=lambda j, d: log((_sid_of(j[0]), *j), d),
     )
     res = [None] * len(jobs)
