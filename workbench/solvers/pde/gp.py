@@ -415,6 +415,9 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     # poisson2d_sin6cos20 at 128² Adam's iterate blew up after 4000 steps and the final kernel
     # gave 0.82 even after the exact finish. Exact U-steps every 1000 steps (block-coordinate
     # descent on the same loss) keep U at its optimum for the current kernel: 1.5e-3 at 8000.
+    # In 1-D the same steps follow the warm start, with the precision sweep (every_rounds): from
+    # an exact U, Adam's steps of lr per entry soon push U off it again, and single-sweep steps
+    # at Adam's precisions gave 0.84 on x² − x/2 + 0.02 sin(120x) where the sweep keeps 2e-3.
     every_u = cfg.exact_every if cfg.exact_every >= 0 else (1000 if dim == 2 or warm else 0)
 
     for step in range(1, cfg.max_iter + 1):
