@@ -392,11 +392,10 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         u_solves.append(info)
 
     init_peaks: dict[str, list[float]] = {}
-    # automatic choices (the defaults): warm start, spectrum initialisation, exact steps every
-    # 1000 Adam steps with the full block-coordinate sweep in 1-D; 2-D keeps its single-sweep
-    # exact steps every 1000 steps and no warm start (validated there before, not changed)
+    # warm start "auto" = on in 1-D only; after a 1-D warm start the periodic exact steps (every
+    # 1000 Adam steps) carry the full block-coordinate sweep; 2-D keeps single-sweep steps
     warm = cfg.warm_start == "on" or (cfg.warm_start == "auto" and dim == 1)
-    every_rounds = cfg.every_rounds or (cfg.exact_rounds if dim == 1 else 1)
+    every_rounds = cfg.every_rounds or (cfg.exact_rounds if dim == 1 and warm else 1)
     if warm and cfg.exact_u:
         # Adam's U lags the kernel by thousands of steps (relative error ~1 after 1000 steps on
         # the mixed-scale problems), and a kernel fitted to a U near 0 learns whatever makes
@@ -417,7 +416,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     # descent on the same loss) keep U at its optimum for the current kernel: 1.5e-3 at 8000.
     # In 1-D the same steps follow the warm start, with the precision sweep (every_rounds): from
     # an exact U, Adam's steps of lr per entry soon push U off it again, and single-sweep steps
-    # at Adam's precisions gave 0.84 on x² − x/2 + 0.02 sin(120x) where the sweep keeps 2e-3.
+    # at Adam's precisions gave 0.84 on x² − x/2 + 0.02 sin(120x) where the sweep kept 2e-3 to 9e-3.
     every_u = cfg.exact_every if cfg.exact_every >= 0 else (1000 if dim == 2 or warm else 0)
 
     for step in range(1, cfg.max_iter + 1):
