@@ -767,10 +767,11 @@ def run_ho(quick: bool, sets: tuple[str, ...] = ("HO", "HO-diag")) -> list[dict]
         if sid not in sets:
             continue
         for variant in _HO_VARIANTS:
+            # rows[:len(jobs)] are the per-problem rows, in job order (targets follow them)
             sel = [
                 r
-                for r, j in zip(rows, jobs, strict=True)
-                if j[0] == sid and j[3] == variant and r["id"] == sid
+                for r, j in zip(rows[: len(jobs)], jobs, strict=True)
+                if j[0] == sid and j[3] == variant
             ]
             if not sel:
                 continue
