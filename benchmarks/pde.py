@@ -546,6 +546,48 @@ HELD_OUT = {
         operator="poisson", domain=[[0.0, 2 * np.pi]], exact="sin(2*x) + 0.2*cos(61*x)"
     ),
 }
+# New mixed-scale *validation* problems (issue 20, second round), defined on 2026-12-07 after the
+# first held-out set above exposed GP-HM's failure on mixed scales, and before any run on them:
+# the change of default that followed was chosen on these (with the first-round validation
+# problems), so their rows are validation numbers, not test numbers. Like the failing pair, each
+# has a low-frequency part of amplitude ~1 and a small high-frequency part that dominates the
+# source (its share of the source's power is below frequency.POWER_FLOOR or close to it).
+VALIDATION_MIX = {
+    "val_mix_sin1_40": dict(
+        operator="poisson", domain=[[0.0, 2 * np.pi]], exact="sin(x) + 0.1*sin(40*x)"
+    ),
+    "val_mix_poly_120": dict(
+        operator="poisson", domain=[[0.0, 1.0]], exact="x**2 - x/2 + 0.02*sin(120*x)"
+    ),
+    "val_mix_ac_60": dict(
+        operator="allen_cahn", domain=[[0.0, 3.0]], exact="cos(2*x) + 0.1*sin(60*x)"
+    ),
+}
+# The second held-out *test* set (issue 20, second round), fixed in code on 2026-12-07 before any
+# run on it and never used to choose a setting: three-scale and other mixed-scale solutions
+# (exponential, offset cosine, Gaussian bump under a small fast wave), another single frequency
+# on another interval, and mixed scales under the nonlinear Allen–Cahn operator. The first set
+# (HELD_OUT) was looked at to diagnose the mixed-scale failure, so it is no longer a test set.
+HELD_OUT_2 = {
+    "ho2_poisson_mix3": dict(
+        operator="poisson",
+        domain=[[0.0, np.pi]],
+        exact="sin(5*x) + 0.1*sin(30*x) + 0.02*sin(120*x)",
+    ),
+    "ho2_poisson_exp_mix": dict(
+        operator="poisson", domain=[[0.0, 2.0]], exact="exp(-x) + 0.05*sin(100*x)"
+    ),
+    "ho2_poisson_cos_offset": dict(
+        operator="poisson", domain=[[-1.0, 2.0]], exact="cos(1.5*x) + 0.1*cos(70*x)"
+    ),
+    "ho2_poisson_bump_mix": dict(
+        operator="poisson", domain=[[0.0, 1.5]], exact="exp(-20*(x - 0.5)**2) + 0.03*sin(90*x)"
+    ),
+    "ho2_poisson_sin70": dict(operator="poisson", domain=[[0.0, 3.0]], exact="sin(70*x)"),
+    "ho2_allencahn_mix": dict(
+        operator="allen_cahn", domain=[[0.0, 2 * np.pi]], exact="sin(2*x) + 0.1*sin(50*x)"
+    ),
+}
 # the validation problems the frozen defaults were chosen on (see gp_hm.py)
 VALIDATION = "poisson1d_sin100, poisson2d_sin6cos20 @128², sin(3x) + x² on 32 points"
 PROTOCOL = (
@@ -564,15 +606,75 @@ PROTOCOL = (
 )
 
 
-def _ho_job(name: str) -> dict:
+# The opt-in mixed-scale setting of GP-HM (issue 20, second round): the warm start, which in
+# 1-D brings the spectrum-based initialisation and exact steps with the precision sweep every
+# 1000 Adam steps. Chosen on validation problems; not the default because it loses accuracy on
+# poisson1d_sin100 (see gp_hm.py). Run beside the defaults as a peer, never to choose anything.
+OPT_IN = {"warm_start": "on"}
+# the three problem sets of the GP-HM held-out section: (id, set, role)
+HO_SETS = (
+    ("HO-val", VALIDATION_MIX, "validation (chose the opt-in setting)"),
+    ("HO-diag", HELD_OUT, "first held-out set, used for diagnosis"),
+    ("HO", HELD_OUT_2, "held-out test set"),
+)
+
+
+HO_PROTOCOL = (
+    "**Protocol (issue 20, second round).** GP-HM runs with its defaults (frozen in the first "
+    "round, unchanged) and, beside them, with the opt-in mixed-scale setting `warm_start=on`; "
+    "nothing else is set (max_iter {steps}). Each problem enters as a user's JSON would (no "
+    "n_col, no freq_scale): the grid (about 8 points per period of the source's highest "
+    "significant frequency) and F come from the source term. Rows `HO` are the **held-out "
+    "test set**: six new 1-D problems (three-scale, exponential, offset-cosine and "
+    "Gaussian-bump solutions under a small fast wave, a single frequency on another interval, "
+    "mixed scales under Allen–Cahn) fixed in code (commit 97f4017, HELD_OUT_2 in "
+    "benchmarks/pde.py) before anything was run on them and never used to choose a setting. "
+    "Rows `HO-diag` are the **first held-out set, now used for diagnosis**: its five problems "
+    "were fixed before any run, but after the defaults missed 1e-3 on its two mixed-scale "
+    "problems (0.218 and 0.0155; the defaults' rows of this set are the 01:00 run in the "
+    "history of this file) those problems were looked at to find the cause, so they are no "
+    "longer test data. Diagnosis: Adam's U stays near 0 for thousands of steps (relative error "
+    "0.98 after 5000), and a kernel fitted to such a U learns the frequency that lets K″K⁻¹U "
+    "reach the source with the least U (the source's dominant high frequency), so the "
+    "low-frequency components that the amplitude-1 part of the solution needs lose their "
+    "weight; the paper's initial kernel was good (exact finish at step 1: 5.8e-4 and 2.0e-3 "
+    "on the two problems), the learned one was not. The opt-in setting (1-D): a warm start "
+    "(the exact minimiser in U, with the precision sweep, before Adam), a spectrum-based "
+    "initialisation (one component at each of the strongest spectral lines of that U, "
+    "weighted by its power; the rest on the paper's grid), and exact U-steps with the "
+    "precision sweep every 1000 Adam steps. It was chosen on validation problems only: the "
+    "first-round ones ({validation}) and three new mixed-scale validation problems (group "
+    "HOVAL, section 'PDE: GP-HM mixed-scale validation', the same 5000-step budget for every "
+    "candidate). It is not the default because on poisson1d_sin100 (8000 steps) it gave "
+    "2.9e-3 against the defaults' 5.6e-7. `rel_l2` is the returned result; `Adam final` the "
+    "last Adam iterate before the finish. Deterministic (no seed enters GP-HM), so one run per "
+    "problem. Forked single-thread workers on 2 cores shared with other jobs: wall times are "
+    "upper bounds.\n\n"
+)
+HOVAL_PROTOCOL = (
+    "**Protocol.** Validation problems for GP-HM's opt-in mixed-scale setting (issue 20, second "
+    "round): three mixed-scale 1-D problems defined after the first held-out set exposed the "
+    "failure and before any run on them (VALIDATION_MIX in benchmarks/pde.py). The setting "
+    "(`warm_start=on`: warm start, spectrum-based initialisation, exact steps with the precision "
+    "sweep every 1000 Adam steps) was chosen on these and on the first-round validation "
+    "problems, so these rows are validation numbers, not test numbers. `defaults` = GP-HM's "
+    "defaults (U = 0, the paper's frequency grid, exact finish at the end); same {steps} Adam "
+    "steps for both. The held-out numbers are in 'PDE: GP-HM held-out problems'.\n\n"
+)
+
+
+def _ho_job(job: tuple) -> dict:
     from workbench.datasets.pde import from_spec
     from workbench.solvers.pde import gp_hm
 
-    p = from_spec(HELD_OUT[name], name=name)
-    steps = BUDGET["ho"][1] if _QUICK[0] else None
-    # the frozen defaults: nothing but the step budget (and only in --quick) is set here
-    prm = gp_hm.Params() if steps is None else gp_hm.Params(max_iter=steps)
-    r = gp_hm.solve(p, prm)
+    specs, name, variant = job
+    p = from_spec(specs[name], name=name)
+    kw = dict(OPT_IN) if variant == "warm" else {}
+    if _QUICK[0]:
+        kw["max_iter"] = BUDGET["ho"][1]
+    # the defaults: nothing but the step budget (only in --quick) and, for the peer, the
+    # opt-in setting is set here
+    r = gp_hm.solve(p, gp_hm.Params(**kw))
     return {
         "metrics": r.metrics,
         "iterations": r.iterations,
@@ -580,65 +682,131 @@ def _ho_job(name: str) -> dict:
         "n_col": r.extras["n_col"],
         "F": r.extras["freq_scale"],
         "F_origin": r.extras.get("freq_scale_origin", ""),
+        "peaks": r.extras.get("init_peaks", {}).get("dim0", []),
         "status": r.status,
     }
 
 
 _QUICK = [False]
+# which variants run on each set (full runs); --quick runs only the first two held-out test
+# problems with the defaults (the CI correctness gate). On the first held-out set the defaults'
+# numbers are those of the run that diagnosed the failure (01:00 run, BENCHMARKS.md history).
+HO_PLAN = {"HO-val": ("current", "warm"), "HO-diag": ("warm",), "HO": ("current", "warm")}
+_HO_VARIANTS = ("current", "warm")
 
 
-def run_ho(quick: bool) -> list[dict]:
-    """GP-HM's frozen defaults on the held-out 1-D problems; the Adam iterate beside the finish."""
+def _ho_jobs(quick: bool, sets: tuple[str, ...]) -> list[tuple]:
+    if quick:
+        names = list(HELD_OUT_2)[:2]
+        return [("HO", HELD_OUT_2, n, "current") for n in names if "HO" in sets]
+    jobs = []
+    for sid, specs, _ in HO_SETS:
+        if sid not in sets:
+            continue
+        for n in specs:
+            for v in HO_PLAN[sid]:
+                jobs.append((sid, specs, n, v))
+    return jobs
+
+
+def run_ho(quick: bool, sets: tuple[str, ...] = ("HO", "HO-diag")) -> list[dict]:
+    """GP-HM's defaults and its opt-in warm start on the second held-out set, the opt-in on the
+    first held-out set (now diagnosis); with ``sets=("HO-val",)`` both on the mixed-scale
+    validation problems that chose the opt-in setting."""
     _QUICK[0] = quick
-    names = list(HELD_OUT)[:2] if quick else list(HELD_OUT)
+    jobs = _ho_jobs(quick, sets)
+    if not jobs:
+        return []
 
-    def log(name, d):  # one line per finished problem, so a cut-short run still tells
+    def log(job, d):  # one line per finished problem, so a cut-short run still tells
         m = d["metrics"]
         print(
-            f"[HO] {name}: rel_l2 {m['rel_l2_final']:.3g}, Adam final "
-            f"{m.get('rel_l2_adam_final', float('nan')):.3g}, n_col {d['n_col'][0]}, "
+            f"[{job[0]}] {job[2]} ({job[3]} defaults): rel_l2 {m['rel_l2_final']:.3g}, Adam "
+            f"final {m.get('rel_l2_adam_final', float('nan')):.3g}, n_col {d['n_col'][0]}, "
             f"F {d['F']:.3g} ({d['F_origin']}), {d['wall_s']:.0f} s",
             file=sys.stderr,
             flush=True,
         )
 
-    res = _in_workers(names, _ho_job, workers=2, on_result=log)
+    # the smallest grids first, so that a run cut short still leaves finished lines in the log
+    order = sorted(range(len(jobs)), key=lambda i: _ho_size(jobs[i]))
+    res_sorted = _in_workers(
+        [jobs[i][1:] for i in order],
+        _ho_job,
+        workers=3,
+        on_result=lambda j, d: log((_sid_of(j[0]), *j), d),
+    )
+    res = [None] * len(jobs)
+    for i, d in zip(order, res_sorted, strict=True):
+        res[i] = d
     rows = []
-    for name, d in zip(names, res, strict=True):
+    for (sid, specs, name, variant), d in zip(jobs, res, strict=True):
         m = d["metrics"]
+        spec = specs[name]
+        solver = "gp_hm stm, " + ("defaults" if variant == "current" else "warm_start=on (opt-in)")
+        note = f"n_col {d['n_col'][0]} and F = {d['F']:.3g} from the {d['F_origin']}"
+        if d["peaks"]:
+            note += "; initial lines " + ", ".join(f"{x:.3g}" for x in d["peaks"])
         rows.append(
             {
-                "id": "HO",
-                "solver": "gp_hm stm, frozen defaults",
-                "problem": f"{name}: {HELD_OUT[name]['exact']} on {HELD_OUT[name]['domain'][0]}"
-                + ("" if HELD_OUT[name]["operator"] == "poisson" else " (Allen–Cahn)"),
+                "id": sid,
+                "solver": solver,
+                "problem": f"{name}: {spec['exact']} on {spec['domain'][0]}"
+                + ("" if spec["operator"] == "poisson" else " (Allen–Cahn)"),
                 "steps": d["iterations"],
                 "rel_l2": m["rel_l2_final"],
                 "Adam final": m.get("rel_l2_adam_final"),
                 "best (oracle)": m.get("rel_l2_best"),
                 "wall_s": d["wall_s"],
                 "s/step": m.get("s_per_step"),
-                "note": f"n_col {d['n_col'][0]} and F = {d['F']:.3g} from the {d['F_origin']}",
+                "note": note,
                 "target": "<= 1e-3",
             }
         )
-    errs = np.array([r["rel_l2"] for r in rows])
-    adam = np.array([r["Adam final"] for r in rows], dtype=float)
-    ok = int(np.sum(errs <= 1e-3))
-    rows.append(
-        {
-            "id": "HO target",
-            "solver": "gp_hm frozen defaults",
-            "problem": f"{len(rows)} held-out 1-D problems",
-            "rel_l2": float(np.median(errs)),
-            "Adam final": float(np.median(adam)),
-            "note": f"median over the problems; {ok}/{len(rows)} at or below 1e-3 after the exact "
-            f"finish ({'met' if ok == len(rows) else 'MISSED'}), "
-            f"{int(np.sum(adam <= 1e-3))}/{len(rows)} with Adam alone",
-            "target": "every problem <= 1e-3",
-        }
-    )
+    for sid, _, role in HO_SETS:
+        if sid not in sets:
+            continue
+        for variant in _HO_VARIANTS:
+            # rows[:len(jobs)] are the per-problem rows, in job order (targets follow them)
+            sel = [
+                r
+                for r, j in zip(rows[: len(jobs)], jobs, strict=True)
+                if j[0] == sid and j[3] == variant
+            ]
+            if not sel:
+                continue
+            errs = np.array([r["rel_l2"] for r in sel], dtype=float)
+            adam = np.array([r["Adam final"] for r in sel], dtype=float)
+            ok = int(np.sum(errs <= 1e-3))
+            rows.append(
+                {
+                    "id": f"{sid} target",
+                    "solver": "gp_hm " + ("defaults" if variant == "current" else "warm_start=on"),
+                    "problem": f"{len(sel)} problems, {role}",
+                    "rel_l2": float(np.median(errs)),
+                    "Adam final": float(np.median(adam)),
+                    "note": f"median over the problems; {ok}/{len(sel)} at or below 1e-3 "
+                    f"({'met' if ok == len(sel) else 'MISSED'}), "
+                    f"{int(np.sum(adam <= 1e-3))}/{len(sel)} with Adam's iterate alone",
+                    "target": "every problem <= 1e-3",
+                }
+            )
     return rows
+
+
+def _sid_of(specs: dict) -> str:
+    return next(sid for sid, s, _ in HO_SETS if s is specs)
+
+
+def _ho_size(job: tuple) -> float:
+    """Rough cost of a job: the grid size from the solution's frequencies is not known before
+    the run, so use the interval length times the highest frequency in the expression."""
+    import re
+
+    spec = job[1][job[2]]
+    ks = [float(k) for k in re.findall(r"(\d+(?:\.\d+)?)\*x", spec["exact"])] or [1.0]
+    lo, hi = spec["domain"][0]
+    return max(ks) * (hi - lo)
 
 
 def _in_workers(jobs: list, fn, workers: int = 3, on_result=None) -> list:
@@ -1060,7 +1228,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f" --budget {args.budget}" if args.budget else "")
     )
     text = ""
-    ho_rows = [r for r in rows if r["id"].startswith("HO")]
+    val_rows = [r for r in rows if r["id"].startswith("HO-val")]
+    ho_rows = [r for r in rows if r["id"].startswith("HO") and r not in val_rows]
     gp_rows = [r for r in rows if not r["id"].startswith("HO")]
     flags = ("**Reduced (--quick) run.** " if quick else "") + (
         "**Partial run (--only " + ",".join(only) + ").** " if args.only else ""
@@ -1092,23 +1261,16 @@ def main(argv: list[str] | None = None) -> int:
             write_section("PDE", md, command)
     if ho_rows:
         md = markdown_table(ho_rows, [c for c in COLUMNS if any(c in r for r in ho_rows)])
-        md = (
-            flags + "Held-out test set for GP-HM (issue 20): five 1-D problems fixed before any "
-            "GP-HM run on them and never used to choose a setting — other frequencies, mixed "
-            "scales, a growing amplitude with non-zero boundary data, another (nonlinear) "
-            f"operator. Validation problems (where the defaults were chosen): {VALIDATION}. "
-            "Each problem enters as a user's JSON would (no n_col, no freq_scale): the grid "
-            "(about 8 points per period of the source's highest significant frequency) and F "
-            "come from the source term. GP-HM runs with its frozen defaults and nothing else "
-            f"set (max_iter {BUDGET['ho'][k]}). `rel_l2` is the finished result; `Adam final` "
-            "the same run's last Adam iterate, i.e. Adam-only GP-HM (1-D takes no exact step "
-            "before the end). Deterministic (no seed enters GP-HM), so one run per problem. "
-            "2 forked single-thread workers on 2 shared cores: wall times are upper bounds."
-            "\n\n" + md
-        )
+        md = flags + HO_PROTOCOL.format(steps=BUDGET["ho"][k], validation=VALIDATION) + md
         text += md + "\n\n"
         if not args.no_write:
             write_section("PDE: GP-HM held-out problems", md, command)
+    if val_rows:
+        md = markdown_table(val_rows, [c for c in COLUMNS if any(c in r for r in val_rows)])
+        md = flags + HOVAL_PROTOCOL.format(steps=BUDGET["ho"][k]) + md
+        text += md + "\n\n"
+        if not args.no_write:
+            write_section("PDE: GP-HM mixed-scale validation", md, command)
     # PINN rows and AS rows go to two sections, so that either group can be rerun alone
     for title, sel in (
         ("PDE: PINN baseline", [r for r in pinn_rows if r["id"] == "PINN"]),
@@ -1150,6 +1312,7 @@ GROUPS = {
     "GM": run_gm_se,
     "GP6": run_gp6,
     "HO": run_ho,
+    "HOVAL": lambda quick: run_ho(quick, ("HO-val",)),
     "PINN": run_pinn,
     "AS": run_as,
 }
@@ -1180,6 +1343,7 @@ def check_rows(rows: list[dict], groups: list[str], quick: bool) -> None:
         "GM": "GP6",
         "GP6": "GP6",
         "HO": "HO",
+        "HOVAL": "HO-val",
         "PINN": "PINN",
         "AS": "AS",
     }
@@ -1212,8 +1376,20 @@ def check_rows(rows: list[dict], groups: list[str], quick: bool) -> None:
             for sname in ("pinn_uniform (fixed)", "pinn_rar", "pinn_rad", "pinn_aas"):
                 check(sname in got, f"AS on {pname}: the {sname} row is missing")
     if "HO" in groups:
-        n = sum(r["id"] == "HO" for r in rows)
-        check(n == (2 if quick else len(HELD_OUT)), f"HO: {n} held-out rows")
+        if quick:
+            n = sum(r["id"] == "HO" for r in rows)
+            check(n == 2, f"HO: {n} held-out rows, expected 2")
+        else:
+            for sid, specs, _ in HO_SETS:
+                if sid == "HO-val":
+                    continue
+                n = sum(r["id"] == sid for r in rows)
+                want = len(specs) * len(HO_PLAN[sid])
+                check(n == want, f"{sid}: {n} rows, expected {want}")
+    if "HOVAL" in groups and not quick:
+        n = sum(r["id"] == "HO-val" for r in rows)
+        want = len(VALIDATION_MIX) * len(HO_PLAN["HO-val"])
+        check(n == want, f"HO-val: {n} rows, expected {want}")
 
 
 # groups whose rows go to their own section of BENCHMARKS.md (issue 15)

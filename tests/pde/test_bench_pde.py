@@ -42,8 +42,13 @@ def test_check_passes_complete_finite_rows_and_flags_faults(bench):
 
 def test_held_out_problems_carry_no_setting_taken_from_the_answer(bench):
     # no grid size and no frequency bound: both come from the source, as for a user's file
-    for spec in bench["HELD_OUT"].values():
-        assert set(spec) == {"operator", "domain", "exact"}
+    for specs in (bench["HELD_OUT"], bench["HELD_OUT_2"], bench["VALIDATION_MIX"]):
+        for spec in specs.values():
+            assert set(spec) == {"operator", "domain", "exact"}
+    # the second held-out set shares no problem with the validation sets or the first one
+    exprs = {s["exact"] for s in (*bench["HELD_OUT"].values(), *bench["VALIDATION_MIX"].values())}
+    assert len(bench["HELD_OUT_2"]) >= 5
+    assert not exprs & {s["exact"] for s in bench["HELD_OUT_2"].values()}
 
 
 def _pde_md(measured: str) -> str:

@@ -10,25 +10,39 @@ from workbench.progress import Progress
 from workbench.solvers.pde import gp_hm, gp_matern, gp_se, pinn, pinn_fourier
 
 
-def test_gp_hm_solves_low_frequency_problem_to_1e4():
+@pytest.mark.parametrize(
+    "start, level",
+    # the defaults (the paper's start: U = 0, frequency grid) reach 1e-4 here; the opt-in warm
+    # start (spectrum initialisation, exact steps every 1000) measured 1.9e-4 at this q = 10,
+    # 1000-step budget: a small loss on a single-scale problem, kept visible here
+    [({}, 1e-4), ({"warm_start": "on"}, 3e-4)],
+)
+def test_gp_hm_solves_low_frequency_problem_to_1e4(start, level):
     p = make_preset("poisson1d_sin10")
-    r = gp_hm.solve(p, gp_hm.Params(max_iter=1000, q=10, n_checkpoints=5))
-    assert r.metrics["rel_l2_final"] <= 1e-4, r.metrics
+    r = gp_hm.solve(p, gp_hm.Params(max_iter=1000, q=10, n_checkpoints=5, **start))
+    assert r.metrics["rel_l2_final"] <= level, r.metrics
     # the exact finish minimises the same loss: never above the Adam iterate's
     assert r.metrics["loss_final"] <= r.metrics["loss_adam_final"]
     assert evaluate(p, r)["rel_l2"] == pytest.approx(r.metrics["rel_l2_final"], rel=1e-9)
     assert r.metrics["rel_l2_best"] <= r.metrics["rel_l2_final"]
     w, f = r.extras["weights_x"], r.extras["freqs_x"]
     assert w.shape == f.shape == (10,)
-    # the dominant component sits near the solution's frequency 10/(2π) ≈ 1.59 cycles per unit
-    assert abs(f[np.argmax(w)] - 10 / (2 * np.pi)) < 0.3
+    if not start:
+        # from the paper's start the dominant component sits near the solution's frequency
+        # 10/(2π) ≈ 1.59 cycles per unit; from the warm start it does not (measured: 0.16, the
+        # kernel piles weight on a slow component once U is exact), so it is not asserted there
+        assert abs(f[np.argmax(w)] - 10 / (2 * np.pi)) < 0.3
 
 
 def test_gp_hm_matches_the_papers_early_trajectory_on_sin100():
     """Spec §3.7/§7.2: rel L2 ≈ 0.26–0.28 after 100 Adam steps on poisson1d_sin100 (400 points),
     with the paper's optimiser (Adam's usual β₂ = 0.999)."""
     p = make_preset("poisson1d_sin100")
-    r = gp_hm.solve(p, gp_hm.Params(max_iter=100, n_checkpoints=2, adam_beta2=0.999))
+    # the paper's start: U = 0 and the frequency grid (no warm start, no spectrum initialisation)
+    prm = gp_hm.Params(
+        max_iter=100, n_checkpoints=2, adam_beta2=0.999, warm_start="off", spectrum_init="grid"
+    )
+    r = gp_hm.solve(p, prm)
     assert 0.2 < r.metrics["rel_l2_adam_final"] < 0.32
     assert r.metrics["loss_final"] <= r.metrics["loss_adam_final"]
 
@@ -138,7 +152,11 @@ def test_gp_hm_spectrum_concentrates_on_the_planted_frequency():
     p = PDEProblem(
         operator="poisson", box=((0.0, 2 * np.pi),), exact="sin(20*x)", n_col=(100,), freq_scale=6.0
     )
-    r = gp_hm.solve(p, gp_hm.Params(max_iter=600, q=10, n_checkpoints=3, adam_beta2=0.9))
+    # the paper's start (U = 0, frequency grid): its pruning mechanism is what is tested here
+    prm = gp_hm.Params(
+        max_iter=600, q=10, n_checkpoints=3, adam_beta2=0.9, warm_start="off", spectrum_init="grid"
+    )
+    r = gp_hm.solve(p, prm)
     w, f = r.extras["weights_x"], r.extras["freqs_x"]
     target = 20 / (2 * np.pi)
     assert abs(f[np.argmax(w)] - target) < 0.01 * target

@@ -145,7 +145,10 @@ def test_gp_hm_does_not_stall_on_smooth_user_problems(exact):
 
 def test_periodic_exact_solves_are_recorded_and_lower_the_loss():
     p = PDEProblem(box=((0.0, 1.0),), exact="sin(3*x) + x**2", n_col=(24,))
-    r = gp_hm.solve(p, gp_hm.Params(q=6, max_iter=120, exact_every=40, n_checkpoints=2))
+    prm = gp_hm.Params(
+        q=6, max_iter=120, exact_every=40, n_checkpoints=2, warm_start="off", every_rounds=1
+    )
+    r = gp_hm.solve(p, prm)
     solves = r.extras["u_solves"]
     assert [s["step"] for s in solves] == [40, 80, 120]
     assert all(s["loss_after"] <= s["loss_before"] for s in solves)
@@ -159,6 +162,10 @@ def test_automatic_exact_steps_on_2d_grids():
     )
     r2 = gp_hm.solve(p2, gp_hm.Params(q=3, max_iter=1001, n_checkpoints=2))
     assert [s["step"] for s in r2.extras["u_solves"]] == [1000, 1001]
+    # 2-D grids keep their single-sweep periodic steps and no warm start (issue 20: the warm
+    # start and the spectrum-based initialisation are automatic in 1-D only)
+    assert [s["rounds"] for s in r2.extras["u_solves"]] == [1, 2]
+    assert not r2.extras["init_peaks"]
 
 
 @pytest.mark.parametrize("wb", [1e6, 1e14])
