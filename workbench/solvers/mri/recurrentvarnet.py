@@ -264,8 +264,10 @@ SPEC = SolverSpec(
         "Recurrent Variational Network: T unrolled k-space blocks with learned step sizes, a ConvGRU regulariser whose hidden state "
         "is carried across blocks, and a learned recurrent-state initialiser. The default model (rvn_corpus) is a small validation "
         "model trained on the varied simulated corpus (template slices and phantoms, R 3-10); rvn_4x/rvn_8x are the first, "
-        "template-only models (see workbench/weights/mri/*.json). Known limit: on Shepp-Logan-like images (few large flat regions, "
-        "a bright shell) TV is near-ideal and wins by 7-11 dB at 4x (BENCHMARKS.md, MRI: Shepp-Logan diagnosis)."
+        "template-only models (see workbench/weights/mri/*.json). Known limit (BENCHMARKS.md, MRI): at 4x with a 10-line "
+        "calibration region the tuned classical methods with ESPIRiT maps lead it on every set, by 2 dB on held-out corpus "
+        "slices and 6-11 dB off its training distribution (Shepp-Logan, surface-coil phantoms, real scans); at 8x, where "
+        "ESPIRiT cannot be calibrated, it leads on three of four sets."
     ),
     reference="Yiasemis, Sonke, Sánchez & Teuwen, CVPR 2022, arXiv:2111.09639",
     paper=True,
