@@ -64,7 +64,9 @@ def corpus_set(n: int, accel: float, cf: float = 0.0, maps: str = "auto"):
     return [corpus_problem("test", i, size=SIZE, accel=accel, maps=maps) for i in range(n)]
 
 
-def shepp_logan_set(n: int, accel: float, cf: float, maps: str = "auto"):
+def shepp_logan_set(
+    n: int, accel: float, cf: float, maps: str = "auto", mask: str = "equispaced"
+) -> list:
     """Analytic Shepp–Logan k-space with analytic coils; instance i: noise and mask seed i."""
     from workbench.datasets.mri import analytic_kspace
     from workbench.physics.mri.acquisition import build_problem, rss_full
@@ -80,7 +82,7 @@ def shepp_logan_set(n: int, accel: float, cf: float, maps: str = "auto"):
             build_problem(
                 k,
                 name=f"shepp_logan_{i}",
-                mask="equispaced",
+                mask=mask,
                 acceleration=accel,
                 center_fraction=cf,
                 seed=7000 + i,

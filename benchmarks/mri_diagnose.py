@@ -112,33 +112,6 @@ def _with_maps(p, kind):
     return dataclasses.replace(p, maps=np.ascontiguousarray(S, np.complex64), maps_source=kind)
 
 
-def _analytic_sl(B, n: int, mask: str, accel: float):
-    """The benchmark's Shepp–Logan problems with another mask (same noise draws)."""
-    from workbench.datasets.mri import analytic_kspace
-    from workbench.physics.mri.acquisition import build_problem, rss_full
-
-    kfull, _ = analytic_kspace(B.SIZE, 8)
-    sigma = 0.005 * float(rss_full(kfull[None]).max())
-    out = []
-    for i in range(n):
-        rng = np.random.default_rng([7000, i])
-        noise = rng.normal(size=kfull.shape) + 1j * rng.normal(size=kfull.shape)
-        k = (kfull + noise * sigma / math.sqrt(2)).astype(np.complex64)[None]
-        out.append(
-            build_problem(
-                k,
-                name=f"shepp_logan_{i}",
-                mask=mask,
-                acceleration=accel,
-                center_fraction=0.08,
-                seed=7000 + i,
-                maps="auto",
-                noise_sigma=sigma,
-            )
-        )
-    return out
-
-
 def _shepp_logan_image(size: int, shell: str = "full") -> np.ndarray:
     """The discretised phantom with the corpus's 0.5-px partial-volume blur; ``shell``: ``full``
     (as is), ``none`` (the bright outer shell set to the interior's 0.2) or ``only``."""
@@ -367,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         _row(1, "TV given ACS-RSS maps", rvn_sl, _classical_rows(tv, sl, "acs_rss"), "TV (ACS-RSS)")
     )
     for mask, r in (("equispaced", 4.3), ("random", 4.0)):
-        pp = _analytic_sl(B, n, mask, r)
+        pp = B.shepp_logan_set(n, r, 0.08, mask=mask)
         rows.append(
             _row(
                 1,
