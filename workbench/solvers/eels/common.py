@@ -15,6 +15,7 @@ import numpy as np
 from workbench.errors import InputError
 from workbench.physics.eels.metrics import ashman_d, score_metrics
 from workbench.physics.eels.spectra import window
+from workbench.registry import param
 
 
 def pca_fit(X: np.ndarray, k: int, *, center: bool = True, seed: int = 0):
@@ -210,6 +211,47 @@ POOL_HELP = (
     "evidence of an anomalous region, dilutes anomalies smaller than about 2 x pool px across "
     "(0 = per pixel)"
 )
+
+
+# Parameters every EELS detector shares, declared once: ``name: type = shared("name")``.
+_ALIGN_HELP = (
+    "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is "
+    "found)"
+)
+_THRESHOLD_HELP = (
+    "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a "
+    "two-component mixture on the score histogram"
+)
+_LOOK_FOR_HELP = (
+    "anomaly sought: chemical shift, changed L3/L2 ratio, new phase, or any; picks the score when "
+    "score = auto"
+)
+_SHARED: dict[str, tuple[tuple, dict]] = {
+    "k": (
+        (0, "number of principal components (0 = parallel analysis under Poisson noise)"),
+        {"min": 0, "max": 50},
+    ),
+    "window_lo": ((None, "analysis window start (eV); empty = whole axis"), {"advanced": True}),
+    "window_hi": ((None, "analysis window end (eV)"), {"advanced": True}),
+    # detectors whose score has its own window: the edge window is only what the page shows
+    "shown_lo": ((690.0, "window for the reconstruction shown (eV)"), {"advanced": True}),
+    "shown_hi": ((730.0, "window for the reconstruction shown (eV)"), {"advanced": True}),
+    "edge_lo": ((690.0, "score window start (eV)"), {"label": "edge window lo"}),
+    "edge_hi": ((730.0, "score window end (eV)"), {"label": "edge window hi"}),
+    "look_for": (("shift", _LOOK_FOR_HELP), {"choices": ("shift", "ratio", "phase", "any")}),
+    "align": (("auto", _ALIGN_HELP), {"choices": ("auto", "on", "off")}),
+    "ref_lo": ((None, "alignment reference window start (eV); empty = found"), {"advanced": True}),
+    "ref_hi": ((None, "alignment reference window end (eV)"), {"advanced": True}),
+    "pool": ((DEFAULT_POOL, POOL_HELP), {"min": 0.0, "max": 5.0}),
+    "threshold": (("auto", _THRESHOLD_HELP), {"choices": ("auto", "otsu", "gmm")}),
+}
+
+
+def shared(name: str):
+    """A fresh dataclass field for the shared parameter ``name`` (a field object belongs to one
+    class, so each Params class gets its own)."""
+    args, kw = _SHARED[name]
+    return param(*args, **kw)
 
 
 def pool_score(score: np.ndarray, pool: float) -> np.ndarray:

@@ -80,33 +80,19 @@ class Params:
     patch: int = param(16, "tile size P (pixels)", choices=(8, 16, 24, 32), advanced=True)
     window_lo: float = param(680.0, "network input window start (eV)", advanced=True)
     window_hi: float = param(740.0, "network input window end (eV)", advanced=True)
-    edge_lo: float = param(690.0, "score window start (eV)", label="edge window lo")
-    edge_hi: float = param(730.0, "score window end (eV)", label="edge window hi")
+    edge_lo: float = C.shared("edge_lo")
+    edge_hi: float = C.shared("edge_hi")
     score: str = param(
         "auto",
         "auto (from 'look for'), 1 - Pearson r (paper), Poisson deviance, or the likelihood ratio of the best energy shift (+-5 eV) of the reconstruction, in the edge window",
         choices=("auto", "pearson", "nll", "shift"),
     )
-    look_for: str = param(
-        "shift",
-        "anomaly sought: chemical shift, changed L3/L2 ratio, new phase, or any; picks the score when score = auto",
-        choices=("shift", "ratio", "phase", "any"),
-    )
-    align: str = param(
-        "auto",
-        "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is found)",
-        choices=("auto", "on", "off"),
-    )
-    ref_lo: float | None = param(
-        None, "alignment reference window start (eV); empty = found", advanced=True
-    )
-    ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
-    pool: float = param(C.DEFAULT_POOL, C.POOL_HELP, min=0.0, max=5.0)
-    threshold: str = param(
-        "auto",
-        "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
-        choices=("auto", "otsu", "gmm"),
-    )
+    look_for: str = C.shared("look_for")
+    align: str = C.shared("align")
+    ref_lo: float | None = C.shared("ref_lo")
+    ref_hi: float | None = C.shared("ref_hi")
+    pool: float = C.shared("pool")
+    threshold: str = C.shared("threshold")
     warmup: int = param(
         0, "epochs of linear KL warm-up (useful from scratch)", min=0, max=1000, advanced=True
     )

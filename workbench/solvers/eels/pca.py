@@ -50,6 +50,20 @@ def prepare(
     return Prepared(X, e, edge, (ny, nx), note, drift)
 
 
+def prepare_params(problem: Any, params: Any) -> Prepared:
+    """:func:`prepare` with the windows and alignment of a PCA solver's ``Params``."""
+    return prepare(
+        problem,
+        params.window_lo,
+        params.window_hi,
+        params.edge_lo,
+        params.edge_hi,
+        align=params.align,
+        ref_lo=params.ref_lo,
+        ref_hi=params.ref_hi,
+    )
+
+
 def choose_k(prep: Prepared, k: int, seed: int = 0, bulk_only: bool = True) -> tuple[int, str]:
     """``k`` components, or (k = 0) as many as parallel analysis under Poisson noise finds; with
     ``bulk_only`` (reconstruction scores) only those before the first localised component

@@ -23,19 +23,14 @@ from workbench.solvers.eels.pca import (
     fit_transform,
     hotelling_t2,
     package,
-    prepare,
+    prepare_params,
     shift_scores,
 )
 
 
 @dataclass(frozen=True)
 class Params:
-    k: int = param(
-        0,
-        "number of principal components (0 = parallel analysis under Poisson noise)",
-        min=0,
-        max=50,
-    )
+    k: int = C.shared("k")
     max_iter: int = param(3, "trimming rounds (fit, drop worst pixels, refit)", min=0, max=50)
     trim: float = param(
         0.10, "fraction of pixels with the largest residual dropped per round", min=0.0, max=0.5
@@ -49,48 +44,23 @@ class Params:
         choices=("auto", "residual", "residual_edge", "pearson", "t2", "nll", "shift"),
     )
     poisson_norm: bool = param(True, "Keenan-Kotula Poisson normalisation before the SVD")
-    window_lo: float | None = param(
-        None, "analysis window start (eV); empty = whole axis", advanced=True
-    )
-    window_hi: float | None = param(None, "analysis window end (eV)", advanced=True)
-    edge_lo: float = param(690.0, "window for the reconstruction shown (eV)", advanced=True)
-    edge_hi: float = param(730.0, "window for the reconstruction shown (eV)", advanced=True)
-    look_for: str = param(
-        "shift",
-        "anomaly sought: chemical shift, changed L3/L2 ratio, new phase, or any; picks the score when score = auto",
-        choices=("shift", "ratio", "phase", "any"),
-    )
-    align: str = param(
-        "auto",
-        "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is found)",
-        choices=("auto", "on", "off"),
-    )
-    ref_lo: float | None = param(
-        None, "alignment reference window start (eV); empty = found", advanced=True
-    )
-    ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
-    pool: float = param(C.DEFAULT_POOL, C.POOL_HELP, min=0.0, max=5.0)
-    threshold: str = param(
-        "auto",
-        "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
-        choices=("auto", "otsu", "gmm"),
-    )
+    window_lo: float | None = C.shared("window_lo")
+    window_hi: float | None = C.shared("window_hi")
+    edge_lo: float = C.shared("shown_lo")
+    edge_hi: float = C.shared("shown_hi")
+    look_for: str = C.shared("look_for")
+    align: str = C.shared("align")
+    ref_lo: float | None = C.shared("ref_lo")
+    ref_hi: float | None = C.shared("ref_hi")
+    pool: float = C.shared("pool")
+    threshold: str = C.shared("threshold")
     seed: int = param(0, "seed (deterministic; recorded)")
 
 
 def solve(problem, params: Params, progress=None):
     progress = ensure(progress)
     t0 = time.perf_counter()
-    prep = prepare(
-        problem,
-        params.window_lo,
-        params.window_hi,
-        params.edge_lo,
-        params.edge_hi,
-        align=params.align,
-        ref_lo=params.ref_lo,
-        ref_hi=params.ref_hi,
-    )
+    prep = prepare_params(problem, params)
     k, k_note = choose_k(prep, params.k, params.seed)
     X = prep.X
     ref = getattr(problem, "reference", None)

@@ -9,17 +9,18 @@ from workbench.physics.eels import spectra as SP
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.eels import common as C
-from workbench.solvers.eels.pca import choose_k, fit_transform, package, prepare, shift_scores
+from workbench.solvers.eels.pca import (
+    choose_k,
+    fit_transform,
+    package,
+    prepare_params,
+    shift_scores,
+)
 
 
 @dataclass(frozen=True)
 class Params:
-    k: int = param(
-        0,
-        "number of principal components (0 = parallel analysis under Poisson noise)",
-        min=0,
-        max=50,
-    )
+    k: int = C.shared("k")
     poisson_norm: bool = param(
         True, "Keenan-Kotula Poisson normalisation before the SVD (off = paper-like P1)"
     )
@@ -28,48 +29,23 @@ class Params:
         "auto (from 'look for'), residual energy in the edge window (Q/SPE), 1 - Pearson r (paper), Poisson deviance (nll), or the likelihood ratio of the best edge shift",
         choices=("auto", "residual", "pearson", "nll", "shift"),
     )
-    window_lo: float | None = param(
-        None, "analysis window start (eV); empty = whole axis", advanced=True
-    )
-    window_hi: float | None = param(None, "analysis window end (eV)", advanced=True)
-    edge_lo: float = param(690.0, "score window start (eV)", label="edge window lo")
-    edge_hi: float = param(730.0, "score window end (eV)", label="edge window hi")
-    look_for: str = param(
-        "shift",
-        "anomaly sought: chemical shift, changed L3/L2 ratio, new phase, or any; picks the score when score = auto",
-        choices=("shift", "ratio", "phase", "any"),
-    )
-    align: str = param(
-        "auto",
-        "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is found)",
-        choices=("auto", "on", "off"),
-    )
-    ref_lo: float | None = param(
-        None, "alignment reference window start (eV); empty = found", advanced=True
-    )
-    ref_hi: float | None = param(None, "alignment reference window end (eV)", advanced=True)
-    pool: float = param(C.DEFAULT_POOL, C.POOL_HELP, min=0.0, max=5.0)
-    threshold: str = param(
-        "auto",
-        "auto (calibrated chi-square threshold for the shift score, Otsu otherwise), Otsu or a two-component mixture on the score histogram",
-        choices=("auto", "otsu", "gmm"),
-    )
+    window_lo: float | None = C.shared("window_lo")
+    window_hi: float | None = C.shared("window_hi")
+    edge_lo: float = C.shared("edge_lo")
+    edge_hi: float = C.shared("edge_hi")
+    look_for: str = C.shared("look_for")
+    align: str = C.shared("align")
+    ref_lo: float | None = C.shared("ref_lo")
+    ref_hi: float | None = C.shared("ref_hi")
+    pool: float = C.shared("pool")
+    threshold: str = C.shared("threshold")
     seed: int = param(0, "seed (PCA is deterministic; recorded)")
 
 
 def solve(problem, params: Params, progress=None):
     progress = ensure(progress)
     t0 = time.perf_counter()
-    prep = prepare(
-        problem,
-        params.window_lo,
-        params.window_hi,
-        params.edge_lo,
-        params.edge_hi,
-        align=params.align,
-        ref_lo=params.ref_lo,
-        ref_hi=params.ref_hi,
-    )
+    prep = prepare_params(problem, params)
     k, k_note = choose_k(prep, params.k, params.seed)
     fit = fit_transform(prep.X, k, params.poisson_norm)
     e = prep.edge

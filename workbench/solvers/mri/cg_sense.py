@@ -53,15 +53,15 @@ def solve(problem, params: Params | None = None, progress=None):
             - 2 * float(torch.vdot(x.flatten(), rhs.flatten()).real)
             + yy
         )
-        mag = st.magnitude(x)
-        p = st.psnr(mag)
-        hist["step"].append(k)
-        hist["residual"].append(max(val, 0.0) ** 0.5 * st.scale)
-        hist["norm_x"].append(float(cnorm(x)) * st.scale)
-        hist["psnr"].append(float("nan") if p is None else p)
-        hist["time"].append(time.perf_counter() - t0)
-        progress(
-            k, params.max_iter, residual=hist["residual"][-1], **({} if p is None else {"psnr": p})
+        st.record(
+            hist,
+            k,
+            params.max_iter,
+            x,
+            progress,
+            t0,
+            residual=max(val, 0.0) ** 0.5 * st.scale,
+            norm_x=float(cnorm(x)) * st.scale,
         )
         return progress.cancelled
 

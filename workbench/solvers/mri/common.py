@@ -53,6 +53,21 @@ class Setup:
     def psnr(self, mag: np.ndarray) -> float | None:
         return psnr_to_reference(self.problem, mag)
 
+    def record(
+        self, hist: dict, k: int, total: int, x: torch.Tensor, progress, t0: float, **values: float
+    ) -> None:
+        """Append iteration ``k`` to ``hist`` and report it: the named ``values`` (the first is
+        the residual the page shows), the PSNR of |x| to the reference (NaN without one) and the
+        seconds since ``t0``."""
+        p = self.psnr(self.magnitude(x))
+        hist["step"].append(k)
+        for key, v in values.items():
+            hist[key].append(v)
+        hist["psnr"].append(float("nan") if p is None else p)
+        hist["time"].append(time.perf_counter() - t0)
+        first = next(iter(values.values()))
+        progress(k, total, residual=first, **({} if p is None else {"psnr": p}))
+
     def result(
         self,
         out: np.ndarray,
@@ -88,6 +103,16 @@ class Setup:
             extras=extras,
             message=message,
         )
+
+
+def stop_status(progress, k: int, max_iter: int, dx: float, xnorm: float, tol: float) -> str | None:
+    """Why an iterative solver stops after iteration ``k``, or None to go on: the relative step
+    ``dx ≤ tol·‖x‖`` (tol > 0), or a cancel (which at the last iteration is just the plan)."""
+    if tol > 0 and dx <= tol * xnorm:
+        return "converged"
+    if progress.cancelled:
+        return "cancelled" if k < max_iter else "max_iter"
+    return None
 
 
 def lipschitz(setup: Setup) -> float:

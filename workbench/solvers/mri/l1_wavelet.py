@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from workbench.physics.mri.operators import cnorm
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
-from workbench.solvers.mri.common import Setup, lipschitz, soft_threshold
+from workbench.solvers.mri.common import Setup, lipschitz, soft_threshold, stop_status
 from workbench.solvers.mri.wavelet import WaveletOperator
 
 
@@ -65,25 +65,19 @@ def solve(problem, params: Params | None = None, progress=None):
         z = x_new + ((t - 1) / t_new) * (x_new - x)
         dx = float(cnorm(x_new - x))
         x, t, it = x_new, t_new, k
-        l1 = float(coef.abs().sum()) * st.scale
-        mag = st.magnitude(x)
-        p = st.psnr(mag)
-        hist["step"].append(k)
-        hist["residual_z"].append(float(cnorm(rz)) * st.scale)
-        hist["l1"].append(l1)
-        hist["psnr"].append(float("nan") if p is None else p)
-        hist["time"].append(time.perf_counter() - t0)
-        progress(
+        st.record(
+            hist,
             k,
             params.max_iter,
-            residual=hist["residual_z"][-1],
-            **({} if p is None else {"psnr": p}),
+            x,
+            progress,
+            t0,
+            residual_z=float(cnorm(rz)) * st.scale,
+            l1=float(coef.abs().sum()) * st.scale,
         )
-        if params.tol > 0 and dx <= params.tol * float(cnorm(x)):
-            status = "converged"
-            break
-        if progress.cancelled:
-            status = "cancelled" if k < params.max_iter else "max_iter"
+        stop = stop_status(progress, k, params.max_iter, dx, float(cnorm(x)), params.tol)
+        if stop:
+            status = stop
             break
     return st.result(
         st.magnitude(x),

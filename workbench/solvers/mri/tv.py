@@ -16,7 +16,7 @@ import torch
 from workbench.physics.mri.operators import GradientOperator, cnorm
 from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
-from workbench.solvers.mri.common import Setup, lipschitz
+from workbench.solvers.mri.common import Setup, lipschitz, stop_status
 
 
 @dataclass(frozen=True)
@@ -66,25 +66,19 @@ def solve(problem, params: Params | None = None, progress=None):
         dx = float(cnorm(x_new - x))
         x, it = x_new, k
         gx = G.forward(x)
-        tvx = float(torch.sqrt((gx.abs() ** 2).sum(-3)).sum()) * st.scale
-        mag = st.magnitude(x)
-        p = st.psnr(mag)
-        hist["step"].append(k)
-        hist["residual_xbar"].append(float(cnorm(rbar)) * st.scale)
-        hist["tv"].append(tvx)
-        hist["psnr"].append(float("nan") if p is None else p)
-        hist["time"].append(time.perf_counter() - t0)
-        progress(
+        st.record(
+            hist,
             k,
             params.max_iter,
-            residual=hist["residual_xbar"][-1],
-            **({} if p is None else {"psnr": p}),
+            x,
+            progress,
+            t0,
+            residual_xbar=float(cnorm(rbar)) * st.scale,
+            tv=float(torch.sqrt((gx.abs() ** 2).sum(-3)).sum()) * st.scale,
         )
-        if params.tol > 0 and dx <= params.tol * float(cnorm(x)):
-            status = "converged"
-            break
-        if progress.cancelled:
-            status = "cancelled" if k < params.max_iter else "max_iter"
+        stop = stop_status(progress, k, params.max_iter, dx, float(cnorm(x)), params.tol)
+        if stop:
+            status = stop
             break
     return st.result(
         st.magnitude(x), status=status, iterations=it, history=hist, params=params, estimate=x
