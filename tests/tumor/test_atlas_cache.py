@@ -161,3 +161,16 @@ def test_real_grid_from_the_cache_equals_the_build(tmp_path, monkeypatch, clean_
     assert float(gm.min()) >= 0 and float((gm + wm).max()) <= 1.0 + 1e-6
     atlas = A.load_atlas(32, with_t1=False)
     assert atlas.t1 is None and np.array_equal(atlas.gm, gm)
+
+
+def test_no_home_folder_still_builds(monkeypatch, clean_caches):
+    """Without a home folder (``Path.home()`` fails in some containers) the maps are built and
+    nothing is cached."""
+    import workbench.store
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(workbench.store, "default_home", no_home)
+    monkeypatch.setattr(A, "build_grid_maps", lambda m: _maps(m))
+    assert A._grid_maps(9)[1].shape == (9, 9, 9)

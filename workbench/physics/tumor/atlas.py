@@ -240,9 +240,10 @@ def _grid_maps(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The grid's maps from the on-disk cache, or built (and cached) on a miss; read-only."""
     try:
         key = atlas_cache_key(n)
-    except OSError:  # the templates cannot be read: let the build say why
-        key = None
-    path = atlas_cache_path(n, key) if key else None
+        path = atlas_cache_path(n, key)
+    except (OSError, RuntimeError, KeyError):
+        # templates unreadable (the build says why) or no home folder: build without a cache
+        key, path = None, None
     maps = read_atlas_cache(path, n, key) if path else None
     if maps is None:
         maps = build_grid_maps(n)
