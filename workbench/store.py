@@ -5,6 +5,8 @@ Layout under ``WORKBENCH_HOME`` (default ``~/.inverse-workbench``)::
     index.sqlite              runs(run_id, created, domain, solver, problem_id, params, metrics, ...)
     runs/<run_id>.npz         output, extras, history columns, result JSON
     problems/<problem_id>.npz the problem, content-addressed, written once
+    cache/tumor/atlas<n>_*.npz the tumour atlas grids, rebuilt when missing or damaged
+                              (:mod:`workbench.physics.tumor.atlas`)
 
 Writes are atomic: an artifact is written to a temporary file in the same folder, flushed, fsynced
 and renamed into place; only then is the index row inserted in one SQLite transaction. A crash at

@@ -106,3 +106,24 @@ def test_eels_pca_needs_no_scipy_stats_or_ndimage(tmp_path):
     assert "scipy.stats" not in got["watched"] and "scipy.ndimage" not in got["watched"]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert 0.5 < metrics["roc_auc"] <= 1.0
+
+
+def test_tumor_lookup_imports_no_scipy_once_the_atlas_is_cached(tmp_path):
+    """The tumour lookup's sample and re-simulations need the 64^3 atlas; the first call builds
+    it from the 1 mm templates (with scipy.ndimage) and caches it under WORKBENCH_HOME, a later
+    call reads it back and imports no scipy at all (the seed's erf is math.erf)."""
+    argv = ["solve", "tumor", "--solver", "db_lookup_fast", "--problem", "synthetic_small"]
+    argv += ["--no-figure", "--json"]
+    first = _probe(tmp_path, *argv, "--out", str(tmp_path / "out1"))
+    assert first["code"] == 0 and first["heavy"] == []
+    assert list((tmp_path / "home" / "cache" / "tumor").glob("atlas64_*.npz"))
+    got = _probe(tmp_path, *argv, "--out", str(tmp_path / "out2"))
+    assert got["code"] == 0 and got["heavy"] == []
+    assert not got["scipy"] and "nibabel" not in got["watched"]
+    # the same run both times, with the database's lookup really done
+    m1 = json.loads((tmp_path / "out1" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "out2" / "metrics.json").read_text())
+    assert m2["dice_edema"] > 0.5 and m2["n_db"] > 1000
+    assert {k: v for k, v in m1.items() if not k.endswith("_s")} == {
+        k: v for k, v in m2.items() if not k.endswith("_s")
+    }

@@ -5,11 +5,18 @@ import numpy as np
 import pytest
 
 from workbench.physics.tumor.forward import atlas_model
+from workbench.physics.tumor.metrics import dice
 from workbench.problems import TumorProblem
 from workbench.registry import parse_params
 from workbench.solvers.tumor import db_lookup, db_lookup_fast
 from workbench.solvers.tumor import query as Q
-from workbench.solvers.tumor.align import align_refine, shift_mask, wt_centroids
+from workbench.solvers.tumor.align import (
+    align_refine,
+    aligned_scores,
+    mask_centroid,
+    shift_mask,
+    wt_centroids,
+)
 from workbench.solvers.tumor.database import (
     STATUS_OK,
     BuildConfig,
@@ -108,6 +115,34 @@ def test_centroids_of_some_rows_equal_the_full_table(banded_db):
     full = wt_centroids(db)
     np.testing.assert_allclose(part, full[rows], rtol=0, atol=1e-4)
     np.testing.assert_array_equal(wt_centroids(db, rows), full[rows])  # from the cache now
+
+
+def test_aligned_scores_equal_shifting_the_full_masks(banded_db):
+    """The voxel-list scoring gives exactly the Dice of each full mask shifted by its centroid
+    offset (``shift_mask``), restricted to tissue, against the patient -- also for offsets that
+    push a mask off the grid and for an empty core."""
+    db = open_db(banded_db)
+    n = db.grid
+    tissue = np.zeros(n**3, bool)
+    tissue[db.tissue_index] = True
+    tissue = tissue.reshape(n, n, n)
+    rng = np.random.default_rng(11)
+    for r, d, empty_tc in ((3, (2, -3, 1), False), (10, (-9, 0, 12), True), (20, (0, 0, 0), False)):
+        wt, tc = db.masks_full(r)
+        wt, tc = shift_mask(wt, d), shift_mask(tc, d)
+        if empty_tc:
+            tc = np.zeros_like(tc)
+        q = Q.PatientQuery(db, wt, tc)
+        rows = rng.choice(db.n_ok, 20, replace=False)
+        got = aligned_scores(db, q, rows, w_wt=1.0, w_tc=0.5)
+        off = np.rint(mask_centroid(q.wt)[None, :] - wt_centroids(db, rows)).astype(np.int64)
+        assert np.array_equal(got["offset"], off)
+        for i, row in enumerate(rows):
+            sw, st = db.masks_full(int(row))
+            dw = dice(shift_mask(sw, off[i]) & tissue, q.wt)
+            dt = dice(shift_mask(st, off[i]) & tissue, q.tc)
+            assert got["dice_wt"][i] == dw and got["dice_tc"][i] == dt
+            assert got["score"][i] == dw + 0.5 * dt
 
 
 def test_alignment_recovers_planted_shifted_entry(banded_db):

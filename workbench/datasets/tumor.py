@@ -52,8 +52,6 @@ def synthetic_patient(
     """Simulate a patient at ``sim_grid`` and map its masks to the ``grid`` working grid.
 
     ``noise``: "none", "erode" or "dilate" (one voxel at the simulation grid)."""
-    from scipy import ndimage
-
     from workbench.physics.tumor.atlas import load_atlas, resample_linear, resample_occupancy
     from workbench.physics.tumor.forward import atlas_model
 
@@ -69,6 +67,8 @@ def synthetic_patient(
     wt = u >= theta_wt
     tc = u >= theta_tc
     if noise != "none":
+        from scipy import ndimage  # only here: importing it costs more than a 64^3 simulation
+
         op = ndimage.binary_erosion if noise == "erode" else ndimage.binary_dilation
         wt, tc = op(wt), op(tc)
     atlas = load_atlas(int(grid), with_t1=False)

@@ -80,24 +80,25 @@ def slices_figure(
         subplot_titles=[f"{v} ({'kji'[VIEWS.index(v)]}={idx[2 - VIEWS.index(v)]})" for v in views],
         horizontal_spacing=0.02,
     )
+    # All traces are added in one call and all axes set in one layout update: plotly validates
+    # every property of every call, and per-trace add_trace(row, col) and per-panel
+    # update_xaxes/update_yaxes(row, col) made this the slowest figure of the CLI (the same
+    # figure, property for property, in a third of the time).
+    traces, cols = [], []
     ov = overlay if overlay is not None else density
     for c, view in enumerate(views, start=1):
         i = idx[2] if view == "axial" else idx[1] if view == "coronal" else idx[0]
-        fig.add_trace(
+        place = _mm(problem, view)
+        traces.append(
             go.Heatmap(
-                z=_cut(t1, view, i),
-                colorscale="gray",
-                showscale=False,
-                hoverinfo="skip",
-                **_mm(problem, view),
-            ),
-            1,
-            c,
+                z=_cut(t1, view, i), colorscale="gray", showscale=False, hoverinfo="skip", **place
+            )
         )
+        cols.append(c)
         if ov is not None:
             d = _cut(ov, view, i)
             d = np.where(d >= 0.02, d, np.nan)
-            fig.add_trace(
+            traces.append(
                 go.Heatmap(
                     z=d,
                     colorscale="Hot",
@@ -107,11 +108,10 @@ def slices_figure(
                     name=overlay_name,
                     showscale=(c == len(views)),
                     colorbar=dict(title=overlay_name, len=0.8),
-                    **_mm(problem, view),
-                ),
-                1,
-                c,
+                    **place,
+                )
             )
+            cols.append(c)
         for name, m, dash in (
             ("wt", problem.wt, "solid"),
             ("tc", problem.tc, "solid"),
@@ -123,7 +123,7 @@ def slices_figure(
             z = _cut(m, view, i)
             if not z.any():
                 continue
-            fig.add_trace(
+            traces.append(
                 go.Contour(
                     z=z,
                     contours=dict(start=0.5, end=0.5, coloring="lines"),
@@ -133,22 +133,26 @@ def slices_figure(
                     name=name,
                     showlegend=(c == 1),
                     hoverinfo="skip",
-                    **_mm(problem, view),
-                ),
-                1,
-                c,
+                    **place,
+                )
             )
+            cols.append(c)
+    fig.add_traces(traces, rows=[1] * len(traces), cols=cols)
+    axes = {}
     for c, view in enumerate(views, start=1):
-        fig.update_xaxes(showgrid=False, zeroline=False, row=1, col=c)
-        fig.update_yaxes(
+        h, v = _VIEW_AXES[view]
+        sfx = "" if c == 1 else str(c)
+        axes[f"xaxis{sfx}"] = dict(
+            showgrid=False, zeroline=False, title=dict(text=f"{'xyz'[h]} (mm)")
+        )
+        axes[f"yaxis{sfx}"] = dict(
             showgrid=False,
             zeroline=False,
-            scaleanchor=f"x{'' if c == 1 else c}",
-            row=1,
-            col=c,
+            scaleanchor=f"x{sfx}",
+            title=dict(text=f"{'xyz'[v]} (mm)"),
         )
-        _mm_titles(fig, view, 1, c)
     fig.update_layout(
+        **axes,
         title=title or problem.name,
         height=480,
         margin=dict(l=10, r=10, t=60, b=10),

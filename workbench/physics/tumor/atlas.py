@@ -3,12 +3,28 @@
 The 1 mm templates (197 x 233 x 189) are padded symmetrically to a 233^3 cube and resampled
 linearly (after a light anti-alias blur) to n^3 cells of size h = 233/n mm. Cell centres of the
 working grid are mapped to MNI world coordinates (mm) by :attr:`Atlas.affine`.
+
+Building a grid from the templates takes about 1.3 s on one core (reading three 1 mm volumes,
+blurring and resampling them), longer than a whole database lookup; every process paid it again.
+The maps of each grid are therefore kept in an on-disk cache, ``WORKBENCH_HOME/cache/tumor``
+(:func:`atlas_cache_path`): one uncompressed ``.npz`` per grid, read back in milliseconds with
+``allow_pickle=False``. Its name carries a key, the sha256 of the recipe version and of the
+three template files themselves, so other templates (another nilearn) or another recipe never
+find a stale file; inside, the key again and a sha256 of the arrays' bytes, checked on every
+read: a truncated, corrupted or foreign file is ignored and rebuilt, never trusted. Files are
+written atomically (temporary file + rename), and a cache folder that cannot be written only
+costs the rebuild. The arrays are exactly the ones built (float32, bit for bit).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +32,7 @@ ATLAS_FILES = (
     "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
     "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
 )
+T1_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 ATLAS_NOTICE = (
     "MNI ICBM152 2009 templates. Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging "
     "Centre, Montreal Neurological Institute, McGill University. Permission to use, copy, modify, "
@@ -126,7 +143,7 @@ def _templates_1mm() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     d = _nilearn_data_dir()
     ref = np.array([[1.0, 0, 0, -98.0], [0, 1.0, 0, -134.0], [0, 0, 1.0, -72.0], [0, 0, 0, 1.0]])
     arrays = []
-    for f in (*ATLAS_FILES, "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"):
+    for f in (*ATLAS_FILES, T1_FILE):
         got = read_nifti_gz(d / f)  # without nibabel's import (0.3 s); the same array
         if got is None or got[1] is None:
             import nibabel as nib
@@ -181,10 +198,22 @@ def _resample_cube(a: np.ndarray, n: int) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def load_atlas(n: int = 64, with_t1: bool = True) -> Atlas:
-    """The atlas on an n^3 grid (cached per process). Needs no network."""
+    """The atlas on an n^3 grid (cached per process and on disk, see the module docstring).
+
+    Needs no network. The arrays are shared by every caller in the process and read-only."""
     if not 8 <= int(n) <= 256:
         raise ValueError(f"grid n must be in [8, 256], got {n}")
     n = int(n)
+    gm, wm, t1 = _grid_maps(n)
+    return Atlas(n=n, h=CUBE / n, affine=grid_affine(n), gm=gm, wm=wm, t1=t1 if with_t1 else None)
+
+
+def build_grid_maps(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GM, WM and T1 on the n^3 grid, built from the 1 mm templates (float32, no cache).
+
+    Each map is blurred with a Gaussian of sigma = 0.4 h (h = 233/n mm, when h > 1) and sampled
+    trilinearly at the cell centres; GM and WM are then clipped to [0, 1] and rescaled where
+    p_GM + p_WM > 1 so that they sum to at most 1."""
     gm1, wm1, t11 = _templates_1mm()
     gm = np.clip(_resample_cube(_pad_cube(gm1), n), 0, 1)
     wm = np.clip(_resample_cube(_pad_cube(wm1), n), 0, 1)
@@ -192,8 +221,94 @@ def load_atlas(n: int = 64, with_t1: bool = True) -> Atlas:
     over = s > 1
     gm[over] /= s[over]
     wm[over] /= s[over]
-    t1 = _resample_cube(_pad_cube(t11), n) if with_t1 else None
-    return Atlas(n=n, h=CUBE / n, affine=grid_affine(n), gm=gm, wm=wm, t1=t1)
+    t1 = _resample_cube(_pad_cube(t11), n)
+    return gm, wm, t1
+
+
+# ------------------------------------------------------------------------------------------
+# The on-disk cache of the grid maps
+# ------------------------------------------------------------------------------------------
+
+#: Version of the recipe :func:`build_grid_maps` follows; bump it whenever the maps it returns
+#: change (blur, sampling, normalisation), so that no cache built by the old recipe is read.
+ATLAS_RECIPE = 1
+_MAPS = ("gm", "wm", "t1")
+
+
+@lru_cache(maxsize=4)
+def _grid_maps(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid's maps from the on-disk cache, or built (and cached) on a miss; read-only."""
+    try:
+        key = atlas_cache_key(n)
+        path = atlas_cache_path(n, key)
+    except (OSError, RuntimeError, KeyError):
+        # templates unreadable (the build says why) or no home folder: build without a cache
+        key, path = None, None
+    maps = read_atlas_cache(path, n, key) if path else None
+    if maps is None:
+        maps = build_grid_maps(n)
+        if path:
+            write_atlas_cache(path, n, key, maps)
+    for a in maps:
+        a.flags.writeable = False  # shared by every Atlas of this grid in the process
+    return maps
+
+
+def atlas_cache_key(n: int) -> str:
+    """sha256 (hex) of the recipe version, the grid and the bytes of the three template files."""
+    d = _nilearn_data_dir()
+    h = hashlib.sha256(f"workbench-atlas recipe {ATLAS_RECIPE} n {int(n)}\n".encode())
+    for f in (*ATLAS_FILES, T1_FILE):
+        h.update(hashlib.sha256((d / f).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def atlas_cache_path(n: int, key: str) -> Path:
+    """Cache file of the n^3 maps under ``WORKBENCH_HOME/cache/tumor`` (the key in its name)."""
+    from workbench.store import default_home
+
+    return default_home() / "cache" / "tumor" / f"atlas{int(n)}_{key[:16]}.npz"
+
+
+def _payload_digest(maps) -> str:
+    h = hashlib.sha256()
+    for a in maps:
+        h.update(np.ascontiguousarray(a, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def read_atlas_cache(path: Path, n: int, key: str):
+    """``(gm, wm, t1)`` from a cache file, or ``None`` when it is missing or not exactly the one
+    this key and grid would write: unreadable, truncated, another key, another shape or dtype, or
+    arrays whose sha256 differs from the one stored beside them."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if set(z.files) != {*_MAPS, "meta"}:
+                return None
+            meta = json.loads(str(z["meta"]))
+            maps = tuple(z[k] for k in _MAPS)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None  # missing, unreadable or damaged (JSON errors are ValueErrors)
+    if not isinstance(meta, dict) or meta.get("key") != key or meta.get("n") != int(n):
+        return None
+    if any(a.shape != (n, n, n) or a.dtype != np.float32 for a in maps):
+        return None
+    if meta.get("sha256") != _payload_digest(maps):
+        return None
+    return maps
+
+
+def write_atlas_cache(path: Path, n: int, key: str, maps) -> bool:
+    """Write the maps atomically; ``False`` (and nothing written) where the folder is read-only."""
+    from workbench.store import _atomic_write
+
+    meta = {"key": key, "n": int(n), "recipe": ATLAS_RECIPE, "sha256": _payload_digest(maps)}
+    arrays = dict(zip(_MAPS, maps, strict=True), meta=np.array(json.dumps(meta)))
+    try:
+        _atomic_write(Path(path), lambda fh: np.savez(fh, **arrays))
+    except OSError:
+        return False
+    return True
 
 
 def atlas_from_arrays(gm: np.ndarray, wm: np.ndarray, affine: np.ndarray) -> Atlas:

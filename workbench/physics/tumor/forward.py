@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import erf
 
 C_STABILITY = 0.9
 RHO_DT_MAX = 0.1
@@ -121,6 +120,18 @@ class Geometry:
         return out
 
 
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf elementwise through :func:`math.erf` (float64).
+
+    The seed needs a few hundred values; importing :mod:`scipy.special` for them cost 0.2-0.5 s
+    of every tumour CLI call. The seeds built from these values (float32) are bit-identical to
+    those from ``scipy.special.erf`` on every grid we checked; ``tests/tumor/test_forward.py``
+    compares the two."""
+    return np.array(
+        [math.erf(v) for v in np.asarray(x, dtype=np.float64).ravel().tolist()]
+    ).reshape(np.shape(x))
+
+
 def gaussian_seed(
     shape: tuple[int, int, int],
     center_vox: np.ndarray,
@@ -135,7 +146,7 @@ def gaussian_seed(
     parts = []
     for ax in range(3):
         edges = np.arange(shape[ax] + 1, dtype=np.float64) - 0.5
-        e = erf((edges - center_vox[ax]) / s)
+        e = _erf((edges - center_vox[ax]) / s)
         parts.append((e[1:] - e[:-1]) * (s * math.sqrt(math.pi) / 2.0))
     # average of exp over a unit cell = (sqrt(pi)/2) * s * (erf(b/s) - erf(a/s))
     g = parts[0][:, None, None] * parts[1][None, :, None] * parts[2][None, None, :]
@@ -178,6 +189,7 @@ class FKSolver:
         self.d_max = float(
             max(self.fx.max(initial=0), self.fy.max(initial=0), self.fz.max(initial=0), 1e-12)
         )
+        self._flat_faces = _flat_faces(self.fx, self.fy, self.fz, geom.shape)
 
     def steps(self, DT: float, mu: float) -> int:
         # D_max = max(1, largest face value): the atlas rule uses D_w itself as the bound
@@ -237,27 +249,26 @@ class FKSolver:
         left = planned[perm].copy()
         a_all, b_all = a_all[perm], b_all[perm]
         u *= self.tissue_f
-        nx, ny, nz = u.shape[1:]
-        div = np.empty_like(u)
-        gx = np.empty((B, nx - 1, ny, nz), np.float32) if nx > 1 else None
-        gy = np.empty((B, nx, ny - 1, nz), np.float32) if ny > 1 else None
-        gz = np.empty((B, nx, ny, nz - 1), np.float32) if nz > 1 else None
-        react = np.empty_like(u)
-        a = np.empty((B, 1, 1, 1), np.float32)
-        b = np.empty((B, 1, 1, 1), np.float32)
+        N = int(np.prod(u.shape[1:]))
+        div = np.empty((B, N), np.float32)
+        # one flux buffer per axis with faces, in the flat layout of _flat_faces
+        g = [
+            None if f is None else np.empty((B, N - off), np.float32) for off, f in self._flat_faces
+        ]
+        react = np.empty((B, N), np.float32)
+        a = np.empty((B, 1), np.float32)
+        b = np.empty((B, 1), np.float32)
         k = 0
         while True:
             m = int((left > k).sum())
             if m == 0:
                 break
-            a[:m, 0, 0, 0] = a_all[:m]
-            b[:m, 0, 0, 0] = b_all[:m]
+            a[:m, 0] = a_all[:m]
+            b[:m, 0] = b_all[:m]
             self._step(
-                u[:m],
+                u[:m].reshape(m, N),  # a view: u stays C-contiguous (B, nx, ny, nz)
                 div[:m],
-                gx[:m] if gx is not None else None,
-                gy[:m] if gy is not None else None,
-                gz[:m] if gz is not None else None,
+                [None if x is None else x[:m] for x in g],
                 react[:m],
                 a[:m],
                 b[:m],
@@ -286,23 +297,17 @@ class FKSolver:
         u /= react
         np.maximum(u, 0.0, out=u)  # float32 round-off of the diffusion update only
 
-    def _step(self, u, div, gx, gy, gz, react, a, b) -> None:
+    def _step(self, u, div, g, react, a, b) -> None:
+        """One explicit step on flat (m, N) views: div = sum over axes of (flux out - flux in),
+        u += a div, then the reaction step (see :func:`_flat_faces` for the layout)."""
         div.fill(0.0)
-        if gx is not None:
-            np.subtract(u[:, 1:], u[:, :-1], out=gx)
-            gx *= self.fx
-            div[:, :-1] += gx
-            div[:, 1:] -= gx
-        if gy is not None:
-            np.subtract(u[:, :, 1:], u[:, :, :-1], out=gy)
-            gy *= self.fy
-            div[:, :, :-1] += gy
-            div[:, :, 1:] -= gy
-        if gz is not None:
-            np.subtract(u[:, :, :, 1:], u[:, :, :, :-1], out=gz)
-            gz *= self.fz
-            div[:, :, :, :-1] += gz
-            div[:, :, :, 1:] -= gz
+        for (off, f), gk in zip(self._flat_faces, g, strict=True):
+            if f is None:
+                continue
+            np.subtract(u[:, off:], u[:, :-off], out=gk)
+            gk *= f
+            div[:, :-off] += gk
+            div[:, off:] -= gk
         div *= a
         u += div
         if self.reaction == "exact":
@@ -311,9 +316,34 @@ class FKSolver:
             np.subtract(1.0, u, out=react)
             react *= u
             react *= b
-            react *= self.tissue_f
+            react *= self.tissue_f.reshape(-1)
             u += react
             np.clip(u, 0.0, 1.0, out=u)
+
+
+def _flat_faces(fx, fy, fz, shape) -> list[tuple[int, np.ndarray | None]]:
+    """Face diffusivities laid out for the flat (C-order) index p of a cell (i, j, k).
+
+    Along an axis with flat stride ``off`` (n_y n_z, n_z, 1), the pairs (p, p + off) for
+    p < N - off hold every face of that axis, with coefficient ``f[p]``; along y and z they also
+    hold pairs that wrap to the next row, which get coefficient 0 and so add exactly 0 to the
+    balance. Each cell then sums the same face fluxes, in the same order (x, y, z; out, in),
+    as on the 3-D grid -- the same float32 result -- but every array operation is one
+    contiguous run instead of many short strided ones (about twice as fast at 64^3).
+    Returns ``(off, f)`` per axis, ``f`` ``None`` for an axis of one cell."""
+    nx, ny, nz = shape
+    N = nx * ny * nz
+    out = []
+    for ax, (f, n, off) in enumerate(((fx, nx, ny * nz), (fy, ny, nz), (fz, nz, 1))):
+        if n <= 1:
+            out.append((off, None))
+            continue
+        full = np.zeros(shape, np.float32)
+        sl = [slice(None)] * 3
+        sl[ax] = slice(0, n - 1)
+        full[tuple(sl)] = f
+        out.append((off, np.ascontiguousarray(full.reshape(-1)[: N - off])))
+    return out
 
 
 # ------------------------------------------------------------------------------------------

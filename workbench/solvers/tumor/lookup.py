@@ -19,7 +19,8 @@ from workbench.solvers.tumor.database import open_db, unpack
 def warm() -> None:
     """The page's warm-up hook (``jobs.warm``): open the shipped database and load the atlas its
     aligned re-rank re-simulates on, both cached per process, so that the first lookup starts
-    scoring at once (together about 2 s at 64³ on one idle core)."""
+    scoring at once (the atlas comes from its on-disk cache, :mod:`workbench.physics.tumor.atlas`,
+    once a first call in this ``WORKBENCH_HOME`` has built it)."""
     from workbench.physics.tumor.forward import atlas_model
 
     db = open_db(None)
