@@ -179,6 +179,34 @@ def test_blockwise_passes_agree_with_one_block():
             np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-300)
 
 
+def test_fused_full_step_equals_line_search_and_state():
+    """One pass of ``full_step`` gives the full step's line-search term and the state (marginals,
+    e, f, top-k) at the stepped potentials, equal to the two separate passes it replaces."""
+    import torch
+
+    from workbench.physics.ot.cost import DenseCost
+    from workbench.solvers.ot._blocks import LogKernel
+
+    rng = np.random.default_rng(3)
+    C = rng.random((41, 29))
+    a = torch.as_tensor(rng.random(41) + 0.1)
+    b = torch.as_tensor(rng.random(29) + 0.1)
+    a, b = a / a.sum(), b / b.sum()
+    al, be = torch.as_tensor(rng.normal(size=41)), torch.as_tensor(rng.normal(size=29))
+    d1, d2 = torch.as_tensor(rng.normal(size=41)) * 0.3, torch.as_tensor(rng.normal(size=29)) * 0.3
+    for entries in (7 * 29, 10**6):
+        K = LogKernel(DenseCost(C), a, b, 200.0, entries)
+        quad, st = K.full_step(al, be, d1, d2, 60)
+        assert K.passes == 1
+        assert quad == pytest.approx(K.line_search_increase(al, be, d1, d2, [1.0])[0], rel=1e-12)
+        ref = K.state(al + d1, be + d2, 60)
+        for key in ("rows", "cols"):
+            np.testing.assert_allclose(st[key].numpy(), ref[key].numpy(), rtol=1e-13)
+        assert st["e"] == pytest.approx(ref["e"], rel=1e-10)
+        assert st["f"] == pytest.approx(ref["f"], rel=1e-12)
+        np.testing.assert_array_equal(np.sort(st["idx"].numpy()), np.sort(ref["idx"].numpy()))
+
+
 @pytest.mark.slow
 def test_memory_of_a_5000_squared_solve():
     """A 5000 x 5000 point-cloud solve never holds an n x m array: peak RSS growth < 150 MB

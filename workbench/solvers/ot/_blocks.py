@@ -148,6 +148,81 @@ class LogKernel:
         return self.lb + 1.0 - (torch.log(S) + M)
 
     # -- state and selection ---------------------------------------------------------------
+    def _reducer(self, k: int, hint: float) -> dict[str, Any]:
+        import torch
+
+        return {
+            "rows": torch.empty_like(self.a),
+            "cols": torch.zeros_like(self.b),
+            "vals": None,
+            "idx": None,
+            "tau": -math.inf,
+            "k": k,
+            "hint": hint,
+        }
+
+    def _reduce(self, W: Any, i0: int, i1: int, acc: dict[str, Any]) -> None:
+        """Accumulate the row and column sums of the plan block ``W`` and its top-k candidates.
+
+        The global top-k is merged block by block with a running threshold ``tau`` (the current
+        k-th value), so that only candidates above it are sorted.
+        """
+        import torch
+
+        acc["rows"][i0:i1] = W.sum(dim=1, dtype=torch.float64)
+        acc["cols"] += W.sum(dim=0, dtype=torch.float64)
+        k = acc["k"]
+        if k <= 0:
+            return
+        vals, idx, tau, hint = acc["vals"], acc["idx"], acc["tau"], acc["hint"]
+        flat = W.reshape(-1)
+        if vals is not None and vals.numel() >= k:
+            cand = torch.nonzero(flat > tau).reshape(-1)
+            cv = flat[cand]
+        else:
+            kk = min(k, flat.numel())
+            cand = None
+            if hint > 0.0:
+                # The previous selection's k-th value, lowered: one compare finds a
+                # superset of the top-k far cheaper than a top-k over every entry.
+                cand = torch.nonzero(flat > hint).reshape(-1)
+                if cand.numel() < kk:
+                    cand = None
+            if cand is None or cand.numel() > 4 * kk:
+                # No hint, or a loose one: a threshold from a strided sample gives
+                # a superset of about 1.2 k entries (a top-k over every entry costs
+                # ~10 ns each, a compare ~1 ns). Too few above it: the full top-k.
+                t = sample_threshold(flat, kk)
+                if t is not None:
+                    c2 = torch.nonzero(flat >= t).reshape(-1)
+                    if c2.numel() >= kk:
+                        cand = c2
+            if cand is None:
+                cv, cand = torch.topk(flat, kk, sorted=False)
+            else:
+                cv, j = torch.topk(flat[cand], kk, sorted=False)
+                cand = cand[j]
+        cand = cand + i0 * self.m
+        if vals is None:
+            vals, idx = cv, cand
+        else:
+            vals, idx = torch.cat([vals, cv]), torch.cat([idx, cand])
+        if vals.numel() > k:
+            vals, j = torch.topk(vals, k, sorted=False)
+            idx = idx[j]
+        if vals.numel() >= k:
+            acc["tau"] = float(vals.min())
+        acc["vals"], acc["idx"] = vals, idx
+
+    def _finish(self, acc: dict[str, Any], alpha: Any, beta: Any) -> dict[str, Any]:
+        rows, cols = acc["rows"], acc["cols"]
+        e = float((rows - self.a).abs().sum() + (cols - self.b).abs().sum())
+        f = float(-rows.sum() + self.a @ alpha + self.b @ beta)
+        out = {"rows": rows, "cols": cols, "e": e, "f": f}
+        if acc["k"] > 0:
+            out["vals"], out["idx"] = acc["vals"].double(), acc["idx"]
+        return out
+
     def state(self, alpha: Any, beta: Any, k: int = 0, hint: float = 0.0) -> dict[str, Any]:
         """Marginals, L1 error, dual objective and (if ``k``) the k largest plan entries.
 
@@ -158,63 +233,49 @@ class LogKernel:
         value below the expected k-th largest entry, 0 for none) prefilters the first block; it
         never changes the result (too few candidates falls back to the full selection).
         """
-        import torch
-
-        rows = torch.empty_like(self.a)
-        cols = torch.zeros_like(self.b)
-        vals = idx = None
-        tau = -math.inf
+        acc = self._reducer(k, hint)
         for i0, i1 in self._ranges():
             W = self._logp(i0, i1, alpha, beta)
             W.clamp_(min=self.floor)
             W.exp_()
-            rows[i0:i1] = W.sum(dim=1, dtype=torch.float64)
-            cols += W.sum(dim=0, dtype=torch.float64)
-            if k > 0:
-                flat = W.reshape(-1)
-                if vals is not None and vals.numel() >= k:
-                    cand = torch.nonzero(flat > tau).reshape(-1)
-                    cv = flat[cand]
-                else:
-                    kk = min(k, flat.numel())
-                    cand = None
-                    if hint > 0.0:
-                        # The previous selection's k-th value, lowered: one compare finds a
-                        # superset of the top-k far cheaper than a top-k over every entry.
-                        cand = torch.nonzero(flat > hint).reshape(-1)
-                        if cand.numel() < kk:
-                            cand = None
-                    if cand is None or cand.numel() > 4 * kk:
-                        # No hint, or a loose one: a threshold from a strided sample gives
-                        # a superset of about 1.2 k entries (a top-k over every entry costs
-                        # ~10 ns each, a compare ~1 ns). Too few above it: the full top-k.
-                        t = sample_threshold(flat, kk)
-                        if t is not None:
-                            c2 = torch.nonzero(flat >= t).reshape(-1)
-                            if c2.numel() >= kk:
-                                cand = c2
-                    if cand is None:
-                        cv, cand = torch.topk(flat, kk, sorted=False)
-                    else:
-                        cv, j = torch.topk(flat[cand], kk, sorted=False)
-                        cand = cand[j]
-                cand = cand + i0 * self.m
-                if vals is None:
-                    vals, idx = cv, cand
-                else:
-                    vals, idx = torch.cat([vals, cv]), torch.cat([idx, cand])
-                if vals.numel() > k:
-                    vals, j = torch.topk(vals, k, sorted=False)
-                    idx = idx[j]
-                if vals.numel() >= k:
-                    tau = float(vals.min())
+            self._reduce(W, i0, i1, acc)
         self.passes += 1
-        e = float((rows - self.a).abs().sum() + (cols - self.b).abs().sum())
-        f = float(-rows.sum() + self.a @ alpha + self.b @ beta)
-        out = {"rows": rows, "cols": cols, "e": e, "f": f}
-        if k > 0:
-            out["vals"], out["idx"] = vals.double(), idx
-        return out
+        return self._finish(acc, alpha, beta)
+
+    def full_step(
+        self, alpha: Any, beta: Any, dal: Any, dbe: Any, k: int = 0, hint: float = 0.0
+    ) -> tuple[float, dict[str, Any]]:
+        """The full step's line-search term and the state after it, in one pass.
+
+        Returns ``(quad, state)``: ``quad = sum_ij P_ij (expm1(d_ij) - d_ij)`` exactly as
+        :meth:`line_search_increase` gives it for the step ``s = 1``, and ``state`` as
+        :meth:`state` gives it at ``(alpha + dal, beta + dbe)``, whose plan is
+        ``P exp(d) = P + P expm1(d)``: the same block's ``expm1`` serves both, so an accepted
+        full Newton step costs one sweep over the cost instead of two. (The state is discarded
+        when the Armijo test rejects the step.)
+        """
+        import torch
+
+        quad = 0.0
+        acc = self._reducer(k, hint)
+        for i0, i1 in self._ranges():
+            W = self._logp(i0, i1, alpha, beta)
+            W.clamp_(min=self.floor)
+            W.exp_()
+            dt = W.dtype
+            D = torch.add(
+                dal[i0:i1, None].to(dt), dbe[None, :].to(dt), out=self._buffer(1, i1 - i0)
+            )
+            E = torch.expm1(D, out=self._buffer(2, i1 - i0))
+            D.neg_()
+            D += E
+            D *= W
+            quad += float(D.sum(dtype=torch.float64))
+            E *= W
+            E += W
+            self._reduce(E, i0, i1, acc)
+        self.passes += 1
+        return quad, self._finish(acc, alpha + dal, beta + dbe)
 
     def line_search_increase(
         self, alpha: Any, beta: Any, dal: Any, dbe: Any, steps: list[float]
