@@ -101,14 +101,11 @@ class LogKernel:
         return buf[:rows]
 
     def _logp(self, i0: int, i1: int, alpha: Any, beta: Any, minus_one: bool = True) -> Any:
-        """alpha_i + beta_j - eta C_ij (- 1) for rows i0:i1, in work buffer 0."""
-        W = self.cost.scaled_block(i0, i1, -self.eta, self._buffer(0, i1 - i0))
-        dt = W.dtype
-        W += alpha[i0:i1, None].to(dt)
-        W += beta[None, :].to(dt)
+        """alpha_i + beta_j - eta C_ij (- 1) for rows i0:i1, in work buffer 0 (None: zero)."""
+        row = None if alpha is None else alpha[i0:i1]
         if minus_one:
-            W -= 1.0
-        return W
+            row = row - 1.0 if row is not None else self.a.new_full((i1 - i0,), -1.0)
+        return self.cost.logp_block(i0, i1, -self.eta, row, beta, self._buffer(0, i1 - i0))
 
     # -- Sinkhorn --------------------------------------------------------------------------
     def row_update(self, beta: Any) -> Any:
@@ -116,9 +113,8 @@ class LogKernel:
         import torch
 
         out = torch.empty_like(self.a)
-        zero = torch.zeros_like(self.a)
         for i0, i1 in self._ranges():
-            W = self._logp(i0, i1, zero, beta, minus_one=False)
+            W = self._logp(i0, i1, None, beta, minus_one=False)
             mx = W.amax(dim=1, keepdim=True)
             W -= mx
             W.clamp_(min=self.floor)
@@ -133,9 +129,8 @@ class LogKernel:
 
         M = torch.full_like(self.b, -math.inf)
         S = torch.zeros_like(self.b)
-        zero = torch.zeros_like(self.b)
         for i0, i1 in self._ranges():
-            W = self._logp(i0, i1, alpha, zero, minus_one=False)
+            W = self._logp(i0, i1, alpha, None, minus_one=False)
             bm = W.amax(dim=0).double()
             newM = torch.maximum(M, bm)
             S *= torch.exp(M - newM)
