@@ -743,16 +743,25 @@ def run(
         kth_prev = 0.0  # the last selection's k-th largest entry (prefilters the next)
 
         def sinkhorn_steps(count: int, tol_s: float) -> bool:
-            """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done."""
+            """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done.
+
+            The state pass after the last sweep of the block also selects the candidates of the
+            first Newton step's pattern (the Newton loop would otherwise spend a pass on it).
+            """
             nonlocal alpha, beta, st, step, cancelled
-            for _ in range(count):
+            for i in range(count):
                 if step >= p.max_iter:
                     return True
                 alpha = K.row_update(beta)
                 beta = K.col_update(alpha)
                 step += 1
                 stats["sinkhorn_iterations"] += 1
-                st = K.state(alpha, beta)
+                if i == count - 1:
+                    k_sel = min(math.ceil(2 * kappa * max(n, m)), max_kept)
+                    st = K.state(alpha, beta, k_sel, hint=0.25 * kth_prev)
+                    st["sel_k"] = k_sel
+                else:
+                    st = K.state(alpha, beta)
                 record(0, st, 0.0, 0)
                 progress(step, p.max_iter, e=st["e"], stage=0, level=level)
                 if progress.cancelled:
