@@ -353,3 +353,34 @@ def test_shift_search_needs_few_factorisations_on_a_real_system():
         mu = sns.next_shift(mu, tried, sns.RADIUS, scale)
     assert solves <= 8
     assert size > 0.05 * sns.RADIUS  # not a needlessly tiny (over-shifted) step
+
+
+def test_shifted_sinkhorn_updates_equal_the_max_shifted_ones():
+    """Row and column updates shifted by the current potentials (one pass, no max) equal the
+    max-shifted log-sum-exp ones, report the current row sums, and fall back when unsafe."""
+    import torch
+
+    from workbench.physics.ot.cost import DenseCost
+    from workbench.solvers.ot._blocks import LogKernel
+
+    rng = np.random.default_rng(5)
+    C = rng.random((31, 27))
+    a = torch.as_tensor(rng.random(31) + 0.1)
+    b = torch.as_tensor(rng.random(27) + 0.1)
+    a, b = a / a.sum(), b / b.sum()
+    K = LogKernel(DenseCost(C), a, b, 500.0, 5 * 27)
+    be = torch.zeros(27, dtype=torch.float64)
+    al = K.row_update(be)
+    be = K.col_update(al)
+    for shift in (0.0, -2000.0):  # -2000: every row sum underflows, the max-shifted pass runs
+        al_s = al + shift
+        new = K.row_update(be, al_s)
+        last = K.last_rows
+        np.testing.assert_allclose(new.numpy(), K.row_update(be).numpy(), rtol=1e-12, atol=1e-9)
+        if shift == 0.0:
+            rows = K.state(al_s, be)["rows"]
+            np.testing.assert_allclose(last.numpy(), rows.numpy(), rtol=1e-12)
+        else:
+            assert last is None
+        col = K.col_update(new, be + shift)
+        np.testing.assert_allclose(col.numpy(), K.col_update(new).numpy(), rtol=1e-12, atol=1e-9)

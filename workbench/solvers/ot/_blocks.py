@@ -81,6 +81,7 @@ class LogKernel:
         self.n, self.m = cost.n, cost.m
         self.rows_per_block = max(1, int(block_entries) // max(1, self.m))
         self.passes = 0
+        self.last_rows = None
         self._bufs: dict[int, Any] = {}
         self.floor = FLOOR if cost.dtype == torch.float64 else FLOOR32
 
@@ -108,10 +109,38 @@ class LogKernel:
         return self.cost.logp_block(i0, i1, -self.eta, row, beta, self._buffer(0, i1 - i0))
 
     # -- Sinkhorn --------------------------------------------------------------------------
-    def row_update(self, beta: Any) -> Any:
-        """alpha with exact row sums: alpha_i = log a_i + 1 - log sum_j exp(beta_j - eta C_ij)."""
+    def _safe(self, sums: Any) -> bool:
+        """Whether marginal sums taken without a max-shift are usable: finite, and far enough
+        above the floor's contribution (``exp(floor)`` per entry) to be exact."""
         import torch
 
+        tiny = max(self.n, self.m) * math.exp(self.floor) * 1e10
+        return bool(torch.isfinite(sums).all()) and bool((sums > tiny).all())
+
+    def row_update(self, beta: Any, alpha: Any = None) -> Any:
+        """alpha with exact row sums: alpha_i = log a_i + 1 - log sum_j exp(beta_j - eta C_ij).
+
+        With the current ``alpha`` given, the log-sum-exp is shifted by it instead of by each
+        row's maximum: ``alpha_i + log a_i - log r_i`` with ``r = P(alpha, beta) 1``, so the pass
+        needs no max reduction and also yields ``r``, the current plan's row sums (kept in
+        :attr:`last_rows`: the marginal error of the current state without a pass of its own).
+        Safe whenever no plan entry overflows and no row sum underflows, as after any column
+        update (entries <= b_j); otherwise the max-shifted pass is taken.
+        """
+        import torch
+
+        if alpha is not None:
+            rows = torch.empty_like(self.a)
+            for i0, i1 in self._ranges():
+                W = self._logp(i0, i1, alpha, beta)
+                W.clamp_(min=self.floor)
+                W.exp_()
+                rows[i0:i1] = W.sum(dim=1, dtype=torch.float64)
+            self.passes += 1
+            if self._safe(rows):
+                self.last_rows = rows
+                return alpha + self.la - torch.log(rows)
+        self.last_rows = None
         out = torch.empty_like(self.a)
         for i0, i1 in self._ranges():
             W = self._logp(i0, i1, None, beta, minus_one=False)
@@ -123,10 +152,24 @@ class LogKernel:
         self.passes += 1
         return self.la + 1.0 - out
 
-    def col_update(self, alpha: Any) -> Any:
-        """beta with exact column sums, by a streaming column log-sum-exp over the row blocks."""
+    def col_update(self, alpha: Any, beta: Any = None) -> Any:
+        """beta with exact column sums, by a streaming column log-sum-exp over the row blocks.
+
+        With the current ``beta`` given, shifted by it (as :meth:`row_update`): no running
+        maximum, one pass; the max-shifted pass only when those sums are unsafe.
+        """
         import torch
 
+        if beta is not None:
+            cols = torch.zeros_like(self.b)
+            for i0, i1 in self._ranges():
+                W = self._logp(i0, i1, alpha, beta)
+                W.clamp_(min=self.floor)
+                W.exp_()
+                cols += W.sum(dim=0, dtype=torch.float64)
+            self.passes += 1
+            if self._safe(cols):
+                return beta + self.lb - torch.log(cols)
         M = torch.full_like(self.b, -math.inf)
         S = torch.zeros_like(self.b)
         for i0, i1 in self._ranges():
@@ -141,6 +184,16 @@ class LogKernel:
             M = newM
         self.passes += 1
         return self.lb + 1.0 - (torch.log(S) + M)
+
+    def sweep_state(self, alpha: Any, beta: Any, rows: Any) -> dict[str, Any]:
+        """The state after a column update from the next row update's sums, without a pass.
+
+        The columns of ``P(alpha, beta)`` equal ``b`` by construction of the column update (to
+        rounding, ~1e-16 relative), so ``e = ||rows - a||_1`` and ``f`` follow from ``rows``.
+        """
+        e = float((rows - self.a).abs().sum())
+        f = float(-rows.sum() + self.a @ alpha + self.b @ beta)
+        return {"rows": rows, "cols": self.b.clone(), "e": e, "f": f}
 
     # -- state and selection ---------------------------------------------------------------
     def _reducer(self, k: int, hint: float) -> dict[str, Any]:

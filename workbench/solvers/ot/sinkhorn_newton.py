@@ -745,31 +745,45 @@ def run(
         def sinkhorn_steps(count: int, tol_s: float) -> bool:
             """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done.
 
-            The state pass after the last sweep of the block also selects the candidates of the
-            first Newton step's pattern (the Newton loop would otherwise spend a pass on it).
+            Two passes per sweep: each row update (shifted by the current potentials) also
+            yields the current plan's row sums, i.e. the marginal error of the state the last
+            sweep produced (its columns are exact), which is recorded and tested then; a sweep
+            whose predecessor already met ``tol_s`` is abandoned after that pass. The state pass
+            after the last sweep of the block also selects the candidates of the first Newton
+            step's pattern (the Newton loop would otherwise spend a pass on it).
             """
             nonlocal alpha, beta, st, step, cancelled
-            for i in range(count):
-                if step >= p.max_iter:
-                    return True
-                alpha = K.row_update(beta)
-                beta = K.col_update(alpha)
-                step += 1
-                stats["sinkhorn_iterations"] += 1
-                if i == count - 1:
-                    k_sel = min(math.ceil(2 * kappa * max(n, m)), max_kept)
-                    st = K.state(alpha, beta, k_sel, hint=0.25 * kth_prev)
-                    st["sel_k"] = k_sel
-                else:
-                    st = K.state(alpha, beta)
+
+            def report() -> bool:
+                nonlocal cancelled
                 record(0, st, 0.0, 0)
                 progress(step, p.max_iter, e=st["e"], stage=0, level=level)
                 if progress.cancelled:
                     cancelled = True
                     return True
-                if not math.isfinite(st["e"]) or st["e"] <= tol_s:
-                    return True
-            return False
+                return not math.isfinite(st["e"]) or st["e"] <= tol_s
+
+            for i in range(count):
+                if step >= p.max_iter:
+                    if i == 0:
+                        return True
+                    break
+                alpha_new = K.row_update(beta, alpha)
+                if i > 0:
+                    if K.last_rows is None:
+                        st = K.state(alpha, beta)  # the shifted sums were unsafe: a full pass
+                    else:
+                        st = K.sweep_state(alpha, beta, K.last_rows)
+                    if report():
+                        return True
+                alpha = alpha_new
+                beta = K.col_update(alpha, beta)
+                step += 1
+                stats["sinkhorn_iterations"] += 1
+            k_sel = min(math.ceil(2 * kappa * max(n, m)), max_kept)
+            st = K.state(alpha, beta, k_sel, hint=0.25 * kth_prev)
+            st["sel_k"] = k_sel
+            return report() or step >= p.max_iter
 
         for level, eta_s in enumerate(etas):
             last = level == len(etas) - 1
