@@ -289,9 +289,19 @@ def test_sampled_threshold_selection_is_the_exact_top_k(law):
     al, be = torch.zeros(n, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)
     W = K._logp(0, n, al, be).exp().reshape(-1).clone()
     exact = np.sort(torch.topk(W, k).indices.numpy())
-    for hint in (0.0, 1e-300, float(W.kthvalue(W.numel() - k + 1).values) * 0.9):
+    kth = float(W.kthvalue(W.numel() - k + 1).values)
+    for hint in (0.0, 1e-300, kth * 0.9, kth * 1.5):
         st = K.state(al, be, k, hint=hint)
         np.testing.assert_array_equal(np.sort(st["idx"].numpy()), exact)
+    # many blocks (one threshold for the whole pass, buffered merges): the same k entries,
+    # also when the threshold from the first block or the hint is too high (repeated pass)
+    for entries in (40 * m, 200 * m):
+        Kb = LogKernel(DenseCost(C), a, b, 50.0, entries)
+        for hint in (0.0, kth * 0.5, kth * 1.5):
+            passes = Kb.passes
+            st = Kb.state(al, be, k, hint=hint)
+            np.testing.assert_array_equal(np.sort(st["idx"].numpy()), exact)
+            assert Kb.passes - passes == (2 if hint > kth else 1) or law == "rows"
 
 
 def test_shift_model_recovers_a_planted_mode_and_always_raises_the_shift():
