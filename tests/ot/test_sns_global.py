@@ -199,6 +199,9 @@ def test_fused_full_step_equals_line_search_and_state():
         quad, st = K.full_step(al, be, d1, d2, 60)
         assert K.passes == 1
         assert quad == pytest.approx(K.line_search_increase(al, be, d1, d2, [1.0])[0], rel=1e-12)
+        now = K.state(al, be)  # the linear term from the current marginals: the same quad
+        lin = float(now["rows"] @ d1 + now["cols"] @ d2)
+        assert K.full_step(al, be, d1, d2, 60, linear=lin)[0] == pytest.approx(quad, rel=1e-10)
         ref = K.state(al + d1, be + d2, 60)
         for key in ("rows", "cols"):
             np.testing.assert_allclose(st[key].numpy(), ref[key].numpy(), rtol=1e-13)

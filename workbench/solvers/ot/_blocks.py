@@ -350,7 +350,14 @@ class LogKernel:
         return out if out is not None else self._state(alpha, beta, k, 0.0, exact=True)
 
     def full_step(
-        self, alpha: Any, beta: Any, dal: Any, dbe: Any, k: int = 0, hint: float = 0.0
+        self,
+        alpha: Any,
+        beta: Any,
+        dal: Any,
+        dbe: Any,
+        k: int = 0,
+        hint: float = 0.0,
+        linear: float | None = None,
     ) -> tuple[float, dict[str, Any]]:
         """The full step's line-search term and the state after it, in one pass.
 
@@ -360,11 +367,19 @@ class LogKernel:
         ``P exp(d) = P + P expm1(d)``: the same block's ``expm1`` serves both, so an accepted
         full Newton step costs one sweep over the cost instead of two. (The state is discarded
         when the Armijo test rejects the step.)
+
+        ``linear``, when given, is ``sum_ij P_ij d_ij = <P 1, dal> + <P^T 1, dbe>`` from the
+        current marginals; then ``quad = sum P expm1(d) - linear`` and the block needs no
+        ``expm1(d) - d`` of its own (three sweeps fewer). Rounding is the same as the
+        entry-wise form's, whose ``expm1(d) - d`` also cancels the first order: an absolute
+        ~1e-16 |d| per entry (float64 blocks only; float32 ones keep the entry-wise form).
         """
         import torch
 
         quad = 0.0
         acc = self._reducer(k, hint)
+        if self.cost.dtype != torch.float64:
+            linear = None
         for i0, i1 in self._ranges():
             W = self._logp(i0, i1, alpha, beta)
             W.clamp_(min=self.floor)
@@ -374,14 +389,20 @@ class LogKernel:
                 dal[i0:i1, None].to(dt), dbe[None, :].to(dt), out=self._buffer(1, i1 - i0)
             )
             E = torch.expm1(D, out=self._buffer(2, i1 - i0))
-            D.neg_()
-            D += E
-            D *= W
-            quad += float(D.sum(dtype=torch.float64))
-            E *= W
+            if linear is None:
+                D.neg_()
+                D += E
+                D *= W
+                quad += float(D.sum(dtype=torch.float64))
+                E *= W
+            else:
+                E *= W
+                quad += float(E.sum(dtype=torch.float64))
             E += W
             self._reduce(E, i0, i1, acc)
         self.passes += 1
+        if linear is not None:
+            quad -= linear
         al, be = alpha + dal, beta + dbe
         st = self._finish(acc, al, be)
         return quad, st if st is not None else self._state(al, be, k, 0.0, exact=True)

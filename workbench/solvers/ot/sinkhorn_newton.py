@@ -862,8 +862,9 @@ def run(
                             # The full step and, in the same pass, the state after it with the
                             # candidates of the next pattern (kappa may double below: select for
                             # twice the current kappa); kept if the step is accepted.
+                            lin = float(st["rows"] @ dal + st["cols"] @ dbe)
                             q1, st_full = K.full_step(
-                                alpha, beta, dal, dbe, k_next, hint=0.1 * kth_prev
+                                alpha, beta, dal, dbe, k_next, hint=0.1 * kth_prev, linear=lin
                             )
                             quad = [q1]
                         else:
