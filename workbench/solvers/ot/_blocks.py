@@ -56,6 +56,21 @@ def sample_threshold(flat: Any, k: int) -> float | None:
     return float(torch.topk(sample, r, sorted=False).values.min())
 
 
+def above(flat: Any, t: float, strict: bool = False) -> Any:
+    """Indices (int64 tensor) of the entries of the 1-D tensor ``flat`` that are >= t (> t).
+
+    On the CPU through NumPy's ``flatnonzero`` on the shared memory: 4-5x faster than
+    ``torch.nonzero`` of the comparison (0.11 ms against 0.5 ms for 250 000 entries, one core),
+    and this compare is the selection's main cost.
+    """
+    import torch
+
+    if flat.device.type == "cpu":
+        x = flat.numpy()
+        return torch.from_numpy(np.flatnonzero(x > t if strict else x >= t))
+    return torch.nonzero(flat > t if strict else flat >= t).reshape(-1)
+
+
 class LogKernel:
     """The O(nm) operations of Sinkhorn and SNS on a cost served in row blocks.
 
@@ -229,7 +244,6 @@ class LogKernel:
         unrepresentative of the rest) is reported by :meth:`_finish`, and the caller repeats the
         pass with the exact merge.
         """
-        import torch
 
         k = acc["k"]
         if acc["t"] is None:
@@ -238,7 +252,7 @@ class LogKernel:
             if t is not None and acc["hint"] > 0.0:
                 t = min(t, acc["hint"])  # the lower of the two: a repeated pass costs more
             acc["t"] = -math.inf if t is None else t
-        cand = torch.nonzero(flat >= acc["t"]).reshape(-1)
+        cand = above(flat, acc["t"])
         acc["buf"].append((flat[cand], cand + i0 * self.m))
         acc["count"] += cand.numel()
         if acc["count"] > 2 * k:
@@ -276,7 +290,7 @@ class LogKernel:
         vals, idx, tau, hint = acc["vals"], acc["idx"], acc["tau"], acc["hint"]
         flat = W.reshape(-1)
         if vals is not None and vals.numel() >= k:
-            cand = torch.nonzero(flat > tau).reshape(-1)
+            cand = above(flat, tau, strict=True)
             cv = flat[cand]
         else:
             kk = min(k, flat.numel())
@@ -284,7 +298,7 @@ class LogKernel:
             if hint > 0.0:
                 # The previous selection's k-th value, lowered: one compare finds a
                 # superset of the top-k far cheaper than a top-k over every entry.
-                cand = torch.nonzero(flat > hint).reshape(-1)
+                cand = above(flat, hint, strict=True)
                 if cand.numel() < kk:
                     cand = None
             if cand is None or cand.numel() > 4 * kk:
@@ -293,7 +307,7 @@ class LogKernel:
                 # ~10 ns each, a compare ~1 ns). Too few above it: the full top-k.
                 t = sample_threshold(flat, kk)
                 if t is not None:
-                    c2 = torch.nonzero(flat >= t).reshape(-1)
+                    c2 = above(flat, t)
                     if c2.numel() >= kk:
                         cand = c2
             if cand is None:
