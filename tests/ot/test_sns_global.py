@@ -179,6 +179,37 @@ def test_blockwise_passes_agree_with_one_block():
             np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-300)
 
 
+def test_fused_full_step_equals_line_search_and_state():
+    """One pass of ``full_step`` gives the full step's line-search term and the state (marginals,
+    e, f, top-k) at the stepped potentials, equal to the two separate passes it replaces."""
+    import torch
+
+    from workbench.physics.ot.cost import DenseCost
+    from workbench.solvers.ot._blocks import LogKernel
+
+    rng = np.random.default_rng(3)
+    C = rng.random((41, 29))
+    a = torch.as_tensor(rng.random(41) + 0.1)
+    b = torch.as_tensor(rng.random(29) + 0.1)
+    a, b = a / a.sum(), b / b.sum()
+    al, be = torch.as_tensor(rng.normal(size=41)), torch.as_tensor(rng.normal(size=29))
+    d1, d2 = torch.as_tensor(rng.normal(size=41)) * 0.3, torch.as_tensor(rng.normal(size=29)) * 0.3
+    for entries in (7 * 29, 10**6):
+        K = LogKernel(DenseCost(C), a, b, 200.0, entries)
+        quad, st = K.full_step(al, be, d1, d2, 60)
+        assert K.passes == 1
+        assert quad == pytest.approx(K.line_search_increase(al, be, d1, d2, [1.0])[0], rel=1e-12)
+        now = K.state(al, be)  # the linear term from the current marginals: the same quad
+        lin = float(now["rows"] @ d1 + now["cols"] @ d2)
+        assert K.full_step(al, be, d1, d2, 60, linear=lin)[0] == pytest.approx(quad, rel=1e-10)
+        ref = K.state(al + d1, be + d2, 60)
+        for key in ("rows", "cols"):
+            np.testing.assert_allclose(st[key].numpy(), ref[key].numpy(), rtol=1e-13)
+        assert st["e"] == pytest.approx(ref["e"], rel=1e-10)
+        assert st["f"] == pytest.approx(ref["f"], rel=1e-12)
+        np.testing.assert_array_equal(np.sort(st["idx"].numpy()), np.sort(ref["idx"].numpy()))
+
+
 @pytest.mark.slow
 def test_memory_of_a_5000_squared_solve():
     """A 5000 x 5000 point-cloud solve never holds an n x m array: peak RSS growth < 150 MB
@@ -261,9 +292,27 @@ def test_sampled_threshold_selection_is_the_exact_top_k(law):
     al, be = torch.zeros(n, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)
     W = K._logp(0, n, al, be).exp().reshape(-1).clone()
     exact = np.sort(torch.topk(W, k).indices.numpy())
-    for hint in (0.0, 1e-300, float(W.kthvalue(W.numel() - k + 1).values) * 0.9):
+    kth = float(W.kthvalue(W.numel() - k + 1).values)
+    for hint in (0.0, 1e-300, kth * 0.9, kth * 1.5):
         st = K.state(al, be, k, hint=hint)
         np.testing.assert_array_equal(np.sort(st["idx"].numpy()), exact)
+    # many blocks (one threshold for the whole pass, buffered merges): the same k entries
+    for entries in (40 * m, 200 * m):
+        Kb = LogKernel(DenseCost(C), a, b, 50.0, entries)
+        for hint in (0.0, kth * 0.5, kth * 1.5):
+            st = Kb.state(al, be, k, hint=hint)
+            np.testing.assert_array_equal(np.sort(st["idx"].numpy()), exact)
+    # a first block unlike the rest (its threshold far too high): the pass is repeated with the
+    # exact merge, and the selection is still exact
+    C2 = np.random.default_rng(2).random((n, m))
+    C2[:250] *= 0.01  # 250 rows: a block large enough for the sampled threshold
+    W2 = torch.as_tensor(-50.0 * C2).exp().reshape(-1)
+    Kb = LogKernel(DenseCost(C2), a, b, 50.0, 250 * m)
+    st = Kb.state(al, be, k)
+    assert Kb.repeats == 1 and Kb.passes == 2
+    np.testing.assert_array_equal(
+        np.sort(st["idx"].numpy()), np.sort(torch.topk(W2, k).indices.numpy())
+    )
 
 
 def test_shift_model_recovers_a_planted_mode_and_always_raises_the_shift():
@@ -325,3 +374,34 @@ def test_shift_search_needs_few_factorisations_on_a_real_system():
         mu = sns.next_shift(mu, tried, sns.RADIUS, scale)
     assert solves <= 8
     assert size > 0.05 * sns.RADIUS  # not a needlessly tiny (over-shifted) step
+
+
+def test_shifted_sinkhorn_updates_equal_the_max_shifted_ones():
+    """Row and column updates shifted by the current potentials (one pass, no max) equal the
+    max-shifted log-sum-exp ones, report the current row sums, and fall back when unsafe."""
+    import torch
+
+    from workbench.physics.ot.cost import DenseCost
+    from workbench.solvers.ot._blocks import LogKernel
+
+    rng = np.random.default_rng(5)
+    C = rng.random((31, 27))
+    a = torch.as_tensor(rng.random(31) + 0.1)
+    b = torch.as_tensor(rng.random(27) + 0.1)
+    a, b = a / a.sum(), b / b.sum()
+    K = LogKernel(DenseCost(C), a, b, 500.0, 5 * 27)
+    be = torch.zeros(27, dtype=torch.float64)
+    al = K.row_update(be)
+    be = K.col_update(al)
+    for shift in (0.0, -2000.0):  # -2000: every row sum underflows, the max-shifted pass runs
+        al_s = al + shift
+        new = K.row_update(be, al_s)
+        last = K.last_rows
+        np.testing.assert_allclose(new.numpy(), K.row_update(be).numpy(), rtol=1e-12, atol=1e-9)
+        if shift == 0.0:
+            rows = K.state(al_s, be)["rows"]
+            np.testing.assert_allclose(last.numpy(), rows.numpy(), rtol=1e-12)
+        else:
+            assert last is None
+        col = K.col_update(new, be + shift)
+        np.testing.assert_allclose(col.numpy(), K.col_update(new).numpy(), rtol=1e-12, atol=1e-9)

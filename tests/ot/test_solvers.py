@@ -144,7 +144,8 @@ def test_gauge_fixed_hessian_is_positive_definite():
 
 @pytest.mark.parametrize("n,m", [(20, 15), (12, 25)])
 def test_newton_system_dense_and_sparse_paths_solve_the_same_system(n, m):
-    """The dense Schur path (small problems) and the sparse one give the exact M^-1 g."""
+    """The dense Schur path (small problems), the sparse one and the Schur-complement CG give
+    the exact M^-1 g (CG to its tolerance), with and without a shift."""
     import scipy.sparse as sp
     import torch
 
@@ -163,15 +164,24 @@ def test_newton_system_dense_and_sparse_paths_solve_the_same_system(n, m):
     coo = Ps.tocoo()
     idx, vals = coo.row * m + coo.col, coo.data
     prm = sns.Params()
-    dense = sns.NewtonSystem(rows, cols, None, prm, idx=idx, vals=vals, shape=(n, m))
+    kw = {"idx": idx, "vals": vals, "shape": (n, m)}
+    dense = sns.NewtonSystem(rows, cols, None, prm, cg_first=False, **kw)
     assert isinstance(dense.G, np.ndarray) and not sp.issparse(dense.Pg)
-    sparse = sns.NewtonSystem(rows, cols, Ps, prm)
+    sparse = sns.NewtonSystem(rows, cols, Ps, prm, cg_first=False)
     assert sp.issparse(sparse.Pg)
+    cg = sns.NewtonSystem(rows, cols, None, prm, cg_first=True, **kw)
     for mu in (0.0, 1e-2):
         Mmu = M + mu * np.diag(np.diag(M))
-        for system in (dense, sparse):
+        for system in (dense, sparse, cg):
             dz = system.solve(g, mu)
             assert np.linalg.norm(Mmu @ dz - g) <= 1e-9 * np.linalg.norm(g)
+    assert cg.G is None and cg.cg_iters > 0 and cg.cg_fallbacks == 0  # CG did it, no G formed
+    # CG over its budget: the direct route takes over, exactly
+    short = sns.NewtonSystem(rows, cols, None, prm, cg_first=True, **kw)
+    short.cg_budget = 1
+    dz = short.solve(g, 0.0)
+    assert short.cg_fallbacks == 1 and short.G is not None
+    assert np.linalg.norm(M @ dz - g) <= 1e-9 * np.linalg.norm(g)
     assert sns.use_dense(60, 60, 600) and not sns.use_dense(2000, 2000, 20000)
 
 

@@ -321,7 +321,8 @@ def finish_plan(
         if rb.size:
             y[rb] = np.min(C[np.ix_(ia, rb)] - xs[:, None], axis=0)
     m = plan_metrics(problem, P, reg)
-    m["dual_objective"] = float(-kernel.state(alpha, beta)["rows"].sum() / eta) + float(
+    # sum P from the plan just written (zero outside the support): no pass of its own
+    m["dual_objective"] = float(-P.sum() / eta) + float(
         np.dot(problem.a[ia], xs) + np.dot(problem.b[ib], ys)
     )
     m["iterations"] = float(step)

@@ -8,8 +8,9 @@ as
 
 ``P_s`` the ``ceil(kappa * max(n, m))`` largest entries of ``P`` (a global top-k) and the diagonal
 blocks the *exact* row and column sums. Dropping the last ``y`` coordinate (gauge fix) makes ``M``
-symmetric positive definite; the direction solves ``(M + mu diag M) dz = grad f`` (dense Cholesky
-for small systems, Jacobi-preconditioned CG otherwise) and an Armijo search on ``f`` picks the step.
+symmetric positive definite; the direction solves ``(M + mu diag M) dz = grad f`` through its Schur
+complement (Jacobi-preconditioned CG first, a dense Cholesky when CG would cost more) and an
+Armijo search on ``f`` picks the step.
 
 Globalisation (issue 17). Newton on ``f`` converges fast only close to the optimum, and the basin
 shrinks like ``1/eta``. The solver therefore follows an eta-continuation (epsilon-scaling):
@@ -42,10 +43,13 @@ coordinates). Iterations count every Sinkhorn sweep and every Newton step (``max
 sum); the history records per iteration the kind (``stage`` 0 Sinkhorn, 1 Newton), the
 continuation level and its eta, e, f, step, kappa, density, mu, CG iterations, passes and time.
 
-Per Newton step the O(nm) work is one line-search pass (all trial steps of a batch at once) and
-one state pass that also selects the next pattern's candidates; the linear algebra is a dense
-Schur complement (``G = P_s^T D^-1 P_s`` formed densely or sparsely by a measured cost model,
-:func:`use_dense`) below ``SCHUR_MAX`` unknowns and Jacobi-preconditioned CG above.
+Per Newton step the O(nm) work is one pass when the full step is accepted (the line-search term
+and the state after the step, with the next pattern's candidates, share one ``expm1``:
+:meth:`LogKernel.full_step`), two otherwise. The linear algebra (:class:`NewtonSystem`) is CG on
+the Schur complement ``S = D_c - P_s^T D_r^-1 P_s``, applied through the sparse ``P_s`` (O(kept)
+per iteration), with a budget worth one direct solve by a measured cost model; over budget, or
+where the model says the direct route is cheaper, ``G = P_s^T D_r^-1 P_s`` is formed and factored
+(dense Cholesky up to ``SCHUR_MAX`` unknowns, sparse LU of the full system above).
 
 Example
 -------
@@ -84,6 +88,7 @@ SMALL_DENSE = 1_000_000  # kept entries always allowed (the full Hessian up to n
 DENSE_MAX = 4_000_000  # largest n*m whose kept pattern may be assembled densely
 SCHUR_MAX = 2500  # largest min(n, m - 1) solved exactly by a dense Schur complement
 DIRECT_MAX = 6000  # largest n + m for the sparse direct fallback
+CG_MIN_BUDGET = 30  # fewest CG iterations tried before the direct route
 MU_START = 1e-12
 MU_MAX = 1e12
 MU_DROP = 1e-6  # after a full step a shift below this is dropped (pure Newton tail)
@@ -202,8 +207,10 @@ class Params:
         advanced=True,
     )
     block_entries: int = param(
-        1 << 20,
-        "Entries per row block of the O(nm) passes (memory per temporary = 8 bytes x this).",
+        1 << 18,
+        "Entries per row block of the O(nm) passes (memory per temporary = 8 bytes x this); "
+        "2 MB blocks keep a pass's chain of elementwise sweeps in cache (measured 25-35% faster "
+        "Sinkhorn passes than 8 MB blocks on a 4000-point cloud).",
         min=1 << 10,
         max=1 << 28,
         advanced=True,
@@ -305,30 +312,71 @@ def conjugate_gradient(
     return x, maxiter
 
 
-def use_dense(n: int, m: int, kept: int) -> bool:
-    """Whether to form ``G = P_s^T D^-1 P_s`` densely: a cost model measured on one core.
+def form_cost(n: int, m: int, kept: int) -> tuple[float, float]:
+    """Seconds (one core) to form ``G = P_s^T D^-1 P_s``: (dense, sparse), a measured model.
 
-    Dense: ``n m s`` BLAS multiply-adds (``s = min(n, m - 1)``, ~0.4 ns each). Sparse: about
-    ``kept^2 / s`` scattered multiply-adds (~10 ns each) plus ~2 ms of scipy.sparse overhead.
+    Dense (scatter the kept entries into an n x m array, one BLAS product): about
+    ``6e-11 n m s + 5e-4`` (``s = min(n, m - 1)``; 10 ms at n = m = 500, 50-70 ms at 1000).
+    Sparse (scipy.sparse product, then densified): about ``5e-9 kept^2 / s + 2e-7 kept + 1e-3``
+    (a row with ``r`` kept entries adds ``r^2`` scattered products; 1.4 ms at 500 with 10 per row,
+    26 ms with 100 per row). Measured on this project's 2-core machines (OpenBLAS, one thread).
     """
+    s = max(1, min(n, m - 1))
+    return 6e-11 * n * m * s + 5e-4, 5e-9 * kept * kept / s + 2e-7 * kept + 1e-3
+
+
+def use_dense(n: int, m: int, kept: int) -> bool:
+    """Whether to form ``G`` densely (the cheaper of the two by :func:`form_cost`)."""
     s = min(n, m - 1)
     if s > SCHUR_MAX or n * m > DENSE_MAX:
         return False
-    return 0.4e-9 * n * m * s < 1e-8 * kept * kept / max(s, 1) + 2e-3
+    dense, sparse = form_cost(n, m, kept)
+    return dense < sparse
+
+
+def direct_cost(n: int, m: int, kept: int) -> float:
+    """Seconds (one core) to form ``G`` and factor the Schur complement once: the cost model.
+
+    A Cholesky of size ``s`` takes about ``1.5e-11 s^3 + 1e-4`` s (4 ms at s = 500, 17 ms at
+    1000, 90 ms at 2000, OpenBLAS on one core), plus :func:`form_cost`'s cheaper product.
+    """
+    s = max(1, min(n, m - 1))
+    dense, sparse = form_cost(n, m, kept)
+    form = sparse if n * m > DENSE_MAX else min(dense, sparse)
+    return 1.5e-11 * s**3 + 1e-4 + form
+
+
+def cg_iteration_cost(n: int, m: int, kept: int) -> float:
+    """Seconds per iteration of the Schur-complement CG: two sparse products and ~8 vector ops
+    (about 1 ns per kept entry and product, 1 ns per vector entry and op, 15 us of overhead)."""
+    return 1.5e-5 + 1e-9 * (2 * kept + 8 * (n + m))
 
 
 class NewtonSystem:
     """The gauge-fixed sparsified Hessian of one iterate; solves for several shifts mu.
 
-    With ``k = min(n, m - 1)`` up to ``SCHUR_MAX`` the system is solved exactly through the Schur
-    complement of the larger diagonal block: for ``n >= m``
+    With ``k = min(n, m - 1)`` and, for ``n >= m``, the larger diagonal block ``D_r`` eliminated,
+    the system reduces to the Schur complement
 
-        S(mu) = (1 + mu) D_c - P_s^T D_r^-1 P_s / (1 + mu),   k x k, dense,
+        S(mu) = (1 + mu) D_c - P_s^T D_r^-1 P_s / (1 + mu),   k x k,
 
-    ``G = P_s^T D_r^-1 P_s`` is formed once per iterate (a sparse product) and every shift costs one
-    Cholesky of size k (k^3/3 flops instead of (n + m)^3/3). A failed factorisation (numerically
-    singular: a plan graph split into blocks whose coupling underflows) returns None and the caller
-    raises the shift. Larger systems use Jacobi-preconditioned CG with a sparse LU fallback.
+    (and ``dx = (g_x - P_s dy) / ((1 + mu) D_r)``), a grounded weighted graph Laplacian: symmetric,
+    diagonally dominant, positive definite after the gauge fix. Two ways to solve it:
+
+    * **CG first** (:attr:`cg_first`): Jacobi-preconditioned conjugate gradients on ``S``, applied
+      as two sparse products with ``P_s`` (``G`` is never formed), ``O(kept + n + m)`` per
+      iteration, stopped at the inexact-Newton forcing tolerance. It is given an iteration budget
+      worth one direct solve (:func:`direct_cost` / :func:`cg_iteration_cost`, at least
+      ``CG_MIN_BUDGET``), so a system on which it is slow costs at most twice the direct route.
+      Kept patterns of random costs give expander-like graphs on which CG needs 5-100 iterations
+      where the dense route costs a k^3/3 Cholesky.
+    * **Direct**: ``G = P_s^T D_r^-1 P_s`` formed once per iterate (densely or sparsely by
+      :func:`use_dense`) and one dense Cholesky of size k per shift (``k <= SCHUR_MAX``); above
+      that, sparse LU of the full system. A failed factorisation (numerically singular: a plan
+      graph split into blocks whose coupling underflows) returns None and the caller raises the
+      shift.
+
+    Once CG has missed its budget on this iterate, later shifts go straight to the direct route.
     """
 
     def __init__(
@@ -341,6 +389,7 @@ class NewtonSystem:
         idx: np.ndarray | None = None,
         vals: np.ndarray | None = None,
         shape: tuple[int, int] | None = None,
+        cg_first: bool | None = None,
     ):
         self.rows, self.cols, self.p = rows, cols, p
         n, m = Ps.shape if Ps is not None else shape
@@ -348,17 +397,38 @@ class NewtonSystem:
         self.N = n + m - 1
         self.cg_iters = 0
         self.direct = 0
+        self.cg_fallbacks = 0
         self.G = None
         self._Ps = Ps
         self._idx, self._vals = idx, vals
         self._op = None
+        self._schur_op = None
         self.eliminate_x = n >= m - 1
-        if Ps is None and use_dense(n, m, len(idx)):
+        kept = Ps.nnz if Ps is not None else len(idx)
+        self.kept = kept
+        s = min(n, m - 1)
+        budget = direct_cost(n, m, kept) / cg_iteration_cost(n, m, kept)
+        self.cg_budget = max(CG_MIN_BUDGET, int(budget)) if s <= SCHUR_MAX else 2 * (self.N + 1)
+        if cg_first is None:
+            # Tiny systems: the dense route is a few BLAS calls, cheaper than any CG loop.
+            cg_first = s > SCHUR_MAX or direct_cost(n, m, kept) > CG_MIN_BUDGET * cg_iteration_cost(
+                n, m, kept
+            )
+        self.cg_first = bool(cg_first)
+        self.Pg = None
+        if not self.cg_first:
+            self._form_direct()
+
+    def _form_direct(self) -> None:
+        """Form ``G`` for the dense Schur route (k <= SCHUR_MAX); nothing above (sparse LU)."""
+        n, m = self.n, self.m
+        rows, cols = self.rows, self.cols
+        if self._idx is not None and use_dense(n, m, self.kept):
             # A dense P_s and one BLAS product cost less than the sparse product here
             # (small problems, where scipy.sparse's per-call overhead dominates, or a kept
             # pattern so dense that the sparse product's k^2/s work exceeds n m s BLAS flops).
             D = np.zeros(n * m)
-            D[idx] = vals
+            D[self._idx] = self._vals
             Pg = D.reshape(n, m)[:, : m - 1]
             self.Pg = Pg
             if self.eliminate_x:
@@ -367,14 +437,22 @@ class NewtonSystem:
                 self.G = (Pg / cols[None, : m - 1]) @ Pg.T
             return
         if min(n, m - 1) <= SCHUR_MAX:
-            Ps = self.Ps
-            Pg = Ps[:, : m - 1].tocsr()  # gauge fix: the last y is dropped
+            Pg = self._sparse_pg()
             self.Pg = Pg
             if self.eliminate_x:
                 self.G = (Pg.T.multiply(1.0 / rows)).tocsr() @ Pg
             else:
                 self.G = (Pg.multiply(1.0 / cols[None, : m - 1])).tocsr() @ Pg.T
             self.G = self.G.toarray()
+
+    def _sparse_pg(self) -> sp.csr_matrix:
+        """P_s without its last column (gauge fix: the last y is dropped), as CSR."""
+        if self._Ps is not None:
+            return self._Ps[:, : self.m - 1].tocsr()
+        # straight from the kept entries: no full P_s is built (one copy fewer in memory)
+        i, j = np.divmod(self._idx, self.m)
+        keep = j < self.m - 1
+        return sp.csr_matrix((self._vals[keep], (i[keep], j[keep])), shape=(self.n, self.m - 1))
 
     @property
     def Ps(self) -> sp.csr_matrix:
@@ -394,6 +472,70 @@ class NewtonSystem:
     @property
     def diag(self) -> np.ndarray:
         return np.concatenate([self.rows, self.cols[: self.m - 1]])
+
+    def _schur_parts(self):
+        """(B, B^T, d_big, d_small, diag(B^T d_big^-1 B)) for the side that is eliminated."""
+        if self._schur_op is None:
+            m = self.m
+            Pg = self._sparse_pg()
+            if self.eliminate_x:
+                B, d_big, d_small = Pg, self.rows, self.cols[: m - 1]
+            else:
+                B, d_big, d_small = Pg.T.tocsr(), self.cols[: m - 1], self.rows
+            BT = B.T.tocsr()
+            # diag(B^T D^-1 B)_j = sum_i B_ij^2 / d_i, without a squared copy of B
+            w = B.data * B.data / np.repeat(d_big, np.diff(B.indptr))
+            gdiag = np.bincount(B.indices, weights=w, minlength=B.shape[1])
+            self._schur_op = (B, BT, d_big, d_small, gdiag)
+        return self._schur_op
+
+    def _solve_schur_cg(
+        self, g: np.ndarray, mu: float, rtol: float
+    ) -> tuple[np.ndarray | None, bool]:
+        """Jacobi-preconditioned CG on S(mu) within the budget: (dz, whether rtol was met)."""
+        B, BT, d_big, d_small, gdiag = self._schur_parts()
+        n = self.n
+        s = 1.0 + mu
+        gx, gy = (g[:n], g[n:]) if self.eliminate_x else (g[n:], g[:n])
+        inv_big = 1.0 / (s * d_big)
+        dS = s * d_small
+        rhs = gy - BT @ (gx * inv_big)
+        # S = s d_small - B^T (s d_big)^-1 B: the 1/s of the text is folded into inv_big.
+        sdiag = dS - gdiag / s
+        if not np.all(sdiag > 0):
+            # a column coupled to nothing but one row (S singular there): direct route or shift
+            return None, False
+        pre = 1.0 / sdiag
+        target = rtol * float(np.linalg.norm(g))
+        y = np.zeros_like(rhs)
+        r = rhs.copy()
+        if float(np.linalg.norm(r)) <= target:
+            z_ok = True
+        else:
+            z_ok = False
+            z = pre * r
+            d = z.copy()
+            rz = float(r @ z)
+            for _ in range(self.cg_budget):
+                Ad = dS * d - BT @ ((B @ d) * inv_big)
+                dAd = float(d @ Ad)
+                if not dAd > 0.0:
+                    break
+                step = rz / dAd
+                y += step * d
+                r -= step * Ad
+                self.cg_iters += 1
+                if float(np.linalg.norm(r)) <= target:
+                    z_ok = True
+                    break
+                z = pre * r
+                rz_new = float(r @ z)
+                d *= rz_new / rz
+                d += z
+                rz = rz_new
+        x = (gx - B @ y) * inv_big
+        dz = np.concatenate([x, y]) if self.eliminate_x else np.concatenate([y, x])
+        return dz, z_ok
 
     def _solve_schur(self, g: np.ndarray, mu: float) -> np.ndarray | None:
         from scipy.linalg import LinAlgError, cho_factor, cho_solve
@@ -432,25 +574,25 @@ class NewtonSystem:
         ``rtol`` is the CG forcing term (inexact Newton: loose far from the solution).
         """
         rtol = self.p.cg_rtol if rtol is None else max(rtol, self.p.cg_rtol)
+        large = min(self.n, self.m - 1) > SCHUR_MAX
+        if self.cg_first:
+            dz, ok = self._solve_schur_cg(g, mu, rtol)
+            if ok or (large and self.n + self.m > DIRECT_MAX and dz is not None):
+                # (no direct route for a very large system: the best CG iterate it is)
+                return dz
+            # Over budget (an ill-conditioned pattern: a nearly split plan graph): the direct
+            # route for this and every later shift at this iterate.
+            self.cg_first = False
+            self.cg_fallbacks += 1
+            self._form_direct()
         if self.G is not None:
             return self._solve_schur(g, mu)
-
-        def mv(v: np.ndarray) -> np.ndarray:
-            out = self.matvec(v)
-            if mu:
-                out += mu * self.diag * v
-            return out
-
-        d = self.diag * (1.0 + mu)
-        dz, it = conjugate_gradient(mv, g, rtol, 2 * (self.N + 1), d if self.p.jacobi else None)
-        self.cg_iters += it
-        if self.n + self.m <= DIRECT_MAX and np.linalg.norm(mv(dz) - g) > max(
-            1e-6, 10 * rtol
-        ) * np.linalg.norm(g):
-            # CG stalled on an ill-conditioned system (near-disconnected plan graph):
-            # solve the same sparse system exactly instead.
-            dz = direct_solve(self.rows, self.cols, self.Ps, g, mu)
-            self.direct += 1
+        if large and self.n + self.m > DIRECT_MAX:
+            # CG was abandoned at an earlier shift: try it again (a larger shift helps it).
+            dz, _ = self._solve_schur_cg(g, mu, rtol)
+            return dz
+        dz = direct_solve(self.rows, self.cols, self.Ps, g, mu)
+        self.direct += 1
         return dz
 
 
@@ -567,6 +709,7 @@ def run(
         "line_search_trials": 0,
         "cg_iterations": 0,
         "direct_solves": 0,
+        "cg_fallbacks": 0,
         "lm_shifts": 0,
         "stages": len(etas),
     }
@@ -608,24 +751,47 @@ def run(
         kth_prev = 0.0  # the last selection's k-th largest entry (prefilters the next)
 
         def sinkhorn_steps(count: int, tol_s: float) -> bool:
-            """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done."""
+            """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done.
+
+            Two passes per sweep: each row update (shifted by the current potentials) also
+            yields the current plan's row sums, i.e. the marginal error of the state the last
+            sweep produced (its columns are exact), which is recorded and tested then; a sweep
+            whose predecessor already met ``tol_s`` is abandoned after that pass. The state pass
+            after the last sweep of the block also selects the candidates of the first Newton
+            step's pattern (the Newton loop would otherwise spend a pass on it).
+            """
             nonlocal alpha, beta, st, step, cancelled
-            for _ in range(count):
-                if step >= p.max_iter:
-                    return True
-                alpha = K.row_update(beta)
-                beta = K.col_update(alpha)
-                step += 1
-                stats["sinkhorn_iterations"] += 1
-                st = K.state(alpha, beta)
+
+            def report() -> bool:
+                nonlocal cancelled
                 record(0, st, 0.0, 0)
                 progress(step, p.max_iter, e=st["e"], stage=0, level=level)
                 if progress.cancelled:
                     cancelled = True
                     return True
-                if not math.isfinite(st["e"]) or st["e"] <= tol_s:
-                    return True
-            return False
+                return not math.isfinite(st["e"]) or st["e"] <= tol_s
+
+            for i in range(count):
+                if step >= p.max_iter:
+                    if i == 0:
+                        return True
+                    break
+                alpha_new = K.row_update(beta, alpha)
+                if i > 0:
+                    if K.last_rows is None:
+                        st = K.state(alpha, beta)  # the shifted sums were unsafe: a full pass
+                    else:
+                        st = K.sweep_state(alpha, beta, K.last_rows)
+                    if report():
+                        return True
+                alpha = alpha_new
+                beta = K.col_update(alpha, beta)
+                step += 1
+                stats["sinkhorn_iterations"] += 1
+            k_sel = min(math.ceil(2 * kappa * max(n, m)), max_kept)
+            st = K.state(alpha, beta, k_sel, hint=0.25 * kth_prev)
+            st["sel_k"] = k_sel
+            return report() or step >= p.max_iter
 
         for level, eta_s in enumerate(etas):
             last = level == len(etas) - 1
@@ -674,6 +840,8 @@ def run(
                     rows_np, cols_np, None, p, idx=idx, vals=sel["vals"].cpu().numpy(), shape=(n, m)
                 )
                 accepted, df, dal, dbe = 0.0, 0.0, None, None
+                k_next = min(math.ceil(2 * kappa * max(n, m)), max_kept)
+                st_full = None
                 too_long: list[tuple[float, float]] = []  # (mu, step size) outside the region
                 scale = float(np.abs(g / system.diag).max())  # the step's size for mu >> 1, x mu
                 dz = None
@@ -698,7 +866,17 @@ def run(
                     dbe = torch.zeros(m, dtype=torch.float64, device=a.device)
                     dbe[: m - 1] = torch.as_tensor(dz[n:], device=a.device)
                     for batch in STEP_BATCHES:
-                        quad = K.line_search_increase(alpha, beta, dal, dbe, batch)
+                        if batch == [1.0]:
+                            # The full step and, in the same pass, the state after it with the
+                            # candidates of the next pattern (kappa may double below: select for
+                            # twice the current kappa); kept if the step is accepted.
+                            lin = float(st["rows"] @ dal + st["cols"] @ dbe)
+                            q1, st_full = K.full_step(
+                                alpha, beta, dal, dbe, k_next, hint=0.1 * kth_prev, linear=lin
+                            )
+                            quad = [q1]
+                        else:
+                            quad = K.line_search_increase(alpha, beta, dal, dbe, batch)
                         stats["line_search_trials"] += len(batch)
                         for s, qv in zip(batch, quad, strict=True):
                             inc = s * g_dot - qv
@@ -723,6 +901,7 @@ def run(
                         break
                 stats["cg_iterations"] += system.cg_iters
                 stats["direct_solves"] += system.direct
+                stats["cg_fallbacks"] += system.cg_fallbacks
                 if not accepted:
                     mu, radius = 0.0, RADIUS
                     failed_rounds += 1
@@ -749,10 +928,11 @@ def run(
                 beta = beta + accepted * dbe
                 step += 1
                 stats["newton_iterations"] += 1
-                # e for the step's bookkeeping and, in the same pass, the candidates of the next
-                # pattern (kappa may double below: select for twice the current kappa)
-                k_next = min(math.ceil(2 * kappa * max(n, m)), max_kept)
-                st = K.state(alpha, beta, k_next, hint=0.1 * kth_prev)
+                if accepted == 1.0 and st_full is not None:
+                    st = st_full
+                else:
+                    # e for the step's bookkeeping and the candidates of the next pattern
+                    st = K.state(alpha, beta, k_next, hint=0.1 * kth_prev)
                 st["sel_k"] = k_next
                 record(1, st, accepted, system.cg_iters, df)
                 progress(
@@ -824,6 +1004,7 @@ def run(
         elif reason != "stagnation":
             reason = "budget"
         stats["passes"] = K.passes
+        stats["selection_repeats"] = K.repeats
         return Run(
             alpha=alpha,
             beta=beta,
