@@ -212,31 +212,48 @@ def test_fused_full_step_equals_line_search_and_state():
 
 @pytest.mark.slow
 def test_memory_of_a_5000_squared_solve():
-    """A 5000 x 5000 point-cloud solve never holds an n x m array: peak RSS growth < 150 MB
-    (one float64 5000 x 5000 array is 200 MB). Run in a fresh process for a clean RSS."""
+    """A 5000 x 5000 point-cloud solve never holds an n x m array (one float64 5000 x 5000 array
+    is 200 MB). Checked on what the solver itself allocates, in a fresh process: NumPy's traced
+    peak (tracemalloc: the Newton system, the plan pattern) stays under 150 MB, no torch op
+    allocates more than 50 MB (the blocked passes and the top-k buffers; torch's profiler), and
+    the peak RSS growth stays under 400 MB. RSS alone is a poor witness: glibc keeps freed blocks,
+    so the same solve measured 228-291 MB of growth from run to run on the 2-core CI machine."""
     code = textwrap.dedent(
         """
-        import json, resource, sys
+        import json, resource, tracemalloc
         import numpy as np, scipy.linalg, scipy.sparse.linalg, torch
+        from torch.profiler import ProfilerActivity, profile
         torch.set_num_threads(1)
         from workbench.solvers.ot import sinkhorn_newton as sns
         rng = np.random.default_rng(0)
         X, Y = rng.random((5000, 2)), rng.random((5000, 2)) * 0.8 + 0.3
+        p = sns.Params(reg=1e-2, max_iter=12, device="cpu")
         torch.exp(torch.ones(10))
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        out = sns.solve_points(X, Y, reg=1e-2, params=sns.Params(reg=1e-2, max_iter=12, device="cpu"))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({"growth_mb": (peak - base) / 1024, "newton": out["stats"]["newton_iterations"]}))
+        tracemalloc.start()
+        out = sns.solve_points(X, Y, reg=1e-2, params=p)
+        np_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            again = sns.solve_points(X, Y, reg=1e-2, params=p)
+        op_max = max(e.cpu_memory_usage for e in prof.events())
+        print(json.dumps({"rss_growth_mb": (rss - base) / 1024, "numpy_peak_mb": np_peak / 2**20,
+                          "torch_op_max_mb": op_max / 2**20,
+                          "newton": [out["stats"]["newton_iterations"],
+                                     again["stats"]["newton_iterations"]]}))
         """
     )
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900
     )
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["newton"] >= 1  # the Newton phase (selection, line search) ran too
-    assert out["growth_mb"] < 150, out
+    assert out["newton"][0] >= 1 and out["newton"][0] == out["newton"][1], out
+    assert out["numpy_peak_mb"] < 150, out
+    assert 0 < out["torch_op_max_mb"] < 50, out
+    assert out["rss_growth_mb"] < 400, out
 
 
 @pytest.mark.gpu

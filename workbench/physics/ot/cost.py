@@ -74,7 +74,7 @@ class GroundCost:
     def value_range(self) -> tuple[float, float]:
         """(min C, max C), by one blockwise pass."""
         lo, hi = math.inf, -math.inf
-        step = max(1, 4_000_000 // max(1, self.m))
+        step = max(1, (1 << 18) // max(1, self.m))  # 2 MB float64 blocks, as the kernel passes
         for i0 in range(0, self.n, step):
             blk = self.block(i0, min(self.n, i0 + step))
             lo = min(lo, float(blk.min()))

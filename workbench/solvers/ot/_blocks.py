@@ -266,6 +266,7 @@ class LogKernel:
 
         vals = torch.cat([v for v, _ in buf])
         idx = torch.cat([j for _, j in buf])
+        buf.clear()  # the pieces now live in vals/idx: free them before top-k's own copies
         if vals.numel() > k:
             vals, j = torch.topk(vals, k, sorted=False)
             idx = idx[j]
