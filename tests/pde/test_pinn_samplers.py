@@ -331,3 +331,28 @@ def test_w1_on_the_excess_and_deficit_equals_the_full_transport():
         P = np.stack(np.meshgrid(c1, c2, indexing="ij"), -1).reshape(-1, 2)
         M = np.sqrt(((P[:, None] - P[None]) ** 2).sum(-1))
         assert got == pytest.approx(ot.emd2(a, b, M), rel=1e-9)
+
+
+@pytest.mark.parametrize("bc", ["exact", "penalty"])
+def test_levenberg_marquardt_finish_lowers_the_loss_monotonically_and_solves(bc):
+    p = PDEProblem(box=((0.0, 2.0),), exact="exp(x/2)*cos(3*x) + 1", n_col=(48,))
+    prm = pinn.Params(width=16, depth=2, max_iter=260, adam_iter=200, lr=5e-3, finish="lm", bc=bc)
+    prm = type(prm)(**{**prm.__dict__, "n_checkpoints": 260})  # log every step
+    r = pinn.solve(p, prm)
+    assert r.extras["finish"] == "lm"
+    steps = np.array(r.history["step"])
+    loss = np.array(r.history["loss"])[steps > 200]
+    assert len(loss) >= 50
+    # accepted LM steps only ever lower the loss (rejected ones keep the iterate)
+    assert np.all(np.diff(loss) <= 1e-12 * loss[:-1])
+    assert loss[-1] < 1e-3 * np.array(r.history["loss"])[steps == 200][0]
+    assert r.metrics["rel_l2_final"] < 1e-3, r.metrics
+    assert r.metrics["boundary_misfit_rel"] < 1e-3
+
+
+def test_finish_auto_picks_lm_for_small_point_sets_only():
+    p = PDEProblem(box=((0.0, 1.0),), exact="sin(2*x)", n_col=(32,))
+    kw = dict(width=40, depth=2, max_iter=6, adam_iter=5)  # 1801 weights
+    assert pinn.solve(p, pinn.Params(**kw)).extras["finish"] == "lm"  # 128 points
+    r = pinn.solve(p, pinn.Params(**kw, n_col=1100))  # points and weights > 1024
+    assert r.extras["finish"] == "lbfgs"
