@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from workbench.nets.pde_flow import BoxFlow
+from workbench.nets.pde_mlp import MLP
 from workbench.physics.pde.compiled import compile_problem
 from workbench.physics.pde.constraints import DirichletLift, torch_function
 from workbench.physics.pde.operators import NEEDS, apply_operator
@@ -236,3 +237,122 @@ def test_staged_solvers_record_their_stages(module):
         assert r.extras["stage_density"].shape == (2, 64, 64)
         lo, hi = -1.0, 1.0
         assert np.nanmin(pts) >= lo and np.nanmax(pts) <= hi
+
+
+def _autograd_derivs(model, X, need):
+    """The reference: reverse-mode autograd through the module's forward (nested grads)."""
+
+    class Plain(torch.nn.Module):
+        def forward(self, Y):
+            return model(Y)
+
+    return pinn._derivs(Plain(), X, need)
+
+
+@pytest.mark.parametrize(
+    "dim,activation,fourier,exact",
+    [
+        (1, "sin", False, "exp(x)*cos(3*x)"),
+        (2, "tanh", False, "exp(x)*cos(y) + x*y"),
+        (2, "sin", True, "sin(x)*y**2"),
+        (1, "tanh", True, "x**3"),
+    ],
+)
+def test_forward_mode_derivatives_match_autograd(dim, activation, fourier, exact):
+    box = ((0.0, 2.0),) if dim == 1 else ((-1.0, 1.0), (0.0, 2.0))
+    p = PDEProblem(box=box, variables=("x", "y")[:dim], exact=exact, n_col=(8,) * dim)
+    gen = torch.Generator().manual_seed(0)
+    B = torch.randn(8, dim, generator=gen, dtype=torch.float64) if fourier else None
+    net = MLP(box, 16, 3, activation, gen, torch.float64, B, 2.5, 1.7)
+    need = {"x", "xx", "y", "yy"} if dim == 2 else {"xx"}
+    X = torch.rand(40, dim, dtype=torch.float64, generator=gen) * 2 + torch.tensor(
+        [b[0] for b in box], dtype=torch.float64
+    )
+    for lift in (None, DirichletLift(p)):
+        model = pinn._Model(net, lift)
+        model.pin(X, need)
+        u, d = pinn._derivs(model, X, need)
+        u0, d0 = _autograd_derivs(model, X, need)
+        torch.testing.assert_close(u, u0, rtol=1e-12, atol=1e-12)
+        assert sorted(d) == sorted(d0)
+        for k in d0:
+            torch.testing.assert_close(d[k], d0[k], rtol=1e-11, atol=1e-11)
+        # the loss gradient in the weights agrees too (the forward pass stays differentiable)
+        ps = list(net.parameters())
+        g = torch.autograd.grad((d["xx"] ** 2).sum(), ps, allow_unused=True)
+        g0 = torch.autograd.grad((d0["xx"] ** 2).sum(), ps, allow_unused=True)
+        for a, b in zip(g, g0, strict=True):
+            assert (a is None) == (b is None)
+            if b is not None:
+                torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_forward_mode_laplacian_of_a_one_neuron_network_is_analytic():
+    # u(x, y) = s·sin(a·h_x + b·h_y + c) + s·e with h the inputs mapped to [−1, 1]: a
+    # manufactured solution, Δu = −(a² + b²)(2/L)²·s·sin(·) on a square box of side L
+    box = ((0.0, 3.0), (-1.0, 2.0))
+    net = MLP(box, 1, 1, "sin", torch.Generator().manual_seed(0), torch.float64, None, 1.7)
+    a, b, c, e = 0.8, -1.3, 0.4, 0.25
+    with torch.no_grad():
+        net.weights[0].copy_(torch.tensor([[a, b]], dtype=torch.float64))
+        net.biases[0].copy_(torch.tensor([c], dtype=torch.float64))
+        net.weights[1].copy_(torch.tensor([[1.0]]))
+        net.biases[1].copy_(torch.tensor([e], dtype=torch.float64))
+    X = torch.rand(30, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
+    X[:, 1] -= 1.0
+    u, d = pinn._derivs(pinn._Model(net), X, {"xx", "yy"})
+    arg = a * (2 * X[:, 0] / 3 - 1) + b * (2 * (X[:, 1] + 1) / 3 - 1) + c
+    torch.testing.assert_close(u, 1.7 * (torch.sin(arg) + e), rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(d["x"], 1.7 * a * (2 / 3) * torch.cos(arg), rtol=1e-13, atol=1e-13)
+    lap = d["xx"] + d["yy"]
+    ref = -1.7 * (a**2 + b**2) * (2 / 3) ** 2 * torch.sin(arg)
+    torch.testing.assert_close(lap, ref, rtol=1e-12, atol=1e-13)
+
+
+def test_w1_on_the_excess_and_deficit_equals_the_full_transport():
+    import ot
+
+    rng = np.random.default_rng(4)
+    box = ((-1.0, 1.0), (0.0, 2.0))
+    for r2 in (
+        rng.random((64, 64)),
+        _peak_r2(
+            np.stack(
+                np.meshgrid(np.linspace(-1, 1, 64), np.linspace(0, 2, 64), indexing="ij"), -1
+            ).reshape(-1, 2)
+        ).reshape(64, 64),
+    ):
+        got = residual_uniformity(r2, box, n_agg=16)["w1"]
+        # the reference: the full 16² × 16² transport between μ_r and U on the cell centres
+        mass = r2.reshape(16, 4, 16, 4).sum((1, 3)).ravel()
+        a, b = mass / mass.sum(), np.full(256, 1 / 256)
+        c1 = -1 + (np.arange(16) + 0.5) * 2 / 16
+        c2 = (np.arange(16) + 0.5) * 2 / 16
+        P = np.stack(np.meshgrid(c1, c2, indexing="ij"), -1).reshape(-1, 2)
+        M = np.sqrt(((P[:, None] - P[None]) ** 2).sum(-1))
+        assert got == pytest.approx(ot.emd2(a, b, M), rel=1e-9)
+
+
+@pytest.mark.parametrize("bc", ["exact", "penalty"])
+def test_levenberg_marquardt_finish_lowers_the_loss_monotonically_and_solves(bc):
+    p = PDEProblem(box=((0.0, 2.0),), exact="exp(x/2)*cos(3*x) + 1", n_col=(48,))
+    prm = pinn.Params(width=16, depth=2, max_iter=260, adam_iter=200, lr=5e-3, finish="lm", bc=bc)
+    prm = type(prm)(**{**prm.__dict__, "n_checkpoints": 260})  # log every step
+    r = pinn.solve(p, prm)
+    assert r.extras["finish"] == "lm"
+    steps = np.array(r.history["step"])
+    loss = np.array(r.history["loss"])[steps > 200]
+    assert len(loss) >= 50
+    # accepted LM steps only ever lower the loss (rejected ones keep the iterate)
+    assert np.all(np.diff(loss) <= 1e-12 * loss[:-1])
+    assert loss[-1] < 1e-3 * np.array(r.history["loss"])[steps == 200][0]
+    assert r.metrics["rel_l2_final"] < 1e-3, r.metrics
+    assert r.metrics["boundary_misfit_rel"] < 1e-3
+
+
+def test_finish_auto_picks_lm_for_small_point_sets_only():
+    p = PDEProblem(box=((0.0, 1.0),), exact="sin(2*x)", n_col=(32,))
+    kw = dict(width=40, depth=2, max_iter=6, adam_iter=5)  # 1801 weights
+    assert pinn.solve(p, pinn.Params(**kw)).extras["finish"] == "lm"  # 128 points
+    r = pinn.solve(p, pinn.Params(**kw, n_col=1100))  # points and weights > 1024
+    assert r.extras["finish"] == "lbfgs"

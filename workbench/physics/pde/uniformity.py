@@ -54,5 +54,15 @@ def residual_uniformity(r2: np.ndarray, box, n_agg: int = 32) -> dict[str, float
     c1 = lo1 + (np.arange(n_agg) + 0.5) * (hi1 - lo1) / n_agg
     c2 = lo2 + (np.arange(n_agg) + 0.5) * (hi2 - lo2) / n_agg
     P = np.stack(np.meshgrid(c1, c2, indexing="ij"), -1).reshape(-1, 2)
-    M = np.sqrt(((P[:, None, :] - P[None, :, :]) ** 2).sum(-1))
-    return {"cv": cv, "w1": float(ot.emd2(a, b, M, numItermax=10_000_000))}
+    # W1 with a metric cost depends on a − b only (Kantorovich–Rubinstein): the common mass
+    # min(a, b) stays in place at zero cost, so the transport between the excess (a − b)₊ and
+    # the deficit (b − a)₊, on their disjoint supports, has the same optimum on a problem
+    # about 4× smaller (2.5–5 s → well under a second per call on 32² cells)
+    diff = a - b
+    src, dst = diff > 0, diff < 0
+    ms, md = diff[src], -diff[dst]
+    if ms.sum() <= 0 or md.sum() <= 0:
+        return {"cv": cv, "w1": 0.0}
+    md *= ms.sum() / md.sum()  # equal to round-off; emd2 wants them exactly balanced
+    M = np.sqrt(((P[src][:, None, :] - P[dst][None, :, :]) ** 2).sum(-1))
+    return {"cv": cv, "w1": float(ot.emd2(ms, md, M, numItermax=10_000_000))}
