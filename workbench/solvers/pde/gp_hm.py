@@ -86,13 +86,16 @@ class Params:
         advanced=True,
     )
     warm_start: str = param(
-        "off",
-        "before Adam, replace U = 0 by the exact minimiser of the loss in U at the initial "
-        "kernel (same solve and sweeps as the finish), so that the kernel learns from a U that "
-        "already fits the equation; in 1-D it brings exact steps with the precision sweep every "
-        "1000 Adam steps (mixed-scale problems: see the module comment; off by default because "
-        "it loses accuracy on poisson1d_sin100) (auto = on in 1-D, off on 2-D grids)",
-        choices=("auto", "on", "off"),
+        "select",
+        "select (1-D default): run GP-HM twice in lockstep, from U = 0 on the paper's frequency "
+        "grid (off) and with the warm start (on), and keep the run with the smaller "
+        "a-posteriori error estimate, computed from the source and boundary data on a 4× finer "
+        "check grid (twice the cost; on 2-D grids select = off). on: before Adam, replace U = 0 "
+        "by the exact minimiser of the loss in U at the initial kernel, re-initialise the "
+        "spectrum from it, and take exact steps with the precision sweep every 1000 Adam steps "
+        "(1-D; rescues mixed scales, loses accuracy on single-frequency problems). off: the "
+        "paper's start",
+        choices=("select", "on", "off"),
         advanced=True,
     )
     spectrum_init: str = param(
