@@ -1296,6 +1296,12 @@ def main(argv: list[str] | None = None) -> int:
             write_section("PDE" if not args.only else f"PDE: rerun of {args.only}", md, command)
     if ho_rows:
         md = markdown_table(ho_rows, [c for c in COLUMNS if any(c in r for r in ho_rows)])
+        if not quick and BUDGET["ho"][k] != 5000:
+            flags += (
+                f"**Reduced budget: max_iter {BUDGET['ho'][k]} instead of the default 5000** "
+                "(the shared machine could not afford the default on these sets in time); "
+                "everything else is the defaults. "
+            )
         md = flags + HO_PROTOCOL.format(steps=BUDGET["ho"][k]) + md
         text += md + "\n\n"
         if not args.no_write:
