@@ -705,8 +705,10 @@ def _ho_job(job: tuple) -> dict:
 
     specs, name = job
     p = from_spec(specs[name], name=name)
-    # the defaults: nothing but the step budget, and that only in --quick
-    kw = {"max_iter": BUDGET["ho"][1]} if _QUICK[0] else {}
+    # the defaults: nothing but the step budget, and that only in --quick or when --budget
+    # overrides it (the section then says so)
+    steps = BUDGET["ho"][1 if _QUICK[0] else 0]
+    kw = {"max_iter": steps} if steps != 5000 else {}
     r = gp_hm.solve(p, gp_hm.Params(**kw))
     return {
         "metrics": r.metrics,
