@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -70,6 +70,7 @@ class Config:
     warm_start: str = "off"
     spectrum_init: str = "grid"
     every_rounds: int = 1
+    probe_every: int = 0
 
 
 def kron_terms(
@@ -147,9 +148,117 @@ def reinit_spectrum(kp: list[tuple], U: np.ndarray, hs: list[float], F: float, Q
     return out
 
 
-def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None) -> Result:
-    progress = ensure(progress)
-    t0 = time.perf_counter()
+# refinement of the a-posteriori check grid: 4 check intervals per collocation interval, so
+# that the residual of the GP mean between the collocation points (where it is not fitted) is
+# resolved up to 4× the collocation Nyquist frequency and the second-order estimate below errs
+# by ≤ 5 % at the collocation Nyquist frequency itself
+CHECK_REFINE = 4
+
+
+@torch.no_grad()
+def error_estimate_1d(
+    kind: str,
+    kp: tuple,
+    W: torch.Tensor,
+    x: torch.Tensor,
+    box: tuple,
+    comp,
+    operator: str,
+    coeffs: dict,
+) -> dict:
+    """A-posteriori estimate of the relative L2 error of a 1-D GP-HM solution, from the data only.
+
+    The GP mean u(x*) = k(x*, X) W (W = K⁻¹U) and its derivatives are evaluated on a check grid
+    of M = ``CHECK_REFINE``·(N − 1) + 1 equispaced points, where the equation residual
+    r = 𝒩[u] − f uses the source f there (the same data a user gives; never the exact
+    solution). The error e = u_true − u then solves, to first order, the linearised problem
+
+        a₂ e″ + a₁ e′ + a₀ e = −r  on (a, b),   e = g − u at a and b,
+
+    with aᵢ = ∂𝒩/∂(u, u′, u″) at u (Poisson: e″ = −r). It is solved by second-order finite
+    differences on the check grid, and ‖e‖ / ‖u‖ over the check grid estimates the relative L2
+    error. Unlike the residual norm, which weights each frequency ν of the error by (2πν)²,
+    this weights smooth and fast errors as the error norm does: a residual norm would prefer a
+    solution that gets the fast part right and loses the smooth one.
+
+    Returns ``{"error_estimate": ‖e‖/‖u‖, "residual_check": ‖r‖/‖f‖, "boundary_error":
+    max |g − u| at the ends}`` (float, NaN when the solution is not finite).
+    """
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    lo, hi = box[0]
+    n = x.shape[0]
+    m = CHECK_REFINE * (n - 1) + 1
+    xc = torch.linspace(lo, hi, m, dtype=x.dtype, device=x.device)
+    tau = xc[:, None] - x[None, :]
+    a, sg = tau.abs(), torch.sign(tau)
+    k0 = torch.zeros_like(a)
+    k1 = torch.zeros_like(a)
+    k2 = torch.zeros_like(a)
+    log_w, freq, log_ls = kp
+    # one component at a time: (M, N, Q) temporaries would take ~1 GB at N = 500, Q = 30
+    for q in range(log_w.shape[0]):
+        c0, c1, c2 = kernel_parts(kind, a, log_w[q : q + 1], freq[q : q + 1], log_ls[q : q + 1])
+        k0 += c0
+        k1 += c1
+        k2 += c2
+    u = k0 @ W
+    d = {"x": (sg * k1) @ W, "xx": k2 @ W}
+    xs = xc.cpu().numpy()
+    f = torch.as_tensor(
+        np.broadcast_to(comp.source(*comp.mesh([xs])), (m,)).copy(), dtype=x.dtype, device=x.device
+    )
+    g = np.broadcast_to(comp.boundary(*comp.mesh([xs[[0, -1]]])), (2,)).astype(float)
+
+    def op(uu, ux, uxx):
+        return apply_operator(operator, uu, {"x": ux, "xx": uxx}, coeffs, [xc])
+
+    r = op(u, d["x"], d["xx"]) - f
+    one, zero = torch.ones_like(u), torch.zeros_like(u)
+    # pointwise linearisation: the operators are local in (u, u′, u″)
+    a0 = torch.func.jvp(op, (u, d["x"], d["xx"]), (one, zero, zero))[1]
+    a1 = torch.func.jvp(op, (u, d["x"], d["xx"]), (zero, one, zero))[1]
+    a2 = torch.func.jvp(op, (u, d["x"], d["xx"]), (zero, zero, one))[1]
+    un, rn = u.cpu().numpy(), r.cpu().numpy()
+    if not (np.isfinite(un).all() and np.isfinite(rn).all()):
+        nan = float("nan")
+        return {"error_estimate": nan, "residual_check": nan, "boundary_error": nan}
+    h = (hi - lo) / (m - 1)
+    a0, a1, a2 = (t.cpu().numpy() for t in (a0, a1, a2))
+    lower = a2[1:] / h**2 - a1[1:] / (2 * h)  # coefficient of e_{i-1} in row i
+    diag = -2 * a2 / h**2 + a0
+    upper = a2[:-1] / h**2 + a1[:-1] / (2 * h)  # coefficient of e_{i+1} in row i
+    diag[[0, -1]] = 1.0
+    upper[0] = 0.0
+    lower[-1] = 0.0
+    A = sp.diags([lower, diag, upper], [-1, 0, 1], format="csc")
+    rhs = -rn.copy()
+    eb = g - un[[0, -1]]
+    rhs[[0, -1]] = eb
+    e = spla.spsolve(A, rhs)
+    unorm = float(np.linalg.norm(un)) or 1.0
+    fnorm = float(torch.linalg.norm(f)) or 1.0
+    return {
+        "error_estimate": float(np.linalg.norm(e)) / unorm,
+        "residual_check": float(np.linalg.norm(rn)) / fnorm,
+        "boundary_error": float(np.abs(eb).max()),
+    }
+
+
+def _gp_run(problem: PDEProblem, cfg: Config, progress: Progress):
+    """One GP-HM run as a generator: yields ``(step, total, metrics)`` after every Adam step and
+    checks ``progress.cancelled`` when resumed; returns the :class:`Result` (StopIteration).
+
+    The caller (:func:`solve_gp`) reports the yielded steps to ``progress``, so that two runs
+    can advance in lockstep and a cancel at step k stops both after the same k steps. The
+    times recorded (history, ``wall_s``) are this run's own, not counting the other's.
+    """
+    clock = [0.0, time.perf_counter()]  # own time before the last resume, time of that resume
+
+    def elapsed() -> float:
+        return clock[0] + time.perf_counter() - clock[1]
+
     validate(problem)
     if problem.operator not in GP_OPERATORS:
         raise InputError(f"the GP solvers do not handle operator {problem.operator!r}")
@@ -288,7 +397,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             residual=res,
             boundary=bterm,
             prior=prior,
-            time=time.perf_counter() - t0,
+            time=elapsed(),
         )
         return err
 
@@ -376,7 +485,10 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
                 lossu.sqrt_v = math.sqrt(float(torch.exp(log_v)))
             z0 = US.to_whitened(w, U.detach())
             if dim == 1 or n_c <= US.DENSE_MAX:
-                z, n_gn = US.minimise_dense(lossu, z0)
+                rep = US.CGReport()
+                z, n_gn = US.minimise_dense(lossu, z0, report=rep)
+                info["converged"] = info.get("converged", True) and rep.converged
+                info["grad_rel"] = rep.grad_rel
             else:
                 rep = US.CGReport()
                 z, n_gn, n_cg = US.minimise_2d(lossu, z0, pre, report=rep)
@@ -401,10 +513,48 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         info["time_s"] = time.perf_counter() - ts
         u_solves.append(info)
 
+    probes: list[dict] = []
+
+    @torch.no_grad()
+    def probe(step: int) -> None:
+        """A candidate for the a-posteriori selection (1-D): the exact U at the current kernel,
+        its estimate and (diagnostic) test error; the run itself is left as it was."""
+        saved = (U.detach().clone(), log_v.detach().clone(), log_tau_b.detach().clone())
+        exact_u_solve(step, cfg.exact_rounds)
+        info = u_solves.pop()  # a probe is not part of the run
+        _, Wp, derp = forward()
+        est = error_estimate_1d(
+            cfg.kind, kp[0], Wp, grid_t[0], problem.box, comp, problem.operator, coeffs
+        )
+        u_t = predict(Wp, t_axes).cpu().numpy()
+        rp = (apply_operator(problem.operator, U, derp, coeffs, grids) - f).cpu().numpy()
+        log_w, freq, log_ls = kp[0]
+        probes.append(
+            {
+                "step": step,
+                "U": U.detach().cpu().numpy().copy(),
+                "u_test": u_t,
+                "residual_grid": rp,
+                "rel_l2": rel_l2(u_t, true),
+                "residual_rel": float(np.linalg.norm(rp) / fnorm),
+                "finish_converged": float(info.get("converged", True)),
+                "finish_grad_rel": float(info.get("grad_rel", float("nan"))),
+                "spectrum": (
+                    torch.exp(log_w).cpu().numpy().copy(),
+                    freq.detach().abs().cpu().numpy().copy(),
+                    torch.exp(log_ls).cpu().numpy().copy(),
+                ),
+                **est,
+            }
+        )
+        U.data.copy_(saved[0])
+        log_v.data.copy_(saved[1])
+        log_tau_b.data.copy_(saved[2])
+
     init_peaks: dict[str, list[float]] = {}
-    # warm start "auto" = on in 1-D only; after a 1-D warm start the periodic exact steps (every
-    # 1000 Adam steps) carry the full block-coordinate sweep; 2-D keeps single-sweep steps
-    warm = cfg.warm_start == "on" or (cfg.warm_start == "auto" and dim == 1)
+    # after a 1-D warm start the periodic exact steps (every 1000 Adam steps) carry the full
+    # block-coordinate sweep; 2-D keeps single-sweep steps
+    warm = cfg.warm_start == "on"
     every_rounds = cfg.every_rounds or (cfg.exact_rounds if dim == 1 and warm else 1)
     if warm and cfg.exact_u:
         # Adam's U lags the kernel by thousands of steps (relative error ~1 after 1000 steps on
@@ -428,6 +578,9 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     # an exact U, Adam's steps of lr per entry soon push U off it again, and single-sweep steps
     # at Adam's precisions gave 0.84 on x² − x/2 + 0.02 sin(120x) where the sweep kept 2e-3 to 9e-3.
     every_u = cfg.exact_every if cfg.exact_every >= 0 else (1000 if dim == 2 or warm else 0)
+    probing = cfg.probe_every > 0 and cfg.exact_u and dim == 1
+    if probing and not warm:
+        probe(0)  # the paper's initial kernel with the exact U, before any learning
 
     for step in range(1, cfg.max_iter + 1):
         opt.zero_grad(set_to_none=True)
@@ -445,9 +598,12 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             err = record(
                 step, lval, float(prior.detach()), float(bterm.detach()), res_rel, W.detach()
             )
-            progress(step, cfg.max_iter, loss=lval, rel_l2=err, residual=res_rel)
+            report = dict(loss=lval, rel_l2=err, residual=res_rel)
         else:
-            progress(step, cfg.max_iter, loss=lval, residual=res_rel)
+            report = dict(loss=lval, residual=res_rel)
+        clock[0] += time.perf_counter() - clock[1]
+        yield step, cfg.max_iter, report
+        clock[1] = time.perf_counter()
         if (
             cfg.tol > 0
             and prev_loss is not None
@@ -466,6 +622,8 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
             st = opt.state.get(U)
             if st and "exp_avg" in st:
                 st["exp_avg"].zero_()
+        if probing and step % cfg.probe_every == 0 and step < cfg.max_iter:
+            probe(step)
 
     # pure-Adam final state, then (default) the exact minimiser in U at the final θ, τ_b, v
     with torch.no_grad():
@@ -480,6 +638,13 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         u_test = predict(W, t_axes).cpu().numpy()
         rfin = (apply_operator(problem.operator, U, der, coeffs, grids) - f).cpu().numpy()
     final = rel_l2(u_test, true)
+    check = (
+        error_estimate_1d(
+            cfg.kind, kp[0], W, grid_t[0], problem.box, comp, problem.operator, coeffs
+        )
+        if dim == 1
+        else {}
+    )
     if final < best[0]:
         best = (final, step)
     spectrum = {}
@@ -488,7 +653,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         spectrum[f"weights_{name}"] = torch.exp(log_w).detach().cpu().numpy()
         spectrum[f"freqs_{name}"] = freq.detach().abs().cpu().numpy()
         spectrum[f"inv_ls_{name}"] = torch.exp(log_ls).detach().cpu().numpy()
-    wall = time.perf_counter() - t0
+    wall = elapsed()
     extras = {
         "x": axes[0],
         "u_test": u_test,
@@ -500,6 +665,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         "n_col": [int(n) for n in ns],
         "rel_l2_best_is_oracle": "best = minimum over test-grid checkpoints (oracle early stopping)",
         "init_peaks": init_peaks,
+        "probes": probes,
         **spectrum,
     }
     if dim == 2:
@@ -510,6 +676,7 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         "rel_l2_best": float(best[0]),
         "rel_l2_best_step": float(best[1]),
         "residual_rel": float(np.linalg.norm(rfin) / fnorm),
+        **check,
         "tau_b": float(torch.exp(log_tau_b.detach())),
         "v": float(torch.exp(log_v.detach())),
         "wall_s": wall,
@@ -519,18 +686,24 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
     if u_solves:
         last = u_solves[-1]
         if "converged" in last:
-            # the 2-D finish (matrix-free CG): say whether every CG solve met its tolerance
-            # instead of passing a capped solve over in silence
+            # every finish says whether it converged (1-D and small 2-D: the Gauss–Newton loop
+            # stopped on a stationary loss; 2-D: every CG solve met its tolerance) and its
+            # optimality residual ‖JᵀR‖ / ‖JᵀR₀‖, instead of passing a capped solve over
             metrics["finish_converged"] = float(last["converged"])
-            metrics["finish_cg_iter"] = float(last["cg_iter"])
-            metrics["finish_cg_rel_residual"] = float(last["cg_rel_residual"])
             metrics["finish_grad_rel"] = float(last["grad_rel"])
+            if "cg_rel_residual" in last:
+                metrics["finish_cg_iter"] = float(last["cg_iter"])
+                metrics["finish_cg_rel_residual"] = float(last["cg_rel_residual"])
             if not last["converged"]:
-                message = (
-                    (message + "; " if message else f"{step} Adam steps; ")
-                    + "exact finish: a CG solve stopped at its iteration cap (relative "
-                    f"residual {last['cg_rel_residual']:.1e}), U is not the exact minimiser"
+                why = (
+                    f"a CG solve stopped at its iteration cap (relative residual "
+                    f"{last['cg_rel_residual']:.1e})"
+                    if "cg_rel_residual" in last
+                    else "Gauss–Newton ran out of steps"
                 )
+                message = (
+                    message + "; " if message else f"{step} Adam steps; "
+                ) + f"exact finish: {why}, U is not the exact minimiser"
         metrics["loss_adam_final"] = last["loss_before"]
         metrics["loss_final"] = last["loss_after"]
         metrics["u_solve_s"] = float(sum(u["time_s"] for u in u_solves))
@@ -548,3 +721,164 @@ def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None)
         meta={"seed": cfg.seed, "device": dev, "wall_s": wall, "versions": versions()},
         message=message or f"{step} Adam steps",
     )
+
+
+def _drive(runs: list, progress: Progress) -> list[Result]:
+    """Advance the runs (generators of :func:`_gp_run`) in lockstep, reporting each step once.
+
+    With two runs the first one's metrics are reported under their own names and the second's
+    with the suffix ``_warm``; a cancel at step k stops every run after its k-th step.
+    """
+    out: list[Result | None] = [None] * len(runs)
+    live = list(range(len(runs)))
+    while live:
+        reps = []
+        for i in list(live):
+            try:
+                reps.append((i, next(runs[i])))
+            except StopIteration as stop:
+                out[i] = stop.value
+                live.remove(i)
+        if not reps:
+            break
+        step, total = reps[0][1][0], reps[0][1][1]
+        metrics: dict[str, float] = {}
+        for i, (_, _, m) in reps:
+            metrics.update(m if i == 0 else {f"{k}_warm": v for k, v in m.items()})
+        progress(step, total, **metrics)
+    return [r for r in out if r is not None]
+
+
+# the runs of the default 1-D rule (warm_start = "select"), by their warm_start, and how often
+# each offers its current kernel as a candidate (the exact U at that kernel: one least-squares
+# solve and one estimate, ~1 % of the Adam steps between two probes)
+SELECT_CANDIDATES = ("off", "on")
+PROBE_EVERY = 1000
+
+
+def select_by_estimate(results: list[Result], names: tuple[str, ...]) -> Result:
+    """Keep the candidate with the smallest a-posteriori error estimate (:func:`error_estimate_1d`).
+
+    The candidates are every run's final state and its probes (the exact U at the kernel of
+    every ``PROBE_EVERY``-th Adam step, and of step 0 for the run from the paper's start). Only
+    data a user has enter the choice (the source on the check grid, the boundary values). The
+    result is the chosen candidate's, within its run's result; ``extras["selection"]`` lists
+    every candidate's estimate and (diagnostic only) its test error; ``rel_l2_adam_only`` is
+    the first run's last Adam iterate (GP-HM with Adam alone: U from 0, no exact step before
+    the end); the wall time is that of all runs.
+    """
+
+    def ok(e) -> bool:
+        return e is not None and bool(np.isfinite(e))
+
+    table = []  # (estimate, run index, probe or None)
+    for i, r in enumerate(results):
+        e = r.metrics.get("error_estimate")
+        if r.status != "failed" and ok(e):
+            table.append((float(e), i, None))
+        for pr in r.extras.get("probes", []):
+            if ok(pr.get("error_estimate")):
+                table.append((float(pr["error_estimate"]), i, pr))
+    if not table:
+        table = [(float("inf"), 0, None)]
+    est, i, pr = min(table, key=lambda t: t[0])
+    best = results[i]
+    metrics = dict(best.metrics)
+    extras = dict(best.extras)
+    output = best.output
+    if pr is not None:
+        output = pr["U"]
+        extras["u_test"] = pr["u_test"]
+        extras["residual_grid"] = pr["residual_grid"]
+        name = next(iter(problem_vars(extras)), "x")
+        extras[f"weights_{name}"], extras[f"freqs_{name}"], extras[f"inv_ls_{name}"] = pr[
+            "spectrum"
+        ]
+        for k in ("error_estimate", "residual_check", "boundary_error", "residual_rel"):
+            metrics[k] = pr[k]
+        metrics["rel_l2_final"] = pr["rel_l2"]
+        metrics["finish_converged"] = pr["finish_converged"]
+        metrics["finish_grad_rel"] = pr["finish_grad_rel"]
+    cands = []
+    for j, (name, r) in enumerate(zip(names, results, strict=True)):
+        for p in r.extras.get("probes", []):
+            cands.append(
+                {
+                    "warm_start": name,
+                    "step": p["step"],
+                    "error_estimate": p["error_estimate"],
+                    "rel_l2": p["rel_l2"],
+                }
+            )
+        cands.append(
+            {
+                "warm_start": name,
+                "step": "final",
+                "error_estimate": r.metrics.get("error_estimate", float("nan")),
+                "rel_l2": r.metrics.get("rel_l2_final", float("nan")),
+                "rel_l2_adam_final": r.metrics.get("rel_l2_adam_final", float("nan")),
+                "wall_s": r.meta.get("wall_s", float("nan")),
+                "status": r.status,
+                "chosen": j == i and pr is None,
+            }
+        )
+        if j == i and pr is not None:
+            next(c for c in cands if c["warm_start"] == name and c["step"] == pr["step"])[
+                "chosen"
+            ] = True
+    wall = float(sum(r.meta.get("wall_s", 0.0) for r in results))
+    metrics["rel_l2_adam_only"] = results[0].metrics.get("rel_l2_adam_final", float("nan"))
+    for name, r in zip(names, results, strict=True):
+        metrics[f"error_estimate_{name}"] = r.metrics.get("error_estimate", float("nan"))
+        metrics[f"rel_l2_final_{name}"] = r.metrics.get("rel_l2_final", float("nan"))
+    metrics["selected_warm_start"] = float(names[i] == "on")
+    metrics["selected_step"] = float(best.iterations if pr is None else pr["step"])
+    metrics["wall_s"] = wall
+    metrics["s_per_step"] = float(sum(r.metrics.get("s_per_step", 0.0) for r in results))
+    for r in (best, *results):
+        r.extras.pop("probes", None)  # arrays of U per probe: summarised in "selection"
+    extras.pop("probes", None)
+    where = "final" if pr is None else f"step {pr['step']}"
+    extras["selection"] = {
+        "chosen": names[i],
+        "chosen_step": where,
+        "candidates": cands,
+    }
+    status = "cancelled" if any(r.status == "cancelled" for r in results) else best.status
+    message = (
+        f"{best.message}; kept warm_start={names[i]}, {where} (a-posteriori error estimate "
+        f"{est:.1e}, the smallest of {len(table)} candidates)"
+    )
+    return Result(
+        output=output,
+        kind=best.kind,
+        status=status,
+        iterations=best.iterations,
+        metrics=metrics,
+        history=best.history,
+        extras=extras,
+        meta=dict(best.meta, wall_s=wall),
+        message=message,
+    )
+
+
+def problem_vars(extras: dict) -> list[str]:
+    """Variable names of a GP result, from its ``weights_<name>`` extras."""
+    return [k[len("weights_") :] for k in extras if k.startswith("weights_")]
+
+
+def solve_gp(problem: PDEProblem, cfg: Config, progress: Progress | None = None) -> Result:
+    """Run GP-HM (:func:`_gp_run`); with ``warm_start="select"`` on a 1-D problem, run it twice
+    in lockstep — from U = 0 on the paper's frequency grid, and with the warm start — and keep
+    the run with the smaller a-posteriori error estimate (:func:`select_by_estimate`). On 2-D
+    grids "select" is the plain run (the warm start is 1-D only)."""
+    progress = ensure(progress)
+    if cfg.warm_start != "select" or problem.dim != 1 or not cfg.exact_u:
+        plain = replace(cfg, warm_start="off") if cfg.warm_start == "select" else cfg
+        return _drive([_gp_run(problem, plain, progress)], progress)[0]
+    runs = [
+        _gp_run(problem, replace(cfg, warm_start=w, probe_every=PROBE_EVERY), progress)
+        for w in SELECT_CANDIDATES
+    ]
+    results = _drive(runs, progress)
+    return select_by_estimate(results, SELECT_CANDIDATES)

@@ -218,32 +218,51 @@ def _backtrack(loss, z: torch.Tensor, delta: torch.Tensor, f0: float):
 
 
 def minimise_dense(
-    loss: LossU, z0: torch.Tensor, max_gn: int = 20, rtol: float = 1e-13
+    loss: LossU,
+    z0: torch.Tensor,
+    max_gn: int = 20,
+    rtol: float = 1e-13,
+    report: CGReport | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Gauss–Newton with backtracking on ½‖R(z)‖²; one step is exact for linear operators.
 
     The Jacobian of R is formed densely (≈ 2N × N for N unknowns; used in 1-D and on 2-D grids
     of at most ``DENSE_MAX`` nodes) and each step solves the linear least-squares problem
     min ‖J δ + R‖ by an SVD-based solver (gelsd), stable for the ill-conditioned equation block.
+
+    ``report`` (optional) receives ``converged`` — the loop stopped because the loss no longer
+    decreased (relative change ≤ ``rtol``, or no step along the Gauss–Newton direction lowers
+    it: stationary to round-off), not because it ran out of ``max_gn`` steps — and
+    ``grad_rel`` = ‖JᵀR‖ at the end over its value at the start (the optimality residual).
     """
     shape = z0.shape
     loss = _Flat(loss, shape)
     z = z0.reshape(-1).clone()
     f0 = loss.value(z)
     it = 0
+    stalled = False
+    g0 = None
     for it in range(1, max_gn + 1):  # noqa: B007 (returned)
         J = torch.func.jacfwd(loss.R)(z)
         r = loss.R(z)
+        if g0 is None:
+            g0 = float((J.T @ r).norm()) or 1.0
         delta = torch.linalg.lstsq(J, -r[:, None], driver="gelsd").solution[:, 0]
         cand, f1 = _backtrack(loss, z, delta, f0)
         if cand is None:
+            stalled = True
             break
         z = cand
         done = f0 - f1 <= rtol * max(1.0, abs(f0))
         f0 = f1
         if done:
+            stalled = True
             break
-
+    if report is not None:
+        J = torch.func.jacfwd(loss.R)(z)
+        report.grad_rel = float((J.T @ loss.R(z)).norm()) / (g0 or 1.0)
+        report.converged &= stalled
+        report.gn_steps += it
     return z.reshape(shape), it
 
 
