@@ -425,6 +425,41 @@ def coil_combined_images(split: str, n: int, size: int = 128, seed: int = 0) -> 
     return out
 
 
+def training_overlap(record: dict | None, meta: dict) -> str | None:
+    """Why a model trained on the corpus revision ``record`` may have seen the example ``meta``.
+
+    ``record`` is the ``corpus`` entry of a checkpoint's manifest (``version``, ``split`` and
+    ``slabs_z``, the template slabs of every split at training time); ``meta`` is an example's
+    metadata (:func:`corpus_example`). A template slice was seen when any of its voxels lies in
+    the recorded training slabs: an axial slice is the plane z = ``slice``, a coronal or sagittal
+    one the strip z ∈ [z0, z1) of its slab. A phantom was seen only when it comes from the same
+    revision and split as the training images (the seed streams are keyed by both). The corpus
+    moved its slabs once (version 1 → 2): version 1 trained on z ∈ [0, 34) ∪ [88, 189), which
+    contains the version-2 test slab z ∈ [132, 189).
+
+    Returns
+    -------
+    str or None
+        The reason, or None when the example cannot have been in the training data.
+    """
+    if not record:
+        return "the checkpoint's manifest does not record the corpus revision it was trained on"
+    if "slab" in meta:
+        o, i = meta["orientation"], int(meta["slice"])
+        z0, z1 = (int(v) for v in meta["slab"])
+        zs = range(i, i + 1) if o == "axial" else range(z0, z1)
+        for a, b in record["slabs_z"][record.get("split", "train")]:
+            if max(zs.start, a) < min(zs.stop, b):
+                return (
+                    f"template {o} slice {i} (z in [{zs.start}, {zs.stop})) overlaps the training "
+                    f"slab [{a}, {b}) of corpus version {record['version']}"
+                )
+        return None
+    if record["version"] == meta.get("corpus_version") and record.get("split") == meta.get("split"):
+        return "phantom drawn from the training split's seed stream"
+    return None
+
+
 def corpus_problem(
     split: str,
     index: int,

@@ -59,6 +59,25 @@ def image_pool(source: str, split: str, n: int, size: int, seed: int) -> np.ndar
     return (out / np.abs(out).reshape(n, -1).max(1)[:, None, None]).astype(np.complex64)
 
 
+def corpus_provenance(source: str) -> dict | None:
+    """Which corpus revision the pool came from: its version and the template slabs of every split.
+
+    Recorded in the manifest so that a benchmark (and a test) can prove the prior never saw a
+    test voxel: the corpus once moved its slabs (version 1 → 2), and a prior trained on an older
+    revision's ``train`` slab may overlap the current ``test`` slab.
+    """
+    if source != "corpus":
+        return None
+    from workbench.datasets.mri_corpus import CORPUS_VERSION, SLABS
+
+    return {
+        "version": CORPUS_VERSION,
+        "split": "train",
+        "slabs_z": {k: [list(s) for s in v] for k, v in SLABS.items()},
+        "phantom_seeds": "split-specific streams (workbench.datasets.mri_corpus._rng)",
+    }
+
+
 def crops(pool: np.ndarray, rng: np.random.Generator, batch: int, crop: int) -> np.ndarray:
     """A batch of random crops with random flips and a random global phase, ``(B, 2, c, c)``."""
     n, h, w = pool.shape
@@ -207,6 +226,7 @@ def _train(a: argparse.Namespace, argv: list[str] | None, dist) -> int:
                 )
                 + f", max|x| = 1; random {a.crop}² crops, flips, global phase"
             ),
+            "corpus": corpus_provenance(a.data),
             "validation": f"EMA ε-MSE on {len(vpool)} validation images ({a.data} 'val'), centre {a.crop}² crops, 10 fixed t, fixed noise",
             "normalisation": "images max|x| = 1; at inference y is scaled so that max|A^H y| = 1",
             "loss": "ε-MSE (DDPM simple loss), t uniform on 0..999",

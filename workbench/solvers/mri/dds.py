@@ -11,7 +11,9 @@ pair, from x_T ~ N(0, I)):
    gradient through the network is needed (the speed-up over DPS);
 4. re-noise: x_s = √ᾱ_s x̂₀′ + √(1 − ᾱ_s)(η z + √(1 − η²) ε̂), z ~ N(0, I).
 
-The last pair is (0, −1) with ᾱ_{−1} = 1, so the sample is the last x̂₀′. The data are the
+Where the coil maps vanish (ESPIRiT maps off the object) the model has no data and CG never
+moves x, so x̂₀ is set to 0 there before step 3 (:func:`.diffusion.support_mask`), as the wavelet
+and TV solvers do. The last pair is (0, −1) with ᾱ_{−1} = 1, so the sample is the last x̂₀′. The data are the
 problem's measured (noisy) k-space scaled by s = max|A^H y|, which puts the image in the prior's
 training range (max|x| ≈ 1). Several samples (``n_samples``, independent seeds) give the posterior
 mean (the output) and the pixel-wise standard deviation of the magnitude (``extras["std"]``, an
@@ -112,13 +114,16 @@ def sample(
     dev = y.device
     x = D.noise((2, h, w), seeds, n, 0).to(dev)
     x0c = r2c(x)
+    sup = D.support_mask(A, S)
     k = 0
     with torch.no_grad():
         for k, (t, s) in enumerate(pairs[:steps], start=1):
             a_t, a_s = D.abar(ab, t), D.abar(ab, s)
             eps = net(x, torch.full((x.shape[0],), t, device=dev, dtype=torch.long))
-            x0 = D.tweedie(x, eps, a_t)
-            x0c = D.data_consistency(Ab, r2c(x0).to(y.dtype), aty, cg_iter, gamma)
+            x0 = r2c(D.tweedie(x, eps, a_t)).to(y.dtype)
+            if sup is not None:  # no data outside the maps' support: x = 0 there
+                x0 = x0 * sup
+            x0c = D.data_consistency(Ab, x0, aty, cg_iter, gamma)
             z = D.noise((2, h, w), seeds, n, k).to(dev) if s >= 0 else torch.zeros_like(x)
             x = D.renoise(c2r(x0c).to(x.dtype), eps, a_s, eta, z)
             if on_step is not None and on_step(k, x0c):

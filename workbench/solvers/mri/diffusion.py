@@ -121,6 +121,20 @@ def data_consistency(
     return cg_batch(lambda v: v + g * A.normal(v), x0 + g * aty, x0, n_iter)
 
 
+def support_mask(A, n_samples: int = 1) -> torch.Tensor | None:
+    """Pixels some coil sees (Σ_c |S_c|² > 0) for ``n_samples`` stacked copies, ``(S·N, H, W)``
+    bool, or None when the maps cover every pixel.
+
+    Outside it the SENSE model carries no data (ESPIRiT maps vanish off the object): CG never
+    moves x there, so the prior's own guess would stay in the output (measured: 0.1–0.3 RMS error
+    outside the support on the 4× corpus test slices, 12.6–20.0 dB PSNR at 20 NFE). The samplers keep x = 0
+    there, as the wavelet and TV solvers do (:meth:`workbench.solvers.mri.common.Setup.support`);
+    the training images have a zero background too.
+    """
+    sup = (A.maps.abs() ** 2).sum(-3) > 0
+    return None if bool(sup.all()) else sup.repeat(n_samples, 1, 1)
+
+
 def noise(shape, seeds: list[int], n_per: int, step: int, dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise for a batch of ``len(seeds)·n_per`` items: item block j from its own
     generator seeded by ``(seeds[j], step)``, so a sample's noise does not depend on how many

@@ -73,6 +73,8 @@ def sample(
     dev = y.device
     x = D.noise((2, h, w), seeds, n, 0).to(dev)
     est = r2c(x)
+    sup = D.support_mask(A, S)
+    sup2 = None if sup is None else sup[:, None].to(x.dtype)
     k = 0
     for k, (t, s) in enumerate(pairs[:steps], start=1):
         a_t, a_s = D.abar(ab, t), D.abar(ab, s)
@@ -86,7 +88,11 @@ def sample(
             (grad,) = torch.autograd.grad(misfit.sum(), x)
         with torch.no_grad():
             z = D.noise((2, h, w), seeds, n, k).to(dev) if s >= 0 else torch.zeros_like(x)
+            if sup2 is not None:  # no data outside the maps' support: x = 0 there (as DDS)
+                x0 = x0 * sup2
             est = r2c(x0 - zeta * grad).to(y.dtype)
+            if sup is not None:
+                est = est * sup
             x = D.renoise(x0, eps, a_s, eta, z) - zeta * grad
         if on_step is not None and on_step(k, est):
             break
