@@ -115,8 +115,12 @@ def _metrics(score, truth, score_name="", pool=0.0):
     from workbench.physics.eels import metrics as EM
     from workbench.solvers.eels import common as C
 
-    # the solvers' default threshold: calibrated for the shift score, Otsu for the others
-    th = C.threshold(score, "auto", score_name, pool)
+    # the solvers' default threshold: calibrated for the shift score, Otsu for the others; the
+    # common-shift map ("shiftc", pool_shift_glr) has the per-pixel chi-square(1) null
+    if score_name == "shiftc":
+        th = C.threshold(score, "auto", "shift", 0.0)
+    else:
+        th = C.threshold(score, "auto", score_name, pool)
     out = {"flagged": float(th["mask"].mean())}
     if truth is not None and truth.any():
         out["roc_auc"] = float(EM.roc_auc(score, truth))
@@ -141,13 +145,16 @@ def _oracle(cond: str, seed: int, size: int, pool: float) -> dict[str, np.ndarra
     return {_key("oracle LR", 0.0): llr, _key("oracle LR", pool): C.pool_score(llr, pool)}
 
 
-def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True):
+DETECTORS = ("pca_recon", "pca_t2", "pca_bulk", "cvae3d", "centroid", "oracle")
+
+
+def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True, only=DETECTORS):
     """Every setting of the tuning grid from as few solver runs as possible: one run per (method,
     k) or (cvae3d, training) yields all of that run's scores per pixel, pooled here by the
     solvers' own :func:`workbench.solvers.eels.common.pool_score`. Returns {setting: score map},
     {setting: wall s}, and the defaults' setting names (whose maps are checked against the
     solvers' own outputs). ``grid`` = False (no validation cubes to choose by): the defaults only,
-    no checkpoint-only run of cvae3d."""
+    no checkpoint-only run of cvae3d. ``only``: the detectors to run (a run split over processes)."""
     from workbench.bench import check as ck
     from workbench.solvers.eels import common as C
 
@@ -160,7 +167,16 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True):
             scores[_key(base, p)] = C.pool_score(np.asarray(raw, np.float64), p)
             walls[_key(base, p)] = w
 
+    def add_common(prefix, r, w):
+        # the common-shift likelihood ratio needs the per-shift gains: only the run's own pool
+        if "shift_common" in r.extras:
+            key = _key(f"{prefix} shiftc", float(r.meta["pool"]))
+            scores[key], walls[key] = np.asarray(r.extras["shift_common"], np.float64), w
+
     def default(m, base, r):
+        if r.meta.get("score") == "shift" and r.meta.get("shift_pool") == "common":
+            if float(r.meta["pool"]) > 0:
+                base += "c"
         key = _key(base, float(r.meta["pool"]))
         ck(
             np.allclose(scores[key], r.output, rtol=1e-5, atol=1e-6),
@@ -169,6 +185,8 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True):
         defaults[m] = key
 
     for m in ("pca_recon", "pca_t2", "pca_bulk"):
+        if m not in only:
+            continue
         mod = mods[m]
         for k in ks:
             t = time.perf_counter()
@@ -178,10 +196,12 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True):
             w = time.perf_counter() - t
             for s in PCA_SCORES[m]:
                 add(f"{m} k={'auto' if k == 0 else k} {s}", r.extras[f"score_{s}"], w)
+            add_common(f"{m} k={'auto' if k == 0 else k}", r, w)
             if k == 0:
                 default(m, f"{m} k=auto " + (r.meta.get("score") or "t2"), r)
     mod = mods["cvae3d"]
-    for tag, ep in (("checkpoint", 0), ("fine-tuned", epochs_ft))[0 if grid else 1 :]:
+    vae_runs = (("checkpoint", 0), ("fine-tuned", epochs_ft))[0 if grid else 1 :]
+    for tag, ep in vae_runs if "cvae3d" in only else ():
         t = time.perf_counter()
         kw = dict(look_for=look, device="cpu", save=False)
         if ep is not None:
@@ -190,10 +210,13 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True):
         w = time.perf_counter() - t
         for s in VAE_SCORES:
             add(f"cvae3d {tag} {s}", r.extras[f"score_{s}"], w)
+        add_common(f"cvae3d {tag}", r, w)
         if tag == "fine-tuned":
             default("cvae3d", f"cvae3d fine-tuned {r.meta['score']}", r)
     from workbench.physics.eels import spectra as SP
 
+    if "centroid" not in only:
+        return scores, walls, defaults
     c = SP.centroid_map(prob.data, np.asarray(prob.energy))
     scores[_key("centroid", 0.0)] = np.abs(c - np.median(c))
     walls[_key("centroid", 0.0)] = 0.0
@@ -201,7 +224,9 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True):
     return scores, walls, defaults
 
 
-def run(conds, seeds, val_seeds, epochs_ft, log=print, rows_path="", size=64, ks=KS):
+def run(
+    conds, seeds, val_seeds, epochs_ft, log=print, rows_path="", size=64, ks=KS, only=DETECTORS
+):
     import torch
 
     torch.set_num_threads(1)
@@ -214,7 +239,7 @@ def run(conds, seeds, val_seeds, epochs_ft, log=print, rows_path="", size=64, ks
         # nothing to choose on a cube without anomalies
         for s in val_seeds if not cond.startswith("null") else []:
             prob = _problem(cond, 10_000 + s, size)
-            sc, _, _ = _runs(mods, prob, cond, epochs_ft, ks)
+            sc, _, _ = _runs(mods, prob, cond, epochs_ft, ks, only=only)
             if prob.truth is not None and prob.truth.any():
                 for key, v in sc.items():
                     val[key].append(_metrics(v, prob.truth, *_parse(key))["roc_auc"])
@@ -227,9 +252,11 @@ def run(conds, seeds, val_seeds, epochs_ft, log=print, rows_path="", size=64, ks
             t0 = time.perf_counter()
             prob = _problem(cond, seed, size)
             t_gen = time.perf_counter() - t0
-            sc, walls, defaults = _runs(mods, prob, cond, epochs_ft, ks, grid=bool(val_seeds))
+            sc, walls, defaults = _runs(
+                mods, prob, cond, epochs_ft, ks, grid=bool(val_seeds), only=only
+            )
             entries = [(f"{m} (default)", key) for m, key in defaults.items()]
-            if prob.truth is not None and prob.truth.any():
+            if prob.truth is not None and prob.truth.any() and "oracle" in only:
                 from workbench.solvers.eels.common import DEFAULT_POOL
 
                 t1 = time.perf_counter()
@@ -279,7 +306,7 @@ def _cell(vals):
 
 def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
     from workbench.bench import fmt_ci, paired_bootstrap
-    from workbench.solvers.eels.common import DEFAULT_POOL
+    from workbench.solvers.eels.common import DEFAULT_POOL, DEFAULT_SHIFT_POOL
 
     conds = list(dict.fromkeys(r["condition"] for r in rows))
     dets = list(dict.fromkeys(r["detector"] for r in rows))
@@ -303,10 +330,18 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         + ", ".join("auto" if k == 0 else str(k) for k in ks)
         + "} for PCA, its scores x {checkpoint only, fine-tuned "
         f"({epochs_ft if epochs_ft is not None else 'default'} epochs)}} for the 3D-CVAE; every "
-        f"score x spatial pooling {{{', '.join(f'{p:g}' for p in _pools())}}} px). Cells: mean "
+        f"score x spatial pooling {{{', '.join(f'{p:g}' for p in _pools())}}} px, and the "
+        "common-shift likelihood ratio 'shiftc' at the default pooling). Cells: mean "
         "[95 % bootstrap interval over seeds]. 'Default' = the solver's defaults (k from parallel "
         "analysis, score from 'look for' = shift, or ratio for the ratio anomaly; alignment auto; "
-        f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px). The oracle rows are an upper "
+        f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px"
+        + (
+            ", the shift score as the likelihood ratio of one shift common to the neighbourhood, "
+            "'shiftc'"
+            if DEFAULT_SHIFT_POOL == "common"
+            else ", the shift score as the average of the per-pixel statistics"
+        )
+        + "). The oracle rows are an upper "
         "bound, not a detector: the likelihood ratio of each pixel's counts under the simulator's "
         "true noiseless spectra with and without the anomaly (Neyman-Pearson: no per-pixel score "
         "ranks better in expectation), per pixel and pooled like the defaults.",
@@ -460,6 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--ks", default="", help="comma-separated PCA k grid (0 = auto; default 0,2,3,5)"
     )
+    ap.add_argument(
+        "--detectors",
+        default="",
+        help="comma-separated detectors to run (default all: " + ", ".join(DETECTORS) + "); "
+        "a run split over processes",
+    )
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--rows", default="", help="also write the raw rows to this JSON file")
     ap.add_argument(
@@ -499,7 +540,10 @@ def main(argv: list[str] | None = None) -> int:
         conds = list(dict.fromkeys(r["condition"] for r in rows))
         seeds = sorted({r["seed"] for r in rows})
     else:
-        rows = run(conds, seeds, val_seeds, epochs, log, a.rows, size, ks)
+        only = tuple(d.strip() for d in a.detectors.split(",")) if a.detectors else DETECTORS
+        if set(only) - set(DETECTORS):
+            ap.error(f"--detectors: choose among {', '.join(DETECTORS)}")
+        rows = run(conds, seeds, val_seeds, epochs, log, a.rows, size, ks, only)
     md = markdown(rows, seeds, val_seeds, epochs, size, ks)
     if a.note:
         md = a.note.strip() + "\n\n" + md

@@ -12,6 +12,8 @@ conditions. Result (2026-12-07, 6 conditions x 2 seeds x 3 detectors): 0.561 / 0
 0.677 / 0.690 for sd 0 / 0.7 / 1 / 1.5 / 2, the largest sd best in every condition. The rows
 (benchmarks/results/eels_pool_validation.json) come from the first version of this sweep, which
 also kept the detectors' other scores ("<condition>|<detector> <score>|<sd>": AUC per seed).
+The default was later raised to 3 px, with the shift score pooled as the likelihood ratio of a
+common shift, by the validation sweep of ``benchmarks/eels_shift_pool_sweep.py``.
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ class Params:
     ref_lo: float | None = C.shared("ref_lo")
     ref_hi: float | None = C.shared("ref_hi")
     pool: float = C.shared("pool")
+    shift_pool: str = C.shared("shift_pool")
     threshold: str = C.shared("threshold")
     warmup: int = param(
         0, "epochs of linear KL warm-up (useful from scratch)", min=0, max=1000, advanced=True
@@ -126,9 +127,9 @@ class Params:
 def shift_scores(
     counts: np.ndarray, yhat: np.ndarray, energy: np.ndarray, edge_lo: float, edge_hi: float
 ):
-    """GLR statistic for an energy shift of the reconstruction in the edge window, and the best
-    shift (eV) per pixel; see :func:`workbench.solvers.eels.common.shift_glr`."""
-    return C.shift_glr(counts, yhat, energy, edge_lo, edge_hi)
+    """GLR statistic for an energy shift of the reconstruction in the edge window, the best
+    shift (eV) and the per-shift gains per pixel; see :func:`workbench.solvers.eels.common.shift_fit`."""
+    return C.shift_fit(counts, yhat, energy, edge_lo, edge_hi)
 
 
 def fine_tune_steps(ny: int, nx: int, params: Params) -> int:
@@ -227,10 +228,20 @@ def solve(problem, params: Params, progress=None) -> Result:
     counts = np.clip(np.asarray(data[..., sl], np.float64), 0, None)
     yhat, pear, dev = scores_from_pi(counts, pi, e_src, params.edge_lo, params.edge_hi)
     t_inf = time.perf_counter() - t1
-    shift, dmap = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
+    sfit = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
+    shift, dmap = sfit.lr, sfit.best
     # the chosen score pooled over the map (extras keep every score per pixel)
-    score = C.pool_score({"pearson": pear, "nll": dev, "shift": shift}[name], params.pool)
-    extras, metrics = C.finish(score, problem, params.threshold, name, params.pool)
+    score, null_pool, common = C.detector_map(
+        name,
+        {"pearson": pear, "nll": dev, "shift": shift}[name],
+        shift.shape,
+        params.pool,
+        params.shift_pool,
+        sfit,
+    )
+    extras, metrics = C.finish(score, problem, params.threshold, name, null_pool)
+    if common is not None:
+        extras["shift_common"] = common.astype(np.float32)
     extras.update(
         {
             "score_pearson": pear.astype(np.float32),
@@ -296,6 +307,7 @@ def solve(problem, params: Params, progress=None) -> Result:
             "steps_per_epoch": out["steps_per_epoch"],
             "score": name,
             "pool": float(params.pool),
+            "shift_pool": params.shift_pool,
             "grid": f"{cp} channels" + (" (resampled)" if cube.src_energy is not None else ""),
         },
         message="; ".join(notes),

@@ -140,10 +140,11 @@ def hotelling_t2(z: np.ndarray, fit_rows: np.ndarray | None = None) -> np.ndarra
     return (((z - mu) ** 2) / var).sum(1)
 
 
-def shift_scores(prep: Prepared, fit: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """GLR shift statistic and best shift (eV) of the rank-k reconstruction in the edge window."""
+def shift_scores(prep: Prepared, fit: dict[str, Any]) -> C.ShiftFit:
+    """GLR shift statistic, best shift (eV) and per-shift gains of the rank-k reconstruction in
+    the edge window (:func:`workbench.solvers.eels.common.shift_fit`)."""
     e = prep.energy
-    return C.shift_glr(prep.X, fit["X_hat"], e, float(e[prep.edge][0]), float(e[prep.edge][-1]))
+    return C.shift_fit(prep.X, fit["X_hat"], e, float(e[prep.edge][0]), float(e[prep.edge][-1]))
 
 
 def package(
@@ -162,14 +163,20 @@ def package(
     meta: dict[str, Any] | None = None,
     message: str = "",
     pool: float = 0.0,
-    shift_estimate: np.ndarray | None = None,
+    shift_pool: str = C.DEFAULT_SHIFT_POOL,
+    sfit: C.ShiftFit | None = None,
 ) -> Result:
     """Result of a PCA detector: the chosen ``score`` pooled over ``pool`` pixels
-    (:func:`workbench.solvers.eels.common.pool_score`) and thresholded; ``extras['score_*']``
-    hold every score per pixel (unpooled)."""
+    (:func:`workbench.solvers.eels.common.detector_map`: the shift score as the likelihood ratio
+    of a common shift, or averaged, by ``shift_pool``) and thresholded; ``extras['score_*']``
+    hold every score per pixel (unpooled), ``extras['shift_common']`` the common-shift map;
+    ``sfit``: the shift fit of ``fit`` when the caller already has it."""
     ny, nx = prep.shape
-    smap = C.pool_score(score.reshape(ny, nx), pool)
-    extras, metrics = C.finish(smap, problem, threshold, (meta or {}).get("score", ""), pool)
+    if sfit is None:
+        sfit = shift_scores(prep, fit)
+    name = (meta or {}).get("score", "")
+    smap, null_pool, common = C.detector_map(name, score, (ny, nx), pool, shift_pool, sfit)
+    extras, metrics = C.finish(smap, problem, threshold, name, null_pool)
     ratio = C.explained_variance_ratio(fit["sv"])
     extras.update(
         {
@@ -189,13 +196,10 @@ def package(
     if prep.drift is not None:
         extras["drift_map"] = prep.drift.astype(np.float32)
     message = "; ".join(m for m in (prep.note, message) if m)
-    if "shift" not in extra_scores:
-        extra_scores["shift"], dmap = shift_scores(prep, fit)
-    elif shift_estimate is not None:
-        dmap = shift_estimate
-    else:
-        _, dmap = shift_scores(prep, fit)
-    extras["shift_estimate"] = dmap.reshape(ny, nx).astype(np.float32)
+    extra_scores.setdefault("shift", sfit.lr)
+    extras["shift_estimate"] = sfit.best.reshape(ny, nx).astype(np.float32)
+    if common is not None:
+        extras["shift_common"] = common.astype(np.float32)
     for name, s in extra_scores.items():
         extras[f"score_{name}"] = s.reshape(ny, nx).astype(np.float32)
     m = {
@@ -204,6 +208,7 @@ def package(
         "versions": versions(),
         "k": fit["k"],
         "pool": float(pool),
+        "shift_pool": shift_pool,
     }
     m.update(meta or {})
     return Result(

@@ -53,6 +53,7 @@ class Params:
     ref_lo: float | None = C.shared("ref_lo")
     ref_hi: float | None = C.shared("ref_hi")
     pool: float = C.shared("pool")
+    shift_pool: str = C.shared("shift_pool")
     threshold: str = C.shared("threshold")
     seed: int = param(0, "seed (deterministic; recorded)")
 
@@ -112,7 +113,8 @@ def solve(problem, params: Params, progress=None):
     e = prep.edge
     resid_edge = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
     pear = SP.pearson_score(X[:, e], fit["X_hat"][:, e])
-    shift, dmap = shift_scores(prep, fit)
+    sfit = shift_scores(prep, fit)
+    shift = sfit.lr
     nll = SP.poisson_deviance(X[:, e], fit["X_hat"][:, e])
     name = C.resolve_score(params.score, params.look_for)
     warn = C.count_check(prep.X, name)
@@ -131,7 +133,8 @@ def solve(problem, params: Params, progress=None):
         score,
         params.threshold,
         pool=params.pool,
-        shift_estimate=dmap,
+        shift_pool=params.shift_pool,
+        sfit=sfit,
         t0=t0,
         seed=params.seed,
         extra_scores={
