@@ -124,6 +124,12 @@ class LogKernel:
             row = row - 1.0 if row is not None else self.a.new_full((i1 - i0,), -1.0)
         return self.cost.logp_block(i0, i1, -self.eta, row, beta, self._buffer(0, i1 - i0))
 
+    def _plan_block(self, i0: int, i1: int, alpha: Any, beta: Any) -> Any:
+        """Rows ``i0:i1`` of the plan ``P = exp(max(log P, floor))`` in a reused buffer."""
+        W = self._logp(i0, i1, alpha, beta)
+        W.clamp_(min=self.floor)
+        return W.exp_()
+
     # -- Sinkhorn --------------------------------------------------------------------------
     def _safe(self, sums: Any) -> bool:
         """Whether marginal sums taken without a max-shift are usable: finite, and far enough
@@ -148,9 +154,7 @@ class LogKernel:
         if alpha is not None:
             rows = torch.empty_like(self.a)
             for i0, i1 in self._ranges():
-                W = self._logp(i0, i1, alpha, beta)
-                W.clamp_(min=self.floor)
-                W.exp_()
+                W = self._plan_block(i0, i1, alpha, beta)
                 rows[i0:i1] = W.sum(dim=1, dtype=torch.float64)
             self.passes += 1
             if self._safe(rows):
@@ -179,9 +183,7 @@ class LogKernel:
         if beta is not None:
             cols = torch.zeros_like(self.b)
             for i0, i1 in self._ranges():
-                W = self._logp(i0, i1, alpha, beta)
-                W.clamp_(min=self.floor)
-                W.exp_()
+                W = self._plan_block(i0, i1, alpha, beta)
                 cols += W.sum(dim=0, dtype=torch.float64)
             self.passes += 1
             if self._safe(cols):
@@ -358,9 +360,7 @@ class LogKernel:
     def _state(self, alpha: Any, beta: Any, k: int, hint: float, exact: bool) -> dict[str, Any]:
         acc = self._reducer(k, hint, exact)
         for i0, i1 in self._ranges():
-            W = self._logp(i0, i1, alpha, beta)
-            W.clamp_(min=self.floor)
-            W.exp_()
+            W = self._plan_block(i0, i1, alpha, beta)
             self._reduce(W, i0, i1, acc)
         self.passes += 1
         out = self._finish(acc, alpha, beta)
@@ -401,9 +401,7 @@ class LogKernel:
         if self.cost.dtype != torch.float64:
             linear = None
         for i0, i1 in self._ranges():
-            W = self._logp(i0, i1, alpha, beta)
-            W.clamp_(min=self.floor)
-            W.exp_()
+            W = self._plan_block(i0, i1, alpha, beta)
             dt = W.dtype
             D = torch.add(
                 dal[i0:i1, None].to(dt), dbe[None, :].to(dt), out=self._buffer(1, i1 - i0)
@@ -442,9 +440,7 @@ class LogKernel:
 
         quad = np.zeros(len(steps))
         for i0, i1 in self._ranges():
-            W = self._logp(i0, i1, alpha, beta)
-            W.clamp_(min=self.floor)
-            W.exp_()
+            W = self._plan_block(i0, i1, alpha, beta)
             dt = W.dtype
             D = torch.add(
                 dal[i0:i1, None].to(dt), dbe[None, :].to(dt), out=self._buffer(1, i1 - i0)
@@ -463,9 +459,7 @@ class LogKernel:
     def plan_into(self, alpha: Any, beta: Any, out: np.ndarray) -> None:
         """Write P (float64) into ``out`` (n, m) block by block."""
         for i0, i1 in self._ranges():
-            W = self._logp(i0, i1, alpha, beta)
-            W.clamp_(min=self.floor)
-            W.exp_()
+            W = self._plan_block(i0, i1, alpha, beta)
             out[i0:i1] = W.double().cpu().numpy()
         self.passes += 1
 
@@ -475,9 +469,7 @@ class LogKernel:
 
         rr, cc, vv = [], [], []
         for i0, i1 in self._ranges():
-            W = self._logp(i0, i1, alpha, beta)
-            W.clamp_(min=self.floor)
-            W.exp_()
+            W = self._plan_block(i0, i1, alpha, beta)
             nz = torch.nonzero(W > threshold)
             rr.append((nz[:, 0] + i0).cpu().numpy())
             cc.append(nz[:, 1].cpu().numpy())
@@ -491,9 +483,7 @@ class LogKernel:
 
         tot = 0.0
         for i0, i1 in self._ranges():
-            W = self._logp(i0, i1, alpha, beta)
-            W.clamp_(min=self.floor)
-            W.exp_()
+            W = self._plan_block(i0, i1, alpha, beta)
             W *= self.cost.scaled_block(i0, i1, 1.0, self._buffer(1, i1 - i0))
             tot += float(W.sum(dtype=torch.float64))
         self.passes += 1
