@@ -16,10 +16,10 @@ def _wait_text(page, text, timeout=180_000):
 
 
 def _click_download(page, name, tries=3, timeout=40_000):
-    """Click a lazy download button until the download starts. The page reruns as a whole once
-    its background warm-up ends; a click that lands during that rerun most likely hits a button
-    being replaced and is lost, as a user's would be (one CI run missed the download for 120 s;
-    the same code had passed the run before). The assertions on the file are unchanged."""
+    """Click a lazy download button until the download starts. One CI run missed the download
+    for 120 s: the page then reran as a whole when its background warm-up ended, replacing the
+    button under the click (fixed in ``warm_status``). The retry stays as a guard for a click
+    that lands before the button is live on a loaded machine; the assertions are unchanged."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(tries):

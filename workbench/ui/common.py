@@ -141,10 +141,13 @@ def warm_status(domain: str) -> None:
     # Poll slowly: every script run (a fragment's too) costs the server a pass over sys.modules,
     # which competes with the warm-up's imports for the interpreter (at 0.5 s the OT warm-up
     # took minutes instead of seconds on a busy machine).
+    # When the warm-up ends the bar just goes. It used to rerun the whole page to stop this poll,
+    # which replaced every widget under the user's pointer: a download clicked during that rerun
+    # was lost. The poll now stops at the page's next rerun; until then it only returns.
     @st.fragment(run_every=WARM_POLL_S)
     def _status() -> None:
         if w.done.is_set():
-            st.rerun()  # the whole page once, which stops this poll
+            return
         total = w.progress.total or 1
         st.progress(
             min(1.0, w.progress.step / total),
