@@ -469,13 +469,19 @@ def _ratio(rows: list[dict[str, Any]], floor: float, keys: tuple[str, ...]) -> N
                 r[k.replace("_s", "") + " / floor"] = r[k] / floor
 
 
-def render(cli, app, first, floor, n_floors, repeats, load=()) -> str:
+def render(cli, app, first, floor, n_floors, repeats, load=(), loadavg=None) -> str:
     from workbench.bench import markdown_table
 
+    machine = ""
+    if loadavg is not None:  # measured, not assumed: the same text was printed for quiet runs
+        machine = (
+            f" Load average (1 min) at the start and the end of the run: {loadavg[0]:.1f} and "
+            f"{loadavg[1]:.1f} on {os.cpu_count()} cores; above that count other jobs shared the "
+            "machine and absolute seconds carry their load, the ratios to the floor less so."
+        )
     out = [
         f'Floor: `python -c "import numpy"` = **{floor:.3f} s** (median of {n_floors} runs '
-        "interleaved with those below). The machine was shared with other agents' jobs (2 cores): "
-        "absolute seconds carry their load, the ratios to the floor less so.",
+        "interleaved with those below)." + machine,
         "",
     ]
     if cli:
@@ -573,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         parts.discard("load")
     modes = ["cold", "warm"] if args.quick else ["cold", "early", "warm"]
     floors: list[float] = []
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="wb-startup-") as d:
         tmp = Path(d)
         cli = bench_cli(tmp, repeats, floors) if "cli" in parts else []
@@ -581,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         first = bench_first_run(tmp, floors, modes, backends) if "first" in parts else []
         load = bench_load(tmp, floors) if "load" in parts else []
     floor = _med(floors)
-    md = render(cli, app, first, floor, len(floors), repeats, load)
+    loadavg = (load_start, os.getloadavg()[0])
+    md = render(cli, app, first, floor, len(floors), repeats, load, loadavg)
     if args.json:
         out = {"floor_s": floor, "cli": cli, "app": app, "first_run": first, "load": load}
         print(json.dumps(out))
