@@ -24,10 +24,25 @@ def benchmarks_dir() -> Path:
     return ROOT / "benchmarks"
 
 
-def write_section(title: str, markdown: str, command: str, path: Path | None = None) -> Path:
-    """Replace (or append) the ``## <title>`` section of BENCHMARKS.md."""
+def write_section(
+    title: str,
+    markdown: str,
+    command: str,
+    path: Path | None = None,
+    supersedes: tuple[str, ...] = (),
+) -> Path:
+    """Replace (or append) the ``## <title>`` section of BENCHMARKS.md.
+
+    ``supersedes`` lists title prefixes of partial sections whose rows this run measures again
+    (``"PDE: rerun of "`` for a whole PDE run): they are removed, so that regenerating the file
+    leaves no older partial section beside the new one.
+    """
     path = path or BENCHMARKS_MD
     text = path.read_text() if path.exists() else _HEADER
+    keep = f"## {title}\n"  # the section being written is replaced below, not dropped
+    for prefix in supersedes:
+        old = re.compile(rf"^## {re.escape(prefix)}.*?\n.*?(?=^## |\Z)", re.S | re.M)
+        text = old.sub(lambda m: m.group(0) if m.group(0).startswith(keep) else "", text)
     v = versions()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     body = (

@@ -32,3 +32,22 @@ def test_fmt_ci_and_check():
     check(True, "fine")
     with pytest.raises(CheckFailed, match="not converged"):
         check(False, "not converged")
+
+
+def test_write_section_replaces_its_own_and_drops_superseded_partial_sections(tmp_path):
+    from workbench.bench import write_section
+
+    md = tmp_path / "B.md"
+    md.write_text(
+        "# Benchmarks\n\n## PDE\n\nold main rows\n\n## PDE: rerun of GP1\n\nold GP1 rerun\n\n"
+        "## PDE: RGNP\n\nkept\n\n## PDE: rerun of GP2\n\nold GP2 rerun\n"
+    )
+    write_section("PDE", "new main rows", "workbench bench pde", md, supersedes=("PDE: rerun of ",))
+    text = md.read_text()
+    assert "new main rows" in text and "old main rows" not in text
+    assert "rerun of" not in text  # both partial sections went, with their bodies
+    assert "## PDE: RGNP\n\nkept" in text  # a section it does not supersede stays
+    assert text.count("## PDE\n") == 1
+    # a partial run writes its own section and leaves the others alone
+    write_section("PDE: rerun of GP1", "gp1 again", "workbench bench pde --only GP1", md)
+    assert "gp1 again" in md.read_text() and "new main rows" in md.read_text()
