@@ -287,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     cmd = "workbench bench mri_dds" + (" " + " ".join(argv) if argv else "")
     if not a.no_write and not a.quick:
-        title = "MRI: Decomposed Diffusion Sampler, " + "/".join(f"{x:g}×" for x in accels)
-        write_section(title, md, cmd)
+        head = "MRI: Decomposed Diffusion Sampler, "
+        title = head + "/".join(f"{x:g}×" for x in accels)
+        # a run over several rates replaces the sections of earlier one-rate runs
+        older = tuple(f"{head}{x:g}×" for x in accels) if len(accels) > 1 else ()
+        write_section(title, md, cmd, supersedes=older)
     if a.json:
         print(json.dumps({"rows": rows, "targets": misses + ratios, "wall_s": wall}, default=float))
     else:
