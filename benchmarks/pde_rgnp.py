@@ -113,7 +113,8 @@ def bayes_posterior(
     Per draw and protocol: NSE_z of the posterior mean, and of the estimator that minimises the
     posterior expected NSE_z, m* = E[z / ‖z‖²] / E[1 / ‖z‖²] (no estimator from the same
     observations has a lower expected NSE_z: its average over draws from the prior is the Bayes
-    risk, a lower bound for any model's mean NSE_z).
+    risk, a lower bound for any model's mean NSE_z; ``risk_opt`` is its posterior expectation
+    per draw, an estimate of the same risk with less noise).
     """
     from workbench.physics.pde.nlpoisson_batch import (
         importance_posterior,
@@ -122,7 +123,7 @@ def bayes_posterior(
     )
 
     lo, hi = -np.ones(nz), np.ones(nz)
-    out = {k: {"nse_pm": [], "nse_opt": [], "ess": [], "evals": []} for k in obs}
+    out = {k: {"nse_pm": [], "nse_opt": [], "risk_opt": [], "ess": [], "evals": []} for k in obs}
     for i, row in enumerate(P):
         rng = np.random.default_rng(SEED + 100 + i)
         w = row[nz:]
@@ -159,9 +160,44 @@ def bayes_posterior(
             m_opt = (wt * inv) @ Z / (wt @ inv)
             out[name]["nse_pm"].append(nse(post["mean"], z))
             out[name]["nse_opt"].append(nse(m_opt, z))
+            # the posterior expected NSE_z of m*: the same Bayes risk when averaged over draws
+            # from the prior, with less Monte Carlo noise than the realised NSE_z
+            out[name]["risk_opt"].append(float(wt @ (((Z - m_opt) ** 2).sum(1) * inv)))
             out[name]["ess"].append(post["ess"])
             out[name]["evals"].append(post["n_evals"])
     return {k: {kk: np.asarray(vv, float) for kk, vv in v.items()} for k, v in out.items()}
+
+
+def reading(prot_rows: list[dict], bayes_rows: list[dict], head: dict) -> str:
+    """The section's reading, stated from the numbers of this run."""
+    b = {r["protocol"]: r for r in bayes_rows}
+    p = {r["protocol"]: r for r in prot_rows}
+    r30 = b["random30"]
+    half = 0.5 * r30["_fixed_mean_all"]
+    if half < r30["_risk_hi"]:
+        verdict = (
+            "below the Bayes risk (or inside its interval), so no estimator can be relied on to "
+            "reach it: the 0.5× target is unreachable under this protocol"
+        )
+    else:
+        verdict = "above the Bayes risk, so the bound alone does not rule the 0.5× target out"
+    best = min(p.values(), key=lambda r: r["ratio_of_medians"])
+    return (
+        "Reading: κ depends on z only through u · Σ zₙ Tₙ(x), so where u is small (near the "
+        "ends) the data say little about z, and 30 noisy points leave the posterior broad. On the "
+        f"test draws the fixed-grid model's mean NSE_z (its risk) is {r30['fixed_mean_all']} "
+        f"against a Bayes risk of {r30['bayes_risk']}; half the fixed grid's risk, {half:.3g}, "
+        f"is {verdict}. On the Bayes draws the median NSE_z of the posterior mean is "
+        f"{r30['bayes_pm_median']:.3g} against {r30['fixed_median']:.3g} for the fixed grid. "
+        "Random grids matter where the fixed grid's kernel interpolation degrades: the ratio "
+        f"RGNP / fixed of median NSE_z is {p['random30']['ratio_of_medians']:.2f} with 30 "
+        f"random points, {p['random10']['ratio_of_medians']:.2f} with 10, "
+        f"{p['random5']['ratio_of_medians']:.2f} with 5 and "
+        f"{p['cluster10']['ratio_of_medians']:.2f} with 10 clustered points "
+        f"(best: {best['protocol']}). The calibration targets are met only after the "
+        "temperature fitted on validation draws; see the training manifests for the raw "
+        "variances.\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,10 +339,20 @@ def main(argv: list[str] | None = None) -> int:
                 "rgnp_median": float(np.median(a_)),
                 "fixed_median": float(np.median(b_)),
                 "bayes_pm_mean": float(np.mean(bk["nse_pm"])),
-                "bayes_risk_mean": float(np.mean(bk["nse_opt"])),
-                "rgnp_mean": float(np.mean(a_)),
-                "fixed_mean": float(np.mean(b_)),
-                "fixed_mean_over_bayes_risk": float(np.mean(b_) / np.mean(bk["nse_opt"])),
+                "bayes_risk_realised": float(np.mean(bk["nse_opt"])),
+                "bayes_risk": fmt_ci(
+                    float(np.mean(bk["risk_opt"])), *bootstrap_ci(bk["risk_opt"]), ".3g"
+                ),
+                "_risk": float(np.mean(bk["risk_opt"])),
+                "_risk_hi": bootstrap_ci(bk["risk_opt"])[1],
+                # the models' risks from all test draws (unbiased, tighter than the Bayes subset)
+                "rgnp_mean_all": fmt_ci(
+                    float(np.mean(per_draw[0][k])), *bootstrap_ci(per_draw[0][k]), ".3g"
+                ),
+                "fixed_mean_all": fmt_ci(
+                    float(np.mean(per_draw[1][k])), *bootstrap_ci(per_draw[1][k]), ".3g"
+                ),
+                "_fixed_mean_all": float(np.mean(per_draw[1][k])),
                 "min_ess": float(bk["ess"].min()),
                 "median_evals": float(np.median(bk["evals"])),
             }
@@ -359,15 +405,21 @@ def main(argv: list[str] | None = None) -> int:
         f"importance sampling ({is_cfg['n_stage']} prior draws, then up to "
         f"{is_cfg['max_stages']} defensive-mixture stages of {is_cfg['n_stage']} until the "
         f"effective sample size reaches {is_cfg['ess_target']:.0f}; {t_bayes:.0f} s). "
-        "`bayes_pm`: NSE_z of the posterior mean; `bayes_risk`: mean NSE_z of the estimator "
-        "m* = E[z/‖z‖²] / E[1/‖z‖²] that minimises the posterior expected NSE_z: the draws come "
-        "from the prior, so this is the Bayes risk, below which no estimator's mean NSE_z can "
-        "go (up to Monte Carlo error), however it is trained. Same draws and observations for "
-        "every column:\n\n" + markdown_table(bayes_rows) + "\n\n"
+        "`bayes_pm`: NSE_z of the posterior mean; m* = E[z/‖z‖²] / E[1/‖z‖²] minimises the "
+        "posterior expected NSE_z, so its mean NSE_z over draws from the prior is the Bayes "
+        "risk, below which no estimator's mean NSE_z can go, however it is trained: "
+        "`bayes_risk_realised` is that mean against the true z, `bayes_risk` the mean of its "
+        "posterior expectation per draw (the same quantity, less Monte Carlo noise; bootstrap "
+        "95% interval over the draws). Same draws and observations for "
+        "every column:\n\n"
+        + markdown_table(
+            [{k: v for k, v in r.items() if not k.startswith("_")} for r in bayes_rows]
+        )
+        + "\n\n"
         f"RG2 against the bound ({n_bayes} draws, random30): mean of log₁₀ NSE_z(fixed grid) − "
         f"log₁₀ NSE_z(Bayes posterior mean) {fmt_ci(head['diff'], head['lo'], head['hi'], '.3f')}; "
         "a model at half the fixed grid's error needs this to be ≥ log₁₀ 2 = 0.301 (and a mean "
-        "NSE_z below the Bayes risk is impossible).\n"
+        "NSE_z below the Bayes risk is impossible).\n\n" + reading(prot_rows, bayes_rows, head)
     )
     cmd = (
         "workbench bench pde_rgnp"

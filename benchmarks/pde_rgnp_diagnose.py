@@ -2,7 +2,8 @@
 under one change each, scored on the training command's VALIDATION draws (numpy seed 10000, the
 same 50 draws as the manifest; never the benchmark's test draws).
 
-    python benchmarks/pde_rgnp_diagnose.py VARIANT SECONDS [--out FILE.json]
+    python benchmarks/pde_rgnp_diagnose.py VARIANT SECONDS [--grid random|fixed] [--warmup N]
+                                           [--lr LR] [--out FILE.json]
 
 Variants (each continues from the shipped weights with a fresh Adam for the same wall time):
 
@@ -49,6 +50,8 @@ def main() -> int:
     ap.add_argument("seconds", type=float)
     ap.add_argument("--grid", default="random", choices=("random", "fixed"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--warmup", type=int, default=0, help="linear lr warm-up steps")
+    ap.add_argument("--lr", type=float, default=1e-3)
     a = ap.parse_args()
 
     import torch
@@ -83,7 +86,15 @@ def main() -> int:
     elif a.variant != "const":
         raise SystemExit(f"unknown variant {a.variant}")
     t0 = time.perf_counter()
-    res = R.train(model, steps=10**6, seed=123, time_limit=a.seconds, lr_final=lr_final)
+    res = R.train(
+        model,
+        steps=10**6,
+        seed=123,
+        lr=a.lr,
+        time_limit=a.seconds,
+        lr_final=lr_final,
+        lr_warmup=a.warmup,
+    )
     wall = time.perf_counter() - t0
     if a.variant == "mean":
         model.alpha.forward = orig
@@ -96,6 +107,8 @@ def main() -> int:
     _, terms = model.elbo(Pt, xt, g)
     out = {
         "variant": a.variant,
+        "warmup": a.warmup,
+        "lr": a.lr,
         "grid": a.grid,
         "seconds": a.seconds,
         "wall_s": wall,
