@@ -168,7 +168,7 @@ def bayes_posterior(
     return {k: {kk: np.asarray(vv, float) for kk, vv in v.items()} for k, v in out.items()}
 
 
-def reading(prot_rows: list[dict], bayes_rows: list[dict], head: dict) -> str:
+def reading(prot_rows: list[dict], bayes_rows: list[dict], rows: list[dict]) -> str:
     """The section's reading, stated from the numbers of this run."""
     b = {r["protocol"]: r for r in bayes_rows}
     p = {r["protocol"]: r for r in prot_rows}
@@ -194,9 +194,17 @@ def reading(prot_rows: list[dict], bayes_rows: list[dict], head: dict) -> str:
         f"random points, {p['random10']['ratio_of_medians']:.2f} with 10, "
         f"{p['random5']['ratio_of_medians']:.2f} with 5 and "
         f"{p['cluster10']['ratio_of_medians']:.2f} with 10 clustered points "
-        f"(best: {best['protocol']}). The calibration targets are met only after the "
-        "temperature fitted on validation draws; see the training manifests for the raw "
-        "variances.\n"
+        f"(best: {best['protocol']}).\n\n"
+        "Calibration: the targets are met only after the temperature fitted on validation "
+        f"draws; the networks' own field std covers {rows[0]['coverage_u_raw']:.2f} (RGNP) and "
+        f"{rows[1]['coverage_u_raw']:.2f} (fixed grid) of the reference values. Cause: the "
+        "ELBO treats the PDE residual as N(0, ε_r²) noise with ε_r = 1e-2 fixed (the paper's "
+        "Poisson setting), so q_α's variance describes the fields whose residual is about ε_r; "
+        'the trained mean\'s own residual is several times ε_r (section "PDE: RGNP diagnosis"), '
+        "and that approximation error is in no term of the ELBO, so the std misses it by about "
+        "the same factor. The temperature is that factor, fitted post hoc on validation draws; "
+        "the posterior over z, trained by its own likelihood term on noisy inputs, is "
+        "calibrated as trained.\n"
     )
 
 
@@ -239,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     is_cfg = (
         dict(n_stage=1000, max_stages=1, ess_target=100.0)
         if a.quick
-        else dict(n_stage=6000, max_stages=3, ess_target=500.0)
+        else dict(n_stage=6000, max_stages=5, ess_target=500.0)
     )
     fam = R.family_of(make_preset("nlpoisson1d_param"))
     models = {}
@@ -339,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rgnp_median": float(np.median(a_)),
                 "fixed_median": float(np.median(b_)),
                 "bayes_pm_mean": float(np.mean(bk["nse_pm"])),
+                "rgnp_mean": float(np.mean(a_)),
+                "fixed_mean": float(np.mean(b_)),
                 "bayes_risk_realised": float(np.mean(bk["nse_opt"])),
                 "bayes_risk": fmt_ci(
                     float(np.mean(bk["risk_opt"])), *bootstrap_ci(bk["risk_opt"]), ".3g"
@@ -419,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         f"RG2 against the bound ({n_bayes} draws, random30): mean of log₁₀ NSE_z(fixed grid) − "
         f"log₁₀ NSE_z(Bayes posterior mean) {fmt_ci(head['diff'], head['lo'], head['hi'], '.3f')}; "
         "a model at half the fixed grid's error needs this to be ≥ log₁₀ 2 = 0.301 (and a mean "
-        "NSE_z below the Bayes risk is impossible).\n\n" + reading(prot_rows, bayes_rows, head)
+        "NSE_z below the Bayes risk is impossible).\n\n" + reading(prot_rows, bayes_rows, rows)
     )
     cmd = (
         "workbench bench pde_rgnp"
@@ -434,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             check(len(rows) == 2, f"expected the RGNP and fixed-grid rows, got {len(rows)}")
             for r in rows + prot_rows + bayes_rows:
                 for k, v in r.items():
-                    if isinstance(v, float):
+                    if isinstance(v, float) and not k.startswith("_"):
                         check(
                             bool(np.isfinite(v)), f"{r.get('model', r.get('protocol'))}: {k} is {v}"
                         )
