@@ -97,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         if not init_path.exists():
             raise InputError(f"--init: no checkpoint {init_path}")
         prev, _ = R.load(init_path)
-        if not prev.fam.matches(fam) or R.asdict(prev.cfg) != R.asdict(cfg):
+        # the objective's settings (ε_r, input noise) may change; the networks may not
+        arch = [k for k in R.asdict(cfg) if k not in ("eps_r", "noise_max")]
+        if not prev.fam.matches(fam) or any(
+            R.asdict(prev.cfg)[k] != R.asdict(cfg)[k] for k in arch
+        ):
             raise InputError("--init: the checkpoint's family or network configuration differ")
         model.load_state_dict(prev.state_dict())
         man0 = json.loads(init_path.with_suffix(".json").read_text())
