@@ -90,7 +90,7 @@ def diagnosis_reading(train_rows: list[dict], res_rows: list[dict]) -> str:
     c, d, m = (t.get((v, "91adac6e")) for v in ("const", "decay", "mean"))
     if c and d and m:
         out.append(
-            "Continuing the shipped recipe lowers the validation median NSE_u from "
+            "Continuing the previous checkpoint with its own recipe lowers the validation median NSE_u from "
             f"{c['nse_u_median_before']:.3g} to {c['nse_u_median_after']:.3g} in "
             f"{c['steps']} steps, a decaying learning rate to {d['nse_u_median_after']:.3g} "
             f"(mean {d['nse_u_mean_after']:.3g} against {c['nse_u_mean_after']:.3g}); "
@@ -104,7 +104,7 @@ def diagnosis_reading(train_rows: list[dict], res_rows: list[dict]) -> str:
     )
     if e and rr and d:
         out.append(
-            "Calibration: the shipped mean field's residual RMS is "
+            "Calibration: the previous checkpoint's (91adac6e) mean-field residual RMS is "
             f"{rr['residual_rms_mean_field']:.3g}, {rr['residual_over_eps_r']:.1f}× ε_r, and "
             f"its raw ±2σ coverage {rr['raw_coverage_u']:.2f}; with ε_r raised to the achieved "
             f"residual level ({e['variant']}) the median NSE_u is "
@@ -114,6 +114,20 @@ def diagnosis_reading(train_rows: list[dict], res_rows: list[dict]) -> str:
             "far below the residual the network reaches is the cause of the too-small raw "
             "variance."
         )
+    for r in res_rows:
+        if r["model"] == "random" and r["checkpoint"] != "91adac6e" and r["eps_r"] > 0.01:
+            out.append(
+                f"The shipped continuation (checkpoint {r['checkpoint']}, ε_r = {r['eps_r']:g}) "
+                f"brought the mean field's residual to {r['residual_rms_mean_field']:.3g} = "
+                f"{r['residual_over_eps_r']:.2f}× ε_r, and the raw coverage to "
+                f"{r['raw_coverage_u']:.3f} (|error| / std median "
+                f"{r['median_abs_err_over_std']:.2f}): the std is now too large, tracking ε_r "
+                "rather than the error; a trainable ε_r would follow the residual down."
+            )
+    out.append(
+        "Not tried (they need training from scratch, beyond this session's budget): the "
+        "rank of C, the number and range of the Fourier features, the width and depth."
+    )
     return "Reading: " + " ".join(out) + "\n" if out else ""
 
 
