@@ -18,7 +18,7 @@ Variants (each continues from the shipped weights with a fresh Adam for the same
 Prints and writes validation NSE_u (median, mean), the raw ±2σ coverage (no temperature), the
 residual RMS of the mean on fresh random points and the steps done.
 
-    python benchmarks/pde_rgnp_diagnose.py summary 0 [--no-write]
+    python benchmarks/pde_rgnp_diagnose.py summary 0 [--no-write]   (= workbench bench pde_rgnp_diagnose)
 
 collects the JSON files of ``benchmarks/results/pde_rgnp_diag_*.json`` into the BENCHMARKS.md
 section "PDE: RGNP diagnosis (validation draws)", each row with the command that produced it.
@@ -194,21 +194,21 @@ def summary(write: bool) -> int:
         write_section(
             "PDE: RGNP diagnosis (validation draws)",
             md,
-            "python benchmarks/pde_rgnp_diagnose.py summary 0 (rows: the commands in the table)",
+            "workbench bench pde_rgnp_diagnose (the rows: the commands in the table)",
         )
     return 0
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("variant")
-    ap.add_argument("seconds", type=float)
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="workbench bench pde_rgnp_diagnose")
+    ap.add_argument("variant", nargs="?", default="summary")
+    ap.add_argument("seconds", type=float, nargs="?", default=0.0)
     ap.add_argument("--grid", default="random", choices=("random", "fixed"))
     ap.add_argument("--out", default=None)
     ap.add_argument("--warmup", type=int, default=0, help="linear lr warm-up steps")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--no-write", action="store_true")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.variant == "summary":
         return summary(not a.no_write)
 
