@@ -9,7 +9,7 @@ DOMAINS ?= ot mri tumor eels pde
 # the benchmarks that are parts of a domain or of none; with DOMAINS, `ot --grid`, `ot --cpu-targets` and
 # `ot --cloud10k` they write every section of BENCHMARKS.md (benchmarks/gpu.py needs a GPU
 # and is run by hand)
-BENCH_PARTS ?= mri_tune mri_dds mri_diagnose tumor_patient pde_rgnp scale startup
+BENCH_PARTS ?= mri_tune mri_dds mri_diagnose tumor_patient pde_rgnp pde_rgnp_diagnose scale startup
 export OMP_WAIT_POLICY := PASSIVE
 export VTK_DEFAULT_OPENGL_WINDOW := vtkEGLRenderWindow
 

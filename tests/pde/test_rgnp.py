@@ -195,6 +195,34 @@ def test_train_resume_equals_straight_run(tmp_path):
     assert "--resume" in man["commands"][1] and man["metrics"]["steps"] == 6
 
 
+def test_train_init_continues_the_manifest_chain_with_a_decaying_lr(tmp_path):
+    from workbench.train.pde_rgnp import main
+
+    small = ["--batch", "3", "--points", "6", "--val", "2"]
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    assert main(["--steps", "4", "--seed", "1", "--out", str(a), *small]) == 0
+    cont = ["--steps", "8", "--lr-final", "1e-5", "--lr-warmup", "1", "--out", str(b)]
+    assert main(["--init", str(a), *cont, *small]) == 0
+    man = json.loads(b.with_suffix(".json").read_text())
+    assert man["commands"][0].startswith("workbench train rgnp --steps 4 --seed 1")
+    assert "--init" in man["commands"][1] and man["metrics"]["steps"] == 8
+    st = torch.load(b.with_suffix(".state.pt"), weights_only=True)
+    # geometric decay 1e-3 → 1e-5 over steps 5..8: the last step is 3/4 of the way
+    assert st["opt"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * (1e-2) ** 0.75)
+    # the continuation starts from a's weights (seed 1), not from its own seed's initialisation
+    ma, _ = R.load(a)
+    mb, _ = R.load(b)
+    fresh = R.RGNP(ma.fam, ma.cfg, seed=0)
+
+    def dist(m1, m2):
+        return sum(
+            float((x - y).detach().abs().max())
+            for x, y in zip(m1.parameters(), m2.parameters(), strict=True)
+        )
+
+    assert dist(ma, mb) < 0.2 * dist(fresh, mb)
+
+
 def test_views_build_and_calibration_is_exact_for_gaussian_errors():
     from workbench.result import Result
     from workbench.viz import pde_rgnp as V

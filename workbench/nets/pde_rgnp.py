@@ -567,8 +567,18 @@ def train(
     checkpoint: Callable[[int, dict, torch.Tensor], None] | None = None,
     checkpoint_every: int = 0,
     time_limit: float = 0.0,
+    lr_final: float | None = None,
+    lr_warmup: int = 0,
 ) -> dict[str, Any]:
-    """Maximise the mean ELBO with Adam (constant learning rate) on fresh grids every step.
+    """Maximise the mean ELBO with Adam on fresh grids every step.
+
+    The learning rate is constant (``lr_final=None``) or decays geometrically,
+    lr(φ) = lr · (lr_final / lr)^φ, with φ ∈ [0, 1] the fraction of the run done: the larger of
+    the step fraction and, under ``time_limit``, the wall-time fraction, so that the decay ends
+    at ``lr_final`` whichever budget runs out first. ``lr_warmup`` > 0 ramps it up linearly over
+    that many first steps: a fresh Adam's first updates have size ≈ lr in every weight whatever
+    the gradient's scale, which knocks a trained network far off when training continues from
+    its weights with a new optimiser.
 
     ``fixed_params`` (1, p) trains on one parameter value (a single PDE); ``data(P, gen)`` returns
     the data term's (x_obs, y_obs, σ_y, scale). ``progress(step, total, **metrics)`` is called once
@@ -587,6 +597,15 @@ def train(
     status = "max_iter"
     n = model.cfg.n_points
     for step in range(start + 1, steps + 1):
+        if lr_final is not None or lr_warmup:
+            phi = (step - 1 - start) / max(1, steps - start)
+            if time_limit:
+                phi = max(phi, (time.perf_counter() - t0) / time_limit)
+            lr_now = lr if lr_final is None else lr * (lr_final / lr) ** min(1.0, phi)
+            if step - start <= lr_warmup:
+                lr_now *= (step - start) / (lr_warmup + 1)
+            for g in opt.param_groups:
+                g["lr"] = lr_now
         P = fixed_params.expand(batch, -1) if fixed_params is not None else None
         if P is None:
             P = model.sample_params(batch, gen)

@@ -2,13 +2,21 @@
 together, physics-only ELBO) on a parametric 1-D PDE sample and write a checkpoint + manifest.
 
     workbench train rgnp [--problem nlpoisson1d_param] [--grid random|fixed] [--steps N]
-                         [--time-limit S] [--resume] [--out PATH] ...
+                         [--time-limit S] [--resume] [--init CKPT] [--lr-final LR]
+                         [--out PATH] ...
 
 ``--grid fixed`` trains the spec's PDDLVM baseline (the same ELBO and networks on 30 equispaced
 interior points). Progress goes to stdout; a resumable state (weights, Adam, generator, history)
 is saved every ``--save-every`` steps beside the checkpoint and picked up with ``--resume``. The
 manifest records every command that contributed (resumes included), the data, the seed, the wall
 time, the validation metrics on held-out parameter draws and the sha256 of the weights.
+
+``--init CKPT`` continues training from a shipped checkpoint's weights with a fresh optimiser
+(its manifest's commands, steps, wall time and history are carried over: ``--steps`` and
+``--time-limit`` then count from the start of the first command, as with ``--resume``).
+``--lr-final`` decays the learning rate geometrically from ``--lr`` to it over this command's
+budget (steps or wall time, whichever ends first); ``--lr-warmup N`` ramps it up over the first
+N steps (for ``--init``: a fresh Adam's first steps would knock the trained weights off).
 """
 
 from __future__ import annotations
@@ -46,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", default=None, help="continue from this checkpoint's weights")
+    ap.add_argument("--lr-final", type=float, default=None, help="geometric decay to this lr")
+    ap.add_argument("--lr-warmup", type=int, default=0, help="linear lr ramp over N steps")
     a = ap.parse_args(argv)
 
     import torch
@@ -81,7 +92,24 @@ def main(argv: list[str] | None = None) -> int:
     commands: list[str] = []
     history: dict[str, list[float]] = {}
     wall_before = 0.0
-    if a.resume and state_path.exists():
+    if a.init and not (a.resume and state_path.exists()):
+        init_path = Path(a.init)
+        if not init_path.exists():
+            raise InputError(f"--init: no checkpoint {init_path}")
+        prev, _ = R.load(init_path)
+        # the objective's settings (ε_r, input noise) may change; the networks may not
+        arch = [k for k in R.asdict(cfg) if k not in ("eps_r", "noise_max")]
+        if not prev.fam.matches(fam) or any(
+            R.asdict(prev.cfg)[k] != R.asdict(cfg)[k] for k in arch
+        ):
+            raise InputError("--init: the checkpoint's family or network configuration differ")
+        model.load_state_dict(prev.state_dict())
+        man0 = json.loads(init_path.with_suffix(".json").read_text())
+        start = int(man0["metrics"]["steps"])
+        commands, history = list(man0["commands"]), dict(man0["history"])
+        wall_before = float(man0["wall_time_s"])
+        print(f"continuing from {init_path} at step {start}", flush=True)
+    elif a.resume and state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(st["model"])
         start, opt_state, gen_state = int(st["step"]), st["opt"], st["gen"]
@@ -131,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=save_state,
         checkpoint_every=a.save_every,
         time_limit=max(left, 1e-9) if a.time_limit else 0.0,
+        lr_final=a.lr_final,
+        lr_warmup=a.lr_warmup,
     )
     for k, v in res["history"].items():
         history.setdefault(k, []).extend(v if k != "time" else [wall_before + t for t in v])
@@ -178,9 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "seed": a.seed,
         "hyperparameters": {
-            k: v for k, v in vars(a).items() if k not in ("out", "resume", "problem")
+            k: v for k, v in vars(a).items() if k not in ("out", "resume", "problem", "init")
         },
-        "optimiser": "Adam, constant learning rate",
+        "optimiser": "Adam, "
+        + (
+            "constant learning rate"
+            if a.lr_final is None
+            else f"learning rate decaying geometrically {a.lr} → {a.lr_final} over the last command"
+        ),
         "calibration": "temperature scaling of the forward std and the posterior covariance of z so that ±2σ covers 95 % of the validation errors (z: 30 random points, σ_y = 0.05, numpy seed 20000 + seed)",
         "validation": f"{a.val} draws from the priors with numpy seed {10_000 + a.seed}; 201-node FD reference; inverse from every third interior reference node, noise-free",
         "wall_time_s": round(wall, 1),
