@@ -92,7 +92,8 @@ SMALL_DENSE = 1_000_000  # kept entries always allowed (the full Hessian up to n
 #: selection of the next pattern running beside it (its candidate buffer and top-k cut, ~64 at
 #: peak) and the Schur-complement system (CSR of P_s and its transpose and the construction
 #: temporaries, ~30-40), plus the allocator's slack: the RSS slope measured on validation clouds
-#: (seed 11, n = 5000 and 10 000, 1.3e6-1e7 kept entries) was 150 bytes per entry.
+#: (seeds 7 and 11, n = 5000 and 10 000, 1.3e6-1.1e7 kept entries) was 150-170 bytes per entry
+#: (benchmarks/ot_kept_budget.py).
 KEPT_BYTES = 150
 DENSE_MAX = 4_000_000  # largest n*m whose kept pattern may be assembled densely
 SCHUR_MAX = 2500  # largest min(n, m - 1) solved exactly by a dense Schur complement
