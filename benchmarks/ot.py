@@ -640,7 +640,8 @@ GRID_KINDS = ("random", "cloud", "image_w2", "image_w1")
 GRID_DEFAULT = (
     [(k, n, e) for k in GRID_KINDS for n in (60, 500) for e in GRID_ETAS]
     + [("random", 2000, 1e3), ("cloud", 2000, 1e3), ("random", 2000, 1e4), ("cloud", 2000, 1e4)]
-    + [("cloud", 5000, 1e3)]
+    + [("cloud", 5000, 1e3), ("random", 5000, 1e3), ("random", 5000, 1e4), ("cloud", 5000, 1e4)]
+    + [(k, n, e) for n in (5000, 2000) for k in ("random", "cloud") for e in (1e2, 1e5)]
 )
 #: RegOT cannot be stopped by time: its iteration cap is lowered where one iteration is O(n^2)
 #: dense work on thousands of points (a capped run is reported as a miss with its wall time).
