@@ -640,7 +640,8 @@ GRID_KINDS = ("random", "cloud", "image_w2", "image_w1")
 GRID_DEFAULT = (
     [(k, n, e) for k in GRID_KINDS for n in (60, 500) for e in GRID_ETAS]
     + [("random", 2000, 1e3), ("cloud", 2000, 1e3), ("random", 2000, 1e4), ("cloud", 2000, 1e4)]
-    + [("cloud", 5000, 1e3)]
+    + [("cloud", 5000, 1e3), ("random", 5000, 1e3), ("random", 5000, 1e4), ("cloud", 5000, 1e4)]
+    + [(k, n, e) for n in (5000, 2000) for k in ("random", "cloud") for e in (1e2, 1e5)]
 )
 #: RegOT cannot be stopped by time: its iteration cap is lowered where one iteration is O(n^2)
 #: dense work on thousands of points (a capped run is reported as a miss with its wall time).
@@ -699,18 +700,19 @@ def sns_cap(cap_s: float, n: int) -> float:
 
 
 def grid_sns(p: Any, kind: str, eta: float, cap_s: float) -> dict:
-    """SNS at its defaults (only reg and the common tol set), capped at ``cap_s`` seconds."""
+    """SNS at its defaults (only reg and the common tol set), capped at ``cap_s`` seconds of this
+    process's CPU time (on a shared machine a wall-clock cap measures the other jobs' load)."""
     from workbench.progress import Progress
     from workbench.solvers.ot import sinkhorn_newton as sns
 
     base = {"kind": kind, "n": p.n, "m": p.m, "eta": eta}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     prog = Progress(keep=1)
     prog._callback = lambda step, total, m: (
-        prog.cancel() if time.perf_counter() - t0 > cap_s else None
+        prog.cancel() if time.process_time() - c0 > cap_s else None
     )
     r = sns.solve(p, sns.Params(reg=1.0 / eta, tol=TOL, device="cpu"), prog)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     e = _e(r.output, p)
     rows: list[dict] = []
     rows.append(
@@ -724,7 +726,9 @@ def grid_sns(p: Any, kind: str, eta: float, cap_s: float) -> dict:
             "converged": e <= TOL,
             "status": r.status + ("" if r.status == "converged" else f" ({r.meta['stop_reason']})"),
             "rss_mb": _rss_mb(),
-            "note": f"{int(r.metrics['stages'])} stages, {int(r.metrics['newton_iterations'])} Newton",
+            "note": f"{int(r.metrics['stages'])} stages, {int(r.metrics['newton_iterations'])} Newton"
+            f", CPU {cpu:.3g} s",
+            "cpu_s": cpu,
             "curve": {"t": r.history["time"], "e": r.history["e"], "norm": "L1"},
         }
     )
@@ -927,26 +931,34 @@ def main_grid(args: Any) -> int:
         "tolerance converted (1e-8/sqrt(n+m), divided by 10 until its plan meets e <= 1e-8), max_iter 5000 "
         "(300 for n > 500); POT `sinkhorn_log` with its own test off, in warm-restarted chunks until the "
         f"recomputed e holds (timed by one clean run of the iterations found), capped at ~{cap / 2:g} s. "
-        f"SNS is cancelled after {cap:g} s ({max(cap, 120):g} s from n = 2000 on). Nothing was tuned on "
+        f"SNS is cancelled after {cap:g} s ({max(cap, 120):g} s from n = 2000 on) of its process's CPU "
+        "time (its CPU seconds are in the note where measured). Nothing was tuned on "
         "these cells (SNS's defaults were fixed during development on random_500 and cloud_500 of the main "
         "section, which are not grid cells; the shift search and sampled top-k threshold added later were "
-        "checked on validation problems of other seeds only). A row short of 1e-8 is marked and not "
+        "checked on validation problems of other seeds only; so were the kept-entries memory budget "
+        "and its default, on point clouds of seeds 7 and 11 at n = 5000 and 10 000). A row short of "
+        "1e-8 is marked and not "
         "counted as a win. "
         "SNS O(nm) passes count every sweep over the cost (Sinkhorn half-steps, state, selection and "
         "line-search passes); POT's: its -M/reg once, 2 per iteration and its check every 10. max RSS is "
         "the process's peak so far (monotone). One thread (torch, BLAS), on a shared 2-core machine with "
         "other agents' jobs running: wall times are upper bounds and noisy, iteration counts are not affected."
         + (
-            " Rows gathered over several invocations at different loads: SNS (every cell) and RegOT "
-            "(n <= 500) were re-measured side by side at load ~8-10; the POT rows and RegOT at n = 2000 "
-            "come from the first invocation at load 15-25, so those wall times are inflated relative to "
-            "SNS's (the n = 2000 and POT ratios favour SNS, by up to ~2x)."
+            " Rows gathered over several invocations (the resumable --rows file), at the machine's "
+            "load of each: within a cell the solvers ran side by side in one invocation (unless the "
+            "command below says a solver was re-measured), so a cell's ratios compare like with like, "
+            "while wall times across cells are less comparable."
             if args.rows
             else ""
         )
+        + (f" {args.note}" if args.note else "")
         + "\n\n"
         + grid_markdown(rows, cells, cap, args.pot_max_n)
-        + f"\n\nThis invocation: {total:.0f} s.\n"
+        + (
+            "\n\nRendered from the rows file (no solve in this invocation).\n"
+            if args.render_only
+            else f"\n\nThis invocation: {total:.0f} s.\n"
+        )
     )
 
     def _thin(c: dict, k: int = 200) -> dict:
@@ -971,9 +983,8 @@ def main_grid(args: Any) -> int:
             "workbench bench ot --grid"
             + (f" --cap-s {cap:g}" if args.cap_s is not None else "")
             + (
-                " --rows ROWS.jsonl (resumed over several invocations; the SNS rows re-measured "
-                "with --sns-only after the solver's last change; this section rendered with "
-                "--render-only)"
+                " --rows ROWS.jsonl (resumed over several invocations; this section rendered "
+                "with --render-only)"
                 if args.rows
                 else ""
             ),
@@ -1016,6 +1027,8 @@ def main_cloud10k(args: Any) -> int:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     st, h = out["stats"], out["history"]
+    budget = sns.kept_budget(n, n, prm)
+    kept_row = max(h["density"] or [0.0]) * n
     levels = sorted(set(h["level"]))
     reached = {
         lv: min(e for e, q in zip(h["e"], h["level"], strict=True) if q == lv) for lv in levels
@@ -1024,12 +1037,17 @@ def main_cloud10k(args: Any) -> int:
         "SNS at its defaults on n = m = 10 000 points (X ~ U[0,1]^2, Y ~ U[0.3,1.1]^2, weights "
         "U + 0.1, squared distance / max), eta = 1e3, tol 1e-8 in L1, cost computed blockwise "
         f"from the coordinates; one thread, capped at {cap:g} s of this process's CPU time (the "
-        "machine is shared: wall time measures its load as well).\n\n| status | stop reason | "
+        "machine is shared: wall time measures its load as well). The sparsified Hessian keeps at "
+        f"most {budget:,} entries ({budget / n:.0f} per row): the default memory budget "
+        f"max_memory_mb = {prm.max_memory_mb:g} at {sns.KEPT_BYTES} bytes per kept entry "
+        "(rule and default chosen on validation clouds of seeds 7 and 11, never on this one).\n\n"
+        "| status | stop reason | "
         "e (L1) | iterations (Sinkhorn + Newton) | O(nm) passes | CPU s | wall s | peak RSS MB | "
-        "stages (eta) | best e per stage |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        "largest kept pattern (per row) | stages (eta) | best e per stage |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"| {out['status']} | {out['stop_reason']} | {out['marginal_error']:.1e} | "
         f"{out['iterations']} ({int(st['sinkhorn_iterations'])} + {int(st['newton_iterations'])}) | "
-        f"{int(st['passes'])} | {cpu:.0f} | {wall:.0f} | {rss:.0f} | "
+        f"{int(st['passes'])} | {cpu:.0f} | {wall:.0f} | {rss:.0f} | {kept_row:.0f} | "
         f"{', '.join(f'{e:g}' for e in out['etas'])} | "
         f"{', '.join(f'{reached[lv]:.1e}' for lv in levels)} |\n\n"
         "Targets (issue 17): converged on CPU in <= 120 s (CPU time) and <= 4 GB: "
@@ -1147,6 +1165,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated problem labels to run")
     ap.add_argument("--rows", default="", help="JSON-lines file to append rows to (resumable runs)")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument(
+        "--note",
+        default="",
+        help="--grid: a sentence added to the protocol (how the rows were gathered)",
+    )
     ap.add_argument("--grid", action="store_true",
                     help="issue 17: SNS vs RegOT SSNS vs POT sinkhorn_log over eta x n x cost (reduced grid)")  # fmt: skip
     ap.add_argument("--pot-max-n", type=int, default=60, help="--grid: largest n for POT")

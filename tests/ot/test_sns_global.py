@@ -210,14 +210,44 @@ def test_fused_full_step_equals_line_search_and_state():
         np.testing.assert_array_equal(np.sort(st["idx"].numpy()), np.sort(ref["idx"].numpy()))
 
 
+def test_kept_budget_is_a_memory_budget_on_all_kept_entries():
+    """The sparsity cap is a budget on the total kept entries (memory), not on entries per row:
+    small problems keep the full Hessian or their density cap, large ones may keep as many
+    entries per row as the budget allows, and the budget is never exceeded above its floor."""
+    p = sns.Params()
+    for n, m in [(60, 50), (347, 382), (1000, 1000)]:  # n m <= 1e6: the full Hessian
+        assert sns.kept_budget(n, m, p) == n * m
+    # up to 2000^2 the cap is what it was before the budget (the 1e6-entry floor)
+    assert sns.kept_budget(2000, 2000, p) == sns.SMALL_DENSE
+    # 5000^2: the density cap binds (20 %), 10 000^2: the memory budget, ~1 000 per row
+    assert sns.kept_budget(5000, 5000, p) == int(p.max_density * 5000 * 5000)
+    k10 = sns.kept_budget(10_000, 10_000, p)
+    assert k10 >= 1000 * 10_000
+    assert k10 * sns.KEPT_BYTES <= p.max_memory_mb * 2**20
+    # the budget grows with the memory given and never beats the density cap
+    caps = [
+        sns.kept_budget(10_000, 10_000, sns.Params(max_memory_mb=mb)) for mb in (64, 512, 4096, 1e5)
+    ]
+    assert caps == sorted(caps) and caps[-1] == int(p.max_density * 1e8)
+    assert caps[0] == sns.SMALL_DENSE  # the floor: 1e6 entries are always allowed
+    assert caps[1] * sns.KEPT_BYTES <= 512 * 2**20 < (caps[1] + 1) * sns.KEPT_BYTES
+    # the optional per-row cap still applies (above the floor)
+    assert sns.kept_budget(10_000, 10_000, sns.Params(max_kappa=256)) == 256 * 10_000
+
+
 @pytest.mark.slow
 def test_memory_of_a_5000_squared_solve():
-    """A 5000 x 5000 point-cloud solve never holds an n x m array (one float64 5000 x 5000 array
-    is 200 MB). Checked on what the solver itself allocates, in a fresh process: NumPy's traced
-    peak (tracemalloc: the Newton system, the plan pattern) stays under 150 MB, no torch op
-    allocates more than 50 MB (the blocked passes and the top-k buffers; torch's profiler), and
-    the peak RSS growth stays under 400 MB. RSS alone is a poor witness: glibc keeps freed blocks,
-    so the same solve measured 228-291 MB of growth from run to run on the 2-core CI machine."""
+    """A 5000 x 5000 point-cloud solve stays within its memory budget and never holds an n x m
+    array (one float64 5000 x 5000 array is 200 MB). The kept entries of the sparsified Hessian
+    are capped by ``max_memory_mb`` (:func:`kept_budget`); its default (1536 MB) lets a 5000^2
+    pattern reach the 20 % density cap, which the solver may use where the plan needs it, so
+    this test gives the solve a budget of 150 MB (1.05e6 entries, below the former 256-per-row
+    cap of 1.28e6) and keeps the bounds it had under that cap. Checked on what the solver itself
+    allocates, in a fresh process: NumPy's traced peak (tracemalloc: the Newton system, the plan
+    pattern) stays under 150 MB, no torch op allocates more than 50 MB (the blocked passes and
+    the top-k buffers; torch's profiler), the peak RSS growth stays under 400 MB, and the kept
+    pattern never exceeds the budget. RSS alone is a poor witness: glibc keeps freed blocks, so
+    the same solve measured 228-291 MB of growth from run to run on the 2-core CI machine."""
     code = textwrap.dedent(
         """
         import json, resource, tracemalloc
@@ -227,7 +257,7 @@ def test_memory_of_a_5000_squared_solve():
         from workbench.solvers.ot import sinkhorn_newton as sns
         rng = np.random.default_rng(0)
         X, Y = rng.random((5000, 2)), rng.random((5000, 2)) * 0.8 + 0.3
-        p = sns.Params(reg=1e-2, max_iter=12, device="cpu")
+        p = sns.Params(reg=1e-2, max_iter=12, device="cpu", max_memory_mb=150)
         torch.exp(torch.ones(10))
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         tracemalloc.start()
@@ -240,6 +270,8 @@ def test_memory_of_a_5000_squared_solve():
         op_max = max(e.cpu_memory_usage for e in prof.events())
         print(json.dumps({"rss_growth_mb": (rss - base) / 1024, "numpy_peak_mb": np_peak / 2**20,
                           "torch_op_max_mb": op_max / 2**20,
+                          "kept_max": max(out["history"]["density"]) * 5000 * 5000,
+                          "budget": sns.kept_budget(5000, 5000, p),
                           "newton": [out["stats"]["newton_iterations"],
                                      again["stats"]["newton_iterations"]]}))
         """
@@ -251,6 +283,8 @@ def test_memory_of_a_5000_squared_solve():
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["newton"][0] >= 1 and out["newton"][0] == out["newton"][1], out
+    # the budget binds here (kappa climbs to 320 per row in these 12 iterations)
+    assert out["budget"] == 1_048_576 and 0 < out["kept_max"] <= out["budget"], out
     assert out["numpy_peak_mb"] < 150, out
     assert 0 < out["torch_op_max_mb"] < 50, out
     assert out["rss_growth_mb"] < 400, out

@@ -22,7 +22,10 @@ shrinks like ``1/eta``. The solver therefore follows an eta-continuation (epsilo
   takes one Sinkhorn sweep (rows and columns exact, so no entry of ``P`` exceeds 1) and runs sparse
   Newton until the stage-exit rule ``e <= max(tol, stage_tol)`` holds (``e <= tol`` on the last);
 * **adaptive sparsity per stage**: ``kappa`` starts each stage at ``max(kappa_0, kappa / 2)`` and
-  doubles when a full Newton step fails to halve ``e`` (the sparsified Hessian is then too crude);
+  doubles when a full Newton step fails to halve ``e`` (the sparsified Hessian is then too crude),
+  up to a budget on the total kept entries (:func:`kept_budget`: ``max_memory_mb`` at
+  ``KEPT_BYTES`` per entry, and the density cap), so ``kappa`` per row can grow with ``n`` as a
+  point-cloud plan's support does (about 1 000 per row at n = 10 000 by default);
 * **safeguard (trust region + Levenberg–Marquardt)**: a direction whose largest potential change
   exceeds the trust radius (10 units of ``eta x`` at first), or that the factorisation cannot give
   (numerically singular ``M``: a plan graph split into blocks whose coupling underflows), is
@@ -85,6 +88,13 @@ from workbench.solvers.ot.sinkhorn import REG_HELP, finish_plan
 
 ARMIJO_C = 1e-4
 SMALL_DENSE = 1_000_000  # kept entries always allowed (the full Hessian up to n*m = 1e6)
+#: Peak bytes per kept entry of the sparsified Hessian: the pattern (value + flat index, 16), the
+#: selection of the next pattern running beside it (its candidate buffer and top-k cut, ~64 at
+#: peak) and the Schur-complement system (CSR of P_s and its transpose and the construction
+#: temporaries, ~30-40), plus the allocator's slack: the RSS slope measured on validation clouds
+#: (seeds 7 and 11, n = 5000 and 10 000, 1.3e6-1.1e7 kept entries) was 150-170 bytes per entry
+#: (benchmarks/ot_kept_budget.py).
+KEPT_BYTES = 150
 DENSE_MAX = 4_000_000  # largest n*m whose kept pattern may be assembled densely
 SCHUR_MAX = 2500  # largest min(n, m - 1) solved exactly by a dense Schur complement
 DIRECT_MAX = 6000  # largest n + m for the sparse direct fallback
@@ -157,17 +167,26 @@ class Params:
         log=True,
         advanced=True,
     )
-    max_kappa: float = param(
-        256.0,
-        "Cap on kept entries per row (with max_density): memory O(max_kappa (n + m)).",
-        min=1.0,
+    max_memory_mb: float = param(
+        1536.0,
+        "Memory budget (MB) of the sparsified Hessian: kept entries <= this / KEPT_BYTES (the "
+        "pattern, the next pattern's selection and the Newton system, ~150 bytes per kept entry), "
+        "so kappa may grow as far as the budget allows (about 1 000 per row at n = 10 000).",
+        min=16.0,
         max=1e6,
         log=True,
         advanced=True,
     )
+    max_kappa: float = param(
+        0.0,
+        "Optional cap on kept entries per row (0 = none: max_memory_mb and max_density rule).",
+        min=0.0,
+        max=1e6,
+        advanced=True,
+    )
     max_density: float = param(
         0.2,
-        "Cap on kept/(n*m) (lifted for n*m <= 50 000).",
+        "Cap on kept/(n*m) (at least 1e6 kept entries are always allowed: the full Hessian up to n*m = 1e6).",
         min=1e-4,
         max=1.0,
         advanced=True,
@@ -239,6 +258,26 @@ def schedule(eta: float, cost_range: float, p: Params) -> list[float]:
         ratio = eta * max(cost_range, 1e-300) / p.stage_start
         K = max(0, math.ceil(math.log(ratio) / math.log(q) - 1e-9)) if ratio > 1 else 0
     return [eta / q ** (K - s) for s in range(K + 1)]
+
+
+def kept_budget(n: int, m: int, p: Params) -> int:
+    """The most kept entries of the sparsified Hessian for an n x m problem: a memory budget.
+
+    ``min(max_density n m, max(SMALL_DENSE, max_memory_mb 2^20 / KEPT_BYTES))`` (and at most
+    ``max_kappa max(n, m)`` when that optional per-row cap is set). The density cap is lifted for
+    ``n m <= 1e6`` (the full Hessian is cheap there); the memory term is a budget on the total
+    number of kept entries, not per row, so that ``kappa`` may grow with ``n`` where the plan's
+    support does: at fixed eta the support of a point-cloud plan is a fixed fraction of ``n m``,
+    so its rows hold ~n times a constant entries. The default (1536 MB) gives ~1 070 per row at
+    n = m = 10 000 (1.07e7 entries, ~1.6 GB) and leaves every problem up to n m = 4e6
+    (n = m = 2000) at its density cap, as the former 256-per-row cap did.
+    """
+    nm = n * m
+    dens = max(1, int(max(p.max_density, min(1.0, SMALL_DENSE / nm)) * nm))
+    budget = max(SMALL_DENSE, int(p.max_memory_mb * 2**20 / KEPT_BYTES))
+    if p.max_kappa > 0:
+        budget = min(budget, max(SMALL_DENSE, int(p.max_kappa * max(n, m))))
+    return max(1, min(dens, budget))
 
 
 def hessian_operator(rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix):
@@ -680,9 +719,7 @@ def run(
     lo, hi = cost.value_range()
     etas = [float(eta)] if init is not None else schedule(float(eta), hi - lo, p)
     K = LogKernel(cost, a, b, etas[0], p.block_entries)
-    max_kept = max(1, int(max(p.max_density, min(1.0, SMALL_DENSE / nm)) * nm))
-    # and at most max_kappa entries per row: the kept Hessian stays O(n + m) in memory
-    max_kept = min(max_kept, max(SMALL_DENSE, int(p.max_kappa * max(n, m))))
+    max_kept = kept_budget(n, m, p)
     hist: dict[str, list[float]] = {
         k: []
         for k in (
