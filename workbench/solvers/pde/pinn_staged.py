@@ -18,11 +18,14 @@ class StagedParams:
         500, "Adam steps per stage n_θ (the sampler acts between stages)", min=1, max=1_000_000
     )
     max_iter: int = param(
-        5500, "optimisation steps in all: Adam, then L-BFGS after adam_iter", min=1, max=10_000_000
+        5500,
+        "optimisation steps in all: Adam, then the finish (LM or L-BFGS) after adam_iter",
+        min=1,
+        max=10_000_000,
     )
     adam_iter: int = param(
         5000,
-        "Adam steps (stages = adam_iter / stage_steps); L-BFGS on the last set follows",
+        "Adam steps (stages = adam_iter / stage_steps); the finish on the last set follows",
         min=0,
         max=10_000_000,
     )
@@ -35,8 +38,27 @@ class StagedParams:
     gamma: float = param(
         100.0, "boundary weight γ (penalty; start value for adaptive)", min=0.0, log=True
     )
+    finish: str = param(
+        "lm",
+        "optimiser on the last set after the Adam stages: lm (Levenberg–Marquardt; min(points, "
+        "weights) <= 6000), lbfgs (scipy L-BFGS-B) or auto (lm up to 1024 points)",
+        choices=("auto", "lbfgs", "lm"),
+    )
+    output_norm: str = param(
+        "sup",
+        "size of u that scales the network's output: sup (max|f| / k̄^q; right for localised "
+        "solutions) or rms (‖f‖ / k̄^q, the `pinn` default)",
+        choices=("sup", "rms"),
+        advanced=True,
+    )
+    zero_output_init: bool = param(
+        True,
+        "start the network's output layer at zero (u = the boundary lift at step 0) instead of "
+        "Xavier: with the sup output scale a random start is an O(peak) field everywhere",
+        advanced=True,
+    )
     input_scale: float = param(
-        0.0,
+        1.0,
         "inputs mapped to [−s, s]: 1 = the box to [−1, 1]; 0 = auto, s = max(1, k·L/2π) from the source's spectrum",
         min=0.0,
         max=1000.0,
