@@ -390,3 +390,19 @@ def test_staged_defaults_finish_with_levenberg_marquardt_on_the_last_set():
     assert r.extras["finish"] == "lm"
     assert r.metrics["rel_l2_final"] < 1e-3
     assert r.metrics["boundary_misfit_rel"] < 1e-6
+
+
+def test_zero_output_init_starts_at_the_lift_with_the_same_hidden_layers():
+    """zero_last: N ≡ 0 at the start (u = G), hidden layers drawn exactly as Xavier draws them."""
+    box = ((-1.0, 1.0), (-1.0, 1.0))
+    nets = [
+        MLP(box, 16, 3, "tanh", torch.Generator().manual_seed(4), torch.float64, zero_last=z)
+        for z in (False, True)
+    ]
+    for a, b in zip(nets[0].weights[:-1], nets[1].weights[:-1], strict=True):
+        assert torch.equal(a, b)
+    assert nets[0].weights[-1].abs().max() > 0 and torch.count_nonzero(nets[1].weights[-1]) == 0
+    X = torch.rand(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    u, du, d2u = nets[1].taylor(X)
+    assert torch.count_nonzero(u) == 0 and torch.count_nonzero(du) == 0
+    assert torch.count_nonzero(d2u) == 0
