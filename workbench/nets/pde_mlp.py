@@ -13,7 +13,8 @@ class MLP(nn.Module):
 
     Input scaling maps the box affinely onto [−1, 1]^d; output scaling multiplies the last
     layer by ``out_scale`` (the solution's expected size), so that Xavier-initialised weights
-    see O(1) inputs and produce O(1) targets whatever the problem's units.
+    see O(1) inputs and produce O(1) targets whatever the problem's units. ``zero_last`` starts
+    the output layer at zero (the hidden layers stay Xavier), so that N ≡ 0 at the start.
     """
 
     def __init__(
@@ -27,6 +28,7 @@ class MLP(nn.Module):
         fourier: torch.Tensor | None = None,
         out_scale: float = 1.0,
         in_scale: float = 1.0,
+        zero_last: bool = False,
     ) -> None:
         super().__init__()
         # the last layer's output is multiplied by out_scale, the expected size of the solution,
@@ -52,6 +54,11 @@ class MLP(nn.Module):
             w = torch.empty(b, a, dtype=dtype)
             bound = math.sqrt(6.0 / (a + b))  # Xavier uniform
             w.uniform_(-bound, bound, generator=generator)
+            if zero_last and b == 1:
+                # the output layer starts at zero, so the initial u is the lift G alone: a
+                # random O(out_scale) field would be "worse than zero" by orders of magnitude
+                # for a localised solution; the draw above still advances the generator
+                w.zero_()
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(torch.zeros(b, dtype=dtype)))
         self.act = torch.sin if activation == "sin" else torch.tanh

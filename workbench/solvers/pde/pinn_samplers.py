@@ -179,15 +179,17 @@ class AASSampler(Sampler):
                 ]
             )
             r2 = torch.as_tensor(ctx.residual2(x.double().numpy()), dtype=torch.float32)
-            logp = flow.log_prob(x)
+            u = torch.as_tensor(ctx.uniform(nb), dtype=torch.float32).requires_grad_(True)
+            # one pass of the flow over both batches: the couplings act row by row, so this
+            # equals two calls to round-off, at one set of per-layer launches instead of two
+            lp_all = flow.log_prob(torch.cat([x, u]))
+            logp, lpu = lp_all[: len(x)], lp_all[len(x) :]
             with torch.no_grad():  # w_i = p/q with q = ½p + ½U, self-normalised
                 lq = torch.logaddexp(logp, torch.full_like(logp, log_u)) - np.log(2.0)
                 w = torch.exp(logp - lq)
                 w = w / w.sum()
                 mean_r2 = (w * r2).sum().clamp_min(1e-30)
                 adv = w * (r2 / mean_r2 - 1.0)  # baseline E_p[r²]: variance reduction
-            u = torch.as_tensor(ctx.uniform(nb), dtype=torch.float32).requires_grad_(True)
-            lpu = flow.log_prob(u)
             gl = torch.autograd.grad(lpu.sum(), u, create_graph=True)[0]
             sob = self.volume * (torch.exp(2 * lpu) * (gl * gl).sum(1)).mean()
             loss = -(adv * logp).sum() + self.beta * sob
