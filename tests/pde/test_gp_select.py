@@ -141,3 +141,28 @@ def test_converged_initial_kernel_candidates_on_a_chirp():
     assert chosen[0]["error_estimate"] == min(
         c["error_estimate"] for c in r.extras["selection"]["candidates"]
     )
+
+
+def test_extra_candidates_leave_the_runs_unchanged(monkeypatch):
+    """A probe restores the state it found: with or without the step-0 candidates, both runs
+    end bit-for-bit the same, so the extra candidates can change a result only by having the
+    smallest estimate."""
+    import workbench.solvers.pde.gp as G
+
+    chirp = PDEProblem(box=((0.0, 2.0),), exact="sin(8*x + 3*x**2)", n_col=(48,))
+    params = gp_hm.Params(q=8, max_iter=40, n_checkpoints=1)
+
+    def finals(r):
+        return {
+            c["warm_start"]: c["rel_l2"]
+            for c in r.extras["selection"]["candidates"]
+            if c["step"] == "final"
+        }
+
+    with_extra = gp_hm.solve(chirp, params)
+    monkeypatch.setattr(G, "INITIAL_VARIANTS", ())
+    without = gp_hm.solve(chirp, params)
+    assert finals(with_extra) == finals(without)
+    assert len(with_extra.extras["selection"]["candidates"]) == (
+        len(without.extras["selection"]["candidates"]) + 2
+    )
