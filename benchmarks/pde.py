@@ -649,47 +649,94 @@ VALIDATION_SINGLE = {
     "val_single_sin45": dict(operator="poisson", domain=[[0.0, 2.0]], exact="sin(45*x)"),
     "val_single_ac_cos35": dict(operator="allen_cahn", domain=[[0.0, 2.5]], exact="cos(35*x)"),
 }
-VALIDATION_ALL = {**VALIDATION_MIX, **VALIDATION_SINGLE}
+# Chirp *validation* problems (issue 20, fourth round), defined on 2026-12-07 after the third
+# held-out set's chirp (HO3) missed 1e-3, and before any run on them: other chirp rates (slower,
+# faster, a frequency that falls across the box), another amplitude and non-zero boundary data.
+# Any change of the 1-D defaults for chirps is chosen on these (with the problems above), never
+# on HO3's chirp, which is test data looked at, nor on HELD_OUT_4.
+VALIDATION_CHIRP = {
+    "val_chirp_slow": dict(operator="poisson", domain=[[0.0, 4.0]], exact="sin(12*x + 2*x**2)"),
+    "val_chirp_amp": dict(operator="poisson", domain=[[0.0, 2.0]], exact="0.3*sin(25*x + 8*x**2)"),
+    "val_chirp_down": dict(operator="poisson", domain=[[0.0, 3.0]], exact="1 + sin(30*x - 4*x**2)"),
+}
+VALIDATION_ALL = {**VALIDATION_MIX, **VALIDATION_SINGLE, **VALIDATION_CHIRP}
+# The FOURTH held-out *test* set (issue 20, fourth round), fixed in code on 2026-12-07 and
+# committed before any run on it; never used to choose a setting: another single frequency with
+# non-zero boundary data, mixed scales, a chirp of another rate (6, HO3's was 4) and one whose
+# frequency falls across the box, mixed scales under Allen–Cahn, and the nonlinear Poisson
+# operator with other coefficients.
+HELD_OUT_4 = {
+    "ho4_poisson_cos64": dict(operator="poisson", domain=[[0.0, 2.0]], exact="cos(64*x)"),
+    "ho4_poisson_sin_mix": dict(
+        operator="poisson", domain=[[0.0, 2.5]], exact="sin(4*x) + 0.06*cos(75*x)"
+    ),
+    "ho4_poisson_chirp": dict(operator="poisson", domain=[[0.0, 2.5]], exact="sin(10*x + 6*x**2)"),
+    "ho4_poisson_chirp_down": dict(
+        operator="poisson", domain=[[0.0, 3.0]], exact="cos(45*x - 5*x**2)"
+    ),
+    "ho4_allencahn_mix": dict(
+        operator="allen_cahn", domain=[[0.0, 3.0]], exact="sin(3*x) + 0.08*cos(45*x)"
+    ),
+    "ho4_nlpoisson_mix": dict(
+        operator="nl_poisson",
+        domain=[[-1.0, 1.0]],
+        exact="0.4*cos(3*x) + 0.03*sin(25*x)",
+        params={"z0": -0.2, "z2": 0.6},
+    ),
+}
 # the problem sets of the GP-HM held-out section: (id, set, role)
 HO_SETS = (
     ("HO-val", VALIDATION_ALL, "validation (checked the rule)"),
     ("HO-diag", HELD_OUT, "first held-out set (looked at in round 2)"),
     ("HO", HELD_OUT_2, "second held-out set"),
-    ("HO3", HELD_OUT_3, "third held-out set (new, clean)"),
+    ("HO3", HELD_OUT_3, "third held-out set (looked at in round 4)"),
+    ("HO4", HELD_OUT_4, "fourth held-out set (new, clean)"),
 )
 
 
 HO_PROTOCOL = (
-    "**Protocol (issue 20, third round).** GP-HM runs with its defaults and nothing else set "
-    "(max_iter {steps}). The 1-D default is now a rule (`warm_start=select`, gp_hm.py): two "
+    "**Protocol (issue 20, fourth round).** GP-HM runs with its defaults and nothing else set "
+    "(max_iter {steps}). The 1-D default is a rule (`warm_start=select`, gp_hm.py): two "
     "runs in lockstep, one from U = 0 on the paper's frequency grid (`off`: the first-round "
     "defaults) and one with the warm start (`on`: the round-2 opt-in), each with its exact "
-    "finish; the run with the smaller **a-posteriori error estimate** is kept. The estimate "
-    "uses only what a user gives: the GP mean's residual 𝒩[u] − f against the source on a "
-    "check grid 4× finer than the collocation grid, carried to an error by solving the "
+    "finish; the candidate with the smallest **a-posteriori error estimate** is kept. The "
+    "estimate uses only what a user gives: the GP mean's residual 𝒩[u] − f against the source "
+    "on a check grid 4× finer than the collocation grid, carried to an error by solving the "
     "linearised equation (e″ = −r for Poisson) with the boundary misfit as boundary values "
     "(second-order finite differences on the check grid); ‖e‖/‖u‖ estimates the relative L2 "
     "error. The candidates are each run's final state and its probes (the exact U at the "
-    "kernel of every 1000th Adam step, and of step 0 for the paper's start); `kept` names the "
-    "one returned. The rule has no threshold. The probes were added after a 300-step "
-    "development run on two problems of `HO` showed the paper's start ahead early; the rule "
-    "was then fixed and checked on validation problems only (rows `HO-val`: the three "
-    "mixed-scale problems of round 2 and two new single-scale ones) before `HO3` was run. "
-    "Its cost: two runs, about twice the time of one (`wall_s` is the sum), plus one "
-    "least-squares solve per probe. Each problem enters as a user's JSON "
+    "kernel of every 1000th Adam step, and of step 0 for the paper's start) and, new in the "
+    "fourth round, two more step-0 candidates of the paper's start: the joint minimiser over "
+    "(U, v, τ_b) with the block-coordinate sweeps run to convergence (τ_b bounded by "
+    "λ_b τ_b ≤ 10¹² v) at the initial kernel and at half its components' inverse "
+    "length-scales. Why: on chirps learning the kernel made every later candidate worse, and "
+    "the finish's two sweeps left τ_b far from its optimum at the initial kernel. They were "
+    "chosen on validation problems only (VALIDATION_CHIRP: three chirps of other rates, "
+    "amplitudes and a falling frequency, defined before any run on them; then checked on "
+    "VALIDATION_MIX, VALIDATION_SINGLE and poisson1d_sin100): the chirps' results went from "
+    "1.9e-3, 1.4e-3, 2.4e-3 to 5.1e-4, 7.2e-4, 1.9e-4; x² − x/2 + 0.02 sin(120x) from 1.7e-3 "
+    "to 7.6e-4; the other validation problems keep their candidate (the new ones' estimates "
+    "are larger; on poisson1d_sin100 0.30 and 0.45). The runs themselves are unchanged (a "
+    "probe restores the state it found), so a problem's result can only change to a "
+    "candidate with a smaller estimate. `kept` names the candidate returned. The rule has no "
+    "threshold. Each problem enters as a user's JSON "
     "would (no n_col, no freq_scale): the grid (about 8 points per period of the source's "
     "highest significant frequency) and F come from the source term. `rel_l2` is the "
     "returned result; `Adam only` is GP-HM with Adam alone (the `off` run's last Adam iterate: "
     "U from 0, no exact step before the end, i.e. the paper's method at this budget); `off` / "
-    "`on` the two candidates' finished errors (diagnostics, never used to choose); `estimate` "
-    "the kept run's a-posteriori estimate. Sets: `HO3` is the **new held-out test set**, "
-    "six problems fixed in code (HELD_OUT_3, committed in 5a485b9 before any run on it): "
-    "two mixed-scale (cosine, tanh front), sin(90x) on [0, 1.5], a chirp, Allen–Cahn mixed, "
-    "and the nonlinear Poisson operator. `HO` is the second set (round 2's test set): its "
-    "round-2 numbers (defaults 3/6, opt-in 2/6) were known when this rule was designed, so "
-    "it is not clean. `HO-diag` is the first set, looked at in round 2 to design the warm "
-    "start. Deterministic (no seed enters GP-HM), so one run per problem. Forked "
-    "single-thread workers on 2 cores shared with other jobs: wall times are upper bounds."
+    "`on` the two runs' finished errors (diagnostics, never used to choose); `estimate` "
+    "the kept candidate's a-posteriori estimate. Sets, newest first: `HO4` is the **new "
+    "held-out test set**, six problems fixed in code (HELD_OUT_4, committed in 87bfbea before "
+    "any run on it): cos(64x) on [0, 2], sin(4x) + 0.06 cos(75x), a chirp of another rate "
+    "sin(10x + 6x²), a falling chirp cos(45x − 5x²), Allen–Cahn mixed, nonlinear Poisson with "
+    "other coefficients. `HO3` is the third set: its chirp's miss (4.3e-3) was known when the "
+    "fourth-round candidates were designed (on validation chirps, never on it), so it is "
+    "not clean. `HO` is the second set (its round-2 numbers were known when the round-3 rule "
+    "was designed), `HO-diag` the first (looked at in round 2 to design the warm start). "
+    "Deterministic (no seed enters GP-HM), so one run per problem. Forked "
+    "single-thread workers on 2 cores shared with other jobs: wall times are upper bounds; "
+    "the sets run newest first and a problem the run's time limit (`--stop-at`) cut off is "
+    "listed as NOT MEASURED."
     "\n\n"
 )
 HOVAL_PROTOCOL = (
@@ -726,6 +773,8 @@ def _ho_job(job: tuple) -> dict:
 
 
 _QUICK = [False]
+# --stop-at: a time.time() after which the held-out jobs stop (None = no limit)
+STOP_AT: list = [None]
 
 
 def _ho_jobs(quick: bool, sets: tuple[str, ...]) -> list[tuple]:
@@ -743,7 +792,7 @@ def _describe(spec: dict) -> str:
     return f"{spec['exact']} on {spec['domain'][0]}{extra}"
 
 
-def run_ho(quick: bool, sets: tuple[str, ...] = ("HO", "HO-diag", "HO3")) -> list[dict]:
+def run_ho(quick: bool, sets: tuple[str, ...] = ("HO", "HO-diag", "HO3", "HO4")) -> list[dict]:
     """GP-HM's defaults (the 1-D rule) on the held-out sets, or with ``sets=("HO-val",)`` on
     the validation problems that checked the rule; one row per problem, then a target row per
     set for the defaults and for Adam alone."""
@@ -764,14 +813,30 @@ def run_ho(quick: bool, sets: tuple[str, ...] = ("HO", "HO-diag", "HO3")) -> lis
             flush=True,
         )
 
-    # the largest jobs first, so that the three workers finish together
-    order = sorted(range(len(jobs)), key=lambda i: -_ho_size(jobs[i]))
-    res_sorted = _in_workers([jobs[i][1:] for i in order], _ho_job, workers=3, on_result=log)
+    # the newest (cleanest) set first, so that a run cut short by --stop-at loses the sets
+    # already looked at; within a set the largest jobs first, so that the workers finish together
+    prio = {sid: -k for k, (sid, _, _) in enumerate(HO_SETS)}
+    order = sorted(range(len(jobs)), key=lambda i: (prio[jobs[i][0]], -_ho_size(jobs[i])))
+    res_sorted = _in_workers(
+        [jobs[i][1:] for i in order], _ho_job, workers=3, on_result=log, stop_at=STOP_AT[0]
+    )
     res = [None] * len(jobs)
     for i, d in zip(order, res_sorted, strict=True):
         res[i] = d
     rows = []
     for (sid, specs, name), d in zip(jobs, res, strict=True):
+        if d is None:
+            # cut by --stop-at: reported as a row of its own, never dropped silently
+            rows.append(
+                {
+                    "id": sid,
+                    "solver": "gp_hm stm, defaults",
+                    "problem": f"{name}: {_describe(specs[name])}",
+                    "note": "NOT MEASURED: the run's time limit (--stop-at) came first",
+                    "target": "<= 1e-3",
+                }
+            )
+            continue
         m = d["metrics"]
         sel = d["selection"]
         # each run's final state (the last candidate listed per run)
@@ -803,19 +868,25 @@ def run_ho(quick: bool, sets: tuple[str, ...] = ("HO", "HO-diag", "HO3")) -> lis
         )
     for sid, _, role in HO_SETS:
         sel = [r for r in rows if r["id"] == sid]
-        if not sel:
+        done = [r for r in sel if "rel_l2" in r]
+        if not done:
             continue
+        missing = len(sel) - len(done)
         for label, key in (("defaults", "rel_l2"), ("Adam only", "Adam only")):
-            errs = np.array([r[key] for r in sel], dtype=float)
+            errs = np.array([r[key] for r in done], dtype=float)
             ok = int(np.sum(errs <= 1e-3))
+            verdict = (
+                "met" if ok == len(sel) else "MISSED" if ok < len(done) else "NOT ALL MEASURED"
+            )
             rows.append(
                 {
                     "id": f"{sid} target",
                     "solver": f"gp_hm {label}",
                     "problem": f"{len(sel)} problems, {role}",
                     "rel_l2": float(np.median(errs)),
-                    "note": f"median over the problems; {ok}/{len(sel)} at or below 1e-3 "
-                    f"({'met' if ok == len(sel) else 'MISSED'}); worst {np.max(errs):.2g}",
+                    "note": f"median over the {len(done)} measured; {ok}/{len(sel)} at or "
+                    f"below 1e-3 ({verdict}); worst {np.max(errs):.2g}"
+                    + (f"; {missing} not measured (time limit)" if missing else ""),
                     "target": "every problem <= 1e-3",
                 }
             )
@@ -837,10 +908,13 @@ def _ho_size(job: tuple) -> float:
     return max(ks) * (hi - lo)
 
 
-def _in_workers(jobs: list, fn, workers: int = 3, on_result=None) -> list:
+def _in_workers(jobs: list, fn, workers: int = 3, on_result=None, stop_at=None) -> list:
     """fn(job) for each job in up to ``workers`` forked processes (one thread each), results in
     order; ``on_result(job, result)`` is called as each one arrives (progress logs). Forked
-    ``Process`` targets are not pickled, so this works from a runpy-loaded script."""
+    ``Process`` targets are not pickled, so this works from a runpy-loaded script.
+
+    ``stop_at`` (a ``time.time()`` value): from then on no job starts and the running ones are
+    terminated; their results are ``None``."""
     import multiprocessing as mp
     import queue as q_mod
 
@@ -860,6 +934,14 @@ def _in_workers(jobs: list, fn, workers: int = 3, on_result=None) -> list:
             q.put((i, None, f"{type(exc).__name__}: {exc}"))
 
     while pending or running:
+        if stop_at is not None and time.time() >= stop_at:
+            for i, proc in running.items():
+                proc.terminate()
+                proc.join()
+                print(f"stopped at the time limit: job {jobs[i]}", file=sys.stderr, flush=True)
+            for _i, job in pending:
+                print(f"not started (time limit): job {job}", file=sys.stderr, flush=True)
+            break
         while pending and len(running) < workers:
             i, job = pending.pop(0)
             proc = ctx.Process(target=work, args=(i, job, results))
@@ -878,7 +960,7 @@ def _in_workers(jobs: list, fn, workers: int = 3, on_result=None) -> list:
         if on_result is not None:
             on_result(jobs[i], res)
         running.pop(i).join()
-    return [out[i] for i in range(len(jobs))]
+    return [out.get(i) for i in range(len(jobs))]
 
 
 def _pinn_job(job: tuple) -> dict:
@@ -1270,7 +1352,22 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="override step budgets, e.g. gm=2000,gp4_200=100 (keys: " + ", ".join(BUDGET) + ")",
     )
+    ap.add_argument(
+        "--stop-at",
+        default="",
+        help="UTC time HH:MM after which held-out GP-HM jobs stop (a shared machine's deadline); "
+        "problems not finished get a NOT MEASURED row",
+    )
     args = ap.parse_args(argv)
+    if args.stop_at:
+        import datetime as dt
+
+        hh, mm = (int(t) for t in args.stop_at.split(":"))
+        now = dt.datetime.now(dt.UTC)
+        when = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        if when <= now:
+            when += dt.timedelta(days=1)
+        STOP_AT[0] = when.timestamp()
     for item in filter(None, (s.strip() for s in args.budget.split(","))):
         k, _, v = item.partition("=")
         if k not in BUDGET:
@@ -1312,6 +1409,7 @@ def main(argv: list[str] | None = None) -> int:
         + (" --quick" if quick else "")
         + (f" --only {args.only}" if args.only else "")
         + (f" --budget {args.budget}" if args.budget else "")
+        + (f" --stop-at {args.stop_at}" if args.stop_at else "")
     )
     text = ""
     val_rows = [r for r in rows if r["id"].startswith("HO-val")]
@@ -1362,7 +1460,7 @@ def main(argv: list[str] | None = None) -> int:
         md = flags + HO_PROTOCOL.format(steps=BUDGET["ho"][k]) + md
         text += md + "\n\n"
         if not args.no_write:
-            sets = [g for g in only if g in ("HO1", "HO2", "HO3")]
+            sets = [g for g in only if g in ("HO1", "HO2", "HO3", "HO4")]
             title = "PDE: GP-HM held-out problems"
             if "HO" not in only and sets:
                 # one set alone: a section of its own, so that the other sets' rows stay
@@ -1420,6 +1518,7 @@ GROUPS = {
     "HO1": lambda quick: run_ho(quick, ("HO-diag",)),
     "HO2": lambda quick: run_ho(quick, ("HO",)),
     "HO3": lambda quick: run_ho(quick, ("HO3",)),
+    "HO4": lambda quick: run_ho(quick, ("HO4",)),
     "PINN": run_pinn,
     "AS": run_as,
 }
@@ -1454,6 +1553,7 @@ def check_rows(rows: list[dict], groups: list[str], quick: bool) -> None:
         "HO1": "HO-diag",
         "HO2": "HO",
         "HO3": "HO3",
+        "HO4": "HO4",
         "PINN": "PINN",
         "AS": "AS",
     }

@@ -43,18 +43,30 @@ def test_check_passes_complete_finite_rows_and_flags_faults(bench):
 def test_held_out_problems_carry_no_setting_taken_from_the_answer(bench):
     # no grid size and no frequency bound: both come from the source, as for a user's file
     # (the operator's own coefficients, "params", are data a user gives)
-    sets = ("HELD_OUT", "HELD_OUT_2", "HELD_OUT_3", "VALIDATION_MIX", "VALIDATION_SINGLE")
+    sets = (
+        "HELD_OUT",
+        "HELD_OUT_2",
+        "HELD_OUT_3",
+        "HELD_OUT_4",
+        "VALIDATION_MIX",
+        "VALIDATION_SINGLE",
+        "VALIDATION_CHIRP",
+    )
     for name in sets:
         for spec in bench[name].values():
             assert set(spec) - {"params"} == {"operator", "domain", "exact"}
     # each held-out set shares no problem with the validation sets or the earlier sets
     seen = {s["exact"] for s in bench["VALIDATION_ALL"].values()}
-    for name in ("HELD_OUT", "HELD_OUT_2", "HELD_OUT_3"):
+    for name in ("HELD_OUT", "HELD_OUT_2", "HELD_OUT_3", "HELD_OUT_4"):
         exprs = {s["exact"] for s in bench[name].values()}
         assert len(exprs) >= 5 and not exprs & seen
         seen |= exprs
     # the third set has another operator than Poisson and Allen–Cahn
-    assert {s["operator"] for s in bench["HELD_OUT_3"].values()} >= {"nl_poisson", "allen_cahn"}
+    for name in ("HELD_OUT_3", "HELD_OUT_4"):
+        assert {s["operator"] for s in bench[name].values()} >= {"nl_poisson", "allen_cahn"}
+    # every set the held-out section scores is listed there, the validation set with the chirps
+    assert [sid for sid, _, _ in bench["HO_SETS"]] == ["HO-val", "HO-diag", "HO", "HO3", "HO4"]
+    assert set(bench["VALIDATION_CHIRP"]) <= set(bench["VALIDATION_ALL"])
 
 
 def _pde_md(measured: str) -> str:
