@@ -1448,7 +1448,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             # a partial run must not wipe the rows of the groups it did not run: its rows go
             # to a section of their own
-            write_section("PDE" if not args.only else f"PDE: rerun of {args.only}", md, command)
+            # a whole run measures again what the partial "rerun of" sections hold
+            write_section(
+                "PDE" if not args.only else f"PDE: rerun of {args.only}",
+                md,
+                command,
+                supersedes=() if args.only else ("PDE: rerun of ",),
+            )
     if ho_rows:
         md = markdown_table(ho_rows, [c for c in COLUMNS if any(c in r for r in ho_rows)])
         if not quick and BUDGET["ho"][k] != 5000:
@@ -1465,7 +1471,9 @@ def main(argv: list[str] | None = None) -> int:
             if "HO" not in only and sets:
                 # one set alone: a section of its own, so that the other sets' rows stay
                 title += f" ({', '.join(sets)}, third round)"
-            write_section(title, md, command)
+            # every set at once replaces the sections of the one-set runs
+            older = () if "HO" not in only else ("PDE: GP-HM held-out problems (",)
+            write_section(title, md, command, supersedes=older)
     if val_rows:
         md = markdown_table(val_rows, [c for c in COLUMNS if any(c in r for r in val_rows)])
         md = flags + HOVAL_PROTOCOL.format(steps=BUDGET["ho"][k]) + md
