@@ -553,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
         "restart after 10 stalled generations) with its initial mean and step sizes taken from "
         "the database (200 entries nearest in volume, a number fixed before any run), i.e. the "
         "same prior knowledge the lookup has; its budgets 200 / 800 / 3200 evaluations are "
-        "those of the issue. Test patients: the matched arm (RNG streams 10 000+, 20 000+) "
-        "and the model-mismatch arm (40 000+). Intervals: 95 % percentile bootstrap over "
+        "those of the issue. Test patients: the matched arm (RNG streams 10 000+"
+        + (", 20 000+ at the finer grid" if n_fine else "")
+        + ") and the model-mismatch arm (40 000+). Intervals: 95 % percentile bootstrap over "
         "patients (`workbench.bench.bootstrap_ci`, 2000 resamples, seed 0); the lookup is "
         "deterministic, CMA-ES runs with seed 0 per patient (one seed: its run-to-run spread is "
         "not in the intervals).\n"
