@@ -47,3 +47,40 @@ def test_pool_runs_every_job_once_in_order_with_at_most_workers_processes(tmp_pa
     # at no start time are more than `workers` jobs running
     for _, s, _ in stamps:
         assert sum(a <= s < b for _, a, b in stamps) <= workers
+
+
+class _Built(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+@pytest.mark.parametrize(
+    ("title", "script"),
+    [("Tumour growth", "tumor"), ("Tumour growth: patient space", "tumor_patient")],
+)
+def test_make_bench_regenerates_the_tumour_sections_by_their_printed_command(
+    title, script, monkeypatch
+):
+    """`make bench` runs `workbench bench <script>` with no options, so the options of the
+    command a tumour section prints must all be the script's defaults."""
+    import argparse
+    import re
+    import runpy
+    import shlex
+
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    body = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M).group(1)
+    cmd = shlex.split(re.search(r"^Command: `([^`]+)`", body, re.M).group(1))
+    assert cmd[:3] == ["workbench", "bench", script]
+
+    def capture(self, *a, **k):
+        raise _Built(self)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    mod = runpy.run_path(str(ROOT / "benchmarks" / f"{script}.py"), run_name="workbench_bench")
+    with pytest.raises(_Built) as got:
+        mod["main"]([])
+    parser = got.value.parser
+    printed, extra = parser.parse_known_args(cmd[3:])  # parse_args itself is patched above
+    assert extra == []
+    assert vars(printed) == vars(parser.parse_known_args([])[0])
