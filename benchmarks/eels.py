@@ -115,7 +115,8 @@ def _metrics(score, truth, score_name="", pool=0.0):
     from workbench.physics.eels import metrics as EM
     from workbench.solvers.eels import common as C
 
-    # the solvers' default threshold: calibrated for the shift score, Otsu for the others; the
+    # the solvers' default threshold: calibrated for the shift score, the robust empirical null
+    # for T^2 and the centroid (robust_threshold), Otsu for the others; the
     # common-shift map ("shiftc", pool_shift_glr) has the per-pixel chi-square(1) null
     if score_name == "shiftc":
         th = C.threshold(score, "auto", "shift", 0.0)
@@ -396,7 +397,8 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
     nulls = [c for c in conds if c.startswith("null")]
     if nulls:
         lines += [
-            "**Pixels flagged at the default threshold (calibrated for the shift score, Otsu "
+            "**Pixels flagged at the default threshold (calibrated for the shift score, robust empirical "
+            "null for T2 and the centroid, Otsu "
             "otherwise), no anomaly, drift 0.3 eV** "
             "(target <= 2 %):",
             "",
