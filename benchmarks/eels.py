@@ -335,6 +335,9 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         "common-shift likelihood ratio 'shiftc' at the default pooling). Cells: mean "
         "[95 % bootstrap interval over seeds]. 'Default' = the solver's defaults (k from parallel "
         "analysis, score from 'look for' = shift, or ratio for the ratio anomaly; alignment auto; "
+        "pca_recon's shift score from a PCA refitted twice without the pixels flagged at the "
+        "default threshold; thresholds: calibrated chi-square for the shift score, robust "
+        "empirical null for T2 and the centroid; "
         f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px"
         + (
             ", the shift score as the likelihood ratio of one shift common to the neighbourhood, "
