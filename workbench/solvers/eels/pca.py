@@ -162,8 +162,8 @@ def shift_refit(
     region (a few per cent of the map shifted alike is a direction of variance), so an anomalous
     pixel's reconstruction is already partly shifted and the test loses power: on validation
     cubes a fit without the truly anomalous pixels lifted the pooled shift score's ROC AUC from
-    0.938 to 0.985 at 0.5 eV and from 0.978 to 0.992 at 1 eV (0.3x dose; more components absorb
-    more of the shift and do worse: benchmarks/eels_refit_sweep.py). Without the truth, each of
+    0.938 to 0.985 at 0.5 eV and from 0.978 to 0.992 at 1 eV (0.3x dose;
+    benchmarks/eels_refit_sweep.py, benchmarks/eels_template_diag.py). Without the truth, each of
     ``rounds`` rounds refits the PCA on the pixels the detector does not flag at its default
     threshold (the calibrated chi-square threshold of the pooled shift map, about 0.1 % of normal
     pixels) and rescores every pixel with the new reconstruction. On an anomaly-free map nothing
