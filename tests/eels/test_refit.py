@@ -25,6 +25,7 @@ def shifted():
     return synthetic(dict(KW, shift=0.5, seed=5), name="refit")
 
 
+@pytest.mark.slow
 def test_refit_leaves_the_anomaly_out_of_its_template(shifted):
     t = shifted.truth
     r0 = pca_recon.solve(shifted, pca_recon.Params(refit=0))
@@ -42,6 +43,7 @@ def test_refit_leaves_the_anomaly_out_of_its_template(shifted):
     assert s1[~t].mean() == pytest.approx(s0[~t].mean(), rel=0.03)
 
 
+@pytest.mark.slow
 def test_refit_changes_nothing_when_nothing_is_flagged():
     null = synthetic(dict(KW, fraction=0.0, shift=0.0, seed=7), name="null")
     r0 = pca_recon.solve(null, pca_recon.Params(refit=0))
