@@ -115,7 +115,8 @@ def _metrics(score, truth, score_name="", pool=0.0):
     from workbench.physics.eels import metrics as EM
     from workbench.solvers.eels import common as C
 
-    # the solvers' default threshold: calibrated for the shift score, Otsu for the others; the
+    # the solvers' default threshold: calibrated for the shift score, the robust empirical null
+    # for T^2 and the centroid (robust_threshold), Otsu for the others; the
     # common-shift map ("shiftc", pool_shift_glr) has the per-pixel chi-square(1) null
     if score_name == "shiftc":
         th = C.threshold(score, "auto", "shift", 0.0)
@@ -334,6 +335,9 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         "common-shift likelihood ratio 'shiftc' at the default pooling). Cells: mean "
         "[95 % bootstrap interval over seeds]. 'Default' = the solver's defaults (k from parallel "
         "analysis, score from 'look for' = shift, or ratio for the ratio anomaly; alignment auto; "
+        "pca_recon's shift score from a PCA refitted twice without the pixels flagged at the "
+        "default threshold; thresholds: calibrated chi-square for the shift score, robust "
+        "empirical null for T2 and the centroid; "
         f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px"
         + (
             ", the shift score as the likelihood ratio of one shift common to the neighbourhood, "
@@ -396,7 +400,8 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
     nulls = [c for c in conds if c.startswith("null")]
     if nulls:
         lines += [
-            "**Pixels flagged at the default threshold (calibrated for the shift score, Otsu "
+            "**Pixels flagged at the default threshold (calibrated for the shift score, robust empirical "
+            "null for T2 and the centroid, Otsu "
             "otherwise), no anomaly, drift 0.3 eV** "
             "(target <= 2 %):",
             "",

@@ -62,6 +62,7 @@ def solve(problem, params: Params, progress=None):
             "residual": resid,
             "pearson": SP.pearson_score(prep.X[:, e], fit["X_hat"][:, e]),
         },
+        meta={"score": "t2"},
         message="; ".join(m for m in (k_note, C.count_check(prep.X, "t2")) if m),
     )
 
