@@ -854,6 +854,11 @@ def select_by_estimate(results: list[Result], names: tuple[str, ...]) -> Result:
         metrics["rel_l2_final"] = pr["rel_l2"]
         metrics["finish_converged"] = pr["finish_converged"]
         metrics["finish_grad_rel"] = pr["finish_grad_rel"]
+        # the kept candidate's own precisions (a converged step-0 candidate re-solves v, τ_b):
+        # the result must describe the U it returns
+        for k in ("v", "tau_b"):
+            if pr.get(k) is not None:
+                metrics[k] = pr[k]
     cands = []
     for j, (name, r) in enumerate(zip(names, results, strict=True)):
         for p in r.extras.get("probes", []):
