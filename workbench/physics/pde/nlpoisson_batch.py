@@ -103,8 +103,8 @@ def solve_nl_poisson_batch(
     G, kap, ub = residual(u)
     r = np.abs(G).max(1) / fscale
     for _ in range(max_iter):
-        todo = r > tol
-        if not todo.any():
+        active = r > tol  # rows not yet converged
+        if not active.any():
             break
         du_ = np.diff(u, axis=1) / h
         dkap = _sigmoid(ub * a) * a
@@ -124,16 +124,16 @@ def solve_nl_poisson_batch(
             un = u - lam[:, None] * step
             Gn, kn, ubn = residual(un)
             rn = np.abs(Gn).max(1) / fscale
-            bad = (rn >= r) & (lam > 2e-4) & todo
+            bad = (rn >= r) & (lam > 2e-4) & active
             if not bad.any():
                 break
             lam = np.where(bad, 0.5 * lam, lam)
-        keep = todo[:, None]
+        keep = active[:, None]
         u = np.where(keep, un, u)
         G = np.where(keep, Gn, G)
         kap = np.where(keep, kn, kap)
         ub = np.where(keep, ubn, ub)
-        r = np.where(todo, np.abs(Gn).max(1) / fscale, r)
+        r = np.where(active, np.abs(Gn).max(1) / fscale, r)
     return x, u, r
 
 

@@ -458,23 +458,17 @@ def levenberg_marquardt(
         loss = float(R @ R)
         lam, reason, k = 1e-3, "", 0
         for k in range(1, n_iter + 1):
-            if A.shape[0] <= A.shape[1]:
-                K = A @ A.T
-                mu = lam * float(K.diagonal().mean())
-                K.diagonal().add_(mu)
-                L, info = torch.linalg.cholesky_ex(K)
-                if int(info) != 0:
-                    lam *= 10
-                    continue
+            # the smaller of the two Gram matrices (residuals vs weights), shifted by λ mean(diag)
+            wide = A.shape[0] <= A.shape[1]
+            K = A @ A.T if wide else A.T @ A
+            K.diagonal().add_(lam * float(K.diagonal().mean()))
+            L, info = torch.linalg.cholesky_ex(K)
+            if int(info) != 0:
+                lam *= 10
+                continue
+            if wide:
                 delta = -A.T @ torch.cholesky_solve(R[:, None], L)[:, 0]
             else:
-                K = A.T @ A
-                mu = lam * float(K.diagonal().mean())
-                K.diagonal().add_(mu)
-                L, info = torch.linalg.cholesky_ex(K)
-                if int(info) != 0:
-                    lam *= 10
-                    continue
                 delta = -torch.cholesky_solve((A.T @ R)[:, None], L)[:, 0]
             R_new = R_of(theta + delta)
             new = float(R_new @ R_new)
