@@ -193,6 +193,38 @@ def test_train_resume_equals_straight_run(tmp_path):
     man = json.loads(b.with_suffix(".json").read_text())
     assert man["commands"][0].startswith("workbench train rgnp --steps 3")
     assert "--resume" in man["commands"][1] and man["metrics"]["steps"] == 6
+    # the resumed command keeps the first command's schedule origin (step 0, no seconds used)
+    st = torch.load(b.with_suffix(".state.pt"), weights_only=True)
+    assert st["lr_origin"] == [0, 0.0]
+
+
+def test_resumed_decay_continues_the_schedule(fam):
+    """A run stopped at step 3 of 6 and resumed from its saved states ends where the straight run
+    does: the geometric decay and the warm-up continue from the schedule's origin, not restart."""
+    cfg = R.Config(n_points=6)
+    kw = dict(steps=6, batch=3, lr=1e-3, seed=0, lr_final=1e-5, lr_warmup=2)
+    straight = R.RGNP(fam, cfg, seed=0)
+    R.train(straight, **kw)
+
+    class StopAt3:
+        cancelled = False
+
+        def __call__(self, step, total, **m):
+            self.cancelled = step == 3
+
+    part = R.RGNP(fam, cfg, seed=0)
+    first = R.train(part, progress=StopAt3(), **kw)
+    assert first["step"] == 3 and first["status"] == "cancelled"
+    states = dict(opt_state=first["opt_state"], gen_state=first["gen_state"])
+    restarted = R.RGNP(fam, cfg, seed=0)
+    restarted.load_state_dict(part.state_dict())
+    R.train(part, start=3, lr_origin=(0, 0.0), **states, **kw)
+    R.train(restarted, start=3, **states, **kw)  # the old behaviour: the decay restarts at 3
+    for k, v in straight.state_dict().items():
+        torch.testing.assert_close(part.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    assert any(
+        not torch.equal(restarted.state_dict()[k], v) for k, v in straight.state_dict().items()
+    )
 
 
 def test_train_init_continues_the_manifest_chain_with_a_decaying_lr(tmp_path):

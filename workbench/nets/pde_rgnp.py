@@ -569,6 +569,7 @@ def train(
     time_limit: float = 0.0,
     lr_final: float | None = None,
     lr_warmup: int = 0,
+    lr_origin: tuple[int, float] | None = None,
 ) -> dict[str, Any]:
     """Maximise the mean ELBO with Adam on fresh grids every step.
 
@@ -578,7 +579,10 @@ def train(
     at ``lr_final`` whichever budget runs out first. ``lr_warmup`` > 0 ramps it up linearly over
     that many first steps: a fresh Adam's first updates have size ≈ lr in every weight whatever
     the gradient's scale, which knocks a trained network far off when training continues from
-    its weights with a new optimiser.
+    its weights with a new optimiser. ``lr_origin = (step0, seconds)`` says where the schedule
+    began when a run is resumed: the step it started at and the training seconds it has already
+    used, so a resume continues the decay and the warm-up instead of restarting them (default:
+    this call's ``start``, no seconds used).
 
     ``fixed_params`` (1, p) trains on one parameter value (a single PDE); ``data(P, gen)`` returns
     the data term's (x_obs, y_obs, σ_y, scale). ``progress(step, total, **metrics)`` is called once
@@ -596,14 +600,15 @@ def train(
     step = start
     status = "max_iter"
     n = model.cfg.n_points
+    step0, used = (start, 0.0) if lr_origin is None else (int(lr_origin[0]), float(lr_origin[1]))
     for step in range(start + 1, steps + 1):
         if lr_final is not None or lr_warmup:
-            phi = (step - 1 - start) / max(1, steps - start)
+            phi = (step - 1 - step0) / max(1, steps - step0)
             if time_limit:
-                phi = max(phi, (time.perf_counter() - t0) / time_limit)
+                phi = max(phi, (used + time.perf_counter() - t0) / (used + time_limit))
             lr_now = lr if lr_final is None else lr * (lr_final / lr) ** min(1.0, phi)
-            if step - start <= lr_warmup:
-                lr_now *= (step - start) / (lr_warmup + 1)
+            if step - step0 <= lr_warmup:
+                lr_now *= (step - step0) / (lr_warmup + 1)
             for g in opt.param_groups:
                 g["lr"] = lr_now
         P = fixed_params.expand(batch, -1) if fixed_params is not None else None

@@ -17,6 +17,7 @@ time, the validation metrics on held-out parameter draws and the sha256 of the w
 ``--lr-final`` decays the learning rate geometrically from ``--lr`` to it over this command's
 budget (steps or wall time, whichever ends first); ``--lr-warmup N`` ramps it up over the first
 N steps (for ``--init``: a fresh Adam's first steps would knock the trained weights off).
+``--resume`` continues both where the interrupted command left them.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: list[str] = []
     history: dict[str, list[float]] = {}
     wall_before = 0.0
+    lr_origin = None  # (step, wall seconds) where this command's lr schedule began
     if a.init and not (a.resume and state_path.exists()):
         init_path = Path(a.init)
         if not init_path.exists():
@@ -115,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         start, opt_state, gen_state = int(st["step"]), st["opt"], st["gen"]
         commands, history = st["commands"], st["history"]
         wall_before = float(st["wall_s"])
+        if "lr_origin" in st:
+            lr_origin = (int(st["lr_origin"][0]), float(st["lr_origin"][1]))
         print(f"resuming at step {start}", flush=True)
+    if lr_origin is None:
+        lr_origin = (start, wall_before)
     cmd = "workbench train rgnp " + " ".join(argv)
     commands = [*commands, cmd.strip()]
     t0 = time.perf_counter()
@@ -130,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 "commands": commands,
                 "history": history,
                 "wall_s": wall_before + time.perf_counter() - t0,
+                "lr_origin": list(lr_origin),
             },
             state_path,
         )
@@ -161,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         time_limit=max(left, 1e-9) if a.time_limit else 0.0,
         lr_final=a.lr_final,
         lr_warmup=a.lr_warmup,
+        lr_origin=(lr_origin[0], wall_before - lr_origin[1]),
     )
     for k, v in res["history"].items():
         history.setdefault(k, []).extend(v if k != "time" else [wall_before + t for t in v])
