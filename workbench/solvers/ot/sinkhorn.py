@@ -138,7 +138,7 @@ def solve(
     problem: Any, params: Params, progress: Progress | None = None, *, init: Any = None
 ) -> Result:
     """Run log-domain Sinkhorn; ``init=(x, y)`` warm-starts from potentials (normalised units)."""
-    if _np_sinkhorn.applies(problem, params):  # small CPU solve: same iteration, no torch import
+    if _np_sinkhorn.applies(problem, params):  # CPU: same iterates, scaling form, no torch import
         return _np_sinkhorn.solve(problem, params, progress, init=init)
     import torch
 
@@ -263,9 +263,11 @@ SPEC = SolverSpec(
     Params=Params,
     solve=solve,
     description=(
-        "Log-domain Sinkhorn in torch float64 (CPU or CUDA; NumPy, with the same iterates, for "
-        "problems up to 256x256 on the CPU): alternating exact row and column "
-        "scalings with log-sum-exp, never forming exp(-C/reg). Robust at small reg; its iteration "
+        "Sinkhorn in float64: on the CPU in NumPy in the scaling form with log-domain absorption "
+        "(two mat-vecs per iteration on the kernel of the absorbed potentials, log-sum-exp "
+        "half-steps where it underflows; up to 16e6 entries), otherwise log-domain in torch "
+        "(CUDA): alternating exact row and column scalings, the same iterates either way, never "
+        "forming exp(-C/reg). Robust at small reg; its iteration "
         "count grows quickly as reg shrinks. Stops on the L1 marginal error."
     ),
     reference="M. Cuturi, Sinkhorn distances: lightspeed computation of optimal transport, NeurIPS 2013.",
