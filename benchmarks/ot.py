@@ -887,6 +887,7 @@ def main_grid(args: Any) -> int:
             json.loads(line) for line in Path(args.rows).read_text().splitlines() if line.strip()
         ]
     rows: list[dict] = []
+    rerun: list[str] = []
     t_all = time.perf_counter()
     # one untimed solve per solver first: lazy imports are not charged to the first cell
     warm = grid_problem("random", 30)
@@ -896,6 +897,9 @@ def main_grid(args: Any) -> int:
         # the latest row per solver (a re-measured SNS row is appended to the file)
         latest = {r["solver"]: r for r in done if r.get("cell") == f"{kind}_{n}_{eta:g}"}
         prev = list(latest.values())
+        if args.rerun_max_n and n <= args.rerun_max_n and not args.render_only:
+            prev = []  # re-measure every solver of this cell, side by side (rows appended)
+            rerun.append(f"{kind}_{n}_{eta:g}")
         if prev and args.regot_only:
             # re-measure RegOT only (same machine load as a fresh SNS pass)
             pr = grid_problem(kind, n)
@@ -967,6 +971,13 @@ def main_grid(args: Any) -> int:
             else ""
         )
         + (f" {args.note}" if args.note else "")
+        + (
+            f" **Rerun:** this invocation re-measured every solver of the {len(rerun)} cells with "
+            f"n <= {args.rerun_max_n} side by side ({', '.join(rerun)}); the other cells' rows "
+            "are those of the earlier invocations, kept in the rows file."
+            if rerun
+            else ""
+        )
         + "\n\n"
         + grid_markdown(rows, cells, cap, args.pot_max_n)
         + (
@@ -997,6 +1008,7 @@ def main_grid(args: Any) -> int:
             md,
             "workbench bench ot --grid"
             + (f" --cap-s {cap:g}" if args.cap_s is not None else "")
+            + (f" --rerun-max-n {args.rerun_max_n}" if rerun else "")
             + (
                 " --rows ROWS.jsonl (resumed over several invocations; this section rendered "
                 "with --render-only)"
@@ -1192,6 +1204,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="--grid: re-measure SNS on the cells already in --rows, keep the peers' rows")  # fmt: skip
     ap.add_argument("--regot-only", action="store_true",
                     help="--grid: re-measure RegOT on the cells already in --rows, keep the other rows")  # fmt: skip
+    ap.add_argument("--rerun-max-n", type=int, default=0,
+                    help="--grid with --rows: re-measure every solver of the cells with n <= this, "
+                         "keep the other cells' rows (the section names the cells rerun)")  # fmt: skip
     ap.add_argument("--render-only", action="store_true",
                     help="--grid: only render the cells already in --rows (the others are listed as not run)")  # fmt: skip
     ap.add_argument("--cloud10k", action="store_true",
