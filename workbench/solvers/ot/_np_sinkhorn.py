@@ -99,7 +99,8 @@ class Prepared:
         self.eta = 1.0 / reg
         self.a, self.b = a[self.ia], b[self.ib]
         self.la, self.lb = np.log(self.a), np.log(self.b)
-        self.Z = np.ascontiguousarray(C[np.ix_(self.ia, self.ib)]) * (-self.eta)
+        full = self.ia.size == a.size and self.ib.size == b.size
+        self.Z = (C if full else C[np.ix_(self.ia, self.ib)]) * (-self.eta)  # C-contiguous
         self.n_full, self.m_full = a.size, b.size
 
     @functools.cached_property
@@ -228,12 +229,13 @@ def solve(
             raise ValueError("warm start potentials have the wrong shape")
         alpha, beta = x[prep.ia] * prep.eta, y[prep.ib] * prep.eta
     stats = {"absorptions": 0, "log_half_steps": 0}
+    P = None
     if not cancelled and step < params.max_iter:
-        alpha, beta, step, cancelled = _scaling_loop(
+        alpha, beta, step, cancelled, P = _scaling_loop(
             prep, alpha, beta, step, params, progress, record, stats
         )
     return _finish(
-        problem, prep, alpha, beta, params.reg, params.tol, step, cancelled, hist, clock, stats
+        problem, prep, alpha, beta, params.reg, params.tol, step, cancelled, hist, clock, stats, P
     )
 
 
@@ -247,12 +249,14 @@ def _kernel(prep: Prepared, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
 def _scaling_loop(prep, alpha, beta, step, params, progress, record, stats):
     """Sinkhorn iterations in scaling form from absorbed potentials (alpha, beta).
 
-    Returns the absorbed potentials of the last iterate, the step count and the cancel flag.
+    Returns the absorbed potentials of the last iterate, the step count, the cancel flag and
+    the last iterate's plan on the support (``u K v``, overwriting the kernel).
     The loop keeps ``Kv = K v`` of the current iterate: it is both the next row update's
     denominator and, with ``u``, the current plan's row sums for the error check.
     """
     a, b, eta = prep.a, prep.b, prep.eta
     lo = 1.0 / TAU
+    cancelled = False
     K = _kernel(prep, alpha, beta)
     u, v = np.ones(prep.n), np.ones(prep.m)
     Kv = K.sum(axis=1)
@@ -308,16 +312,27 @@ def _scaling_loop(prep, alpha, beta, step, params, progress, record, stats):
         else:
             progress(step, params.max_iter)
         if progress.cancelled:
-            return alpha + np.log(u), beta + np.log(v), step, True
-    return alpha + np.log(u), beta + np.log(v), step, False
+            cancelled = True
+            break
+    # the plan of the last iterate, u K v: no exp pass (equal to exp(log P) to rounding)
+    K *= u[:, None]
+    K *= v[None, :]
+    return alpha + np.log(u), beta + np.log(v), step, cancelled, K
 
 
 def _finish(
-    problem, prep, alpha, beta, reg, tol, step, cancelled, hist, clock, stats=None
+    problem, prep, alpha, beta, reg, tol, step, cancelled, hist, clock, stats=None, Ps=None
 ) -> Result:
-    """The Result of ``sinkhorn.finish``, field for field, from NumPy potentials."""
-    _, f = evaluate_state(prep, alpha, beta)
-    P = full_plan(prep, alpha, beta)
+    """The Result of ``sinkhorn.finish``, field for field, from NumPy potentials (and the plan
+    on the support ``Ps`` when the iteration already holds it)."""
+    if Ps is None:
+        Ps = np.exp(log_plan(prep, alpha, beta))
+    f = (-float(Ps.sum()) + float(prep.a @ alpha) + float(prep.b @ beta)) / prep.eta
+    if prep.n == prep.n_full and prep.m == prep.m_full:
+        P = Ps
+    else:
+        P = np.zeros((prep.n_full, prep.m_full))
+        P[np.ix_(prep.ia, prep.ib)] = Ps
     x, y = full_potentials(prep, problem, alpha, beta)
     m = plan_metrics(problem, P, reg)
     m["dual_objective"] = f

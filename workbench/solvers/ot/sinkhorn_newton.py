@@ -84,6 +84,7 @@ from workbench.registry import SolverSpec, param
 from workbench.result import Result
 from workbench.solvers.ot import _core, _dense_sns
 from workbench.solvers.ot._blocks import LogKernel
+from workbench.solvers.ot._np_sinkhorn import TAU
 from workbench.solvers.ot._sns_common import (  # noqa: F401 (re-exported: the public names)
     ARMIJO_C,
     KEPT_BYTES,
@@ -104,6 +105,9 @@ DENSE_MAX = 4_000_000  # largest n*m whose kept pattern may be assembled densely
 SCHUR_MAX = 2500  # largest min(n, m - 1) solved exactly by a dense Schur complement
 DIRECT_MAX = 6000  # largest n + m for the sparse direct fallback
 CG_MIN_BUDGET = 30  # fewest CG iterations tried before the direct route
+#: Largest n*m whose Sinkhorn blocks run in the scaling form (one dense kernel beside the cost:
+#: 32 MB at 2000 x 2000; larger problems keep every pass blockwise)
+SCALING_MAX = 4_000_000
 STEP_BATCHES = ([1.0], [0.5, 0.25, 0.125, 0.0625])
 
 
@@ -639,6 +643,8 @@ def run(
     """
     import torch
 
+    from workbench.physics.ot.cost import DenseCost
+
     progress = ensure(progress)
     clock = _core.Timer()
     n, m = cost.n, cost.m
@@ -715,6 +721,66 @@ def run(
         a_np, b_np = a.cpu().numpy(), b.cpu().numpy()  # converted once, not per Newton step
         kth_prev = 0.0  # the last selection's k-th largest entry (prefilters the next)
 
+        # Sinkhorn blocks in the scaling form (cf. _np_sinkhorn): a dense CPU float64 cost small
+        # enough for one more dense array (the kernel)
+        scaling_ok = (
+            isinstance(cost, DenseCost)
+            and cost.T.device.type == "cpu"
+            and cost.T.dtype == torch.float64
+            and nm <= SCALING_MAX
+        )
+
+        def scaling_sweeps(count: int, report: Any) -> int:
+            """Sinkhorn sweeps ``u = a / (K v)``, ``v = b / (K^T u)`` on the kernel
+            ``K = exp(alpha (+) beta - eta C - 1)`` of the potentials on entry: one exp pass,
+            then two mat-vecs per sweep (where the log-domain sweep takes two exp passes); the
+            state of each sweep is reported from the next one's ``K v`` (no pass of its own).
+            Returns the sweeps done (the log-domain loop takes the rest: at the first underflow
+            or scaling outside [1/TAU, TAU], after absorbing ``log u``, ``log v``), or -1 when
+            the run must stop or the stage is done (the potentials then hold that state)."""
+            nonlocal alpha, beta, st, step
+            Km = torch.add(alpha[:, None] - 1.0, cost.T, alpha=-K.eta)
+            Km += beta[None, :]
+            Km.exp_()
+            K.passes += 1
+            u, v = torch.ones_like(a), torch.ones_like(b)
+            Kv, KTu = Km.sum(dim=1), None
+            done = 0
+            for i in range(count):
+                if step >= p.max_iter:
+                    break
+                if i > 0:
+                    rows, cols = u * Kv, v * KTu
+                    al, be = alpha + torch.log(u), beta + torch.log(v)
+                    st = {
+                        "rows": rows,
+                        "cols": cols,
+                        "e": float((rows - a).abs().sum() + (cols - b).abs().sum()),
+                        "f": float(-rows.sum() + a @ al + b @ be),
+                    }
+                    if report():
+                        alpha, beta = al, be
+                        return -1
+                if not float(Kv.min()) > 0.0:
+                    break
+                u_new = a / Kv
+                if float(u_new.max()) > TAU or float(u_new.min()) < 1.0 / TAU:
+                    break
+                KTu_new = u_new @ Km
+                if not float(KTu_new.min()) > 0.0:
+                    break
+                v_new = b / KTu_new
+                if float(v_new.max()) > TAU or float(v_new.min()) < 1.0 / TAU:
+                    break
+                u, v, KTu = u_new, v_new, KTu_new
+                Kv = Km @ v
+                K.passes += 2
+                step += 1
+                stats["sinkhorn_iterations"] += 1
+                done += 1
+            alpha, beta = alpha + torch.log(u), beta + torch.log(v)
+            return done
+
         def sinkhorn_steps(count: int, tol_s: float) -> bool:
             """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done.
 
@@ -736,7 +802,12 @@ def run(
                     return True
                 return not math.isfinite(st["e"]) or st["e"] <= tol_s
 
-            for i in range(count):
+            i_start = 0
+            if count >= 3 and scaling_ok:
+                i_start = scaling_sweeps(count, report)
+                if i_start < 0:
+                    return True
+            for i in range(i_start, count):
                 if step >= p.max_iter:
                     if i == 0:
                         return True
