@@ -128,9 +128,8 @@ def lse_rows(Z: np.ndarray, shift: np.ndarray) -> np.ndarray:
 
 
 def log_plan(prep: Prepared, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    out = prep.Z + alpha[:, None]
+    out = prep.Z + (alpha - 1.0)[:, None]  # the -1 folded into the row shift: two passes
     out += beta[None, :]
-    out -= 1.0
     return out
 
 
