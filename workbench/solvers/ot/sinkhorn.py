@@ -6,6 +6,12 @@ exact block-coordinate ascent on the dual: alternately making the row sums and t
 ``exp(-eta C)``. The L1 marginal error ``e = ||P1 - a||_1 + ||P^T 1 - b||_1`` is checked every
 ``check_every`` iterations and the run stops when ``e <= tol``.
 
+On the CPU (up to ``_np_sinkhorn.KERNEL_MAX`` entries) the same iterates are computed in NumPy in
+the stabilised scaling form (Schmitzer 2019): two mat-vecs per iteration on the kernel of the
+absorbed potentials ``exp(alpha (+) beta - eta C - 1)`` -- never ``exp(-eta C)`` itself -- with
+the scalings absorbed into the potentials when they leave ``[1e-50, 1e50]`` and a log-sum-exp
+half-step wherever the kernel's row or column sums underflow (:mod:`._np_sinkhorn`).
+
 Example
 -------
 >>> from workbench.datasets.ot import hist1d
