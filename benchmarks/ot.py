@@ -120,7 +120,7 @@ def _capped_progress(cap_s: float) -> Any:
 
 
 def run_ours(name: str, p: Any, eta: float, cap_s: float, **kw: Any) -> dict:
-    """Our SNS or log-domain Sinkhorn at its defaults (reg and tol set), stopped at e <= TOL."""
+    """Our SNS or Sinkhorn at its defaults (reg and tol set), stopped at e <= TOL."""
     from workbench.solvers.ot import sinkhorn, sinkhorn_newton
 
     mod = sinkhorn_newton if name.startswith("sns") else sinkhorn
@@ -140,10 +140,18 @@ def run_ours(name: str, p: Any, eta: float, cap_s: float, **kw: Any) -> dict:
         curve_passes = list(h.get("passes", []))
     else:
         it = r.iterations
-        # two half-steps per iteration, one evaluation every check_every, one for the plan
-        passes = 2 * r.iterations + r.iterations // prm.check_every + 1
-        note = ""
-        curve_passes = [2 * s + s // prm.check_every for s in h.get("step", [])]
+        if r.meta.get("backend") == "numpy":
+            # scaling path: two mat-vecs per iteration (its error checks reuse them), the kernel
+            # build and every rebuild (absorption or log-domain half-step), one for the plan
+            extra = int(r.metrics.get("absorptions", 0) + r.metrics.get("log_half_steps", 0))
+            passes = 2 * r.iterations + 2 + extra
+            curve_passes = [2 * s + 1 for s in h.get("step", [])]
+            note = f"scaling form, {extra} absorptions/log steps"
+        else:
+            # two half-steps per iteration, one evaluation every check_every, one for the plan
+            passes = 2 * r.iterations + r.iterations // prm.check_every + 1
+            note = ""
+            curve_passes = [2 * s + s // prm.check_every for s in h.get("step", [])]
     if r.status == "cancelled":
         note = (note + "; " if note else "") + f"capped at {cap_s:g} s"
     curve = {"t": list(h.get("time", [])), "e": list(h.get("e", [])), "passes": curve_passes}
@@ -314,8 +322,9 @@ def regot_sparse_validation() -> str:
 PROTOCOL = (
     "**Protocol.** One stopping rule for every solver: the L1 marginal error "
     "e = ||P1 - a||_1 + ||P^T 1 - b||_1 <= 1e-8, recomputed from the plan each returns. Our SNS "
-    "and log-domain Sinkhorn stop on it directly (SNS checks before every Newton step, Sinkhorn "
-    "every 10 iterations). POT's own L2 test is switched off: it runs in warm-restarted chunks "
+    "and Sinkhorn stop on it directly (SNS checks before every Newton step, Sinkhorn "
+    "every 10 iterations; our `sinkhorn` runs on the CPU in NumPy in the scaling form with "
+    "log-domain absorption, the same iterates as the log-domain update). POT's own L2 test is switched off: it runs in warm-restarted chunks "
     "until the recomputed e holds, and its time is that of one uninterrupted cold run of the "
     "iterations found. RegOT SSNS stops on its ||grad f||_2: the tolerance starts at "
     "1e-8/sqrt(n + m) and is divided by 10 until its plan meets e <= 1e-8 (the note gives the one "
@@ -878,6 +887,7 @@ def main_grid(args: Any) -> int:
             json.loads(line) for line in Path(args.rows).read_text().splitlines() if line.strip()
         ]
     rows: list[dict] = []
+    rerun: list[str] = []
     t_all = time.perf_counter()
     # one untimed solve per solver first: lazy imports are not charged to the first cell
     warm = grid_problem("random", 30)
@@ -887,6 +897,9 @@ def main_grid(args: Any) -> int:
         # the latest row per solver (a re-measured SNS row is appended to the file)
         latest = {r["solver"]: r for r in done if r.get("cell") == f"{kind}_{n}_{eta:g}"}
         prev = list(latest.values())
+        if args.rerun_max_n and n <= args.rerun_max_n and not args.render_only:
+            prev = []  # re-measure every solver of this cell, side by side (rows appended)
+            rerun.append(f"{kind}_{n}_{eta:g}")
         if prev and args.regot_only:
             # re-measure RegOT only (same machine load as a fresh SNS pass)
             pr = grid_problem(kind, n)
@@ -958,6 +971,13 @@ def main_grid(args: Any) -> int:
             else ""
         )
         + (f" {args.note}" if args.note else "")
+        + (
+            f" **Rerun:** this invocation re-measured every solver of the {len(rerun)} cells with "
+            f"n <= {args.rerun_max_n} side by side ({', '.join(rerun)}); the other cells' rows "
+            "are those of the earlier invocations, kept in the rows file."
+            if rerun
+            else ""
+        )
         + "\n\n"
         + grid_markdown(rows, cells, cap, args.pot_max_n)
         + (
@@ -988,6 +1008,7 @@ def main_grid(args: Any) -> int:
             md,
             "workbench bench ot --grid"
             + (f" --cap-s {cap:g}" if args.cap_s is not None else "")
+            + (f" --rerun-max-n {args.rerun_max_n}" if rerun else "")
             + (
                 " --rows ROWS.jsonl (resumed over several invocations; this section rendered "
                 "with --render-only)"
@@ -1183,6 +1204,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="--grid: re-measure SNS on the cells already in --rows, keep the peers' rows")  # fmt: skip
     ap.add_argument("--regot-only", action="store_true",
                     help="--grid: re-measure RegOT on the cells already in --rows, keep the other rows")  # fmt: skip
+    ap.add_argument("--rerun-max-n", type=int, default=0,
+                    help="--grid with --rows: re-measure every solver of the cells with n <= this, "
+                         "keep the other cells' rows (the section names the cells rerun)")  # fmt: skip
     ap.add_argument("--render-only", action="store_true",
                     help="--grid: only render the cells already in --rows (the others are listed as not run)")  # fmt: skip
     ap.add_argument("--cloud10k", action="store_true",
@@ -1233,7 +1257,7 @@ def main(argv: list[str] | None = None) -> int:
         + targets(rows, recs)
         + "\n\n### Solver recommendation (timed probe of both solvers; workbench.solvers.ot.recommend)\n\n"
         + "'right?' compares the pick with the faster of the two workbench solvers measured in the "
-        "table above (our log-domain Sinkhorn and SNS; a capped Sinkhorn run counts as slower).\n\n"
+        "table above (our Sinkhorn and SNS; a capped Sinkhorn run counts as slower).\n\n"
         + recommendation_rows(rows, recs)
         + "\n\n### RegOT sinkhorn_sparse_newton\n\n"
         + REGOT_SPARSE_REASON

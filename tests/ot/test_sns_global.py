@@ -15,9 +15,22 @@ from hypothesis import strategies as st
 
 from workbench.datasets import ot as dot
 from workbench.physics.ot.metrics import marginal_error
+from workbench.solvers.ot import _dense_sns
 from workbench.solvers.ot import sinkhorn_newton as sns
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["dense", "general"])
+def path(request, monkeypatch):
+    """Both SNS paths: the dense NumPy one (small problems) and the general blockwise one."""
+    if request.param == "general":
+        monkeypatch.setattr(_dense_sns, "LEAN_MAX", 0)
+    return request.param
+
+
+def _check_path(r, path):
+    assert (r.meta.get("backend") == "numpy-dense") == (path == "dense")
 
 
 def issue_problem(seed=0, n=60, m=50):
@@ -27,9 +40,10 @@ def issue_problem(seed=0, n=60, m=50):
 
 
 @pytest.mark.parametrize("reg", [1e-3, 3e-4, 1e-4, 1e-5])
-def test_converges_at_every_eta_with_defaults(reg):
+def test_converges_at_every_eta_with_defaults(reg, path):
     p = issue_problem()
     r = sns.solve(p, sns.Params(reg=reg, device="cpu"))
+    _check_path(r, path)
     assert r.status == "converged", r.message
     assert r.meta["stop_reason"] == "converged"
     assert marginal_error(r.output, p.a, p.b) <= 1e-8
@@ -50,10 +64,11 @@ def test_schedule_is_monotone_and_chosen_from_eta_and_cost_range():
 
 
 @pytest.mark.parametrize("reg", [1e-4, 1e-5])
-def test_every_stage_ends_under_its_exit_tolerance(reg):
+def test_every_stage_ends_under_its_exit_tolerance(reg, path):
     p = issue_problem(seed=3)
     prm = sns.Params(reg=reg, tol=1e-9, device="cpu")
     r = sns.solve(p, prm)
+    _check_path(r, path)
     assert r.status == "converged"
     h = r.history
     level = np.array(h["level"])
@@ -116,7 +131,7 @@ def test_plan_matches_pot_log_domain(n, m, log_eta, kind, seed):
     assert np.abs(r.output - P).sum() < 1e-6
 
 
-def test_honest_statuses():
+def test_honest_statuses(path):
     p = issue_problem()
     r = sns.solve(p, sns.Params(reg=1e-5, max_iter=15, device="cpu"))
     assert r.status == "max_iter" and r.meta["stop_reason"] == "budget"
@@ -456,3 +471,19 @@ def test_shifted_sinkhorn_updates_equal_the_max_shifted_ones():
             assert last is None
         col = K.col_update(new, be + shift)
         np.testing.assert_allclose(col.numpy(), K.col_update(new).numpy(), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("reg", [0.1, 1e-3])
+def test_scaling_sinkhorn_blocks_equal_log_domain_blocks(reg, monkeypatch):
+    """The general path's Sinkhorn blocks in the scaling form (dense CPU costs) take the same
+    iterates as its log-domain passes: same iteration counts, plans equal to rounding."""
+    monkeypatch.setattr(_dense_sns, "LEAN_MAX", 0)
+    p = issue_problem(seed=4)
+    prm = sns.Params(reg=reg, tol=1e-10, device="cpu", warmup=30)
+    r_s = sns.solve(p, prm)
+    monkeypatch.setattr(sns, "SCALING_MAX", 0)
+    r_l = sns.solve(p, prm)
+    assert r_s.status == r_l.status == "converged"
+    assert r_s.metrics["sinkhorn_iterations"] == r_l.metrics["sinkhorn_iterations"] > 0
+    assert r_s.metrics["newton_iterations"] == r_l.metrics["newton_iterations"]
+    assert np.abs(r_s.output - r_l.output).sum() <= 1e-10

@@ -1,24 +1,45 @@
-"""The log-domain Sinkhorn of :mod:`workbench.solvers.ot.sinkhorn` in NumPy, for small CPU problems.
+"""The Sinkhorn of :mod:`workbench.solvers.ot.sinkhorn` in NumPy on the CPU: scaling (kernel)
+iterations with log-domain absorption.
 
 Why a second path: the torch path costs ~1 s of ``import torch`` before its first iteration, which
-dominates a small solve (a 64 x 48 problem converges in milliseconds) and every scripted CLI call
-and Dask task pays it again. This module runs *the same iteration* -- the same potentials
-``alpha = eta x``, ``beta = eta y``, the same row-maximum-stabilised log-sum-exp
+dominates a small solve, and its log-domain half-step spends an ``exp`` per entry, about ten
+times a kernel mat-vec. This module runs the same iteration in float64 NumPy -- the potentials
+``alpha = eta x``, ``beta = eta y`` of the block-coordinate ascent
 
     alpha_i = log a_i + 1 - log sum_j exp(Z_ij + beta_j),     Z = -eta C,
     beta_j  = log b_j + 1 - log sum_i exp(Z_ij + alpha_i),
 
-the same floor on the exponent, the same check cadence, epsilon-scaling, warm start, stopping
-rule and status -- in float64 NumPy, so the returned plan equals the torch path's to rounding
-(``tests/ot/test_np_sinkhorn.py`` checks plans, potentials, iterations and status).
+-- in the stabilised scaling form of Schmitzer (2019, "Stabilized sparse scaling algorithms for
+entropy regularized transport problems", SIAM J. Sci. Comput. 41, A1443): with absorbed
+potentials ``(alpha, beta)`` and the kernel ``K = exp(Z + alpha (+) beta - 1)`` (the plan at the
+last absorption, entries <= 1 near feasibility), the current plan is ``diag(u) K diag(v)`` and
+one iteration is two mat-vecs,
 
-:func:`applies` picks it for ``device="cpu"`` or ``"auto"`` on a problem with at most
-:data:`MAX_ENTRIES` cost entries (there a GPU would only add launch latency, so ``auto`` does not
-look for one); larger problems keep torch, whose multithreaded exp is faster there.
+    u = a / (K v),        v = b / (K^T u),
+
+identical in exact arithmetic to the log-domain updates with ``alpha + log u``, ``beta + log v``.
+When a scaling leaves ``[1/TAU, TAU]`` it is absorbed (``alpha += log u``, ``beta += log v``,
+``u = v = 1``) and ``K`` rebuilt (one ``exp`` pass). An entry of ``K`` that underflows is below
+``e^-745``; between absorptions the scalings multiply it by at most ``TAU^2``, so what the kernel
+drops stays below ``e^-745 TAU^2`` (~1e-224), far under any tolerance. Where a whole row (or
+column) of ``K v`` (``K^T u``) underflows -- far from the solution at large eta, beyond what
+absorption handles -- that half-step is taken in the log domain (the log-sum-exp above, rows or
+columns exact), then ``K`` is rebuilt. The marginal error costs no extra pass: the mat-vec
+``K v`` of the next row update gives the row sums ``u * (K v)`` of the current plan, and
+``v * (K^T u)`` its column sums.
+
+epsilon-scaling stages, warm start, check cadence, stopping rule and status are those of the
+torch path (``tests/ot/test_np_sinkhorn.py`` checks plans, potentials, iterations and status
+against it and against POT's ``sinkhorn_log``, absorption included).
+
+:func:`applies` picks it for ``device="cpu"``, and for ``"auto"`` on problems with at most
+:data:`MAX_ENTRIES` entries (there a GPU would only add launch latency, so ``auto`` does not look
+for one) or, up to :data:`KERNEL_MAX` entries, when no CUDA device is present.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -31,15 +52,29 @@ from workbench.progress import Progress, ensure
 from workbench.result import Result
 from workbench.solvers.ot import _core
 
-#: ``device="auto"`` runs here when n*m is at most this (a 256 x 256 problem): below it NumPy's
-#: single-threaded exp is no slower per iteration than torch on the CPU, and it needs no torch.
+#: ``device="auto"`` runs here without looking for CUDA when n*m is at most this (a 256 x 256
+#: problem): a GPU would only add launch latency, and the path needs no torch import.
 MAX_ENTRIES = 65_536
+#: Largest n*m run here on the CPU: the kernel and -eta C are two dense float64 arrays
+#: (16 bytes per entry, 256 MB at 4000 x 4000) beside the cost itself. Per iteration the two
+#: mat-vecs cost 3-8% of the torch log-domain half-steps (measured at n = m = 1000, 2000, 4000,
+#: one thread, random costs at eta = 1200), so the bound is memory, not speed.
+KERNEL_MAX = 16_000_000
+#: Absorption threshold on the scalings (see the module docstring for why underflow stays harmless).
+TAU = 1e50
 
 
 def applies(problem: Any, params: Any) -> bool:
-    """True when the NumPy path runs this solve: a CPU or ``auto`` device and a small problem."""
+    """True when the NumPy path runs this solve (CPU, or ``auto`` without CUDA), up to KERNEL_MAX."""
     device = str(getattr(params, "device", "auto"))
-    return device in ("auto", "cpu") and 0 < int(np.size(problem.C)) <= MAX_ENTRIES
+    size = int(np.size(problem.C))
+    if device not in ("auto", "cpu") or not 0 < size <= KERNEL_MAX:
+        return False
+    if device == "cpu" or size <= MAX_ENTRIES:
+        return True
+    from workbench.device import resolve_device
+
+    return resolve_device("auto") == "cpu"
 
 
 class Prepared:
@@ -64,9 +99,14 @@ class Prepared:
         self.eta = 1.0 / reg
         self.a, self.b = a[self.ia], b[self.ib]
         self.la, self.lb = np.log(self.a), np.log(self.b)
-        self.Z = np.ascontiguousarray(C[np.ix_(self.ia, self.ib)]) * (-self.eta)
-        self.Zt = np.ascontiguousarray(self.Z.T)  # column updates read rows: contiguous
+        full = self.ia.size == a.size and self.ib.size == b.size
+        self.Z = (C if full else C[np.ix_(self.ia, self.ib)]) * (-self.eta)  # C-contiguous
         self.n_full, self.m_full = a.size, b.size
+
+    @functools.cached_property
+    def Zt(self) -> np.ndarray:
+        """-eta C^T, contiguous (column log-sum-exps read rows); built only when needed."""
+        return np.ascontiguousarray(self.Z.T)
 
     @property
     def n(self) -> int:
@@ -88,9 +128,8 @@ def lse_rows(Z: np.ndarray, shift: np.ndarray) -> np.ndarray:
 
 
 def log_plan(prep: Prepared, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    out = prep.Z + alpha[:, None]
+    out = prep.Z + (alpha - 1.0)[:, None]  # the -1 folded into the row shift: two passes
     out += beta[None, :]
-    out -= 1.0
     return out
 
 
@@ -188,31 +227,116 @@ def solve(
         if x.shape != (prep.n_full,) or y.shape != (prep.m_full,):
             raise ValueError("warm start potentials have the wrong shape")
         alpha, beta = x[prep.ia] * prep.eta, y[prep.ib] * prep.eta
-    while not cancelled and step < params.max_iter:
-        alpha = prep.la + 1.0 - lse_rows(prep.Z, beta)
-        beta = prep.lb + 1.0 - lse_rows(prep.Zt, alpha)
+    stats = {"absorptions": 0, "log_half_steps": 0}
+    P = None
+    if not cancelled and step < params.max_iter:
+        alpha, beta, step, cancelled, P = _scaling_loop(
+            prep, alpha, beta, step, params, progress, record, stats
+        )
+    return _finish(
+        problem, prep, alpha, beta, params.reg, params.tol, step, cancelled, hist, clock, stats, P
+    )
+
+
+def _kernel(prep: Prepared, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """K = exp(Z + alpha (+) beta - 1); entries below e^-745 underflow to 0 (harmless, see above)."""
+    K = log_plan(prep, alpha, beta)
+    np.exp(K, out=K)
+    return K
+
+
+def _scaling_loop(prep, alpha, beta, step, params, progress, record, stats):
+    """Sinkhorn iterations in scaling form from absorbed potentials (alpha, beta).
+
+    Returns the absorbed potentials of the last iterate, the step count, the cancel flag and
+    the last iterate's plan on the support (``u K v``, overwriting the kernel).
+    The loop keeps ``Kv = K v`` of the current iterate: it is both the next row update's
+    denominator and, with ``u``, the current plan's row sums for the error check.
+    """
+    a, b, eta = prep.a, prep.b, prep.eta
+    lo = 1.0 / TAU
+    cancelled = False
+    K = _kernel(prep, alpha, beta)
+    u, v = np.ones(prep.n), np.ones(prep.m)
+    Kv = K.sum(axis=1)
+
+    def absorb() -> None:
+        nonlocal alpha, beta, u, v, K
+        alpha = alpha + np.log(u)
+        beta = beta + np.log(v)
+        u, v = np.ones(prep.n), np.ones(prep.m)
+        stats["absorptions"] += 1
+
+    while step < params.max_iter:
+        if Kv.min() > 0.0:
+            u = a / Kv
+        else:  # a row of K v underflowed: this half-step in the log domain
+            u = np.ones(prep.n)
+            beta = beta + np.log(v)
+            v = np.ones(prep.m)
+            alpha = prep.la + 1.0 - lse_rows(prep.Z, beta)
+            K = _kernel(prep, alpha, beta)
+            stats["log_half_steps"] += 1
+        if u.max() > TAU or u.min() < lo:
+            absorb()
+            K = _kernel(prep, alpha, beta)
+        KTu = u @ K
+        if KTu.min() > 0.0:
+            v = b / KTu
+        else:  # a column of K^T u underflowed
+            alpha = alpha + np.log(u)
+            u, v = np.ones(prep.n), np.ones(prep.m)
+            beta = prep.lb + 1.0 - lse_rows(prep.Zt, alpha)
+            K = _kernel(prep, alpha, beta)
+            KTu = K.sum(axis=0)
+            v = b / KTu  # exact up to rounding: the log step made the columns sum to b
+            stats["log_half_steps"] += 1
+        if v.max() > TAU or v.min() < lo:
+            absorb()
+            K = _kernel(prep, alpha, beta)
+            KTu = K.sum(axis=0)
         step += 1
+        Kv = K @ v
         if step % params.check_every == 0 or step == params.max_iter:
-            ef = evaluate_state(prep, alpha, beta)
-            record(step, ef)
-            progress(step, params.max_iter, e=ef[0])
-            if not np.isfinite(ef[0]) or ef[0] <= params.tol:
+            rows = u * Kv
+            cols = v * KTu
+            e = float(np.abs(rows - a).sum() + np.abs(cols - b).sum())
+            f = (
+                -float(rows.sum()) + float(a @ (alpha + np.log(u))) + float(b @ (beta + np.log(v)))
+            ) / eta
+            record(step, (e, f))
+            progress(step, params.max_iter, e=e)
+            if not np.isfinite(e) or e <= params.tol:
                 break
         else:
             progress(step, params.max_iter)
         if progress.cancelled:
             cancelled = True
-    return _finish(problem, prep, alpha, beta, params.reg, params.tol, step, cancelled, hist, clock)
+            break
+    # the plan of the last iterate, u K v: no exp pass (equal to exp(log P) to rounding)
+    K *= u[:, None]
+    K *= v[None, :]
+    return alpha + np.log(u), beta + np.log(v), step, cancelled, K
 
 
-def _finish(problem, prep, alpha, beta, reg, tol, step, cancelled, hist, clock) -> Result:
-    """The Result of ``sinkhorn.finish``, field for field, from NumPy potentials."""
-    _, f = evaluate_state(prep, alpha, beta)
-    P = full_plan(prep, alpha, beta)
+def _finish(
+    problem, prep, alpha, beta, reg, tol, step, cancelled, hist, clock, stats=None, Ps=None
+) -> Result:
+    """The Result of ``sinkhorn.finish``, field for field, from NumPy potentials (and the plan
+    on the support ``Ps`` when the iteration already holds it)."""
+    if Ps is None:
+        Ps = np.exp(log_plan(prep, alpha, beta))
+    f = (-float(Ps.sum()) + float(prep.a @ alpha) + float(prep.b @ beta)) / prep.eta
+    if prep.n == prep.n_full and prep.m == prep.m_full:
+        P = Ps
+    else:
+        P = np.zeros((prep.n_full, prep.m_full))
+        P[np.ix_(prep.ia, prep.ib)] = Ps
     x, y = full_potentials(prep, problem, alpha, beta)
     m = plan_metrics(problem, P, reg)
     m["dual_objective"] = f
     m["iterations"] = float(step)
+    m.update({k: float(v) for k, v in (stats or {}).items()})
     status = _core.decide_status(m["marginal_error"], tol, cancelled)
     wall = clock()
     m["wall_s"] = wall
@@ -239,6 +363,7 @@ def _finish(problem, prep, alpha, beta, reg, tol, step, cancelled, hist, clock) 
             "tol_norm": "L1 marginal error ||P1-a||_1 + ||P^T1-b||_1",
             "device": "cpu",
             "backend": "numpy",
+            "iteration": "scaling with log-domain absorption (Schmitzer 2019)",
             "wall_s": wall,
             "dtype": "float64",
             "potentials_units": "normalised cost (multiply by cost_scale for user units)",

@@ -82,31 +82,32 @@ from workbench.errors import InputError
 from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
-from workbench.solvers.ot import _core
+from workbench.solvers.ot import _core, _dense_sns
 from workbench.solvers.ot._blocks import LogKernel
+from workbench.solvers.ot._np_sinkhorn import TAU
+from workbench.solvers.ot._sns_common import (  # noqa: F401 (re-exported: the public names)
+    ARMIJO_C,
+    KEPT_BYTES,
+    MU_DROP,
+    MU_MAX,
+    MU_START,
+    RADIUS,
+    RADIUS_MAX,
+    RADIUS_MIN,
+    SMALL_DENSE,
+    kept_budget,
+    next_shift,
+    schedule,
+)
 from workbench.solvers.ot.sinkhorn import REG_HELP, finish_plan
 
-ARMIJO_C = 1e-4
-SMALL_DENSE = 1_000_000  # kept entries always allowed (the full Hessian up to n*m = 1e6)
-#: Peak bytes per kept entry of the sparsified Hessian: the pattern (value + flat index, 16), the
-#: selection of the next pattern running beside it (its candidate buffer and top-k cut, ~64 at
-#: peak) and the Schur-complement system (CSR of P_s and its transpose and the construction
-#: temporaries, ~30-40), plus the allocator's slack: the RSS slope measured on validation clouds
-#: (seeds 7 and 11, n = 5000 and 10 000, 1.3e6-1.1e7 kept entries) was 150-170 bytes per entry
-#: (benchmarks/ot_kept_budget.py).
-KEPT_BYTES = 150
 DENSE_MAX = 4_000_000  # largest n*m whose kept pattern may be assembled densely
 SCHUR_MAX = 2500  # largest min(n, m - 1) solved exactly by a dense Schur complement
 DIRECT_MAX = 6000  # largest n + m for the sparse direct fallback
 CG_MIN_BUDGET = 30  # fewest CG iterations tried before the direct route
-MU_START = 1e-12
-MU_MAX = 1e12
-MU_DROP = 1e-6  # after a full step a shift below this is dropped (pure Newton tail)
-RADIUS = (
-    10.0  # trust region: largest |d alpha_i|, |d beta_j| of a Newton step (P changes by <= e^20)
-)
-RADIUS_MIN = 1e-10
-RADIUS_MAX = 1e6
+#: Largest n*m whose Sinkhorn blocks run in the scaling form (one dense kernel beside the cost:
+#: 32 MB at 2000 x 2000; larger problems keep every pass blockwise)
+SCALING_MAX = 4_000_000
 STEP_BATCHES = ([1.0], [0.5, 0.25, 0.125, 0.0625])
 
 
@@ -242,42 +243,6 @@ class Params:
     seed: int = param(
         0, "Unused (the method is deterministic); kept for the common interface.", advanced=True
     )
-
-
-def schedule(eta: float, cost_range: float, p: Params) -> list[float]:
-    """The eta-continuation: geometric, increasing, ending at ``eta``.
-
-    Automatic (``p.stages == 0``): ``K = ceil(log_q(eta R / start))`` extra stages for cost range
-    ``R``, i.e. eta_0 = eta / q^K is the first value with eta_0 R <= start (where the dual is
-    well conditioned and Newton's basin is wide). Always strictly increasing.
-    """
-    q = float(p.stage_factor)
-    if p.stages > 0:
-        K = p.stages - 1
-    else:
-        ratio = eta * max(cost_range, 1e-300) / p.stage_start
-        K = max(0, math.ceil(math.log(ratio) / math.log(q) - 1e-9)) if ratio > 1 else 0
-    return [eta / q ** (K - s) for s in range(K + 1)]
-
-
-def kept_budget(n: int, m: int, p: Params) -> int:
-    """The most kept entries of the sparsified Hessian for an n x m problem: a memory budget.
-
-    ``min(max_density n m, max(SMALL_DENSE, max_memory_mb 2^20 / KEPT_BYTES))`` (and at most
-    ``max_kappa max(n, m)`` when that optional per-row cap is set). The density cap is lifted for
-    ``n m <= 1e6`` (the full Hessian is cheap there); the memory term is a budget on the total
-    number of kept entries, not per row, so that ``kappa`` may grow with ``n`` where the plan's
-    support does: at fixed eta the support of a point-cloud plan is a fixed fraction of ``n m``,
-    so its rows hold ~n times a constant entries. The default (1536 MB) gives ~1 070 per row at
-    n = m = 10 000 (1.07e7 entries, ~1.6 GB) and leaves every problem up to n m = 4e6
-    (n = m = 2000) at its density cap, as the former 256-per-row cap did.
-    """
-    nm = n * m
-    dens = max(1, int(max(p.max_density, min(1.0, SMALL_DENSE / nm)) * nm))
-    budget = max(SMALL_DENSE, int(p.max_memory_mb * 2**20 / KEPT_BYTES))
-    if p.max_kappa > 0:
-        budget = min(budget, max(SMALL_DENSE, int(p.max_kappa * max(n, m))))
-    return max(1, min(dens, budget))
 
 
 def hessian_operator(rows: np.ndarray, cols: np.ndarray, Ps: sp.csr_matrix):
@@ -635,39 +600,6 @@ class NewtonSystem:
         return dz
 
 
-def next_shift(
-    mu: float, too_long: list[tuple[float, float]], radius: float, scale: float = 0.0
-) -> float:
-    """The next Levenberg–Marquardt shift when the step at ``mu`` left the trust region.
-
-    Along the weakest mode of the shifted system the step size behaves like
-    ``s(mu) = A / (lam + mu)`` (``lam`` the smallest eigenvalue of ``D^-1 M``, ``A`` the
-    gradient's weight on that mode). Two sizes at different shifts fit ``A`` and ``lam``; the
-    model's shift for a step of ``0.8 * radius`` is then tried, kept within [2 mu, 1e4 mu] so that
-    every trial raises the shift and a poor fit cannot overshoot without bound. While the size
-    has not yet started to fall (``mu`` far below ``lam``: no information), the shift grows x16;
-    the first one starts at ``1e-4 scale / radius`` when ``scale = max |D^-1 g|`` is given (for
-    ``mu >> 1`` the step tends to ``D^-1 g / mu``, so ``scale / radius`` is where the step would
-    fit if ``M`` were negligible; 1e-4 of it leaves room for weak modes whose gradient weight
-    is far below ``scale``, as a nearly decoupled block of the plan graph has). The previous
-    rule (x4 from 1e-12 every time) needed ~18 factorisations for the first step of a stage;
-    this needs 4-8.
-    """
-    grow = max(16.0 * mu, MU_START)
-    if mu == 0.0 and scale > 0.0 and math.isfinite(scale):
-        grow = max(grow, 1e-4 * scale / radius)
-    if len(too_long) >= 2:
-        (mu_a, s_a), (mu_b, s_b) = too_long[-2], too_long[-1]
-        if mu_b > mu_a and s_b < 0.9 * s_a:
-            lam = (s_b * mu_b - s_a * mu_a) / (s_a - s_b)
-            if lam > 0:
-                amp = s_a * (lam + mu_a)
-                target = amp / (0.8 * radius) - lam
-                if math.isfinite(target):
-                    return min(max(target, 2.0 * mu_b), 1e4 * max(mu_b, MU_START))
-    return grow
-
-
 @dataclass
 class Run:
     """What :func:`run` returns: potentials (alpha = eta x), status, reason, history, counters."""
@@ -710,6 +642,8 @@ def run(
         Warm start at the target eta (skips the continuation).
     """
     import torch
+
+    from workbench.physics.ot.cost import DenseCost
 
     progress = ensure(progress)
     clock = _core.Timer()
@@ -787,6 +721,66 @@ def run(
         a_np, b_np = a.cpu().numpy(), b.cpu().numpy()  # converted once, not per Newton step
         kth_prev = 0.0  # the last selection's k-th largest entry (prefilters the next)
 
+        # Sinkhorn blocks in the scaling form (cf. _np_sinkhorn): a dense CPU float64 cost small
+        # enough for one more dense array (the kernel)
+        scaling_ok = (
+            isinstance(cost, DenseCost)
+            and cost.T.device.type == "cpu"
+            and cost.T.dtype == torch.float64
+            and nm <= SCALING_MAX
+        )
+
+        def scaling_sweeps(count: int, report: Any) -> int:
+            """Sinkhorn sweeps ``u = a / (K v)``, ``v = b / (K^T u)`` on the kernel
+            ``K = exp(alpha (+) beta - eta C - 1)`` of the potentials on entry: one exp pass,
+            then two mat-vecs per sweep (where the log-domain sweep takes two exp passes); the
+            state of each sweep is reported from the next one's ``K v`` (no pass of its own).
+            Returns the sweeps done (the log-domain loop takes the rest: at the first underflow
+            or scaling outside [1/TAU, TAU], after absorbing ``log u``, ``log v``), or -1 when
+            the run must stop or the stage is done (the potentials then hold that state)."""
+            nonlocal alpha, beta, st, step
+            Km = torch.add(alpha[:, None] - 1.0, cost.T, alpha=-K.eta)
+            Km += beta[None, :]
+            Km.exp_()
+            K.passes += 1
+            u, v = torch.ones_like(a), torch.ones_like(b)
+            Kv, KTu = Km.sum(dim=1), None
+            done = 0
+            for i in range(count):
+                if step >= p.max_iter:
+                    break
+                if i > 0:
+                    rows, cols = u * Kv, v * KTu
+                    al, be = alpha + torch.log(u), beta + torch.log(v)
+                    st = {
+                        "rows": rows,
+                        "cols": cols,
+                        "e": float((rows - a).abs().sum() + (cols - b).abs().sum()),
+                        "f": float(-rows.sum() + a @ al + b @ be),
+                    }
+                    if report():
+                        alpha, beta = al, be
+                        return -1
+                if not float(Kv.min()) > 0.0:
+                    break
+                u_new = a / Kv
+                if float(u_new.max()) > TAU or float(u_new.min()) < 1.0 / TAU:
+                    break
+                KTu_new = u_new @ Km
+                if not float(KTu_new.min()) > 0.0:
+                    break
+                v_new = b / KTu_new
+                if float(v_new.max()) > TAU or float(v_new.min()) < 1.0 / TAU:
+                    break
+                u, v, KTu = u_new, v_new, KTu_new
+                Kv = Km @ v
+                K.passes += 2
+                step += 1
+                stats["sinkhorn_iterations"] += 1
+                done += 1
+            alpha, beta = alpha + torch.log(u), beta + torch.log(v)
+            return done
+
         def sinkhorn_steps(count: int, tol_s: float) -> bool:
             """Up to ``count`` Sinkhorn sweeps; True when the run must stop or the stage is done.
 
@@ -808,7 +802,12 @@ def run(
                     return True
                 return not math.isfinite(st["e"]) or st["e"] <= tol_s
 
-            for i in range(count):
+            i_start = 0
+            if count >= 3 and scaling_ok:
+                i_start = scaling_sweeps(count, report)
+                if i_start < 0:
+                    return True
+            for i in range(i_start, count):
                 if step >= p.max_iter:
                     if i == 0:
                         return True
@@ -1066,7 +1065,14 @@ def _dtype(name: str) -> Any:
 def solve(
     problem: Any, params: Params, progress: Progress | None = None, *, init: Any = None
 ) -> Result:
-    """Run SNS on an ``OTProblem``; ``init=(x, y)`` warm-starts from potentials (normalised units)."""
+    """Run SNS on an ``OTProblem``; ``init=(x, y)`` warm-starts from potentials (normalised units).
+
+    Small dense float64 problems on the CPU (n m <= :data:`_dense_sns.LEAN_MAX`) run the same
+    algorithm on whole NumPy arrays (:mod:`workbench.solvers.ot._dense_sns`), where the general
+    blockwise path's per-step fixed costs would dominate.
+    """
+    if _dense_sns.applies(problem, params):
+        return _dense_sns.solve(problem, params, progress, init=init)
     import torch
 
     from workbench.physics.ot.cost import DenseCost

@@ -1,0 +1,536 @@
+"""Sinkhorn–Newton–Sparse on small dense problems: the globalised algorithm of
+:func:`workbench.solvers.ot.sinkhorn_newton.run` on whole NumPy arrays, a few calls per step.
+
+Why a second path: below a few tens of thousands of entries an SNS step is dominated by the
+general path's fixed costs -- torch dispatch, the blockwise passes' Python loop, the sparse
+pattern's construction, the CG/direct bookkeeping -- not by arithmetic: measured 8-90 ms for
+problems where RegOT's C++ SSNS takes 1-13 ms (issue 17). Here every O(nm) quantity is one
+dense ``(n, m)`` float64 array and one step is about twenty NumPy/LAPACK calls.
+
+The method is the same, step for step (see :mod:`~workbench.solvers.ot.sinkhorn_newton` for the
+maths and the globalisation):
+
+* the eta-continuation :func:`~workbench.solvers.ot.sinkhorn_newton.schedule` with stage exit
+  ``e <= max(tol, stage_tol)``, a warm-up of ``warmup`` Sinkhorn sweeps at the first stage and one
+  sweep at the start of every later stage; the sweeps run in the scaling form with log-domain
+  absorption of :mod:`~workbench.solvers.ot._np_sinkhorn` (two mat-vecs each, the error free);
+* per Newton step, with ``P = exp(eta_s (x (+) y - C) - 1)``: the kept pattern ``P_s`` is the
+  ``k = ceil(kappa max(n, m))`` largest entries (one ``np.partition``), the gauge-fixed system
+  ``(M + mu diag M) dz = grad f`` is solved through its Schur complement on the smaller side,
+  formed densely (one BLAS product) and factored by Cholesky
+  (``S(mu) = (1 + mu) D_c - P_s^T D_r^-1 P_s / (1 + mu)``, symmetric positive definite after the
+  gauge fix; a failed factorisation raises the shift), always the direct route: at these sizes a
+  k^3/3 Cholesky costs less than one CG iteration's Python overhead;
+* the trust region and Levenberg–Marquardt shift (:func:`~workbench.solvers.ot.sinkhorn_newton.
+  next_shift`), the Armijo search on ``f`` over steps 1, 1/2, 1/4, 1/8, 1/16 with the increase
+  ``s g.dz - (sum P expm1(s D) - s <P, D>)`` (``D = dx (+) dy``; no cancellation between two large
+  values of ``f``), an accepted full step's plan ``P (1 + expm1(D))`` reused as the next plan;
+* adaptive ``kappa`` (doubled when a full step does not halve ``e``, up to
+  :func:`~workbench.solvers.ot.sinkhorn_newton.kept_budget`), Sinkhorn blocks when no ascent step
+  exists or a full unshifted step at the density cap is slow, stagnation after ``patience``
+  iterations without a 10% decrease (status ``failed``), the iteration cap (``max_iter``).
+
+The result, history, counters and status follow the general path's contract field for field
+(``tests/ot/test_sns_global.py`` checks both paths agree).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.linalg.lapack import dpotrf, dpotrs
+
+from workbench.device import versions
+from workbench.errors import InputError
+from workbench.physics.ot.metrics import plan_metrics
+from workbench.progress import Progress, ensure
+from workbench.result import Result
+from workbench.solvers.ot import _core
+from workbench.solvers.ot._np_sinkhorn import TAU, lse_rows
+from workbench.solvers.ot._sns_common import (
+    ARMIJO_C,
+    MU_DROP,
+    MU_MAX,
+    RADIUS,
+    RADIUS_MAX,
+    RADIUS_MIN,
+    kept_budget,
+    next_shift,
+    schedule,
+)
+
+#: Largest n*m solved here (the rest runs the general, blockwise path). Chosen on validation
+#: problems only (random and point-cloud costs of seeds 101-102, n = m = 100-400, eta 1e2-1e5;
+#: ``benchmarks/ot_dense_threshold.py``, table in ``benchmarks/results/ot_dense_threshold.md``):
+#: CPU time dense / general 0.21-0.33 at n = 100 and 0.43-0.76 at n = 200 (all 32 problems),
+#: 0.57-1.30 at n = 300 (3 of 16 slower, at small eta where the general path's CG is cheap)
+#: and up to 1.9 at n = 400, where the dense O(n m min(n, m)) Schur product dominates.
+LEAN_MAX = 40_000
+STEPS = (1.0, 0.5, 0.25, 0.125, 0.0625)
+#: Largest step increase of a log-plan entry evaluated from P itself (see the line search).
+EXP_SAFE = 30.0
+
+
+def applies(problem: Any, params: Any) -> bool:
+    """True for a CPU (or ``auto``) float64 solve of a problem with at most LEAN_MAX entries."""
+    return (
+        str(getattr(params, "device", "auto")) in ("auto", "cpu")
+        and str(getattr(params, "dtype", "float64")) == "float64"
+        and 0 < int(np.size(problem.C)) <= LEAN_MAX
+    )
+
+
+def _chol_solve(S: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """S^-1 rhs by LAPACK's Cholesky (potrf/potrs called directly: scipy's wrappers cost more
+    than the factorisation at these sizes); None when S is not numerically positive definite."""
+    c, info = dpotrf(S, lower=1, clean=0, overwrite_a=1)
+    if info != 0:
+        return None
+    x, info = dpotrs(c, rhs, lower=1)
+    return x if info == 0 else None
+
+
+def _schur_solve(rows, cols, B, G, elim_x, g, n, mu):
+    """dz with (M + mu diag M) dz = g through the dense Schur complement; None if singular.
+
+    ``cols`` are the column sums without the dropped last one (gauge fix), ``B`` the kept
+    pattern without its last column and ``G`` the Gram matrix of the eliminated side.
+    """
+    s = 1.0 + mu
+    Dr, Dc = rows * s, cols * s
+    gx, gy = g[:n], g[n:]
+    if elim_x and Dc.size == 0:
+        return np.concatenate([gx / Dr, gy])
+    S = G * (-1.0 / s)
+    d = np.einsum("ii->i", S)  # a writable view of the diagonal
+    if elim_x:
+        d += Dc
+        y = _chol_solve(S, gy - B.T @ (gx / Dr))
+        if y is None:
+            return None
+        x = (gx - B @ y) / Dr
+    else:
+        d += Dr
+        x = _chol_solve(S, gx - B @ (gy / Dc))
+        if x is None:
+            return None
+        y = (gy - B.T @ x) / Dc
+    dz = np.concatenate([x, y])
+    return dz if np.isfinite(dz).all() else None
+
+
+def solve(
+    problem: Any, params: Any, progress: Progress | None = None, *, init: Any = None
+) -> Result:
+    """SNS on ``problem`` with dense NumPy arrays; the contract of ``sinkhorn_newton.solve``."""
+    clock = _core.Timer()
+    progress = ensure(progress)
+    p = params
+    reg = p.reg
+    if not (reg > 0 and math.isfinite(reg)):
+        raise InputError(f"reg must be a positive finite number, got {reg}")
+    a_full = np.asarray(problem.a, dtype=np.float64)
+    b_full = np.asarray(problem.b, dtype=np.float64)
+    C_full = np.asarray(problem.C, dtype=np.float64)
+    if C_full.shape != (a_full.size, b_full.size):
+        raise InputError(
+            f"cost matrix has shape {C_full.shape}, expected {(a_full.size, b_full.size)}"
+        )
+    ia, ib = np.flatnonzero(a_full > 0), np.flatnonzero(b_full > 0)
+    if ia.size == 0 or ib.size == 0:
+        raise InputError("a measure has no positive mass")
+    eta = 1.0 / reg
+    full = ia.size == a_full.size and ib.size == b_full.size
+    negC = -(C_full if full else C_full[np.ix_(ia, ib)])
+    a, b = a_full[ia], b_full[ib]
+    la, lb = np.log(a), np.log(b)
+    n, m = a.size, b.size
+    nm = n * m
+    tol = float(p.tol)
+    etas = [eta] if init is not None else schedule(eta, float(negC.max() - negC.min()), p)
+    max_kept = kept_budget(n, m, p)
+    elim_x = n >= m - 1
+    hist: dict[str, list[float]] = {
+        k: []
+        for k in ("step", "stage", "level", "eta", "e", "f", "df", "alpha", "kappa", "density",
+                  "mu", "cg_iters", "passes", "time")
+    }  # fmt: skip
+    stats = {
+        "sinkhorn_iterations": 0, "newton_iterations": 0, "sinkhorn_blocks": 0,
+        "line_search_trials": 0, "cg_iterations": 0, "direct_solves": 0, "cg_fallbacks": 0,
+        "lm_shifts": 0, "stages": len(etas),
+    }  # fmt: skip
+    events: list[str] = []
+    passes = 0
+    step = 0
+    kappa = float(p.kappa)
+    density = 0.0
+    mu, radius = 0.0, RADIUS
+    level = 0
+    eta_s = etas[0]
+    best = (math.inf, 0)
+    pattern = None
+    reason = "budget"
+    cancelled = False
+    if init is not None:
+        x0, y0 = (np.asarray(v, dtype=np.float64) for v in init)
+        if x0.shape != (a_full.size,) or y0.shape != (b_full.size,):
+            raise ValueError("warm start potentials have the wrong shape")
+        alpha, beta = x0[ia] * eta, y0[ib] * eta
+    else:
+        alpha, beta = np.zeros(n), np.zeros(m)
+    Z = negC * eta_s
+    e, f = math.inf, math.nan
+
+    def record(stage: int, alpha_ls: float, cg_it: int, df: float = 0.0) -> None:
+        for key, val in (("step", step), ("stage", stage), ("level", level), ("eta", eta_s),
+                         ("e", e), ("f", f / eta_s), ("df", df / eta_s), ("alpha", alpha_ls),
+                         ("kappa", kappa), ("density", density), ("mu", mu),
+                         ("cg_iters", cg_it), ("passes", passes), ("time", clock())):  # fmt: skip
+            hist[key].append(val)
+
+    def plan_state():
+        """P, its row and column sums, e and f (eta_s units) at (alpha, beta): one exp pass."""
+        nonlocal passes, e, f
+        P = Z + alpha[:, None]
+        P += beta[None, :]
+        P -= 1.0
+        np.exp(P, out=P)
+        passes += 1
+        rows, cols = P.sum(axis=1), P.sum(axis=0)
+        e = float(np.abs(rows - a).sum() + np.abs(cols - b).sum())
+        f = -float(rows.sum()) + float(a @ alpha) + float(b @ beta)
+        return P, rows, cols
+
+    def sweeps(count: int, tol_s: float) -> bool:
+        """Up to ``count`` Sinkhorn sweeps (scaling form, absorbed at the end); True when the
+        run must stop or the stage is done (as the general path's ``sinkhorn_steps``)."""
+        nonlocal alpha, beta, step, passes, cancelled, e, f
+        if step >= p.max_iter:
+            return True
+        K = Z + alpha[:, None]
+        K += beta[None, :]
+        K -= 1.0
+        np.exp(K, out=K)
+        passes += 1
+        u, v = np.ones(n), np.ones(m)
+        Kv = K.sum(axis=1)
+        done = False
+        for _ in range(count):
+            if step >= p.max_iter:
+                break
+            if Kv.min() > 0.0:
+                u = a / Kv
+            if not Kv.min() > 0.0 or u.max() > TAU or u.min() < 1.0 / TAU:
+                # underflowed rows or a scaling out of range: a log-domain row half-step
+                beta = beta + np.log(v)
+                alpha = la + 1.0 - lse_rows(Z, beta)
+                K = Z + alpha[:, None]
+                K += beta[None, :]
+                K -= 1.0
+                np.exp(K, out=K)
+                passes += 2
+                u, v = np.ones(n), np.ones(m)
+            KTu = u @ K
+            if KTu.min() > 0.0:
+                v = b / KTu
+            if not KTu.min() > 0.0 or v.max() > TAU or v.min() < 1.0 / TAU:
+                alpha = alpha + np.log(u)
+                beta = lb + 1.0 - lse_rows(Z.T, alpha)
+                K = Z + alpha[:, None]
+                K += beta[None, :]
+                K -= 1.0
+                np.exp(K, out=K)
+                passes += 2
+                u, v = np.ones(n), np.ones(m)
+                KTu = K.sum(axis=0)
+            Kv = K @ v
+            passes += 2
+            step += 1
+            stats["sinkhorn_iterations"] += 1
+            rows, cols = u * Kv, v * KTu
+            e = float(np.abs(rows - a).sum() + np.abs(cols - b).sum())
+            lu, lv = np.log(u), np.log(v)
+            f = -float(rows.sum()) + float(a @ (alpha + lu)) + float(b @ (beta + lv))
+            record(0, 0.0, 0)
+            progress(step, p.max_iter, e=e, stage=0, level=level)
+            if progress.cancelled:
+                cancelled = done = True
+                break
+            if not math.isfinite(e) or e <= tol_s:
+                done = True
+                break
+        alpha = alpha + np.log(u)
+        beta = beta + np.log(v)
+        return done or step >= p.max_iter
+
+    for level, eta_s in enumerate(etas):
+        last = level == len(etas) - 1
+        tol_s = tol if last else max(tol, p.stage_tol)
+        if level > 0:
+            r = eta_s / etas[level - 1]
+            alpha, beta = alpha * r, beta * r
+            Z = negC * eta_s
+            kappa = max(float(p.kappa), kappa / 2)
+            mu, radius = 0.0, RADIUS
+            events.append(f"step {step}: stage {level} at eta {eta_s:.4g}")
+            if sweeps(1, tol_s):
+                if cancelled or step >= p.max_iter or not math.isfinite(e):
+                    break
+                if not last:
+                    continue
+        elif init is None and p.warmup > 0:
+            if sweeps(p.warmup, tol_s):
+                if cancelled or step >= p.max_iter or not math.isfinite(e):
+                    break
+        P, rows, cols = plan_state()
+        stop = False
+        failed_rounds = 0
+        while e > tol_s and step < p.max_iter:
+            e_prev = e
+            k = min(math.ceil(kappa * max(n, m)), max_kept)
+            at_cap = k >= max_kept
+            density = k / nm
+            # the top-k among the positive entries: underflowed zeros (often most of P at large
+            # eta) are ties that make introselect ~10x slower, and are never kept anyway
+            pos = P[P > 0.0]
+            if k >= pos.size:
+                Ps = P
+            else:
+                thr = np.partition(pos, pos.size - k)[pos.size - k]
+                Ps = np.where(P >= thr, P, 0.0)
+            B = Ps[:, : m - 1]
+            G = (B.T / rows) @ B if elim_x else (B / cols[: m - 1]) @ B.T
+            g = np.concatenate([a - rows, (b - cols)[: m - 1]])
+            scale = float(np.abs(g / np.concatenate([rows, cols[: m - 1]])).max())
+            accepted, df, size, g_dot = 0.0, 0.0, math.inf, math.nan
+            too_long: list[tuple[float, float]] = []
+            lin = 0.0
+            E = D = None
+            while True:
+                dz = _schur_solve(rows, cols[: m - 1], B, G, elim_x, g, n, mu)
+                stats["direct_solves"] += 1
+                g_dot = float(g @ dz) if dz is not None else math.nan
+                size = float(np.abs(dz).max()) if dz is not None else math.inf
+                if not (math.isfinite(size) and g_dot > 0 and size <= radius):
+                    if math.isfinite(size) and g_dot > 0:
+                        too_long.append((mu, size))
+                    mu = next_shift(mu, too_long, radius, scale)
+                    stats["lm_shifts"] += 1
+                    if mu > MU_MAX:
+                        break
+                    continue
+                dal = dz[:n]
+                dbe = np.zeros(m)
+                dbe[: m - 1] = dz[n:]
+                D = dal[:, None] + dbe[None, :]
+                lin = float(rows @ dal + cols @ dbe)
+                d_max = float(dal.max() + dbe.max())
+                logP = None
+                for s_ in STEPS:
+                    sD = D * s_ if s_ != 1.0 else D
+                    if s_ * d_max <= EXP_SAFE:
+                        # q = sum P (e^{sD} - 1 - sD) from P and expm1: no cancellation between
+                        # the two sums; an entry of P that underflowed (< e^-745) stays below
+                        # e^(EXP_SAFE - 745) after the step, so dropping it is harmless
+                        E = np.expm1(sD)
+                        q = float(np.vdot(P, E)) - s_ * lin
+                    else:
+                        # a large increase can lift underflowed entries to significance: the
+                        # new plan from its logarithm (cancellation is irrelevant at this size)
+                        E = None
+                        if logP is None:
+                            logP = Z + alpha[:, None]
+                            logP += beta[None, :]
+                            logP -= 1.0
+                        with np.errstate(over="ignore"):  # inf: a rejected trial
+                            q = float(np.exp(logP + sD).sum()) - float(rows.sum()) - s_ * lin
+                    passes += 1
+                    stats["line_search_trials"] += 1
+                    inc = s_ * g_dot - q
+                    if math.isfinite(q) and inc >= ARMIJO_C * s_ * g_dot:
+                        accepted, df = s_, inc
+                        break
+                if accepted:
+                    break
+                radius = size / 4
+                if radius < RADIUS_MIN:
+                    break
+                too_long.append((mu, size))
+                mu = next_shift(mu, too_long, radius, scale)
+                stats["lm_shifts"] += 1
+                if mu > MU_MAX:
+                    break
+            if not accepted:
+                mu, radius = 0.0, RADIUS
+                failed_rounds += 1
+                events.append(
+                    f"step {step}: no ascent step in the trust region (e {e:.2e}); Sinkhorn block"
+                )
+                stats["sinkhorn_blocks"] += 1
+                e_before = e
+                if sweeps(p.sinkhorn_block, tol_s):
+                    if cancelled or step >= p.max_iter or not math.isfinite(e):
+                        stop = True
+                        break
+                    P, rows, cols = plan_state()
+                    continue
+                P, rows, cols = plan_state()
+                if failed_rounds >= 2 and e > 0.9 * e_before:
+                    reason, stop = "stagnation", True
+                    break
+                continue
+            pattern = (
+                Ps if k < nm else None
+            )  # the accepted step's kept pattern (indices at the end)
+            mu_used = mu
+            alpha = alpha + accepted * dal
+            beta = beta + accepted * dbe
+            step += 1
+            stats["newton_iterations"] += 1
+            if accepted == 1.0 and E is not None:
+                P += P * E  # the plan after the full step: P exp(D), from the trial's expm1
+                rows, cols = P.sum(axis=1), P.sum(axis=0)
+                e = float(np.abs(rows - a).sum() + np.abs(cols - b).sum())
+                f = -float(rows.sum()) + float(a @ alpha) + float(b @ beta)
+            else:
+                P, rows, cols = plan_state()
+            record(1, accepted, 0, df)
+            progress(step, p.max_iter, e=e, stage=1, level=level, alpha=accepted, kappa=kappa,
+                     density=density, mu=mu)  # fmt: skip
+            if progress.cancelled:
+                cancelled = stop = True
+                break
+            if not math.isfinite(e):
+                stop = True
+                break
+            if accepted == 1.0:
+                if mu > 0:
+                    radius = min(RADIUS_MAX, 4 * radius)
+                mu = 0.0 if mu <= MU_DROP else mu / 4
+            else:
+                radius = max(RADIUS_MIN, accepted * size)
+            if (
+                p.adaptive
+                and accepted == 1.0
+                and e > 0.5 * e_prev
+                and at_cap
+                and k < nm
+                and mu_used == 0.0
+            ):
+                events.append(f"step {step}: density cap, slow step: Sinkhorn block")
+                stats["sinkhorn_blocks"] += 1
+                stopped = sweeps(p.sinkhorn_block, tol_s)
+                P, rows, cols = plan_state()
+                if stopped and (cancelled or step >= p.max_iter or not math.isfinite(e)):
+                    stop = True
+                    break
+                continue
+            if p.adaptive and accepted == 1.0 and e > 0.5 * e_prev and not at_cap:
+                events.append(
+                    f"step {step}: kappa {kappa:g} -> {2 * kappa:g} (e ratio {e / e_prev:.2g})"
+                )
+                kappa *= 2
+            if last:
+                if e < 0.9 * best[0]:
+                    best = (e, step)
+                elif step - best[1] >= p.patience:
+                    reason, stop = "stagnation", True
+                    break
+        if stop or cancelled or step >= p.max_iter or not math.isfinite(e):
+            break
+    if cancelled:
+        reason = "cancelled"
+    elif not math.isfinite(e):
+        reason = "non_finite"
+    elif e <= tol and level == len(etas) - 1:
+        reason = "converged"
+    elif reason != "stagnation":
+        reason = "budget"
+    stats["passes"] = passes
+    stats["selection_repeats"] = 0
+    return _finish(problem, p, eta_s, alpha, beta, negC, a, b, ia, ib, step, reason, hist, clock,
+                   stats, events, etas, pattern, kappa, density)  # fmt: skip
+
+
+def _finish(problem, p, eta_s, alpha, beta, negC, a, b, ia, ib, step, reason, hist, clock, stats,
+            events, etas, pattern, kappa, density) -> Result:  # fmt: skip
+    """The Result of ``sinkhorn.finish_plan`` (the general path's), from NumPy potentials."""
+    reg, tol, eta = p.reg, float(p.tol), eta_s
+    n_full, m_full = problem.a.size, problem.b.size
+    logP = negC * eta + alpha[:, None]
+    logP += beta[None, :]
+    logP -= 1.0
+    Ps = np.exp(logP)
+    if ia.size == n_full and ib.size == m_full:
+        P = Ps
+    else:
+        P = np.zeros((n_full, m_full))
+        P[np.ix_(ia, ib)] = Ps
+    al, be = _core.fix_gauge(alpha, beta, a, b)
+    xs, ys = al / eta, be / eta
+    if ia.size == n_full and ib.size == m_full:
+        x, y = xs, ys
+    else:
+        C = np.asarray(problem.C, dtype=np.float64)
+        x, y = np.empty(n_full), np.empty(m_full)
+        x[ia], y[ib] = xs, ys
+        ra, rb = np.setdiff1d(np.arange(n_full), ia), np.setdiff1d(np.arange(m_full), ib)
+        if ra.size:
+            x[ra] = np.min(C[np.ix_(ra, ib)] - ys[None, :], axis=1)
+        if rb.size:
+            y[rb] = np.min(C[np.ix_(ia, rb)] - xs[:, None], axis=0)
+    mt = plan_metrics(problem, P, reg)
+    mt["dual_objective"] = float(-P.sum() / eta) + float(np.dot(a, xs) + np.dot(b, ys))
+    mt["iterations"] = float(step)
+    mt.update({k: float(v) for k, v in stats.items()})
+    mt["final_kappa"] = hist["kappa"][-1] if hist["kappa"] else p.kappa
+    mt["final_density"] = hist["density"][-1] if hist["density"] else 0.0
+    status = _core.decide_status(mt["marginal_error"], tol, reason == "cancelled")
+    if status == "max_iter" and reason == "stagnation":
+        status = "failed"
+    wall = clock()
+    mt["wall_s"] = wall
+    e = mt["marginal_error"]
+    msg = {
+        "converged": f"marginal error {e:.2e} <= tol {tol:.1e} after {step} iterations",
+        "max_iter": f"budget: stopped at the iteration cap ({step}); marginal error {e:.2e} > tol {tol:.1e}",
+        "cancelled": f"cancelled after {step} iterations; marginal error {e:.2e}",
+        "failed": (
+            f"stagnation: marginal error stuck at {e:.2e} > tol {tol:.1e} after {step} iterations "
+            f"(the float64 floor at this eta, or an ill-posed problem)"
+            if reason == "stagnation"
+            else "non-finite marginal error (numerical breakdown)"
+        ),
+    }[status]
+    extras: dict[str, Any] = {"x": x, "y": y, "events": events, "stop_reason": reason, "etas": etas}
+    if pattern is not None:
+        r_, c_ = np.nonzero(pattern)
+        extras["pattern_rows"] = ia[r_].astype(np.int64)
+        extras["pattern_cols"] = ib[c_].astype(np.int64)
+    return Result(
+        output=P,
+        kind="plan",
+        status=status,
+        iterations=int(step),
+        metrics={k: float(v) for k, v in mt.items()},
+        history=hist,
+        extras=extras,
+        meta={
+            "solver": "sinkhorn_newton",
+            "reg": reg,
+            "eta": 1.0 / reg,
+            "tol": tol,
+            "tol_norm": "L1 marginal error ||P1-a||_1 + ||P^T1-b||_1",
+            "device": "cpu",
+            "backend": "numpy-dense",
+            "wall_s": wall,
+            "dtype": "float64",
+            "stop_reason": reason,
+            "potentials_units": "normalised cost (multiply by cost_scale for user units)",
+            "versions": versions(),
+        },
+        message=msg,
+    )
