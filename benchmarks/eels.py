@@ -70,11 +70,11 @@ CONDITIONS: dict[str, dict] = {
 QUICK = ["shift 1 eV, dose 0.3x", "L3/L2 ratio x1.6, dose 1x", "null (no anomaly), drift 0.3 eV"]
 
 PCA_SCORES = {
-    "pca_recon": ("shift", "pearson", "residual", "nll"),
+    "pca_recon": ("shift", "ratio", "pearson", "residual", "nll"),
     "pca_t2": ("t2", "shift", "pearson", "residual", "nll"),
-    "pca_bulk": ("shift", "pearson", "residual", "residual_edge", "t2", "nll"),
+    "pca_bulk": ("shift", "ratio", "pearson", "residual", "residual_edge", "t2", "nll"),
 }
-VAE_SCORES = ("shift", "pearson", "nll")
+VAE_SCORES = ("shift", "ratio", "pearson", "nll")
 KS = (0, 2, 3, 5)
 
 
@@ -117,9 +117,10 @@ def _metrics(score, truth, score_name="", pool=0.0):
 
     # the solvers' default threshold: calibrated for the shift score, the robust empirical null
     # for T^2 and the centroid (robust_threshold), Otsu for the others; the
-    # common-shift map ("shiftc", pool_shift_glr) has the per-pixel chi-square(1) null
-    if score_name == "shiftc":
-        th = C.threshold(score, "auto", "shift", 0.0)
+    # common-shift map ("shiftc", pool_shift_glr) has the per-pixel chi-square(1) null, and so
+    # has the common-ratio-change map ("ratioc")
+    if score_name in ("shiftc", "ratioc"):
+        th = C.threshold(score, "auto", score_name[:-1], 0.0)
     else:
         th = C.threshold(score, "auto", score_name, pool)
     out = {"flagged": float(th["mask"].mean())}
@@ -169,13 +170,16 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True, only=DETECTORS):
             walls[_key(base, p)] = w
 
     def add_common(prefix, r, w):
-        # the common-shift likelihood ratio needs the per-shift gains: only the run's own pool
-        if "shift_common" in r.extras:
-            key = _key(f"{prefix} shiftc", float(r.meta["pool"]))
-            scores[key], walls[key] = np.asarray(r.extras["shift_common"], np.float64), w
+        # the common-shift (-ratio) likelihood ratio needs the per-trial gains: only the run's
+        # own pool
+        for name in ("shift", "ratio"):
+            if f"{name}_common" in r.extras:
+                key = _key(f"{prefix} {name}c", float(r.meta["pool"]))
+                scores[key] = np.asarray(r.extras[f"{name}_common"], np.float64)
+                walls[key] = w
 
     def default(m, base, r):
-        if r.meta.get("score") == "shift" and r.meta.get("shift_pool") == "common":
+        if r.meta.get("score") in ("shift", "ratio") and r.meta.get("shift_pool") == "common":
             if float(r.meta["pool"]) > 0:
                 base += "c"
         key = _key(base, float(r.meta["pool"]))
