@@ -338,14 +338,16 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         f"score x spatial pooling {{{', '.join(f'{p:g}' for p in _pools())}}} px, and the "
         "common-shift likelihood ratio 'shiftc' at the default pooling). Cells: mean "
         "[95 % bootstrap interval over seeds]. 'Default' = the solver's defaults (k from parallel "
-        "analysis, score from 'look for' = shift, or ratio for the ratio anomaly; alignment auto; "
-        "pca_recon's shift score from a PCA refitted twice without the pixels flagged at the "
-        "default threshold; thresholds: calibrated chi-square for the shift score, robust "
-        "empirical null for T2 and the centroid; "
+        "analysis, score from 'look for' = shift -- the shift likelihood ratio -- or, for the "
+        "ratio anomaly, 'look for' = ratio -- the white-line ratio likelihood ratio, with k "
+        "raised to at least 4 for the PCA detectors; alignment auto; "
+        "pca_recon's shift score from a PCA refitted twice, its ratio score once, without the "
+        "pixels flagged at the default threshold; thresholds: calibrated chi-square for the "
+        "shift and ratio scores, robust empirical null for T2 and the centroid; "
         f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px"
         + (
-            ", the shift score as the likelihood ratio of one shift common to the neighbourhood, "
-            "'shiftc'"
+            ", the shift and ratio scores as the likelihood ratio of one shift (ratio change) "
+            "common to the neighbourhood, 'shiftc' / 'ratioc'"
             if DEFAULT_SHIFT_POOL == "common"
             else ", the shift score as the average of the per-pixel statistics"
         )
@@ -404,7 +406,7 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
     nulls = [c for c in conds if c.startswith("null")]
     if nulls:
         lines += [
-            "**Pixels flagged at the default threshold (calibrated for the shift score, robust empirical "
+            "**Pixels flagged at the default threshold (calibrated for the shift and ratio scores, robust empirical "
             "null for T2 and the centroid, Otsu "
             "otherwise), no anomaly, drift 0.3 eV** "
             "(target <= 2 %):",

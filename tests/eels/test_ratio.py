@@ -95,3 +95,24 @@ def test_pca_recon_ratio_score_detects_a_planted_ratio_change_and_is_calibrated(
     null = synthetic(dict(kw, fraction=0.0, drift=0.3, seed=12), name="n")
     rn = pca_recon.solve(null, pca_recon.Params(look_for="ratio"))
     assert rn.metrics["flagged_fraction"] <= 0.02
+
+
+@pytest.mark.slow
+def test_cvae3d_look_for_ratio_scores_the_white_line_ratio():
+    from workbench.nets import eels_cvae_fit as cvae_fit
+    from workbench.solvers.eels import cvae3d
+
+    if not cvae_fit.DEFAULT_CHECKPOINT.exists():
+        pytest.skip("bundled checkpoint not trained yet")
+    kw = dict(KW, ny=32, nx=32, n_pk=135.0, fraction=0.08, anomaly="ratio", ratio_factor=1.6)
+    cube = synthetic(dict(kw, seed=5), name="rv")
+    p = cvae3d.Params(look_for="ratio", max_iter=3, device="cpu", save=False)
+    r = cvae3d.solve(cube, p)
+    assert r.meta["score"] == "ratio"
+    # the output is the pooled common-ratio-change likelihood ratio of the per-pixel gains
+    np.testing.assert_allclose(r.output, r.extras["ratio_common"], rtol=1e-5)
+    assert r.extras["ratio_estimate"].shape == cube.truth.shape
+    assert np.all(r.output >= 0) and r.metrics["flagged_fraction"] <= 0.2
+    # the estimated ratio factor is larger inside the discs (planted x1.6) than outside
+    est = r.extras["ratio_estimate"]
+    assert np.median(est[cube.truth]) > np.median(est[~cube.truth])
