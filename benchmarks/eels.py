@@ -70,11 +70,11 @@ CONDITIONS: dict[str, dict] = {
 QUICK = ["shift 1 eV, dose 0.3x", "L3/L2 ratio x1.6, dose 1x", "null (no anomaly), drift 0.3 eV"]
 
 PCA_SCORES = {
-    "pca_recon": ("shift", "pearson", "residual", "nll"),
+    "pca_recon": ("shift", "ratio", "pearson", "residual", "nll"),
     "pca_t2": ("t2", "shift", "pearson", "residual", "nll"),
-    "pca_bulk": ("shift", "pearson", "residual", "residual_edge", "t2", "nll"),
+    "pca_bulk": ("shift", "ratio", "pearson", "residual", "residual_edge", "t2", "nll"),
 }
-VAE_SCORES = ("shift", "pearson", "nll")
+VAE_SCORES = ("shift", "ratio", "pearson", "nll")
 KS = (0, 2, 3, 5)
 
 
@@ -117,9 +117,10 @@ def _metrics(score, truth, score_name="", pool=0.0):
 
     # the solvers' default threshold: calibrated for the shift score, the robust empirical null
     # for T^2 and the centroid (robust_threshold), Otsu for the others; the
-    # common-shift map ("shiftc", pool_shift_glr) has the per-pixel chi-square(1) null
-    if score_name == "shiftc":
-        th = C.threshold(score, "auto", "shift", 0.0)
+    # common-shift map ("shiftc", pool_shift_glr) has the per-pixel chi-square(1) null, and so
+    # has the common-ratio-change map ("ratioc")
+    if score_name in ("shiftc", "ratioc"):
+        th = C.threshold(score, "auto", score_name[:-1], 0.0)
     else:
         th = C.threshold(score, "auto", score_name, pool)
     out = {"flagged": float(th["mask"].mean())}
@@ -169,13 +170,16 @@ def _runs(mods, prob, cond, epochs_ft, ks=KS, grid=True, only=DETECTORS):
             walls[_key(base, p)] = w
 
     def add_common(prefix, r, w):
-        # the common-shift likelihood ratio needs the per-shift gains: only the run's own pool
-        if "shift_common" in r.extras:
-            key = _key(f"{prefix} shiftc", float(r.meta["pool"]))
-            scores[key], walls[key] = np.asarray(r.extras["shift_common"], np.float64), w
+        # the common-shift (-ratio) likelihood ratio needs the per-trial gains: only the run's
+        # own pool
+        for name in ("shift", "ratio"):
+            if f"{name}_common" in r.extras:
+                key = _key(f"{prefix} {name}c", float(r.meta["pool"]))
+                scores[key] = np.asarray(r.extras[f"{name}_common"], np.float64)
+                walls[key] = w
 
     def default(m, base, r):
-        if r.meta.get("score") == "shift" and r.meta.get("shift_pool") == "common":
+        if r.meta.get("score") in ("shift", "ratio") and r.meta.get("shift_pool") == "common":
             if float(r.meta["pool"]) > 0:
                 base += "c"
         key = _key(base, float(r.meta["pool"]))
@@ -334,14 +338,16 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         f"score x spatial pooling {{{', '.join(f'{p:g}' for p in _pools())}}} px, and the "
         "common-shift likelihood ratio 'shiftc' at the default pooling). Cells: mean "
         "[95 % bootstrap interval over seeds]. 'Default' = the solver's defaults (k from parallel "
-        "analysis, score from 'look for' = shift, or ratio for the ratio anomaly; alignment auto; "
-        "pca_recon's shift score from a PCA refitted twice without the pixels flagged at the "
-        "default threshold; thresholds: calibrated chi-square for the shift score, robust "
-        "empirical null for T2 and the centroid; "
+        "analysis, score from 'look for' = shift -- the shift likelihood ratio -- or, for the "
+        "ratio anomaly, 'look for' = ratio -- the white-line ratio likelihood ratio, with k "
+        "raised to at least 4 for the PCA detectors; alignment auto; "
+        "pca_recon's shift score from a PCA refitted twice, its ratio score once, without the "
+        "pixels flagged at the default threshold; thresholds: calibrated chi-square for the "
+        "shift and ratio scores, robust empirical null for T2 and the centroid; "
         f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px"
         + (
-            ", the shift score as the likelihood ratio of one shift common to the neighbourhood, "
-            "'shiftc'"
+            ", the shift and ratio scores as the likelihood ratio of one shift (ratio change) "
+            "common to the neighbourhood, 'shiftc' / 'ratioc'"
             if DEFAULT_SHIFT_POOL == "common"
             else ", the shift score as the average of the per-pixel statistics"
         )
@@ -400,7 +406,7 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
     nulls = [c for c in conds if c.startswith("null")]
     if nulls:
         lines += [
-            "**Pixels flagged at the default threshold (calibrated for the shift score, robust empirical "
+            "**Pixels flagged at the default threshold (calibrated for the shift and ratio scores, robust empirical "
             "null for T2 and the centroid, Otsu "
             "otherwise), no anomaly, drift 0.3 eV** "
             "(target <= 2 %):",

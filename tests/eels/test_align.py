@@ -114,7 +114,8 @@ def test_parallel_analysis_counts_planted_components():
 
 def test_score_follows_the_anomaly_sought():
     assert C.resolve_score("auto", "shift") == "shift"
-    assert C.resolve_score("auto", "ratio") == "nll"
+    assert C.resolve_score("auto", "ratio") == "ratio"
+    assert C.resolve_score("auto", "phase") == "nll"
     assert C.resolve_score("pearson", "shift") == "pearson"
     with pytest.raises(InputError):
         C.resolve_score("auto", "colour")

@@ -100,7 +100,8 @@ def test_pca_detector_pools_its_score_by_default_and_pooling_helps_on_regions():
     p = synthetic(kw)
     # one PCA fit for every pooling compared here (refit leaves out what each pooling flags)
     r = pca_recon.solve(p, pca_recon.Params(refit=0))
-    assert pca_recon.Params().refit > 0
+    # the default (empty = auto) refits for the shift score
+    assert pca_recon.Params().refit is None and pca_recon.REFIT_ROUNDS > 0
     assert r.meta["pool"] == C.DEFAULT_POOL > 0 and r.meta["score"] == "shift"
     assert r.meta["shift_pool"] == C.DEFAULT_SHIFT_POOL
     raw = np.asarray(r.extras["score_shift"], np.float64)

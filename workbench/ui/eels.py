@@ -268,7 +268,10 @@ def _results(problem, runs) -> None:
                     "eels-latent",
                     f"{K}.latent",
                 )
-    if "shift_estimate" in ex:
+    if "ratio_estimate" in ex and r.meta.get("score") == "ratio":
+        fig = V.ratio_map_figure(np.asarray(ex["ratio_estimate"]), problem.truth)
+        common.show_figure(fig, "eels-ratio-estimate", f"{K}.ratio")
+    elif "shift_estimate" in ex:
         fig = V.shift_map_figure(np.asarray(ex["shift_estimate"]), problem.truth)
         common.show_figure(fig, "eels-shift-estimate", f"{K}.dE")
     if r.message:
@@ -334,11 +337,18 @@ GUIDE = r"""
 | anomaly sought | default score | why |
 |---|---|---|
 | chemical shift (edge moved by ΔE) | **shift**: likelihood ratio of the best energy shift of the reconstruction, 2 max_δ Σ_k Y_k log(Ŷ_δ,k / Ŷ_k) | aimed at exactly that alternative; power grows with ΔE and dose |
-| changed L₃/L₂ ratio, new phase, anything | **nll**: Poisson deviance 2 Σ_k [Y ln(Y/Ŷ) − (Y − Ŷ)] in the edge window | omnibus goodness of fit of the counts |
+| changed L₃/L₂ ratio (valence) | **ratio**: likelihood ratio of the best change ρ of the reconstruction's L₃/L₂ white-line area ratio, total white-line area kept: 2 max_ρ Σ_k Y_k log(Ŷ_ρ,k / Ŷ_k), the white lines taken above a straight baseline in their two windows (found on the mean reconstruction, or set by the L3 / L2 energies) | aimed at a redistribution between the two lines; a pixel's intensity (thickness, concentration) drops out; the map of the best ρ is shown as `ratio_estimate` |
+| new phase, anything | **nll**: Poisson deviance 2 Σ_k [Y ln(Y/Ŷ) − (Y − Ŷ)] in the edge window | omnibus goodness of fit of the counts (the reconstruction error) |
 | (any, the paper's score) | **pearson**: 1 − r(Y, Ŷ) | kept for comparison; weak at low dose |
 
+Shift and ratio are one-parameter likelihood ratios: pooled over the neighbourhood as one shift
+(one ratio change) common to the region, their null is chi-square(1), and the default threshold
+is calibrated on it. Each also reacts somewhat to the other's anomaly (a shift moves intensity
+between the white-line windows, a ratio change moves the line centroid), so pick the one for the
+anomaly you look for.
+
 `pca_t2` scores Hotelling's T² of the component scores (a shifted edge that becomes a component).
-The count-based scores (shift, nll, and the 3D-CVAE's training likelihood) need raw counts:
+The count-based scores (shift, ratio, nll, and the 3D-CVAE's training likelihood) need raw counts:
 background-subtracted or normalised data are detected and refused by them (the others warn).
 
 **Defaults.** *k = 0*: the number of components comes from parallel analysis under Poisson

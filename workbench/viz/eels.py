@@ -626,6 +626,31 @@ def compare_figure(problem: Any, labelled: list) -> go.Figure:
     return score_maps_figure({label: np.asarray(r.output) for label, r in labelled}, truth)
 
 
+def ratio_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Figure:
+    """Per-pixel best L3/L2 ratio factor of the reconstruction (1 = unchanged), truth outlined;
+    coloured on a log scale so that x2 and x0.5 look alike."""
+    z = np.log2(np.clip(np.asarray(est, np.float64), 1e-6, None))
+    ticks = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            customdata=np.asarray(est, np.float64),
+            hovertemplate="x %{x}, y %{y}: ratio x%{customdata:.2f}<extra></extra>",
+            colorscale="RdBu_r",
+            zmid=0,
+            colorbar={"title": "ratio factor", "tickvals": np.log2(ticks), "ticktext": ticks},
+        )
+    )
+    if truth is not None and np.asarray(truth).any():
+        fig.add_trace(_truth_contour(np.asarray(truth), "#00a000"))
+    fig.update_layout(
+        title="Estimated L3/L2 ratio change per pixel (best factor against the reconstruction)",
+        yaxis={"autorange": "reversed", "scaleanchor": "x"},
+        height=380,
+    )
+    return fig
+
+
 def shift_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Figure:
     """Per-pixel best energy shift of the reconstruction (eV), truth outlined."""
     fig = go.Figure(go.Heatmap(z=est, colorscale="RdBu_r", zmid=0, colorbar={"title": "eV"}))

@@ -10,7 +10,8 @@ paper's NLL) + beta * KL. Per-image fine-tuning (bulk assumption) starts from th
 least 8 batches per epoch so small maps get enough updates. Inference uses the posterior mean on
 overlapping tiles (stride P/2 + edge-aligned), averages pi and maps it back to the user's channels.
 Scores, in the edge window: the likelihood ratio of the best energy shift of the reconstruction
-(default for a chemical shift), the Poisson deviance (default for a changed ratio or new phase),
+(default for a chemical shift), the likelihood ratio of the best change of its L3/L2 white-line
+ratio (default for a changed ratio), the Poisson deviance (default for a new phase or anything),
 or 1 - Pearson r (paper); larger = more anomalous.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.device import resolve_device, versions
+from workbench.errors import InputError
 from workbench.nets.eels_cvae_fit import (
     DEFAULT_CHECKPOINT,
     NET_CHANNELS,
@@ -84,9 +86,11 @@ class Params:
     edge_hi: float = C.shared("edge_hi")
     score: str = param(
         "auto",
-        "auto (from 'look for'), 1 - Pearson r (paper), Poisson deviance, or the likelihood ratio of the best energy shift (+-5 eV) of the reconstruction, in the edge window",
-        choices=("auto", "pearson", "nll", "shift"),
+        "auto (from 'look for'), 1 - Pearson r (paper), Poisson deviance, the likelihood ratio of the best energy shift (+-5 eV) of the reconstruction, or of the best L3/L2 white-line ratio change, in the edge window",
+        choices=("auto", "pearson", "nll", "shift", "ratio"),
     )
+    l3: float | None = C.shared("l3")
+    l2: float | None = C.shared("l2")
     look_for: str = C.shared("look_for")
     align: str = C.shared("align")
     ref_lo: float | None = C.shared("ref_lo")
@@ -130,6 +134,29 @@ def shift_scores(
     """GLR statistic for an energy shift of the reconstruction in the edge window, the best
     shift (eV) and the per-shift gains per pixel; see :func:`workbench.solvers.eels.common.shift_fit`."""
     return C.shift_fit(counts, yhat, energy, edge_lo, edge_hi)
+
+
+def ratio_scores(
+    counts: np.ndarray, yhat: np.ndarray, energy: np.ndarray, params: Params, required: bool
+) -> C.ShiftFit | None:
+    """White-line ratio likelihood ratio of the reconstruction
+    (:func:`workbench.solvers.eels.common.ratio_fit`), its windows found on the mean
+    reconstruction in the edge window; None when there are no two white lines and the score
+    was not asked for."""
+    try:
+        lines = C.white_line_windows(
+            energy,
+            yhat.reshape(-1, yhat.shape[-1]).mean(0),
+            params.edge_lo,
+            params.edge_hi,
+            l3=params.l3,
+            l2=params.l2,
+        )
+    except InputError:
+        if required:
+            raise
+        return None
+    return C.ratio_fit(counts, yhat, energy, lines)
 
 
 def fine_tune_steps(ny: int, nx: int, params: Params) -> int:
@@ -230,18 +257,24 @@ def solve(problem, params: Params, progress=None) -> Result:
     t_inf = time.perf_counter() - t1
     sfit = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
     shift, dmap = sfit.lr, sfit.best
+    rfit = ratio_scores(counts, yhat, e_src, params, required=name == "ratio")
+    per_pixel = {"pearson": pear, "nll": dev, "shift": shift}
+    if rfit is not None:
+        per_pixel["ratio"] = rfit.lr
     # the chosen score pooled over the map (extras keep every score per pixel)
     score, null_pool, common = C.detector_map(
-        name,
-        {"pearson": pear, "nll": dev, "shift": shift}[name],
-        shift.shape,
-        params.pool,
-        params.shift_pool,
-        sfit,
+        name, per_pixel[name], shift.shape, params.pool, params.shift_pool, sfit, rfit
     )
     extras, metrics = C.finish(score, problem, params.threshold, name, null_pool)
     if common is not None:
         extras["shift_common"] = common.astype(np.float32)
+    if rfit is not None:
+        extras["score_ratio"] = rfit.lr.astype(np.float32)
+        extras["ratio_estimate"] = np.exp(rfit.best).astype(np.float32)
+        if params.pool > 0 and params.shift_pool == "common":
+            extras["ratio_common"] = (
+                score if name == "ratio" else C.pool_shift_glr(rfit.ll, rfit.deltas, params.pool)[0]
+            ).astype(np.float32)
     extras.update(
         {
             "score_pearson": pear.astype(np.float32),

@@ -147,6 +147,37 @@ def shift_scores(prep: Prepared, fit: dict[str, Any]) -> C.ShiftFit:
     return C.shift_fit(prep.X, fit["X_hat"], e, float(e[prep.edge][0]), float(e[prep.edge][-1]))
 
 
+def ratio_scores(
+    prep: Prepared,
+    fit: dict[str, Any],
+    l3: float | None = None,
+    l2: float | None = None,
+    required: bool = False,
+) -> C.ShiftFit | None:
+    """White-line ratio likelihood ratio of the rank-k reconstruction
+    (:func:`workbench.solvers.eels.common.ratio_fit`), its windows found on the mean
+    reconstruction in the edge window. None when no two white lines are found there (an edge
+    without them), unless ``required`` (the chosen score), which raises the InputError."""
+    e = prep.energy
+    lo, hi = float(e[prep.edge][0]), float(e[prep.edge][-1])
+    try:
+        lines = C.white_line_windows(e, fit["X_hat"].mean(0), lo, hi, l3=l3, l2=l2)
+    except InputError:
+        if required:
+            raise
+        return None
+    return C.ratio_fit(prep.X, fit["X_hat"], e, lines)
+
+
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    """``mask`` grown by a disc of ``radius`` pixels."""
+    from scipy.ndimage import binary_dilation
+
+    r = int(np.floor(radius))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return binary_dilation(mask, structure=yy * yy + xx * xx <= radius * radius)
+
+
 def shift_refit(
     prep: Prepared,
     k: int,
@@ -154,6 +185,8 @@ def shift_refit(
     rounds: int,
     pool: float,
     shift_pool: str = C.DEFAULT_SHIFT_POOL,
+    dilate: float = 0.0,
+    q: float = 0.999,
 ) -> tuple[dict[str, Any], C.ShiftFit, float]:
     """PCA fit and shift fit with the anomalous region kept out of its own template.
 
@@ -170,15 +203,25 @@ def shift_refit(
     is flagged and the fit is unchanged. Two rounds recover 0.948 / 0.986 of that gap on the
     validation cubes. The price: normal pixels that are flagged are left out of the fit too and
     then fit it worse, so false alarms grow round by round where there are some (a drift-null
-    validation cube: 0.32 % flagged with one fit, 0.98 % after two rounds). Returns (fit, shift
-    fit, fraction of pixels left out).
+    validation cube: 0.32 % flagged with one fit, 0.98 % after two rounds). ``dilate`` (px) grows
+    the left-out set by a disc and ``q`` sets the chi-square quantile of its threshold: both
+    left at their defaults (no growth, 0.999), since leaving more out lifted the 0.5 eV
+    validation AUC by at most 0.011 but flagged 3-5 % of a null cube
+    (benchmarks/eels_refit_dilate_sweep.py). Returns (fit, shift fit, fraction of pixels left
+    out).
     """
     fit = fit_transform(prep.X, k, poisson)
     sfit = shift_scores(prep, fit)
     left_out = 0.0
     for _ in range(rounds):
         smap, null_pool, _ = C.detector_map("shift", sfit.lr, prep.shape, pool, shift_pool, sfit)
-        flagged = C.threshold(smap, "auto", "shift", null_pool)["mask"].ravel()
+        if q == 0.999:
+            flagged = C.threshold(smap, "auto", "shift", null_pool)["mask"]
+        else:
+            flagged = smap > C.calibrated_threshold(smap, q=q, pool=null_pool)
+        if dilate > 0 and flagged.any():
+            flagged = _dilate(flagged, dilate)
+        flagged = flagged.ravel()
         # keep at least k + 2 pixels (a rank-k fit of fewer reproduces them exactly)
         if not flagged.any() or (~flagged).sum() < k + 2:
             break
@@ -186,6 +229,36 @@ def shift_refit(
         fit = fit_transform(prep.X, k, poisson, fit_rows=~flagged)
         sfit = shift_scores(prep, fit)
     return fit, sfit, left_out
+
+
+def ratio_refit(
+    prep: Prepared,
+    k: int,
+    poisson: bool,
+    rounds: int,
+    pool: float,
+    shift_pool: str = C.DEFAULT_SHIFT_POOL,
+    l3: float | None = None,
+    l2: float | None = None,
+) -> tuple[dict[str, Any], C.ShiftFit, float]:
+    """:func:`shift_refit` for the white-line ratio score: each of ``rounds`` rounds refits the
+    PCA without the pixels the pooled ratio likelihood ratio flags at its calibrated threshold,
+    so a region of changed ratio does not shape its own template. Returns (fit, ratio fit,
+    fraction of pixels left out)."""
+    fit = fit_transform(prep.X, k, poisson)
+    rfit = ratio_scores(prep, fit, l3, l2, required=True)
+    left_out = 0.0
+    for _ in range(rounds):
+        rmap, null_pool, _ = C.detector_map(
+            "ratio", rfit.lr, prep.shape, pool, shift_pool, None, rfit
+        )
+        flagged = C.threshold(rmap, "auto", "ratio", null_pool)["mask"].ravel()
+        if not flagged.any() or (~flagged).sum() < k + 2:
+            break
+        left_out = float(flagged.mean())
+        fit = fit_transform(prep.X, k, poisson, fit_rows=~flagged)
+        rfit = ratio_scores(prep, fit, l3, l2, required=True)
+    return fit, rfit, left_out
 
 
 def package(
@@ -206,17 +279,19 @@ def package(
     pool: float = 0.0,
     shift_pool: str = C.DEFAULT_SHIFT_POOL,
     sfit: C.ShiftFit | None = None,
+    rfit: C.ShiftFit | None = None,
 ) -> Result:
     """Result of a PCA detector: the chosen ``score`` pooled over ``pool`` pixels
     (:func:`workbench.solvers.eels.common.detector_map`: the shift score as the likelihood ratio
     of a common shift, or averaged, by ``shift_pool``) and thresholded; ``extras['score_*']``
     hold every score per pixel (unpooled), ``extras['shift_common']`` the common-shift map;
-    ``sfit``: the shift fit of ``fit`` when the caller already has it."""
+    ``sfit``: the shift fit of ``fit`` when the caller already has it; ``rfit``: the white-line
+    ratio fit (:func:`ratio_scores`), which the ratio score needs for its pooling."""
     ny, nx = prep.shape
     if sfit is None:
         sfit = shift_scores(prep, fit)
     name = (meta or {}).get("score", "")
-    smap, null_pool, common = C.detector_map(name, score, (ny, nx), pool, shift_pool, sfit)
+    smap, null_pool, common = C.detector_map(name, score, (ny, nx), pool, shift_pool, sfit, rfit)
     extras, metrics = C.finish(smap, problem, threshold, name, null_pool)
     ratio = C.explained_variance_ratio(fit["sv"])
     extras.update(
@@ -241,6 +316,13 @@ def package(
     extras["shift_estimate"] = sfit.best.reshape(ny, nx).astype(np.float32)
     if common is not None:
         extras["shift_common"] = common.astype(np.float32)
+    if rfit is not None:
+        extra_scores.setdefault("ratio", rfit.lr)
+        # the maximising L3/L2 ratio factor of each pixel (1 = the template's ratio)
+        extras["ratio_estimate"] = np.exp(rfit.best).reshape(ny, nx).astype(np.float32)
+        if pool > 0 and shift_pool == "common":
+            rc = C.pool_shift_glr(rfit.ll.reshape(ny, nx, -1), rfit.deltas, pool)[0]
+            extras["ratio_common"] = rc.astype(np.float32)
     for name, s in extra_scores.items():
         extras[f"score_{name}"] = s.reshape(ny, nx).astype(np.float32)
     m = {

@@ -24,6 +24,7 @@ from workbench.solvers.eels.pca import (
     hotelling_t2,
     package,
     prepare_params,
+    ratio_scores,
     shift_scores,
 )
 
@@ -40,9 +41,11 @@ class Params:
     )
     score: str = param(
         "auto",
-        "auto (from 'look for'), residual energy over the analysis window, over the edge window, 1 - Pearson r in the edge window, Hotelling T², Poisson deviance in the edge window (nll), or the shift likelihood ratio",
-        choices=("auto", "residual", "residual_edge", "pearson", "t2", "nll", "shift"),
+        "auto (from 'look for'), residual energy over the analysis window, over the edge window, 1 - Pearson r in the edge window, Hotelling T², Poisson deviance in the edge window (nll), the shift likelihood ratio, or the L3/L2 white-line ratio likelihood ratio",
+        choices=("auto", "residual", "residual_edge", "pearson", "t2", "nll", "shift", "ratio"),
     )
+    l3: float | None = C.shared("l3")
+    l2: float | None = C.shared("l2")
     poisson_norm: bool = param(True, "Keenan-Kotula Poisson normalisation before the SVD")
     window_lo: float | None = C.shared("window_lo")
     window_hi: float | None = C.shared("window_hi")
@@ -63,6 +66,12 @@ def solve(problem, params: Params, progress=None):
     t0 = time.perf_counter()
     prep = prepare_params(problem, params)
     k, k_note = choose_k(prep, params.k, params.seed)
+    if C.resolve_score(params.score, params.look_for) == "ratio" and params.k == 0:
+        # as pca_recon (common.RATIO_MIN_K): the template must carry the bulk's smooth
+        # white-line variation, or it reads as a ratio change everywhere
+        if k < C.RATIO_MIN_K:
+            k = min(C.RATIO_MIN_K, prep.X.shape[0] - 2)
+            k_note = "; ".join(x for x in (k_note, f"raised to k = {k} for the ratio score") if x)
     X = prep.X
     ref = getattr(problem, "reference", None)
     hist: dict[str, list[float]] = {"step": [], "kept_fraction": [], "time": []}
@@ -118,14 +127,18 @@ def solve(problem, params: Params, progress=None):
     nll = SP.poisson_deviance(X[:, e], fit["X_hat"][:, e])
     name = C.resolve_score(params.score, params.look_for)
     warn = C.count_check(prep.X, name)
-    score = {
-        "nll": nll,
+    rfit = ratio_scores(prep, fit, params.l3, params.l2, required=name == "ratio")
+    extra = {
         "residual": resid,
         "residual_edge": resid_edge,
-        "pearson": pear,
         "t2": t2,
+        "pearson": pear,
+        "nll": nll,
         "shift": shift,
-    }[name]
+    }
+    if rfit is not None:
+        extra["ratio"] = rfit.lr
+    score = extra[name]
     return package(
         problem,
         prep,
@@ -135,16 +148,10 @@ def solve(problem, params: Params, progress=None):
         pool=params.pool,
         shift_pool=params.shift_pool,
         sfit=sfit,
+        rfit=rfit,
         t0=t0,
         seed=params.seed,
-        extra_scores={
-            "residual": resid,
-            "residual_edge": resid_edge,
-            "t2": t2,
-            "pearson": pear,
-            "nll": nll,
-            "shift": shift,
-        },
+        extra_scores=extra,
         status=status,
         iterations=rounds,
         history=hist,

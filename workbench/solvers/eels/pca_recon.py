@@ -14,6 +14,8 @@ from workbench.solvers.eels.pca import (
     fit_transform,
     package,
     prepare_params,
+    ratio_refit,
+    ratio_scores,
     shift_refit,
     shift_scores,
 )
@@ -35,8 +37,8 @@ class Params:
     )
     score: str = param(
         "auto",
-        "auto (from 'look for'), residual energy in the edge window (Q/SPE), 1 - Pearson r (paper), Poisson deviance (nll), or the likelihood ratio of the best edge shift",
-        choices=("auto", "residual", "pearson", "nll", "shift"),
+        "auto (from 'look for'), residual energy in the edge window (Q/SPE), 1 - Pearson r (paper), Poisson deviance (nll), the likelihood ratio of the best edge shift, or of the best L3/L2 white-line ratio change",
+        choices=("auto", "residual", "pearson", "nll", "shift", "ratio"),
     )
     window_lo: float | None = C.shared("window_lo")
     window_hi: float | None = C.shared("window_hi")
@@ -48,11 +50,13 @@ class Params:
     ref_hi: float | None = C.shared("ref_hi")
     pool: float = C.shared("pool")
     shift_pool: str = C.shared("shift_pool")
-    refit: int = param(
-        REFIT_ROUNDS,
-        "shift score: rounds of refitting the PCA without the pixels flagged at the default "
-        "threshold, so an anomalous region does not serve as its own template (0 = one fit on "
-        "every pixel)",
+    l3: float | None = C.shared("l3")
+    l2: float | None = C.shared("l2")
+    refit: int | None = param(
+        None,
+        "shift and ratio scores: rounds of refitting the PCA without the pixels flagged at the "
+        "default threshold, so an anomalous region does not serve as its own template (0 = one "
+        f"fit on every pixel; empty = {REFIT_ROUNDS} for shift, {C.RATIO_REFIT} for ratio)",
         min=0,
         max=5,
         advanced=True,
@@ -67,12 +71,32 @@ def solve(problem, params: Params, progress=None):
     prep = prepare_params(problem, params)
     k, k_note = choose_k(prep, params.k, params.seed)
     name = C.resolve_score(params.score, params.look_for)
+    if name == "ratio" and params.k == 0 and k < C.RATIO_MIN_K:
+        # the template must carry the bulk's smooth white-line variation (plural scattering)
+        k = min(C.RATIO_MIN_K, prep.X.shape[0] - 2)
+        k_note = "; ".join(x for x in (k_note, f"raised to k = {k} for the ratio score") if x)
     warn = C.count_check(prep.X, name)
     left_out = 0.0
-    if name == "shift" and params.refit > 0:
+    rounds = params.refit
+    if rounds is None:
+        rounds = C.RATIO_REFIT if name == "ratio" else REFIT_ROUNDS
+    rfit = None
+    if name == "shift" and rounds > 0:
         fit, sfit, left_out = shift_refit(
-            prep, k, params.poisson_norm, params.refit, params.pool, params.shift_pool
+            prep, k, params.poisson_norm, rounds, params.pool, params.shift_pool
         )
+    elif name == "ratio" and rounds > 0:
+        fit, rfit, left_out = ratio_refit(
+            prep,
+            k,
+            params.poisson_norm,
+            rounds,
+            params.pool,
+            params.shift_pool,
+            params.l3,
+            params.l2,
+        )
+        sfit = shift_scores(prep, fit)
     else:
         fit = fit_transform(prep.X, k, params.poisson_norm)
         sfit = shift_scores(prep, fit)
@@ -81,7 +105,12 @@ def solve(problem, params: Params, progress=None):
     pear = SP.pearson_score(prep.X[:, e], fit["X_hat"][:, e])
     shift = sfit.lr
     nll = SP.poisson_deviance(prep.X[:, e], fit["X_hat"][:, e])
-    score = {"residual": resid, "pearson": pear, "shift": shift, "nll": nll}[name]
+    if rfit is None:
+        rfit = ratio_scores(prep, fit, params.l3, params.l2, required=name == "ratio")
+    extra = {"residual": resid, "pearson": pear, "shift": shift, "nll": nll}
+    if rfit is not None:
+        extra["ratio"] = rfit.lr
+    score = extra[name]
     progress(1, 1)
     return package(
         problem,
@@ -92,9 +121,10 @@ def solve(problem, params: Params, progress=None):
         pool=params.pool,
         shift_pool=params.shift_pool,
         sfit=sfit,
+        rfit=rfit,
         t0=t0,
         seed=params.seed,
-        extra_scores={"residual": resid, "pearson": pear, "shift": shift, "nll": nll},
+        extra_scores=extra,
         meta={"score": name, "refit_left_out": left_out},
         message="; ".join(
             m
@@ -117,9 +147,11 @@ SPEC = SolverSpec(
     Params=Params,
     solve=solve,
     description=(
-        "Rank-k PCA (SVD) of the spectrum image fitted on all pixels, with or without Poisson "
-        "normalisation; the score is the residual energy or 1 - Pearson r between spectrum and "
-        "reconstruction in the Fe-L edge window. Anomalies that become a component are missed."
+        "Rank-k PCA (SVD) of the spectrum image, with or without Poisson normalisation, refitted "
+        "without the pixels it flags; the score compares each spectrum with its reconstruction in "
+        "the edge window: the likelihood ratio of an edge shift (chemical shift), of an L3/L2 "
+        "white-line ratio change (valence), the Poisson deviance (new phase, anything), the "
+        "residual energy or 1 - Pearson r (paper)."
     ),
     reference="Keenan & Kotula, Surf. Interface Anal. 36 (2004) 203; Sultanov et al., arXiv:2412.16200 (PCA baseline)",
 )
