@@ -65,6 +65,16 @@ class Params:
     align_sims: int = param(
         8, "forward solves with moved seeds (align)", min=1, max=64, advanced=True
     )
+    refine: str = param(
+        "pattern",
+        "local refinement of the answer by a few forward solves over the seed and log (DT, mu): "
+        "pattern (compass search, deterministic), cmaes (small CMA-ES), none (off; with "
+        "align=false the paper's plain rank 1)",
+        choices=("none", "pattern", "cmaes"),
+    )
+    refine_evals: int = param(
+        60, "forward solves of the refinement at most", min=10, max=2000, advanced=True
+    )
 
 
 def solve(problem, params: Params, progress=None):
