@@ -37,11 +37,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-#: T6 patients of a full run (matched, mismatch arm): sized so that CMA-ES reaches 3200
-#: evaluations on every one within the default --cmaes-max-min on the shared 2-core machine
+#: T6 patients of a full run (matched, mismatch arm): the issue-20 set (2 + 8); at load ~10 on
+#: the shared 2-core machine not every CMA-ES run reaches 3200 evaluations within the limit below
 N_CMA, N_CMA_MM = 2, 8
-#: a full run's default wall-clock limit on the CMA-ES runs (minutes from the benchmark's start)
-CMAES_MAX_MIN = 80.0
+#: a full run's default wall-clock limit on the CMA-ES runs (minutes from the benchmark's start):
+#: 80 for the first issue-20 run; 55 for the rerun with the refined lookup, which had to end
+#: before its session's deadline (a budget a run did not reach reads "not reached")
+CMAES_MAX_MIN = 55.0
 
 
 def _q(x, p):

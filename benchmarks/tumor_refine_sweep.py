@@ -109,7 +109,11 @@ def run(out: Path, matched: list[int], mismatch: list[int]) -> None:
 
 
 def summary(paths: list[Path]) -> None:
-    rows = [r for p in paths for r in json.loads(p.read_text())]
+    rows, seen = [], set()
+    for r in (r for p in paths for r in json.loads(p.read_text())):
+        if r["patient"] not in seen:  # files of split runs may share a patient: count it once
+            seen.add(r["patient"])
+            rows.append(r)
     keys = ["plain", "align8", "align16"] + [f"{v}@{b}" for v in VARIANTS for b in BUDGETS]
     print(f"{len(rows)} validation patients")
     print(f"| variant | all (n={len(rows)}) | matched | mismatch | min | cpu s (median) |")

@@ -61,8 +61,8 @@ def local_refine(
     w_wt: float = 1.0,
     w_tc: float = 1.0,
     method: str = "pattern",
-    budget: int = 60,
-    step_log: tuple[float, float] = (0.3, 0.3),
+    budget: int = 90,
+    step_log: tuple[float, float] = (0.6, 0.6),
     seed: int = 0,
     progress=None,
 ) -> dict:
