@@ -114,8 +114,9 @@ def test_lookup_refine_option(small_db, planted):
     base = {"db": str(small_db), "top_k": 3, "refine_evals": 30}
     off = db_lookup.solve(prob, parse_params(db_lookup.Params, {**base, "refine": "none"}))
     assert "refine_improved" not in off.metrics and off.extras["refine"] is None
+    assert db_lookup.Params().refine == "pattern" and db_lookup_fast.Params().refine == "none"
     for solver in (db_lookup, db_lookup_fast):
-        res = solver.solve(prob, parse_params(solver.Params, base))
+        res = solver.solve(prob, parse_params(solver.Params, {**base, "refine": "pattern"}))
         m = res.metrics
         assert m["refine_evals"] <= 30
         s_ref = m["refine_db_dice_edema"] + m["refine_db_dice_core"]

@@ -4,6 +4,8 @@ The WT and TC occupancy fractions on the coarse tissue voxels are projected on t
 principal components; the ``shortlist`` nearest codes are re-ranked with the exact score.
 Option ``align`` (on by default, as in ``db_lookup``): the translation-aligned refinement of
 :mod:`workbench.solvers.tumor.align` on the re-ranked shortlist plus the volume neighbours.
+Option ``refine`` (the local search of ``db_lookup``) is off by default here: this is the variant
+for interactive queries and scripts, where its seconds of forward solves would dominate.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ class Params(db_lookup.Params):
     # 300 rather than the spec's 100: at N = 5 000 the 100-code shortlist keeps only 0.75 of the
     # brute-force top 15 (target 0.8); 300 keeps 0.80 for 2.4 ms instead of 1.3 (BENCHMARKS.md, T7).
     shortlist: int = param(300, "nearest PCA codes re-ranked exactly", min=1, max=100000)
+    # the fast variant stays fast: the local refinement costs ~90 forward solves (seconds), which
+    # would make a trivial query ~4x slower than the 1 s start-up target (BENCHMARKS.md, Start-up)
+    refine: str = param(
+        "none",
+        "local refinement of the answer by a few forward solves (see db_lookup); off here",
+        choices=("none", "pattern", "cmaes"),
+    )
 
 
 def solve(problem, params: Params, progress=None):
