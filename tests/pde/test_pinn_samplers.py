@@ -350,6 +350,28 @@ def test_levenberg_marquardt_finish_lowers_the_loss_monotonically_and_solves(bc)
     assert r.metrics["boundary_misfit_rel"] < 1e-3
 
 
+@pytest.mark.slow  # two solves with their test-grid diagnostics: ~4 s alone, 20 s on a loaded machine
+def test_levenberg_marquardt_reusing_the_gram_matrix_gives_the_same_iterates(monkeypatch):
+    """A rejected LM step keeps the Jacobian, so its Gram matrix is reused (the speed-up of
+    2026-12-07): for a fixed seed the run equals one that forms AAᵀ every iteration."""
+    import functools
+
+    p = PDEProblem(
+        box=((-1.0, 1.0), (-1.0, 1.0)),
+        variables=("x", "y"),
+        exact="exp(-20*((x-0.3)**2 + y**2))",
+        n_col=(12, 12),
+    )
+    kw = dict(width=10, depth=2, n_points=60, stage_steps=20, adam_iter=20, max_iter=45)
+    fast = pinn_uniform.solve(p, pinn_uniform.Params(**kw))
+    orig = pinn.levenberg_marquardt
+    monkeypatch.setattr(pinn, "levenberg_marquardt", functools.partial(orig, reuse_gram=False))
+    slow = pinn_uniform.solve(p, pinn_uniform.Params(**kw))
+    assert fast.iterations == slow.iterations == 45
+    np.testing.assert_allclose(fast.output, slow.output, rtol=0, atol=1e-12)
+    assert fast.metrics["loss_final"] == pytest.approx(slow.metrics["loss_final"], rel=1e-10)
+
+
 def test_finish_auto_picks_lm_for_small_point_sets_only():
     p = PDEProblem(box=((0.0, 1.0),), exact="sin(2*x)", n_col=(32,))
     kw = dict(width=40, depth=2, max_iter=6, adam_iter=5)  # 1801 weights
