@@ -3,7 +3,9 @@
 min_θ max_α ∫_Ω r²(x; θ) p_α(x) dx − β ∫_Ω |∇p_α|² dx, with p_α a normalising flow on the box
 (:class:`workbench.nets.pde_flow.BoxFlow`). The two players alternate: n_θ Adam steps of the PINN
 on S, then n_α Adam steps of the flow (score-function gradient with the baseline E_p[r²], the
-Sobolev penalty by autograd), then S ← N fresh samples of p_α (a fraction ζ uniform). See
+Sobolev penalty by autograd), then S ← N fresh samples of p_α (a fraction ζ uniform). The
+flow's base is a Gaussian mixture and β is lowered from β_start within each stage, so that
+mass can split between far-apart residual peaks (a one-Gaussian flow kept to one of two). See
 :class:`workbench.solvers.pde.pinn_samplers.AASSampler` and spec pde.md §4.3–4.4.
 """
 
