@@ -61,9 +61,11 @@ class BoxFlow(nn.Module):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         n_mix: int = 8,
+        n_base: int = 0,
     ) -> None:
         super().__init__()
         gen = generator or torch.Generator().manual_seed(0)
+        self.n_base = int(n_base) if len(box) > 1 else 0
         self.d = len(box)
         self.register_buffer("lo", torch.tensor([b[0] for b in box], dtype=dtype))
         self.register_buffer("hi", torch.tensor([b[1] for b in box], dtype=dtype))
@@ -84,7 +86,18 @@ class BoxFlow(nn.Module):
                 m = torch.zeros(self.d, dtype=dtype)
                 m[i % self.d :: 2] = 1.0  # alternate which half conditions the other
                 masks.append(m)
-            self.register_buffer("mask", torch.stack(masks))
+            self.register_buffer(
+                "mask", torch.stack(masks) if masks else torch.zeros(0, self.d, dtype=dtype)
+            )
+            if self.n_base:
+                # a mixture base: its weights move mass between far-apart regions directly,
+                # which the couplings (a smooth transport of one Gaussian) cannot do: trained
+                # on r², a one-Gaussian flow that reaches one of two equal bumps stays there
+                K = self.n_base
+                self.base_logit = nn.Parameter(torch.zeros(K, dtype=dtype))
+                mu = torch.randn(K, self.d, generator=gen, dtype=torch.float64).to(dtype)
+                self.base_mu = nn.Parameter(mu)
+                self.base_logsig = nn.Parameter(torch.full((K, self.d), math.log(0.6), dtype=dtype))
 
     # --- the coupling stack on R^d -------------------------------------------------------
     def _coupling(
@@ -148,8 +161,17 @@ class BoxFlow(nn.Module):
             )
             return torch.logsumexp(logw + comp, 1) - ld_box
         z, logdet = self.inverse_map(x)
-        base = -0.5 * (z * z).sum(1) - 0.5 * self.d * math.log(2 * math.pi)
-        return base + logdet
+        return self.base_log_prob(z) + logdet
+
+    def base_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log of the base density at z: N(0, I), or Σ_k π_k N(μ_k, diag σ_k²) (``n_base``)."""
+        if not self.n_base:
+            return -0.5 * (z * z).sum(1) - 0.5 * self.d * math.log(2 * math.pi)
+        e = (z[:, None, :] - self.base_mu) * torch.exp(-self.base_logsig)  # (n, K, d)
+        comp = (
+            -0.5 * (e * e).sum(2) - self.base_logsig.sum(1) - 0.5 * self.d * math.log(2 * math.pi)
+        )
+        return torch.logsumexp(torch.log_softmax(self.base_logit, 0) + comp, 1)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -161,5 +183,12 @@ class BoxFlow(nn.Module):
             eps = torch.randn(n, generator=generator, dtype=torch.float64).to(dt)
             y = self.mix_mu.detach().cpu()[k] + torch.exp(self.mix_logsig.detach().cpu())[k] * eps
             return self._to_box(y[:, None].to(dev))[0]
+        if self.n_base:
+            w = torch.softmax(self.base_logit.detach(), 0).cpu().double()
+            k = torch.multinomial(w, n, replacement=True, generator=generator)
+            eps = torch.randn(n, self.d, generator=generator, dtype=torch.float64).to(dt)
+            mu, ls = self.base_mu.detach().cpu(), self.base_logsig.detach().cpu()
+            z = (mu[k] + torch.exp(ls[k]) * eps).to(dev)
+            return self.forward_map(z)[0]
         z = torch.randn(n, self.d, generator=generator, dtype=torch.float64).to(dt).to(dev)
         return self.forward_map(z)[0]

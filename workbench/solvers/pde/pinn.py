@@ -362,6 +362,7 @@ def levenberg_marquardt(
     n_iter: int,
     boundary: tuple | None = None,
     on_iter=None,
+    reuse_gram: bool = True,
 ) -> tuple[int, str]:
     """Levenberg–Marquardt on the PINN's least-squares loss, in place on ``model``'s weights.
 
@@ -377,6 +378,10 @@ def levenberg_marquardt(
     space, so unlike L-BFGS it does not see the (k/κ_min)⁴ ill-conditioning between the
     error's smooth and oscillatory parts (Müller & Zeinhofer, ICML 2023, "energy natural
     gradient"). Needs min(m, P) ≤ 6000.
+
+    A rejected step keeps A, so its Gram matrix (the iteration's main cost, 2m²P flops) is kept
+    too and only the shift μ changes; ``reuse_gram=False`` forms it every iteration (same
+    iterates to round-off; kept for the test that checks this).
 
     ``on_iter(k, loss) -> bool`` is called after each iteration; True stops (cancel).
     Returns (iterations done, reason it stopped early or "").
@@ -457,11 +462,16 @@ def levenberg_marquardt(
         A = A_of(theta)
         loss = float(R @ R)
         lam, reason, k = 1e-3, "", 0
+        wide = A.shape[0] <= A.shape[1]
+        gram = None  # AAᵀ (or AᵀA) of the current A: a rejected step keeps A, so it is reused
         for k in range(1, n_iter + 1):
-            # the smaller of the two Gram matrices (residuals vs weights), shifted by λ mean(diag)
-            wide = A.shape[0] <= A.shape[1]
-            K = A @ A.T if wide else A.T @ A
-            K.diagonal().add_(lam * float(K.diagonal().mean()))
+            # the smaller of the two Gram matrices (residuals vs weights), shifted by λ mean(diag);
+            # the product is the iteration's main cost (2m²P flops), so it is formed once per A
+            if gram is None or not reuse_gram:
+                gram = A @ A.T if wide else A.T @ A
+                gram_mean = float(gram.diagonal().mean())
+            K = gram.clone()
+            K.diagonal().add_(lam * gram_mean)
             L, info = torch.linalg.cholesky_ex(K)
             if int(info) != 0:
                 lam *= 10
@@ -476,6 +486,7 @@ def levenberg_marquardt(
                 theta = theta + delta
                 R, loss = R_new, new
                 A = A_of(theta)
+                gram = None
                 lam = max(lam / 3, 1e-12)
             else:
                 lam *= 2

@@ -3,7 +3,9 @@
 min_θ max_α ∫_Ω r²(x; θ) p_α(x) dx − β ∫_Ω |∇p_α|² dx, with p_α a normalising flow on the box
 (:class:`workbench.nets.pde_flow.BoxFlow`). The two players alternate: n_θ Adam steps of the PINN
 on S, then n_α Adam steps of the flow (score-function gradient with the baseline E_p[r²], the
-Sobolev penalty by autograd), then S ← N fresh samples of p_α (a fraction ζ uniform). See
+Sobolev penalty by autograd), then S ← N fresh samples of p_α (a fraction ζ uniform). The
+flow's base is a Gaussian mixture and β is lowered from β_start within each stage, so that
+mass can split between far-apart residual peaks (a one-Gaussian flow kept to one of two). See
 :class:`workbench.solvers.pde.pinn_samplers.AASSampler` and spec pde.md §4.3–4.4.
 """
 
@@ -23,9 +25,17 @@ from workbench.solvers.pde.pinn_staged import StagedParams
 @dataclass(frozen=True)
 class Params(StagedParams):
     n_alpha: int = param(200, "flow (max) steps n_α per stage", min=1, max=100_000)
-    lr_alpha: float = param(2e-3, "flow Adam learning rate", min=1e-6, max=1.0, log=True)
+    lr_alpha: float = param(5e-3, "flow Adam learning rate", min=1e-6, max=1.0, log=True)
     beta: float = param(
-        1e-3, "Sobolev penalty weight β on ∫|∇p|² (smoothness of the sampler)", min=0.0, log=True
+        3e-4, "Sobolev penalty weight β on ∫|∇p|² (smoothness of the sampler)", min=0.0, log=True
+    )
+    beta_start: float = param(
+        1e-2,
+        "β at the start of each stage's flow training, lowered geometrically to β (continuation; "
+        "= β for none)",
+        min=0.0,
+        log=True,
+        advanced=True,
     )
     zeta: float = param(
         0.25,
@@ -36,6 +46,14 @@ class Params(StagedParams):
     flow_layers: int = param(6, "affine coupling layers", min=1, max=32, advanced=True)
     flow_width: int = param(32, "width of the coupling conditioners", min=4, max=512, advanced=True)
     flow_batch: int = param(1000, "samples per flow step", min=16, max=1_000_000, advanced=True)
+    flow_components: int = param(
+        16,
+        "Gaussians in the flow's base mixture (0 = one standard Gaussian): its weights move mass "
+        "between far-apart residual peaks, which the couplings alone cannot",
+        min=0,
+        max=256,
+        advanced=True,
+    )
 
 
 def solve(problem: PDEProblem, params: Params, progress: Progress | None = None) -> Result:
@@ -49,6 +67,8 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
         batch=params.flow_batch,
         n_layers=params.flow_layers,
         width=params.flow_width,
+        beta_start=params.beta_start,
+        n_base=params.flow_components,
     )
     return train(problem, params, progress, s)
 
