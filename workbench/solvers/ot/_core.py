@@ -167,30 +167,35 @@ def full_plan(prep: Prepared, alpha: Any, beta: Any) -> np.ndarray:
     return out
 
 
+def extend_potentials(
+    problem: Any, ia: np.ndarray, ib: np.ndarray, xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Potentials on the support (``xs`` on rows ``ia``, ``ys`` on columns ``ib``) extended to
+    every point: a zero-mass point gets the c-transform value min_j (C_ij - y_j) (resp.
+    min_i (C_ij - x_i)), the potential the exact dual would give it."""
+    n_full, m_full = np.shape(problem.C)
+    if ia.size == n_full and ib.size == m_full:
+        return xs, ys
+    C = np.asarray(problem.C, dtype=np.float64)
+    x, y = np.empty(n_full), np.empty(m_full)
+    x[ia], y[ib] = xs, ys
+    ra, rb = np.setdiff1d(np.arange(n_full), ia), np.setdiff1d(np.arange(m_full), ib)
+    if ra.size:
+        x[ra] = np.min(C[np.ix_(ra, ib)] - ys[None, :], axis=1)
+    if rb.size:
+        y[rb] = np.min(C[np.ix_(ia, rb)] - xs[:, None], axis=0)
+    return x, y
+
+
 def full_potentials(
     prep: Prepared, problem: Any, alpha: Any, beta: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Potentials (x, y) in normalised-cost units, gauge-fixed, on the full support.
-
-    Zero-mass points get the c-transform value min_j (C_ij - y_j) (resp. min_i (C_ij - x_i)).
-    """
+    """Potentials (x, y) in normalised-cost units, gauge-fixed, on the full support
+    (:func:`extend_potentials`)."""
     alpha, beta = fix_gauge(alpha, beta, prep.a, prep.b)
     xs = alpha.cpu().numpy() / prep.eta
     ys = beta.cpu().numpy() / prep.eta
-    if prep.n == prep.n_full and prep.m == prep.m_full:
-        return xs, ys
-    C = np.asarray(problem.C, dtype=np.float64)
-    x = np.empty(prep.n_full)
-    y = np.empty(prep.m_full)
-    x[prep.ia] = xs
-    y[prep.ib] = ys
-    ra = np.setdiff1d(np.arange(prep.n_full), prep.ia)
-    rb = np.setdiff1d(np.arange(prep.m_full), prep.ib)
-    if ra.size:
-        x[ra] = np.min(C[np.ix_(ra, prep.ib)] - ys[None, :], axis=1)
-    if rb.size:
-        y[rb] = np.min(C[np.ix_(prep.ia, rb)] - xs[:, None], axis=0)
-    return x, y
+    return extend_potentials(problem, prep.ia, prep.ib, xs, ys)
 
 
 def decide_status(e: float, tol: float, cancelled: bool) -> str:

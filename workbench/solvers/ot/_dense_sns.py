@@ -471,17 +471,7 @@ def _finish(problem, p, eta_s, alpha, beta, negC, a, b, ia, ib, step, reason, hi
         P[np.ix_(ia, ib)] = Ps
     al, be = _core.fix_gauge(alpha, beta, a, b)
     xs, ys = al / eta, be / eta
-    if ia.size == n_full and ib.size == m_full:
-        x, y = xs, ys
-    else:
-        C = np.asarray(problem.C, dtype=np.float64)
-        x, y = np.empty(n_full), np.empty(m_full)
-        x[ia], y[ib] = xs, ys
-        ra, rb = np.setdiff1d(np.arange(n_full), ia), np.setdiff1d(np.arange(m_full), ib)
-        if ra.size:
-            x[ra] = np.min(C[np.ix_(ra, ib)] - ys[None, :], axis=1)
-        if rb.size:
-            y[rb] = np.min(C[np.ix_(ia, rb)] - xs[:, None], axis=0)
+    x, y = _core.extend_potentials(problem, ia, ib, xs, ys)
     mt = plan_metrics(problem, P, reg)
     mt["dual_objective"] = float(-P.sum() / eta) + float(np.dot(a, xs) + np.dot(b, ys))
     mt["iterations"] = float(step)

@@ -159,18 +159,7 @@ def full_potentials(
     """Gauge-fixed potentials on the full support; zero masses get their c-transform value."""
     t = 0.5 * (float(prep.b @ beta) - float(prep.a @ alpha))  # <a, x> = <b, y>
     xs, ys = (alpha + t) / prep.eta, (beta - t) / prep.eta
-    if prep.n == prep.n_full and prep.m == prep.m_full:
-        return xs, ys
-    C = np.asarray(problem.C, dtype=np.float64)
-    x, y = np.empty(prep.n_full), np.empty(prep.m_full)
-    x[prep.ia], y[prep.ib] = xs, ys
-    ra = np.setdiff1d(np.arange(prep.n_full), prep.ia)
-    rb = np.setdiff1d(np.arange(prep.m_full), prep.ib)
-    if ra.size:
-        x[ra] = np.min(C[np.ix_(ra, prep.ib)] - ys[None, :], axis=1)
-    if rb.size:
-        y[rb] = np.min(C[np.ix_(prep.ia, rb)] - xs[:, None], axis=0)
-    return x, y
+    return _core.extend_potentials(problem, prep.ia, prep.ib, xs, ys)
 
 
 def _eps_scaling(prep, stages, iters, progress, max_iter, record):

@@ -316,18 +316,7 @@ def finish_plan(
     al, be = _core.fix_gauge(alpha, beta, kernel.a, kernel.b)
     eta = kernel.eta
     xs, ys = al.cpu().numpy() / eta, be.cpu().numpy() / eta
-    if ia.size == n_full and ib.size == m_full:
-        x, y = xs, ys
-    else:
-        # zero-mass points get the c-transform value min_j (C_ij - y_j) (resp. min_i (C_ij - x_i))
-        C = np.asarray(problem.C, dtype=np.float64)
-        x, y = np.empty(n_full), np.empty(m_full)
-        x[ia], y[ib] = xs, ys
-        ra, rb = np.setdiff1d(np.arange(n_full), ia), np.setdiff1d(np.arange(m_full), ib)
-        if ra.size:
-            x[ra] = np.min(C[np.ix_(ra, ib)] - ys[None, :], axis=1)
-        if rb.size:
-            y[rb] = np.min(C[np.ix_(ia, rb)] - xs[:, None], axis=0)
+    x, y = _core.extend_potentials(problem, ia, ib, xs, ys)
     m = plan_metrics(problem, P, reg)
     # sum P from the plan just written (zero outside the support): no pass of its own
     m["dual_objective"] = float(-P.sum() / eta) + float(
