@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from workbench.datasets.eels import synthetic
+from workbench.errors import InputError
 from workbench.physics.eels import metrics as EM
 from workbench.physics.eels.synth import generate
 from workbench.solvers.eels import common as C
@@ -37,6 +38,10 @@ def test_white_line_windows_find_the_fe_l3_and_l2_lines():
     # given energies override the search
     wl2 = C.white_line_windows(e, lam.mean(0), 690.0, 730.0, l3=708.0, l2=721.0)
     assert wl2.l3[0] < 708.0 < wl2.l3[1] and wl2.l2[0] < 721.0 < wl2.l2[1]
+    # one energy alone, or one outside the edge window, is refused (not snapped or ignored)
+    for bad in (dict(l3=708.0), dict(l3=99999.0, l2=721.0), dict(l3=708.0, l2=650.0)):
+        with pytest.raises(InputError, match="l3|l2"):
+            C.white_line_windows(e, lam.mean(0), 690.0, 730.0, **bad)
 
 
 def test_ratio_score_is_invariant_to_the_pixels_intensity():

@@ -488,6 +488,13 @@ def white_line_windows(
     width = max(3, int(round(6.0 / de)))
     top = m - grey_opening(m, size=width, mode="nearest")
     gap = max(1, int(round(4.0 / de)))
+    if (l3 is None) != (l2 is None):
+        raise InputError("set both white-line energies (l3 and l2) or neither")
+    for name, x in (("l3", l3), ("l2", l2)):
+        if x is not None and not e[0] <= float(x) <= e[-1]:
+            raise InputError(
+                f"{name} = {float(x):g} eV lies outside the edge window [{e[0]:g}, {e[-1]:g}] eV"
+            )
     if l3 is None or l2 is None:
         order = np.argsort(top)[::-1]
         i1 = int(order[0])
