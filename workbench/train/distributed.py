@@ -177,5 +177,9 @@ def session(device: str = "auto") -> Iterator[Dist]:
     d = setup(device)
     try:
         yield d
+        # Rank 0 still validates and writes after the others are done; a rank that tears its
+        # gloo group down while a peer holds the other end of it can abort at exit. So on a
+        # normal exit every rank waits for the others first (an error skips this: no hang).
+        d.barrier()
     finally:
         teardown(d)
