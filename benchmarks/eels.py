@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections import defaultdict
@@ -523,6 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--note", default="", help="a paragraph put above the tables (how the rows were produced)"
     )
+    ap.add_argument(
+        "--note-file",
+        default="",
+        help="a file whose text is put above the tables (after --note), so that the section's "
+        "printed command stays short and can be rerun as printed",
+    )
     a = ap.parse_args(argv)
     conds = list(CONDITIONS)
     if a.conditions:
@@ -556,8 +563,12 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--detectors: choose among {', '.join(DETECTORS)}")
         rows = run(conds, seeds, val_seeds, epochs, log, a.rows, size, ks, only)
     md = markdown(rows, seeds, val_seeds, epochs, size, ks)
-    if a.note:
-        md = a.note.strip() + "\n\n" + md
+    note = a.note.strip()
+    if a.note_file:
+        with open(a.note_file) as fh:
+            note = "\n\n".join(x for x in (note, fh.read().strip()) if x)
+    if note:
+        md = note + "\n\n" + md
     if not a.from_rows:
         md += f"\n\nTotal benchmark wall time {time.perf_counter() - t0:.0f} s."
     if a.rows:
@@ -565,13 +576,8 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(rows, fh, indent=1)
     if a.check:
         check(rows, conds, seeds)
-    args = list(argv if argv is not None else sys.argv[1:])
-    for i, x in enumerate(args):  # the note is printed as the section's first paragraph
-        if x == "--note" and i + 1 < len(args):
-            args[i + 1] = "'<the first paragraphs below>'"
-        elif x.startswith("--note="):
-            args[i] = "--note='<the first paragraphs below>'"
-    cmd = "workbench bench eels " + " ".join(args)
+    # the command exactly as given (quoted where the shell needs it), so it can be rerun as printed
+    cmd = "workbench bench eels " + shlex.join(argv if argv is not None else sys.argv[1:])
     if not a.no_write and not a.quick:
         from workbench.bench import write_section
 

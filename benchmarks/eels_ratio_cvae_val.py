@@ -12,7 +12,6 @@ score is cvae3d's default for this anomaly only if its mean AUC beats the devian
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv=None) -> int:
-    import eels as B
+    import eels_val as V
     import torch
 
     from workbench.physics.eels import metrics as EM
@@ -30,25 +29,21 @@ def main(argv=None) -> int:
     from workbench.solvers.eels import cvae3d
 
     torch.set_num_threads(1)
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", default="20001,20002,20003,20004")
-    a = ap.parse_args(argv)
+    a = V.parser(__doc__).parse_args(argv)
     out: dict[str, list[float]] = {}
-    for cond in ("L3/L2 ratio x1.6, dose 1x", "null (no anomaly), drift 0.3 eV"):
-        for seed in (int(s) for s in a.seeds.split(",")):
-            prob = B._problem(cond, seed)
-            r = cvae3d.solve(prob, cvae3d.Params(look_for="ratio", device="cpu", save=False))
-            rc = np.asarray(r.extras["ratio_common"], np.float64)
-            nll = C.pool_score(np.asarray(r.extras["score_nll"], np.float64), C.DEFAULT_POOL)
-            if prob.truth is not None and prob.truth.any():
-                va, vn = EM.roc_auc(rc, prob.truth), EM.roc_auc(nll, prob.truth)
-                out.setdefault("ratio", []).append(va)
-                out.setdefault("nll", []).append(vn)
-                print(f"seed {seed}: AUC ratio {va:.3f}, nll {vn:.3f}", flush=True)
-            else:
-                f = float(r.metrics["flagged_fraction"])
-                out.setdefault("null", []).append(f)
-                print(f"null seed {seed}: ratio score flags {f:.4f}", flush=True)
+    for _, seed, prob in V.cubes((V.RATIO, V.NULL), V.seeds(a)):
+        r = cvae3d.solve(prob, cvae3d.Params(look_for="ratio", device="cpu", save=False))
+        rc = np.asarray(r.extras["ratio_common"], np.float64)
+        nll = C.pool_score(np.asarray(r.extras["score_nll"], np.float64), C.DEFAULT_POOL)
+        if prob.truth is not None and prob.truth.any():
+            va, vn = EM.roc_auc(rc, prob.truth), EM.roc_auc(nll, prob.truth)
+            out.setdefault("ratio", []).append(va)
+            out.setdefault("nll", []).append(vn)
+            print(f"seed {seed}: AUC ratio {va:.3f}, nll {vn:.3f}", flush=True)
+        else:
+            f = float(r.metrics["flagged_fraction"])
+            out.setdefault("null", []).append(f)
+            print(f"null seed {seed}: ratio score flags {f:.4f}", flush=True)
     print({k: (round(float(np.mean(v)), 3), [round(x, 3) for x in v]) for k, v in out.items()})
     return 0
 

@@ -14,63 +14,47 @@ a setting within 0.005 of it that is simpler (fewer refit rounds, k = auto) is p
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv=None) -> int:
-    import eels as B
+    import eels_val as V
 
-    from workbench.physics.eels import metrics as EM
     from workbench.solvers.eels import common as C
     from workbench.solvers.eels import pca as P
     from workbench.solvers.eels import pca_recon
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", default="20001,20002,20003,20004")
+    ap = V.parser(__doc__)
     ap.add_argument("--widths", default="2.5")
     ap.add_argument("--ks", default="auto,auto+1,3,4,5")
     ap.add_argument("--refits", default="0,1,2")
     a = ap.parse_args(argv)
-    seeds = [int(s) for s in a.seeds.split(",")]
     widths = [float(w) for w in a.widths.split(",")]
-    auc: dict[tuple, list[float]] = {}
-    flag: dict[tuple, list[float]] = {}
-    for cond in ("L3/L2 ratio x1.6, dose 1x", "null (no anomaly), drift 0.3 eV"):
-        for seed in seeds:
-            prob = B._problem(cond, seed)
-            prep = P.prepare_params(prob, pca_recon.Params(look_for="ratio"))
-            kauto, _ = P.choose_k(prep, 0)
-            for kk in a.ks.split(","):
-                k = {"auto": kauto, "auto+1": kauto + 1}.get(kk) or int(kk)
-                for w in widths:
-                    C.WL_HALF_WIDTH = w
-                    for rounds in (int(x) for x in a.refits.split(",")):
-                        fit, rfit, _ = P.ratio_refit(prep, k, True, rounds, C.DEFAULT_POOL)
-                        m, _, _ = C.detector_map(
-                            "ratio", rfit.lr, prep.shape, C.DEFAULT_POOL, "common", None, rfit
-                        )
-                        key = (kk, w, rounds)
-                        f = float(C.threshold(m, "auto", "ratio", 0.0)["mask"].mean())
-                        line = f"{cond[:20]:20s} seed {seed} k={kk:6s}({k}) w={w:g} refit={rounds}"
-                        if prob.truth is not None and prob.truth.any():
-                            v = float(EM.roc_auc(m, prob.truth))
-                            auc.setdefault(key, []).append(v)
-                            print(f"{line} AUC {v:.3f} flagged {f:.4f}", flush=True)
-                        else:
-                            flag.setdefault(key, []).append(f)
-                            print(f"{line} null flagged {f:.4f}", flush=True)
-    print("\nsetting (k, half-width, refit): mean AUC [per seed], worst null flagged")
-    for key in auc:
-        print(
-            f"{key}: {np.mean(auc[key]):.3f} {[round(x, 3) for x in auc[key]]} "
-            f"null max {max(flag.get(key, [np.nan])):.4f}"
-        )
+    tab = V.Table()
+    conds = (V.RATIO, V.NULL)
+    for cond, seed, prob in V.cubes(conds, V.seeds(a)):
+        prep = P.prepare_params(prob, pca_recon.Params(look_for="ratio"))
+        kauto, _ = P.choose_k(prep, 0)
+        for kk in a.ks.split(","):
+            k = {"auto": kauto, "auto+1": kauto + 1}.get(kk) or int(kk)
+            for w in widths:
+                C.WL_HALF_WIDTH = w
+                for rounds in (int(x) for x in a.refits.split(",")):
+                    _, rfit, _ = P.refit(prep, k, True, rounds, C.DEFAULT_POOL, "ratio")
+                    m, _, _ = C.detector_map(
+                        "ratio", rfit.lr, prep.shape, C.DEFAULT_POOL, "common", None, rfit
+                    )
+                    what, v = V.judge(m, prob, "ratio")
+                    tab.add(f"(k {kk}, half-width {w:g}, refit {rounds})", cond, v)
+                    print(
+                        f"{cond[:20]:20s} seed {seed} k={kk:6s}({k}) w={w:g} refit={rounds} "
+                        f"{what} {v:.4f}",
+                        flush=True,
+                    )
+    print(tab.summary(conds))
     return 0
 
 

@@ -1,5 +1,5 @@
 """Validation sweep behind ``pca_recon``'s default ``refit`` (``REFIT_ROUNDS``): rounds of refitting
-the PCA without the pixels flagged at the default threshold (:func:`workbench.solvers.eels.pca.shift_refit`).
+the PCA without the pixels flagged at the default threshold (:func:`workbench.solvers.eels.pca.refit`).
 
     python benchmarks/eels_refit_sweep.py OUT.json [--seeds 20001,...] [--conditions s05,s1,null]
     python benchmarks/eels_refit_sweep.py --merge A.json,B.json   (runs split over processes)

@@ -5,33 +5,20 @@ the pixel's intensity."""
 import numpy as np
 import pytest
 
-from workbench.datasets.eels import synthetic
 from workbench.errors import InputError
 from workbench.physics.eels import metrics as EM
 from workbench.physics.eels.synth import generate
 from workbench.solvers.eels import common as C
 from workbench.solvers.eels import pca_recon
 
-# a small bench-like cube (acquisition variability as in benchmarks/eels.py)
-KW = dict(
-    ny=40,
-    nx=40,
-    n_pk=45.0,
-    bg_exponent_sd=0.15,
-    bg_amp_range=(0.85, 1.15),
-    plural=True,
-    t_lambda=(0.2, 0.8),
-    jitter=0.03,
-)
 
-
-def _clean(**kw):
-    out = generate(**dict(KW, ny=8, nx=8, fraction=0.0, keep_clean=True, seed=3, **kw))
+def _clean(bench_kw, **kw):
+    out = generate(**bench_kw(8, fraction=0.0, keep_clean=True, seed=3, **kw))
     return out["clean"].reshape(-1, out["energy"].size).astype(np.float64), out["energy"]
 
 
-def test_white_line_windows_find_the_fe_l3_and_l2_lines():
-    lam, e = _clean()
+def test_white_line_windows_find_the_fe_l3_and_l2_lines(bench_kw):
+    lam, e = _clean(bench_kw)
     wl = C.white_line_windows(e, lam.mean(0), 690.0, 730.0)
     assert wl.l3[0] < 708.0 < wl.l3[1] and wl.l2[0] < 721.0 < wl.l2[1]
     assert wl.l3[1] < wl.l2[0]
@@ -44,10 +31,10 @@ def test_white_line_windows_find_the_fe_l3_and_l2_lines():
             C.white_line_windows(e, lam.mean(0), 690.0, 730.0, **bad)
 
 
-def test_ratio_score_is_invariant_to_the_pixels_intensity():
+def test_ratio_score_is_invariant_to_the_pixels_intensity(bench_kw):
     """A pixel that is the template times any intensity (thickness, concentration) gains
     nothing from any ratio change (Gibbs' inequality), whatever the factor."""
-    lam, e = _clean()
+    lam, e = _clean(bench_kw)
     wl = C.white_line_windows(e, lam.mean(0), 690.0, 730.0)
     for c in (0.1, 1.0, 7.3, 250.0):
         f = C.ratio_fit(c * lam, lam, e, wl)
@@ -55,25 +42,25 @@ def test_ratio_score_is_invariant_to_the_pixels_intensity():
         assert np.all(f.best == 0.0)
 
 
-def test_ratio_fit_recovers_a_planted_ratio_change():
+def test_ratio_fit_recovers_a_planted_ratio_change(bench_kw):
     """Noise-free spectra with the L3/L2 ratio changed by 1.6 (the simulator's valence anomaly)
     against the unchanged template: the best trial factor lies near 1.6, and a change the other
     way is estimated below 1; an energy shift is not read as a large ratio change."""
-    lam0, e = _clean()
+    lam0, e = _clean(bench_kw)
     wl = C.white_line_windows(e, lam0.mean(0), 690.0, 730.0)
     for factor in (1.6, 0.6):
-        lam1, _ = _clean(anomaly="ratio", ratio_factor=factor, everywhere=True)
+        lam1, _ = _clean(bench_kw, anomaly="ratio", ratio_factor=factor, everywhere=True)
         est = np.exp(C.ratio_fit(lam1, lam0, e, wl).best)
         assert np.all(np.abs(np.log(est / factor)) < 0.25), (factor, est.min(), est.max())
-    lam1, _ = _clean(anomaly="shift", shift=0.5, everywhere=True)
+    lam1, _ = _clean(bench_kw, anomaly="shift", shift=0.5, everywhere=True)
     est = np.exp(C.ratio_fit(lam1, lam0, e, wl).best)
     assert np.all(np.abs(np.log(est)) < 0.15)
 
 
-def test_ratio_lr_is_chi_square_under_the_template():
+def test_ratio_lr_is_chi_square_under_the_template(bench_kw):
     """Poisson counts drawn from the template itself: 2 max ll is about chi-square(1) (one
     parameter), so its median is near 0.455 and its 0.999 quantile rarely exceeded."""
-    lam, e = _clean()
+    lam, e = _clean(bench_kw)
     wl = C.white_line_windows(e, lam.mean(0), 690.0, 730.0)
     rng = np.random.default_rng(0)
     tmpl = np.repeat(lam[:1], 4000, 0)
@@ -83,10 +70,9 @@ def test_ratio_lr_is_chi_square_under_the_template():
 
 
 @pytest.mark.slow
-def test_pca_recon_ratio_score_detects_a_planted_ratio_change_and_is_calibrated():
+def test_pca_recon_ratio_score_detects_a_planted_ratio_change_and_is_calibrated(bench_cube):
     # 3x the mid dose: on a 40 x 40 map (a few discs) the 1x dose is too weak for a firm bound
-    kw = dict(KW, n_pk=135.0, fraction=0.05)
-    cube = synthetic(dict(kw, anomaly="ratio", ratio_factor=1.6, seed=13), name="r")
+    cube = bench_cube(13, 40, "r", n_pk=135.0, fraction=0.05, anomaly="ratio", ratio_factor=1.6)
     r = pca_recon.solve(cube, pca_recon.Params(look_for="ratio"))
     assert r.meta["score"] == "ratio"
     t = cube.truth
@@ -97,20 +83,19 @@ def test_pca_recon_ratio_score_detects_a_planted_ratio_change_and_is_calibrated(
     mask = r.extras["mask"]
     assert mask.any() and mask[t].mean() > 5 * mask[~t].mean()
     assert np.median(r.extras["ratio_estimate"][t]) > 1.2
-    null = synthetic(dict(kw, fraction=0.0, drift=0.3, seed=12), name="n")
+    null = bench_cube(12, 40, "n", n_pk=135.0, fraction=0.0, drift=0.3)
     rn = pca_recon.solve(null, pca_recon.Params(look_for="ratio"))
     assert rn.metrics["flagged_fraction"] <= 0.02
 
 
 @pytest.mark.slow
-def test_cvae3d_look_for_ratio_scores_the_white_line_ratio():
+def test_cvae3d_look_for_ratio_scores_the_white_line_ratio(bench_cube):
     from workbench.nets import eels_cvae_fit as cvae_fit
     from workbench.solvers.eels import cvae3d
 
     if not cvae_fit.DEFAULT_CHECKPOINT.exists():
         pytest.skip("bundled checkpoint not trained yet")
-    kw = dict(KW, ny=32, nx=32, n_pk=135.0, fraction=0.08, anomaly="ratio", ratio_factor=1.6)
-    cube = synthetic(dict(kw, seed=5), name="rv")
+    cube = bench_cube(5, 32, "rv", n_pk=135.0, fraction=0.08, anomaly="ratio", ratio_factor=1.6)
     p = cvae3d.Params(look_for="ratio", max_iter=3, device="cpu", save=False)
     r = cvae3d.solve(cube, p)
     assert r.meta["score"] == "ratio"

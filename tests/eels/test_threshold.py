@@ -5,26 +5,11 @@ almost nothing where Otsu always splits the histogram, and a planted anomaly is 
 import numpy as np
 import pytest
 
-from workbench.datasets.eels import DOMAIN, synthetic
+from workbench.datasets.eels import DOMAIN
 from workbench.errors import InputError
 from workbench.physics.eels import spectra as SP
 from workbench.solvers.eels import common as C
 from workbench.solvers.eels import pca_t2
-
-# the benchmark's acquisition variability (benchmarks/eels.py BASE), on a smaller map
-NULL = dict(
-    ny=40,
-    nx=40,
-    fraction=0.0,
-    shift=0.0,
-    drift=0.3,
-    n_pk=45.0,
-    bg_exponent_sd=0.15,
-    bg_amp_range=(0.85, 1.15),
-    plural=True,
-    t_lambda=(0.2, 0.8),
-    jitter=0.03,
-)
 
 
 def test_robust_threshold_false_alarm_rate_on_known_nulls():
@@ -57,8 +42,9 @@ def test_robust_threshold_ignores_a_minority_of_anomalies():
 
 
 @pytest.fixture(scope="module")
-def null_cube():
-    return synthetic(dict(NULL, seed=31), name="null")
+def null_cube(bench_cube):
+    # the benchmark's drift null on a smaller map
+    return bench_cube(31, 40, "null", fraction=0.0, shift=0.0, drift=0.3)
 
 
 def test_pca_t2_default_threshold_calibrated_on_a_no_anomaly_cube(null_cube):

@@ -626,6 +626,43 @@ def ratio_fit(
     return ShiftFit(2.0 * best, deltas[jbest], ll, deltas)
 
 
+def bulk_ratio_template(
+    Yhat: np.ndarray,
+    energy: np.ndarray,
+    lines: WhiteLines,
+    shape: tuple[int, int],
+    size: int,
+) -> np.ndarray:
+    """The template ``Yhat`` (pixels x channels) with each pixel's L3/L2 white-line area ratio
+    set to the local bulk's: the median of log(A3 / A2) over a ``size`` x ``size`` window of
+    the map.
+
+    White-line area moves between the lines as in the alternative of :func:`ratio_fit` (total
+    white-line area, baseline and line shapes kept): with r the pixel's ratio and r_b the median,
+    A3' = A r_b / (1 + r_b), A2' = A / (1 + r_b). A region of changed ratio smaller than half the
+    window does not move the median, so a template that has learnt the region's ratio (a network
+    fine-tuned on the image) is put back to the bulk's, while smooth bulk variation of the ratio
+    (thickness-dependent plural scattering) is kept. Pixels without two white lines are left as
+    they are."""
+    from scipy.ndimage import median_filter
+
+    energy = np.asarray(energy, np.float64)
+    Yh = np.clip(np.asarray(Yhat, np.float64), 1e-9, None)
+    W3 = _white_line_excess(Yh, energy, lines.l3)
+    W2 = _white_line_excess(Yh, energy, lines.l2)
+    A3, A2 = W3.sum(-1), W2.sum(-1)
+    ok = (A3 > 1e-12) & (A2 > 1e-12)
+    logr = np.where(ok, np.log(np.where(ok, A3, 1.0) / np.where(ok, A2, 1.0)), np.nan)
+    grid = logr.reshape(shape)
+    fill = np.nanmedian(grid) if np.isfinite(grid).any() else 0.0
+    bulk = median_filter(np.where(np.isfinite(grid), grid, fill), size=int(size), mode="reflect")
+    rb = np.exp(bulk.reshape(A3.shape))
+    d3 = np.where(ok, (A3 + A2) * rb / (1 + rb) - A3, 0.0)  # area moved into L3
+    g3 = W3 / np.where(ok, A3, 1.0)[..., None]
+    g2 = W2 / np.where(ok, A2, 1.0)[..., None]
+    return np.clip(Yh + (g3 - g2) * d3[..., None], 1e-9, None)
+
+
 def pooled_null(score: np.ndarray, nu_max: float) -> tuple[float, float]:
     """Scale a and degrees of freedom nu of an empirical null a chi-square(nu) / nu fitted to the
     quartiles of a pooled score map (Efron's empirical null, Stat. Sci. 19 (2004) 267).

@@ -178,45 +178,89 @@ def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
     return binary_dilation(mask, structure=yy * yy + xx * xx <= radius * radius)
 
 
-def shift_refit(
+REFIT_MODES = ("leave_out", "deshift")
+
+
+def deshift(X: np.ndarray, energy: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Rows of ``X`` moved back by their energy shifts: out_i(E) = X_i(E + delta_i), linear
+    interpolation between channels (held constant past the window's ends).
+
+    A pixel whose edge sits delta higher than the bulk's then lines up with the bulk."""
+    energy = np.asarray(energy, np.float64)
+    idx = np.arange(energy.size, dtype=np.float64)
+    out = np.empty_like(np.asarray(X, np.float64))
+    for i, d in enumerate(np.asarray(delta, np.float64)):
+        pos = np.interp(energy + d, energy, idx)
+        i0 = np.clip(np.floor(pos).astype(int), 0, energy.size - 2)
+        w = pos - i0
+        out[i] = X[i, i0] * (1.0 - w) + X[i, i0 + 1] * w
+    return out
+
+
+def refit(
     prep: Prepared,
     k: int,
     poisson: bool,
     rounds: int,
     pool: float,
+    score: str = "shift",
     shift_pool: str = C.DEFAULT_SHIFT_POOL,
+    *,
+    mode: str = "leave_out",
     dilate: float = 0.0,
     q: float = 0.999,
+    l3: float | None = None,
+    l2: float | None = None,
 ) -> tuple[dict[str, Any], C.ShiftFit, float]:
-    """PCA fit and shift fit with the anomalous region kept out of its own template.
+    """PCA fit and likelihood-ratio fit (``score``: "shift" or "ratio") with the anomalous region
+    kept out of its own template.
 
-    The shift likelihood ratio compares each pixel with a shifted copy of its rank-k
-    reconstruction. Fitted on every pixel, the mean and components also describe the shifted
-    region (a few per cent of the map shifted alike is a direction of variance), so an anomalous
-    pixel's reconstruction is already partly shifted and the test loses power: on validation
-    cubes a fit without the truly anomalous pixels lifted the pooled shift score's ROC AUC from
-    0.938 to 0.985 at 0.5 eV and from 0.978 to 0.992 at 1 eV (0.3x dose;
-    benchmarks/eels_refit_sweep.py, benchmarks/eels_template_diag.py). Without the truth, each of
-    ``rounds`` rounds refits the PCA on the pixels the detector does not flag at its default
-    threshold (the calibrated chi-square threshold of the pooled shift map, about 0.1 % of normal
-    pixels) and rescores every pixel with the new reconstruction. On an anomaly-free map nothing
-    is flagged and the fit is unchanged. Two rounds recover 0.948 / 0.986 of that gap on the
-    validation cubes. The price: normal pixels that are flagged are left out of the fit too and
-    then fit it worse, so false alarms grow round by round where there are some (a drift-null
-    validation cube: 0.32 % flagged with one fit, 0.98 % after two rounds). ``dilate`` (px) grows
-    the left-out set by a disc and ``q`` sets the chi-square quantile of its threshold: both
-    left at their defaults (no growth, 0.999), since leaving more out lifted the 0.5 eV
-    validation AUC by at most 0.011 but flagged 3-5 % of a null cube
-    (benchmarks/eels_refit_dilate_sweep.py). Returns (fit, shift fit, fraction of pixels left
-    out).
+    The shift (ratio) likelihood ratio compares each pixel with a shifted copy (a copy with
+    white-line area moved between L3 and L2) of its rank-k reconstruction. Fitted on every pixel,
+    the mean and components also describe the anomalous region (a few per cent of the map
+    changed alike is a direction of variance), so an anomalous pixel's reconstruction is already
+    partly anomalous and the test loses power: on validation cubes a fit without the truly
+    anomalous pixels lifted the pooled shift score's ROC AUC from 0.938 to 0.985 at 0.5 eV and
+    from 0.978 to 0.992 at 1 eV (0.3x dose; benchmarks/eels_refit_sweep.py,
+    benchmarks/eels_template_decomp.py). Without the truth, each of ``rounds`` rounds finds the
+    pixels the detector flags at its default threshold (the calibrated chi-square threshold of
+    the pooled map, about 0.1 % of normal pixels), refits the PCA and rescores every pixel with
+    the new reconstruction. On an anomaly-free map nothing is flagged and the fit is unchanged.
+
+    ``mode`` = "leave_out" fits without the flagged pixels. Its price: normal pixels that are
+    flagged are left out of the fit too and then fit it worse, so false alarms grow round by
+    round where there are some (a drift-null validation cube: 0.32 % flagged with one fit, 0.98 %
+    after two rounds). ``dilate`` (px) grows the left-out set by a disc and ``q`` sets the
+    chi-square quantile of its threshold: both left at their defaults (no growth, 0.999), since
+    leaving more out lifted the 0.5 eV validation AUC by at most 0.011 but flagged 3-5 % of a
+    null cube (benchmarks/eels_refit_dilate_sweep.py).
+
+    ``mode`` = "deshift" (shift score only) keeps every pixel in the fit but moves each flagged
+    pixel's spectrum back by its pooled common-shift estimate (:func:`deshift`,
+    :func:`workbench.solvers.eels.common.pool_shift_glr`) before fitting: the shifted region
+    then looks like the bulk to the PCA, and a falsely flagged normal pixel, moved by its small
+    spurious shift, stays in its own template.
+
+    Returns (fit, likelihood-ratio fit, fraction of pixels flagged in the last round).
     """
+    if score not in C.LR_SCORES:
+        raise InputError(f"refit needs a likelihood-ratio score ({', '.join(C.LR_SCORES)})")
+    if mode not in REFIT_MODES or (mode == "deshift" and score != "shift"):
+        raise InputError(f"refit mode must be one of {', '.join(REFIT_MODES)} (deshift: shift)")
+
+    def lr_fit(fit):
+        if score == "shift":
+            return shift_scores(prep, fit)
+        return ratio_scores(prep, fit, l3, l2, required=True)
+
     fit = fit_transform(prep.X, k, poisson)
-    sfit = shift_scores(prep, fit)
+    lfit = lr_fit(fit)
     left_out = 0.0
     for _ in range(rounds):
-        smap, null_pool, _ = C.detector_map("shift", sfit.lr, prep.shape, pool, shift_pool, sfit)
+        sf, rf = (lfit, None) if score == "shift" else (None, lfit)
+        smap, null_pool, _ = C.detector_map(score, lfit.lr, prep.shape, pool, shift_pool, sf, rf)
         if q == 0.999:
-            flagged = C.threshold(smap, "auto", "shift", null_pool)["mask"]
+            flagged = C.threshold(smap, "auto", score, null_pool)["mask"]
         else:
             flagged = smap > C.calibrated_threshold(smap, q=q, pool=null_pool)
         if dilate > 0 and flagged.any():
@@ -226,39 +270,19 @@ def shift_refit(
         if not flagged.any() or (~flagged).sum() < k + 2:
             break
         left_out = float(flagged.mean())
-        fit = fit_transform(prep.X, k, poisson, fit_rows=~flagged)
-        sfit = shift_scores(prep, fit)
-    return fit, sfit, left_out
-
-
-def ratio_refit(
-    prep: Prepared,
-    k: int,
-    poisson: bool,
-    rounds: int,
-    pool: float,
-    shift_pool: str = C.DEFAULT_SHIFT_POOL,
-    l3: float | None = None,
-    l2: float | None = None,
-) -> tuple[dict[str, Any], C.ShiftFit, float]:
-    """:func:`shift_refit` for the white-line ratio score: each of ``rounds`` rounds refits the
-    PCA without the pixels the pooled ratio likelihood ratio flags at its calibrated threshold,
-    so a region of changed ratio does not shape its own template. Returns (fit, ratio fit,
-    fraction of pixels left out)."""
-    fit = fit_transform(prep.X, k, poisson)
-    rfit = ratio_scores(prep, fit, l3, l2, required=True)
-    left_out = 0.0
-    for _ in range(rounds):
-        rmap, null_pool, _ = C.detector_map(
-            "ratio", rfit.lr, prep.shape, pool, shift_pool, None, rfit
-        )
-        flagged = C.threshold(rmap, "auto", "ratio", null_pool)["mask"].ravel()
-        if not flagged.any() or (~flagged).sum() < k + 2:
-            break
-        left_out = float(flagged.mean())
-        fit = fit_transform(prep.X, k, poisson, fit_rows=~flagged)
-        rfit = ratio_scores(prep, fit, l3, l2, required=True)
-    return fit, rfit, left_out
+        if mode == "deshift":
+            if pool > 0 and shift_pool == "common":
+                ll = lfit.ll.reshape(*prep.shape, -1)
+                delta = C.pool_shift_glr(ll, lfit.deltas, pool)[1].ravel()
+            else:
+                delta = lfit.best.ravel()
+            Xd = prep.X.copy()
+            Xd[flagged] = deshift(prep.X[flagged], prep.energy, delta[flagged])
+            fit = fit_transform(prep.X, k, poisson, ref=Xd)
+        else:
+            fit = fit_transform(prep.X, k, poisson, fit_rows=~flagged)
+        lfit = lr_fit(fit)
+    return fit, lfit, left_out
 
 
 def package(

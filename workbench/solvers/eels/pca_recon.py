@@ -14,9 +14,8 @@ from workbench.solvers.eels.pca import (
     fit_transform,
     package,
     prepare_params,
-    ratio_refit,
     ratio_scores,
-    shift_refit,
+    refit,
     shift_scores,
 )
 
@@ -81,22 +80,22 @@ def solve(problem, params: Params, progress=None):
     if rounds is None:
         rounds = C.RATIO_REFIT if name == "ratio" else REFIT_ROUNDS
     rfit = None
-    if name == "shift" and rounds > 0:
-        fit, sfit, left_out = shift_refit(
-            prep, k, params.poisson_norm, rounds, params.pool, params.shift_pool
-        )
-    elif name == "ratio" and rounds > 0:
-        fit, rfit, left_out = ratio_refit(
+    if name in C.LR_SCORES and rounds > 0:
+        fit, lfit, left_out = refit(
             prep,
             k,
             params.poisson_norm,
             rounds,
             params.pool,
+            name,
             params.shift_pool,
-            params.l3,
-            params.l2,
+            l3=params.l3,
+            l2=params.l2,
         )
-        sfit = shift_scores(prep, fit)
+        if name == "shift":
+            sfit = lfit
+        else:
+            rfit, sfit = lfit, shift_scores(prep, fit)
     else:
         fit = fit_transform(prep.X, k, params.poisson_norm)
         sfit = shift_scores(prep, fit)
