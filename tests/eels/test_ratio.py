@@ -106,3 +106,29 @@ def test_cvae3d_look_for_ratio_scores_the_white_line_ratio(bench_cube):
     # the estimated ratio factor is larger inside the discs (planted x1.6) than outside
     est = r.extras["ratio_estimate"]
     assert np.median(est[cube.truth]) > np.median(est[~cube.truth])
+
+
+def test_ratio_template_set_to_the_bulk_ratio_corrects_a_template_wrong_everywhere(bench_kw):
+    """``common.ratio_fit_bulk``: a template whose L3/L2 ratio is wrong across the map (x1.3, as
+    a fine-tuned network's was) makes every normal pixel read as a ratio change; set to the
+    median of the data's ratio over a 15 x 15 window, the normal pixels' statistic is back near
+    its chi-square(1) mean while the planted x1.6 discs (radius <= 6 px) still stand out."""
+    kw = bench_kw(32, n_pk=180.0, fraction=0.05, anomaly="ratio", ratio_factor=1.6, seed=4)
+    g = generate(**dict(kw, keep_clean=True))
+    e = np.asarray(g["energy"], np.float64)
+    Y = g["data"].reshape(-1, e.size).astype(np.float64)
+    t = g["truth"].ravel()
+    wrong = generate(**dict(kw, ratio_factor=1.3, everywhere=True, keep_clean=True))["clean"]
+    wrong = wrong.reshape(Y.shape).astype(np.float64)
+    lines = C.white_line_windows(e, wrong.mean(0), 690.0, 730.0)
+    plain = C.ratio_fit(Y, wrong, e, lines)
+    fixed = C.ratio_fit_bulk(Y, wrong, e, lines, (32, 32), 15)
+    # pooled as the detectors do (one ratio change common to the neighbourhood, chi-square(1))
+    P, F = (C.pool_shift_glr(f.ll.reshape(32, 32, -1), f.deltas, 3.0)[0] for f in (plain, fixed))
+    tt = t.reshape(32, 32)
+    assert np.median(P[~tt]) > 5.0, np.median(P[~tt])
+    assert np.median(F[~tt]) < 1.5, np.median(F[~tt])
+    assert np.median(np.exp(fixed.best[t])) > 1.2
+    assert EM.roc_auc(F, tt) > max(0.8, EM.roc_auc(P, tt) + 0.05)
+    # size 0: the template's own ratio, i.e. ratio_fit unchanged
+    np.testing.assert_array_equal(C.ratio_fit_bulk(Y, wrong, e, lines, (32, 32), 0).lr, plain.lr)

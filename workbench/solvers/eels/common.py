@@ -632,10 +632,13 @@ def bulk_ratio_template(
     lines: WhiteLines,
     shape: tuple[int, int],
     size: int,
+    Y: np.ndarray | None = None,
 ) -> np.ndarray:
     """The template ``Yhat`` (pixels x channels) with each pixel's L3/L2 white-line area ratio
     set to the local bulk's: the median of log(A3 / A2) over a ``size`` x ``size`` window of
-    the map.
+    the map -- of the template's own ratios, or, given the counts ``Y``, of the data's ratios
+    (the template's times each pixel's maximum-likelihood ratio change of :func:`ratio_fit`),
+    which also corrects a template whose ratio is wrong across the map.
 
     White-line area moves between the lines as in the alternative of :func:`ratio_fit` (total
     white-line area, baseline and line shapes kept): with r the pixel's ratio and r_b the median,
@@ -653,6 +656,8 @@ def bulk_ratio_template(
     A3, A2 = W3.sum(-1), W2.sum(-1)
     ok = (A3 > 1e-12) & (A2 > 1e-12)
     logr = np.where(ok, np.log(np.where(ok, A3, 1.0) / np.where(ok, A2, 1.0)), np.nan)
+    if Y is not None:
+        logr = logr + ratio_fit(Y, Yh, energy, lines).best
     grid = logr.reshape(shape)
     fill = np.nanmedian(grid) if np.isfinite(grid).any() else 0.0
     bulk = median_filter(np.where(np.isfinite(grid), grid, fill), size=int(size), mode="reflect")
@@ -661,6 +666,27 @@ def bulk_ratio_template(
     g3 = W3 / np.where(ok, A3, 1.0)[..., None]
     g2 = W2 / np.where(ok, A2, 1.0)[..., None]
     return np.clip(Yh + (g3 - g2) * d3[..., None], 1e-9, None)
+
+
+def ratio_fit_bulk(
+    Y: np.ndarray,
+    Yhat: np.ndarray,
+    energy: np.ndarray,
+    lines: WhiteLines,
+    shape: tuple[int, int],
+    size: int,
+) -> ShiftFit:
+    """:func:`ratio_fit` of the counts ``Y`` against the template ``Yhat`` with its white-line
+    ratio set to the local bulk's (:func:`bulk_ratio_template` given the counts, over a ``size``
+    x ``size`` window; 0 = the template's own ratio). ``Y`` and ``Yhat``: (..., channels) with
+    ``prod(shape)`` pixels."""
+    if size > 0:
+        n, c = int(np.prod(shape)), np.shape(Yhat)[-1]
+        flat = bulk_ratio_template(
+            np.reshape(Yhat, (n, c)), energy, lines, shape, size, np.reshape(Y, (n, -1))
+        )
+        Yhat = flat.reshape(np.shape(Yhat))
+    return ratio_fit(Y, Yhat, energy, lines)
 
 
 def pooled_null(score: np.ndarray, nu_max: float) -> tuple[float, float]:
