@@ -7,7 +7,6 @@ run cancelled at step ``k`` returns exactly what ``max_iter=k`` returns.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +51,7 @@ class Progress:
         self.notes: list[tuple[float, str]] = []
         # the latest non-numeric ``preview`` a solver reported (an image of its current estimate)
         self.preview: Any = None
-        self._last = -math.inf  # perf_counter() of the latest report (for :meth:`due`)
+        self._last = self.t0  # perf_counter() of the latest report (for :meth:`due`)
 
     def note(self, phase: str) -> None:
         """Say what the solver is doing before its first step ("loading the checkpoint"), so a
@@ -70,7 +69,7 @@ class Progress:
 
         A report costs ~20 us, more than a whole step of a small solve (an SNS step on 30
         points), so such a loop reports only when this says so: when :data:`REPORT_EVERY_S`
-        seconds have passed since the latest report (the first step therefore always) or
+        seconds have passed since the latest report (or since this Progress was made) or
         ``step`` reaches ``cancel_after``. The loop still reads :attr:`cancelled` every step,
         so a cancel is honoured at the next step, and a callback that cancels (on a time
         budget, say) acts within ``REPORT_EVERY_S`` of its condition; cancelling at step ``k``

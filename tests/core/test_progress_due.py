@@ -6,11 +6,13 @@ from workbench import progress as prog
 from workbench.progress import Progress
 
 
-def test_due_first_step_then_throttled_then_after_the_interval(monkeypatch):
+def test_due_after_the_interval_since_creation_or_the_last_report(monkeypatch):
     clock = [100.0]
     monkeypatch.setattr(prog.time, "perf_counter", lambda: clock[0])
     p = Progress()
-    assert p.due(1)  # nothing reported yet
+    assert not p.due(1)  # just made
+    clock[0] += 1.5 * prog.REPORT_EVERY_S
+    assert p.due(1)
     p(1, 10)
     assert not p.due(2)  # just reported
     clock[0] += prog.REPORT_EVERY_S / 2
