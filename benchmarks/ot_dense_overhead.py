@@ -11,6 +11,8 @@ and whose random problems use seed 0): digit pairs 0 -> 1, 2 -> 5, 4 -> 7 and 6 
 
 Usage: ``python benchmarks/ot_dense_overhead.py [--reps 7] [--json OUT.json] [--baseline FILE]``.
 Prints a markdown table (one row per problem and eta) and the median and worst ratios.
+``--stages`` prints instead the CPU time with the continuation forced to 1-4 stages at small
+eta * range(C) (is a shorter schedule there worth a rule?).
 ``--baseline FILE`` also times the ``solve`` of another version of ``_dense_sns.py`` (e.g.
 ``git show REV:workbench/solvers/ot/_dense_sns.py > FILE``), alternating with the current one
 run by run, so that both see the same machine load ("before" and "after" columns).
@@ -118,6 +120,37 @@ def regot_row(p, eta: float, reps: int) -> dict:
     return {"cpu_s": t, "e": _e(np.asarray(r.plan), p), "iterations": int(r.niter)}
 
 
+def stages_table(probs, reps: int) -> None:
+    """CPU time of SNS with the continuation forced to 1-4 stages at eta 1e2, 3e2, 1e3 (where
+    eta * range(C) is small), relative to the automatic schedule's count, on the validation
+    problems: is a shorter schedule worth a rule?"""
+    from workbench.solvers.ot import sinkhorn_newton as sns
+
+    counts = (1, 2, 3, 4)
+    print("| eta | problems | automatic stages | time / time at the automatic count, median (geometric mean) for 1, 2, 3, 4 stages | iterations, mean | all converged |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for eta in (1e2, 3e2, 1e3):
+        rel, its, autos, ok = [], [], set(), True
+        for _, p in probs:
+            auto = len(sns.schedule(eta, float(p.C.max() - p.C.min()), sns.Params(reg=1 / eta)))
+            autos.add(auto)
+            ts, it = [], []
+            for k in counts:
+                prm = sns.Params(reg=1.0 / eta, tol=TOL, device="cpu", stages=k)
+                t, r = _cpu(lambda prm=prm, p=p: sns.solve(p, prm), reps)
+                ok &= r.status == "converged"
+                ts.append(t)
+                it.append(r.iterations)
+            rel.append(np.array(ts) / ts[counts.index(auto)] if auto in counts else np.nan)
+            its.append(it)
+        q = np.array(rel)
+        med, geo = np.median(q, axis=0), np.exp(np.log(q).mean(axis=0))
+        print(f"| {eta:g} | {len(probs)} | {sorted(autos)} | "
+              + ", ".join(f"{a:.2f} ({b:.2f})" for a, b in zip(med, geo, strict=True))
+              + f" | {', '.join(f'{x:.1f}' for x in np.mean(its, axis=0))} | {'yes' if ok else 'no'} |",
+              flush=True)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -126,9 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="")
     ap.add_argument("--label", default="")
     ap.add_argument("--baseline", default="", help="another _dense_sns.py, timed alongside")
+    ap.add_argument("--stages", action="store_true", help="only the stage-count table")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     probs = list(problems())
+    if args.stages:
+        sns_row(probs[0][1], 100.0, 2)  # imports, untimed
+        stages_table(probs, args.reps)
+        return 0
     old = _load(args.baseline).solve if args.baseline else None
     sns_row(probs[0][1], 100.0, 2)  # imports, untimed
     regot_row(probs[0][1], 100.0, 1)
