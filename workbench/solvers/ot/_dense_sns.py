@@ -110,7 +110,7 @@ def _schur_solve(rows, cols, B, G, elim_x, g, n, mu, out) -> bool:
         np.divide(gx, Dr, out=ox)
         return True
     S = G * (-1.0 / s)
-    d = np.einsum("ii->i", S)  # a writable view of the diagonal
+    d = S.reshape(-1)[:: S.shape[0] + 1]  # a writable view of the diagonal (S is contiguous)
     if elim_x:
         d += Dc
         y = _chol_solve(S, gy - B.T @ (gx / Dr))
@@ -343,11 +343,12 @@ def solve(
             density = k / nm
             # the top-k among the positive entries: underflowed zeros (often most of P at large
             # eta) are ties that make introselect ~10x slower, and are never kept anyway
-            if k >= np.count_nonzero(P):
+            npos = np.count_nonzero(P)
+            if k >= npos:
                 Ps = P
             else:
-                pos = P[P > 0.0]
-                thr = np.partition(pos, pos.size - k)[pos.size - k]
+                pos = P.reshape(-1) if npos == nm else P[P > 0.0]
+                thr = np.partition(pos, npos - k)[npos - k]
                 Ps = np.where(P >= thr, P, 0.0)
             B = Ps[:, :m1]
             G = (B.T / rows) @ B if elim_x else (B / cols[:m1]) @ B.T
