@@ -5,7 +5,8 @@ Why a second path: below a few tens of thousands of entries an SNS step is domin
 general path's fixed costs -- torch dispatch, the blockwise passes' Python loop, the sparse
 pattern's construction, the CG/direct bookkeeping -- not by arithmetic: measured 8-90 ms for
 problems where RegOT's C++ SSNS takes 1-13 ms (issue 17). Here every O(nm) quantity is one
-dense ``(n, m)`` float64 array and one step is about twenty NumPy/LAPACK calls.
+dense ``(n, m)`` float64 array; a Newton step is about forty NumPy/LAPACK calls, a Sinkhorn
+sweep about twenty.
 
 The method is the same, step for step (see :mod:`~workbench.solvers.ot.sinkhorn_newton` for the
 maths and the globalisation):
