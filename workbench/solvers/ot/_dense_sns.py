@@ -239,7 +239,7 @@ def solve(
         f = float(ab @ z) + f_extra - float(_sum(rows))
 
     def report(stage: int, **extra: float) -> bool:
-        """Record the step, report it when due; True when the run was cancelled."""
+        """Report the step when due (Progress.due); True when the run was cancelled."""
         nonlocal reported, cancelled
         if listened and progress.due(step):
             reported = step
