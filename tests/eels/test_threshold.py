@@ -73,3 +73,15 @@ def test_pca_t2_default_threshold_still_flags_a_planted_shift():
     assert m[~t].mean() < 0.005
     r0 = pca_t2.solve(prob, pca_t2.Params(pool=0.0))
     assert r0.extras["mask"][t].mean() > 0.5 and r0.extras["mask"][~t].mean() < 0.01
+
+
+def test_deviance_default_threshold_calibrated_on_a_no_anomaly_cube(null_cube):
+    """'look for' = phase scores the pooled Poisson deviance; its default threshold is the
+    robust empirical null (Otsu flagged about half of an anomaly-free cube)."""
+    from workbench.solvers.eels import pca_recon
+
+    r = pca_recon.solve(null_cube, pca_recon.Params(look_for="phase"))
+    assert r.meta["score"] == "nll"
+    assert r.metrics["flagged_fraction"] <= 0.02
+    otsu = pca_recon.solve(null_cube, pca_recon.Params(look_for="phase", threshold="otsu"))
+    assert otsu.metrics["flagged_fraction"] > 0.05

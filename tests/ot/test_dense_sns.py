@@ -101,3 +101,19 @@ def test_large_or_float32_keeps_the_general_path():
     assert not _dense_sns.applies(p, sns.Params(device="cuda"))
     big = dot.random_assignment(int(np.sqrt(_dense_sns.LEAN_MAX)) + 1, seed=0)
     assert not _dense_sns.applies(big, sns.Params())
+
+
+def test_dense_history_has_one_row_per_step_and_reports_are_throttled():
+    """History rows are batched (tuples transposed at the end): every column has one entry per
+    step, steps run 1..N, the clock never goes back, and the last e is the loop's final e.
+    Reports go through Progress.due: fewer than the steps on a fast solve, the final step last."""
+    p = _cloud(30, 25, 4)
+    prog = Progress()
+    r = sns.solve(p, sns.Params(reg=1e-4, device="cpu"), prog)
+    h = r.history
+    assert {len(v) for v in h.values()} == {r.iterations}
+    assert h["step"] == list(range(1, r.iterations + 1))
+    assert np.all(np.diff(h["time"]) >= 0) and h["time"][-1] <= r.meta["wall_s"]
+    assert h["e"][-1] <= 1e-8 and r.status == "converged"
+    steps = [rec["step"] for rec in prog.records]
+    assert steps and steps[-1] == r.iterations and len(steps) < r.iterations

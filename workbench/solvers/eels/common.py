@@ -739,15 +739,19 @@ def calibrated_threshold(score: np.ndarray, q: float = 0.999, pool: float = 0.0)
 # benchmarks/eels_threshold_sweep.py): pca_t2 at its defaults (T^2 pooled over 3 px) flags at
 # most 2.0 % of a null cube at z = 3.29 and 1.6 % at 3.5 (Otsu: 14-38 %); the centroid at most
 # 0.24 % at 3.29 (Otsu: about 33 %).
-ROBUST_Z = {"t2": 3.5, "centroid": 3.2905}
+# nll (the Poisson deviance, pooled): z = 3.5 by the rule of benchmarks/eels_nll_threshold_val.py
+# on validation cubes (the smallest z flagging <= 0.5 % of every drift-null cube; Otsu flagged 55 %)
+ROBUST_Z = {"t2": 3.5, "centroid": 3.2905, "nll": 3.5}
 ROBUST_SCORES = tuple(ROBUST_Z)
 
 
 def robust_threshold(score: np.ndarray, score_name: str, z: float | None = None) -> float:
     """Empirical-null threshold for scores without a usable parametric null.
 
-    Hotelling's T^2 (``"t2"``): the textbook null, k (n - 1) / (n - k) F(k, n - k) for Gaussian
-    component scores, does not hold for a spectrum image -- thickness, concentration and drift
+    Hotelling's T^2 (``"t2"``) and the pooled Poisson deviance (``"nll"``, chi-square-like
+    per pixel but pooled over correlated neighbours, with a reconstruction that misses the
+    bulk's variability) are treated alike. For T^2 the textbook null,
+    k (n - 1) / (n - k) F(k, n - k) for Gaussian component scores, does not hold for a spectrum image -- thickness, concentration and drift
     make the bulk's component scores smooth, bounded or skewed fields, and the pooled map of
     :func:`pool_score` averages correlated neighbours, so its degrees of freedom are unknown (the
     quartiles of the validation maps gave T^2 / k a chi-square(nu) / nu with nu of 4-18, against
@@ -782,7 +786,8 @@ def threshold(
     a threshold with a controlled false-alarm rate where the score has a null -- the calibrated
     chi-square threshold for the shift and white-line ratio likelihood ratios
     (:func:`calibrated_threshold`), the robust
-    empirical null of :func:`robust_threshold` for Hotelling's T^2 and the centroid -- each
+    empirical null of :func:`robust_threshold` for Hotelling's T^2, the Poisson deviance and
+    the centroid -- each
     flagging about 0.1 % of normal pixels where Otsu always splits a histogram in two; Otsu for
     the other scores (``pool``: the score map was pooled over that many pixels, see
     :func:`pool_score`). Also Ashman's D of the fitted mixture."""

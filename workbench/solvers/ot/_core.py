@@ -20,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from workbench.device import versions
 from workbench.errors import InputError
+from workbench.physics.ot.metrics import plan_metrics
+from workbench.result import Result
 
 #: Largest n*m the dense solvers accept (a float64 plan of this size is 400 MB).
 MAX_ENTRIES = 50_000_000
@@ -205,6 +208,90 @@ def decide_status(e: float, tol: float, cancelled: bool) -> str:
     if not math.isfinite(e):
         return "failed"
     return "cancelled" if cancelled else "max_iter"
+
+
+def status_message(
+    status: str, e: float, tol: float, step: int, reason: str | None, dtype: str = "float64"
+) -> str:
+    """The one-line message of an OT result. ``reason`` (SNS: converged, budget, stagnation,
+    cancelled, non_finite) names why a run stopped short of ``tol``; None for Sinkhorn."""
+    cap = f"stopped at the iteration cap ({step}); marginal error {e:.2e} > tol {tol:.1e}"
+    if status == "converged":
+        return f"marginal error {e:.2e} <= tol {tol:.1e} after {step} iterations"
+    if status == "max_iter":
+        return cap if reason is None else "budget: " + cap
+    if status == "cancelled":
+        return f"cancelled after {step} iterations; marginal error {e:.2e}"
+    if reason == "stagnation":
+        return (
+            f"stagnation: marginal error stuck at {e:.2e} > tol {tol:.1e} after {step} iterations "
+            f"(the {dtype} floor at this eta, or an ill-posed problem)"
+        )
+    return "non-finite marginal error (numerical breakdown)"
+
+
+def plan_result(
+    problem: Any,
+    P: np.ndarray,
+    *,
+    reg: float,
+    tol: float,
+    step: int,
+    dual_objective: float,
+    hist: dict[str, list[float]],
+    extras: dict[str, Any],
+    clock: Timer,
+    solver: str,
+    device: str,
+    reason: str | None = None,
+    cancelled: bool = False,
+    metrics: dict[str, float] | None = None,
+    meta: dict[str, Any] | None = None,
+    dtype: str = "float64",
+) -> Result:
+    """The Result of an OT solve from the plan it returns (on the full support).
+
+    Metrics are those of the plan itself (:func:`~workbench.physics.ot.metrics.plan_metrics`)
+    plus ``dual_objective``, the iterations and the solver's counters (``metrics``). The status
+    is decided from the plan's marginal error (:func:`decide_status`); an SNS run that stopped
+    on stagnation (``reason``) short of ``tol`` is ``failed``, not ``max_iter``. ``meta`` adds
+    solver-specific entries (a backend) to the common ones.
+    """
+    m = plan_metrics(problem, P, reg)
+    m["dual_objective"] = dual_objective
+    m["iterations"] = float(step)
+    m.update(metrics or {})
+    status = decide_status(m["marginal_error"], tol, cancelled or reason == "cancelled")
+    if status == "max_iter" and reason == "stagnation":
+        status = "failed"
+    wall = clock()
+    m["wall_s"] = wall
+    md: dict[str, Any] = {
+        "solver": solver,
+        "reg": reg,
+        "eta": 1.0 / reg,
+        "tol": tol,
+        "tol_norm": "L1 marginal error ||P1-a||_1 + ||P^T1-b||_1",
+        "device": device,
+        "wall_s": wall,
+        "dtype": dtype,
+    }
+    if reason is not None:
+        md["stop_reason"] = reason
+    md["potentials_units"] = "normalised cost (multiply by cost_scale for user units)"
+    md.update(meta or {})
+    md["versions"] = versions()
+    return Result(
+        output=P,
+        kind="plan",
+        status=status,
+        iterations=int(step),
+        metrics={k: float(v) for k, v in m.items()},
+        history=hist,
+        extras=extras,
+        meta=md,
+        message=status_message(status, m["marginal_error"], tol, step, reason, dtype),
+    )
 
 
 class Timer:

@@ -5,7 +5,8 @@ Why a second path: below a few tens of thousands of entries an SNS step is domin
 general path's fixed costs -- torch dispatch, the blockwise passes' Python loop, the sparse
 pattern's construction, the CG/direct bookkeeping -- not by arithmetic: measured 8-90 ms for
 problems where RegOT's C++ SSNS takes 1-13 ms (issue 17). Here every O(nm) quantity is one
-dense ``(n, m)`` float64 array and one step is about twenty NumPy/LAPACK calls.
+dense ``(n, m)`` float64 array; a Newton step is about forty NumPy/LAPACK calls, a Sinkhorn
+sweep about twenty.
 
 The method is the same, step for step (see :mod:`~workbench.solvers.ot.sinkhorn_newton` for the
 maths and the globalisation):
@@ -42,9 +43,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotrs
 
-from workbench.device import versions
 from workbench.errors import InputError
-from workbench.physics.ot.metrics import plan_metrics
 from workbench.progress import Progress, ensure
 from workbench.result import Result
 from workbench.solvers.ot import _core
@@ -69,6 +68,9 @@ from workbench.solvers.ot._sns_common import (
 #: and up to 1.9 at n = 400, where the dense O(n m min(n, m)) Schur product dominates.
 LEAN_MAX = 40_000
 STEPS = (1.0, 0.5, 0.25, 0.125, 0.0625)
+# the ufuncs' reductions, called directly: ndarray.sum/max/min add a Python-level wrapper
+# (~1 us each, a few per step on problems whose whole step takes ~40 us)
+_sum, _max, _min = np.add.reduce, np.maximum.reduce, np.minimum.reduce
 #: Largest step increase of a log-plan entry evaluated from P itself (see the line search).
 EXP_SAFE = 30.0
 
@@ -92,40 +94,73 @@ def _chol_solve(S: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
     return x if info == 0 else None
 
 
-def _schur_solve(rows, cols, B, G, elim_x, g, n, mu):
-    """dz with (M + mu diag M) dz = g through the dense Schur complement; None if singular.
+def _schur_solve(rows, cols, B, G, elim_x, g, n, mu, out) -> bool:
+    """Write dz with (M + mu diag M) dz = g into ``out`` through the dense Schur complement;
+    False when the complement is not numerically positive definite.
 
     ``cols`` are the column sums without the dropped last one (gauge fix), ``B`` the kept
-    pattern without its last column and ``G`` the Gram matrix of the eliminated side.
+    pattern without its last column, ``G`` the Gram matrix of the eliminated side and ``g`` the
+    gradient without its last entry. A non-finite solution is left in ``out`` (the caller's
+    step-size test rejects it).
     """
     s = 1.0 + mu
-    Dr, Dc = rows * s, cols * s
+    Dr, Dc = (rows, cols) if mu == 0.0 else (rows * s, cols * s)
     gx, gy = g[:n], g[n:]
+    ox, oy = out[:n], out[n:]
     if elim_x and Dc.size == 0:
-        return np.concatenate([gx / Dr, gy])
+        np.divide(gx, Dr, out=ox)
+        return True
     S = G * (-1.0 / s)
-    d = np.einsum("ii->i", S)  # a writable view of the diagonal
+    d = S.reshape(-1)[:: S.shape[0] + 1]  # a writable view of the diagonal (S is contiguous)
     if elim_x:
         d += Dc
         y = _chol_solve(S, gy - B.T @ (gx / Dr))
         if y is None:
-            return None
-        x = (gx - B @ y) / Dr
+            return False
+        np.subtract(gx, B @ y, out=ox)
+        ox /= Dr
+        oy[:] = y
     else:
         d += Dr
         x = _chol_solve(S, gx - B @ (gy / Dc))
         if x is None:
-            return None
-        y = (gy - B.T @ x) / Dc
-    dz = np.concatenate([x, y])
-    return dz if np.isfinite(dz).all() else None
+            return False
+        np.subtract(gy, B.T @ x, out=oy)
+        oy /= Dc
+        ox[:] = x
+    return True
+
+
+def _log_half_step(Zs: np.ndarray, own: np.ndarray, other: np.ndarray, scale: np.ndarray,
+                   log_marg: np.ndarray) -> None:  # fmt: skip
+    """One Sinkhorn half-step in the log domain, in place: the other side absorbs its scaling
+    (``other += log scale``), then ``own = log_marg + 1 - log sum_j exp(Zs_ij + other_j)`` makes
+    this side's marginals exact. ``Zs`` is ``-eta C`` for the rows, its transpose for the
+    columns."""
+    other += np.log(scale)
+    own[:] = log_marg + 1.0 - lse_rows(Zs, other)
+
+
+#: The per-step history columns, in the order of a recorded row.
+HISTORY = ("step", "stage", "level", "eta", "e", "f", "df", "alpha", "kappa", "density", "mu",
+           "cg_iters", "passes", "time")  # fmt: skip
 
 
 def solve(
     problem: Any, params: Any, progress: Progress | None = None, *, init: Any = None
 ) -> Result:
-    """SNS on ``problem`` with dense NumPy arrays; the contract of ``sinkhorn_newton.solve``."""
+    """SNS on ``problem`` with dense NumPy arrays; the contract of ``sinkhorn_newton.solve``.
+
+    Why the bookkeeping below looks as it does: at n ~ 30 one step is ~40 NumPy calls of ~1 us,
+    so every call counts. The potentials live in one vector ``z = (alpha, beta)`` and the
+    marginals in one ``rc = (rows, cols)``, so that ``<a, alpha> + <b, beta> = (a, b) . z`` and
+    the gradient ``g = (a, b) - rc`` (whose L1 norm is the marginal error e) are one call each;
+    history rows are tuples, transposed once at the end; progress is reported when
+    :meth:`~workbench.progress.Progress.due` (at most every 20 ms) while the cancel flag is read
+    every step.
+    """
     clock = _core.Timer()
+    listened = progress is not None  # no Progress given: nobody reads reports, none is made
     progress = ensure(progress)
     p = params
     reg = p.reg
@@ -148,15 +183,25 @@ def solve(
     la, lb = np.log(a), np.log(b)
     n, m = a.size, b.size
     nm = n * m
+    m1 = m - 1
     tol = float(p.tol)
+    max_iter = int(p.max_iter)
     etas = [eta] if init is not None else schedule(eta, float(negC.max() - negC.min()), p)
     max_kept = kept_budget(n, m, p)
     elim_x = n >= m - 1
-    hist: dict[str, list[float]] = {
-        k: []
-        for k in ("step", "stage", "level", "eta", "e", "f", "df", "alpha", "kappa", "density",
-                  "mu", "cg_iters", "passes", "time")
-    }  # fmt: skip
+    ab = np.concatenate([a, b])
+    z = np.zeros(n + m)  # the potentials (alpha, beta), eta_s units; alpha, beta are views
+    alpha, beta = z[:n], z[n:]
+    rc = np.empty(n + m)  # the current plan's marginals (rows, cols), views below
+    rows, cols = rc[:n], rc[n:]
+    g = np.empty(n + m)  # (a, b) - rc: the dual gradient; its L1 norm is e
+    gabs = np.empty(n + m)
+    dzf = np.zeros(n + m)  # a Newton direction; its last entry stays 0 (the gauge fix)
+    dz, dal, dbe = dzf[:-1], dzf[:n], dzf[n:]
+    uv = np.ones(n + m)  # Sinkhorn scalings (u, v)
+    u, v = uv[:n], uv[n:]
+    luv = np.empty(n + m)
+    rec: list[tuple] = []
     stats = {
         "sinkhorn_iterations": 0, "newton_iterations": 0, "sinkhorn_blocks": 0,
         "line_search_trials": 0, "cg_iterations": 0, "direct_solves": 0, "cg_fallbacks": 0,
@@ -165,6 +210,7 @@ def solve(
     events: list[str] = []
     passes = 0
     step = 0
+    reported = 0
     kappa = float(p.kappa)
     density = 0.0
     mu, radius = 0.0, RADIUS
@@ -175,159 +221,162 @@ def solve(
     reason = "budget"
     cancelled = False
     if init is not None:
-        x0, y0 = (np.asarray(v, dtype=np.float64) for v in init)
+        x0, y0 = (np.asarray(v_, dtype=np.float64) for v_ in init)
         if x0.shape != (a_full.size,) or y0.shape != (b_full.size,):
             raise ValueError("warm start potentials have the wrong shape")
-        alpha, beta = x0[ia] * eta, y0[ib] * eta
-    else:
-        alpha, beta = np.zeros(n), np.zeros(m)
+        alpha[:] = x0[ia] * eta
+        beta[:] = y0[ib] * eta
     Z = negC * eta_s
+    Zm = Z - 1.0  # log P = Zm + alpha (+) beta
     e, f = math.inf, math.nan
 
-    def record(stage: int, alpha_ls: float, cg_it: int, df: float = 0.0) -> None:
-        for key, val in (("step", step), ("stage", stage), ("level", level), ("eta", eta_s),
-                         ("e", e), ("f", f / eta_s), ("df", df / eta_s), ("alpha", alpha_ls),
-                         ("kappa", kappa), ("density", density), ("mu", mu),
-                         ("cg_iters", cg_it), ("passes", passes), ("time", clock())):  # fmt: skip
-            hist[key].append(val)
+    def measure(f_extra: float = 0.0) -> None:
+        """g, e and f (eta_s units) from the marginals in ``rc`` and the potentials in ``z``
+        (plus ``f_extra``: the scalings' share of f in a Sinkhorn sweep)."""
+        nonlocal e, f
+        np.subtract(ab, rc, out=g)
+        e = float(_sum(np.abs(g, out=gabs)))
+        f = float(ab @ z) + f_extra - float(_sum(rows))
 
-    def plan_state():
-        """P, its row and column sums, e and f (eta_s units) at (alpha, beta): one exp pass."""
-        nonlocal passes, e, f
-        P = Z + alpha[:, None]
-        P += beta[None, :]
-        P -= 1.0
-        np.exp(P, out=P)
+    def report(stage: int, **extra: float) -> bool:
+        """Report the step when due (Progress.due); True when the run was cancelled."""
+        nonlocal reported, cancelled
+        if listened and progress.due(step):
+            reported = step
+            progress(step, max_iter, e=e, stage=stage, level=level, **extra)
+        if progress.cancelled:
+            cancelled = True
+        return cancelled
+
+    def kernel() -> np.ndarray:
+        """P at the current potentials (one exp pass)."""
+        nonlocal passes
+        K = Zm + alpha[:, None]
+        K += beta[None, :]
+        np.exp(K, out=K)
         passes += 1
-        rows, cols = P.sum(axis=1), P.sum(axis=0)
-        e = float(np.abs(rows - a).sum() + np.abs(cols - b).sum())
-        f = -float(rows.sum()) + float(a @ alpha) + float(b @ beta)
-        return P, rows, cols
+        return K
+
+    def plan_state() -> np.ndarray:
+        """P, its marginals (into ``rc``), g, e and f at (alpha, beta)."""
+        P = kernel()
+        _sum(P, axis=1, out=rows)
+        _sum(P, axis=0, out=cols)
+        measure()
+        return P
 
     def sweeps(count: int, tol_s: float) -> bool:
         """Up to ``count`` Sinkhorn sweeps (scaling form, absorbed at the end); True when the
         run must stop or the stage is done (as the general path's ``sinkhorn_steps``)."""
-        nonlocal alpha, beta, step, passes, cancelled, e, f
-        if step >= p.max_iter:
+        nonlocal step, passes
+        if step >= max_iter:
             return True
-        K = Z + alpha[:, None]
-        K += beta[None, :]
-        K -= 1.0
-        np.exp(K, out=K)
-        passes += 1
-        u, v = np.ones(n), np.ones(m)
-        Kv = K.sum(axis=1)
+        K = kernel()
+        uv.fill(1.0)
+        Kv = _sum(K, axis=1)
         done = False
         for _ in range(count):
-            if step >= p.max_iter:
+            if step >= max_iter:
                 break
-            if Kv.min() > 0.0:
-                u = a / Kv
-            if not Kv.min() > 0.0 or u.max() > TAU or u.min() < 1.0 / TAU:
+            kv_pos = _min(Kv) > 0.0
+            if kv_pos:
+                np.divide(a, Kv, out=u)
+            if not kv_pos or _max(u) > TAU or _min(u) < 1.0 / TAU:
                 # underflowed rows or a scaling out of range: a log-domain row half-step
-                beta = beta + np.log(v)
-                alpha = la + 1.0 - lse_rows(Z, beta)
-                K = Z + alpha[:, None]
-                K += beta[None, :]
-                K -= 1.0
-                np.exp(K, out=K)
-                passes += 2
-                u, v = np.ones(n), np.ones(m)
+                _log_half_step(Z, alpha, beta, v, la)
+                K = kernel()
+                passes += 1
+                uv.fill(1.0)
             KTu = u @ K
-            if KTu.min() > 0.0:
-                v = b / KTu
-            if not KTu.min() > 0.0 or v.max() > TAU or v.min() < 1.0 / TAU:
-                alpha = alpha + np.log(u)
-                beta = lb + 1.0 - lse_rows(Z.T, alpha)
-                K = Z + alpha[:, None]
-                K += beta[None, :]
-                K -= 1.0
-                np.exp(K, out=K)
-                passes += 2
-                u, v = np.ones(n), np.ones(m)
-                KTu = K.sum(axis=0)
+            ktu_pos = _min(KTu) > 0.0
+            if ktu_pos:
+                np.divide(b, KTu, out=v)
+            if not ktu_pos or _max(v) > TAU or _min(v) < 1.0 / TAU:
+                _log_half_step(Z.T, beta, alpha, u, lb)
+                K = kernel()
+                passes += 1
+                uv.fill(1.0)
+                KTu = _sum(K, axis=0)
             Kv = K @ v
             passes += 2
             step += 1
             stats["sinkhorn_iterations"] += 1
-            rows, cols = u * Kv, v * KTu
-            e = float(np.abs(rows - a).sum() + np.abs(cols - b).sum())
-            lu, lv = np.log(u), np.log(v)
-            f = -float(rows.sum()) + float(a @ (alpha + lu)) + float(b @ (beta + lv))
-            record(0, 0.0, 0)
-            progress(step, p.max_iter, e=e, stage=0, level=level)
-            if progress.cancelled:
-                cancelled = done = True
+            np.multiply(u, Kv, out=rows)
+            np.multiply(v, KTu, out=cols)
+            measure(float(ab @ np.log(uv, out=luv)))
+            rec.append((step, 0, level, eta_s, e, f / eta_s, 0.0, 0.0, kappa, density, mu, 0,
+                        passes, clock()))  # fmt: skip
+            if report(0):
+                done = True
                 break
             if not math.isfinite(e) or e <= tol_s:
                 done = True
                 break
-        alpha = alpha + np.log(u)
-        beta = beta + np.log(v)
-        return done or step >= p.max_iter
+        np.add(z, np.log(uv, out=luv), out=z)  # absorb the scalings
+        return done or step >= max_iter
 
     for level, eta_s in enumerate(etas):
         last = level == len(etas) - 1
         tol_s = tol if last else max(tol, p.stage_tol)
         if level > 0:
-            r = eta_s / etas[level - 1]
-            alpha, beta = alpha * r, beta * r
+            z *= eta_s / etas[level - 1]
             Z = negC * eta_s
+            Zm = Z - 1.0
             kappa = max(float(p.kappa), kappa / 2)
             mu, radius = 0.0, RADIUS
             events.append(f"step {step}: stage {level} at eta {eta_s:.4g}")
             if sweeps(1, tol_s):
-                if cancelled or step >= p.max_iter or not math.isfinite(e):
+                if cancelled or step >= max_iter or not math.isfinite(e):
                     break
                 if not last:
                     continue
         elif init is None and p.warmup > 0:
             if sweeps(p.warmup, tol_s):
-                if cancelled or step >= p.max_iter or not math.isfinite(e):
+                if cancelled or step >= max_iter or not math.isfinite(e):
                     break
-        P, rows, cols = plan_state()
+        P = plan_state()
         stop = False
         failed_rounds = 0
-        while e > tol_s and step < p.max_iter:
+        while e > tol_s and step < max_iter:
             e_prev = e
             k = min(math.ceil(kappa * max(n, m)), max_kept)
             at_cap = k >= max_kept
             density = k / nm
             # the top-k among the positive entries: underflowed zeros (often most of P at large
             # eta) are ties that make introselect ~10x slower, and are never kept anyway
-            pos = P[P > 0.0]
-            if k >= pos.size:
+            npos = np.count_nonzero(P)
+            if k >= npos:
                 Ps = P
             else:
-                thr = np.partition(pos, pos.size - k)[pos.size - k]
+                pos = P.reshape(-1) if npos == nm else P[P > 0.0]
+                thr = np.partition(pos, npos - k)[npos - k]
                 Ps = np.where(P >= thr, P, 0.0)
-            B = Ps[:, : m - 1]
-            G = (B.T / rows) @ B if elim_x else (B / cols[: m - 1]) @ B.T
-            g = np.concatenate([a - rows, (b - cols)[: m - 1]])
-            scale = float(np.abs(g / np.concatenate([rows, cols[: m - 1]])).max())
+            B = Ps[:, :m1]
+            G = (B.T / rows) @ B if elim_x else (B / cols[:m1]) @ B.T
+            gn = g[:-1]  # the gradient without the gauge-fixed last column
+            scale = math.nan  # max |D^-1 g|, for the first shift only (next_shift)
             accepted, df, size, g_dot = 0.0, 0.0, math.inf, math.nan
             too_long: list[tuple[float, float]] = []
             lin = 0.0
             E = D = None
             while True:
-                dz = _schur_solve(rows, cols[: m - 1], B, G, elim_x, g, n, mu)
+                ok = _schur_solve(rows, cols[:m1], B, G, elim_x, gn, n, mu, dz)
                 stats["direct_solves"] += 1
-                g_dot = float(g @ dz) if dz is not None else math.nan
-                size = float(np.abs(dz).max()) if dz is not None else math.inf
+                g_dot = float(gn @ dz) if ok else math.nan
+                size = float(_max(np.abs(dz))) if ok else math.inf
                 if not (math.isfinite(size) and g_dot > 0 and size <= radius):
                     if math.isfinite(size) and g_dot > 0:
                         too_long.append((mu, size))
+                    if mu == 0.0 and math.isnan(scale):
+                        scale = float(np.abs(gn / rc[:-1]).max())
                     mu = next_shift(mu, too_long, radius, scale)
                     stats["lm_shifts"] += 1
                     if mu > MU_MAX:
                         break
                     continue
-                dal = dz[:n]
-                dbe = np.zeros(m)
-                dbe[: m - 1] = dz[n:]
-                D = dal[:, None] + dbe[None, :]
-                lin = float(rows @ dal + cols @ dbe)
-                d_max = float(dal.max() + dbe.max())
+                D = np.add.outer(dal, dbe)
+                lin = float(rc @ dzf)
+                d_max = float(_max(dal) + _max(dbe))
                 logP = None
                 for s_ in STEPS:
                     sD = D * s_ if s_ != 1.0 else D
@@ -342,9 +391,8 @@ def solve(
                         # new plan from its logarithm (cancellation is irrelevant at this size)
                         E = None
                         if logP is None:
-                            logP = Z + alpha[:, None]
+                            logP = Zm + alpha[:, None]
                             logP += beta[None, :]
-                            logP -= 1.0
                         with np.errstate(over="ignore"):  # inf: a rejected trial
                             q = float(np.exp(logP + sD).sum()) - float(rows.sum()) - s_ * lin
                     passes += 1
@@ -359,6 +407,8 @@ def solve(
                 if radius < RADIUS_MIN:
                     break
                 too_long.append((mu, size))
+                if mu == 0.0 and math.isnan(scale):
+                    scale = float(np.abs(gn / rc[:-1]).max())
                 mu = next_shift(mu, too_long, radius, scale)
                 stats["lm_shifts"] += 1
                 if mu > MU_MAX:
@@ -372,12 +422,12 @@ def solve(
                 stats["sinkhorn_blocks"] += 1
                 e_before = e
                 if sweeps(p.sinkhorn_block, tol_s):
-                    if cancelled or step >= p.max_iter or not math.isfinite(e):
+                    if cancelled or step >= max_iter or not math.isfinite(e):
                         stop = True
                         break
-                    P, rows, cols = plan_state()
+                    P = plan_state()
                     continue
-                P, rows, cols = plan_state()
+                P = plan_state()
                 if failed_rounds >= 2 and e > 0.9 * e_before:
                     reason, stop = "stagnation", True
                     break
@@ -386,22 +436,24 @@ def solve(
                 Ps if k < nm else None
             )  # the accepted step's kept pattern (indices at the end)
             mu_used = mu
-            alpha = alpha + accepted * dal
-            beta = beta + accepted * dbe
+            if accepted == 1.0:
+                z += dzf
+            else:
+                z += accepted * dzf
             step += 1
             stats["newton_iterations"] += 1
             if accepted == 1.0 and E is not None:
-                P += P * E  # the plan after the full step: P exp(D), from the trial's expm1
-                rows, cols = P.sum(axis=1), P.sum(axis=0)
-                e = float(np.abs(rows - a).sum() + np.abs(cols - b).sum())
-                f = -float(rows.sum()) + float(a @ alpha) + float(b @ beta)
+                E *= P
+                P += E  # the plan after the full step: P exp(D), from the trial's expm1
+                _sum(P, axis=1, out=rows)
+                _sum(P, axis=0, out=cols)
+                measure()
             else:
-                P, rows, cols = plan_state()
-            record(1, accepted, 0, df)
-            progress(step, p.max_iter, e=e, stage=1, level=level, alpha=accepted, kappa=kappa,
-                     density=density, mu=mu)  # fmt: skip
-            if progress.cancelled:
-                cancelled = stop = True
+                P = plan_state()
+            rec.append((step, 1, level, eta_s, e, f / eta_s, df / eta_s, accepted, kappa,
+                        density, mu, 0, passes, clock()))  # fmt: skip
+            if report(1, alpha=accepted, kappa=kappa, density=density, mu=mu):
+                stop = True
                 break
             if not math.isfinite(e):
                 stop = True
@@ -423,8 +475,8 @@ def solve(
                 events.append(f"step {step}: density cap, slow step: Sinkhorn block")
                 stats["sinkhorn_blocks"] += 1
                 stopped = sweeps(p.sinkhorn_block, tol_s)
-                P, rows, cols = plan_state()
-                if stopped and (cancelled or step >= p.max_iter or not math.isfinite(e)):
+                P = plan_state()
+                if stopped and (cancelled or step >= max_iter or not math.isfinite(e)):
                     stop = True
                     break
                 continue
@@ -439,8 +491,10 @@ def solve(
                 elif step - best[1] >= p.patience:
                     reason, stop = "stagnation", True
                     break
-        if stop or cancelled or step >= p.max_iter or not math.isfinite(e):
+        if stop or cancelled or step >= max_iter or not math.isfinite(e):
             break
+    if listened and step > reported and not cancelled:
+        progress(step, max_iter, e=e, level=level)  # the final step, when it was skipped
     if cancelled:
         reason = "cancelled"
     elif not math.isfinite(e):
@@ -451,6 +505,8 @@ def solve(
         reason = "budget"
     stats["passes"] = passes
     stats["selection_repeats"] = 0
+    columns = list(zip(*rec, strict=True)) if rec else [()] * len(HISTORY)
+    hist = {k: list(col) for k, col in zip(HISTORY, columns, strict=True)}
     return _finish(problem, p, eta_s, alpha, beta, negC, a, b, ia, ib, step, reason, hist, clock,
                    stats, events, etas, pattern, kappa, density)  # fmt: skip
 
@@ -472,55 +528,28 @@ def _finish(problem, p, eta_s, alpha, beta, negC, a, b, ia, ib, step, reason, hi
     al, be = _core.fix_gauge(alpha, beta, a, b)
     xs, ys = al / eta, be / eta
     x, y = _core.extend_potentials(problem, ia, ib, xs, ys)
-    mt = plan_metrics(problem, P, reg)
-    mt["dual_objective"] = float(-P.sum() / eta) + float(np.dot(a, xs) + np.dot(b, ys))
-    mt["iterations"] = float(step)
-    mt.update({k: float(v) for k, v in stats.items()})
-    mt["final_kappa"] = hist["kappa"][-1] if hist["kappa"] else p.kappa
-    mt["final_density"] = hist["density"][-1] if hist["density"] else 0.0
-    status = _core.decide_status(mt["marginal_error"], tol, reason == "cancelled")
-    if status == "max_iter" and reason == "stagnation":
-        status = "failed"
-    wall = clock()
-    mt["wall_s"] = wall
-    e = mt["marginal_error"]
-    msg = {
-        "converged": f"marginal error {e:.2e} <= tol {tol:.1e} after {step} iterations",
-        "max_iter": f"budget: stopped at the iteration cap ({step}); marginal error {e:.2e} > tol {tol:.1e}",
-        "cancelled": f"cancelled after {step} iterations; marginal error {e:.2e}",
-        "failed": (
-            f"stagnation: marginal error stuck at {e:.2e} > tol {tol:.1e} after {step} iterations "
-            f"(the float64 floor at this eta, or an ill-posed problem)"
-            if reason == "stagnation"
-            else "non-finite marginal error (numerical breakdown)"
-        ),
-    }[status]
+    stats = {k: float(v) for k, v in stats.items()}
+    stats["final_kappa"] = hist["kappa"][-1] if hist["kappa"] else p.kappa
+    stats["final_density"] = hist["density"][-1] if hist["density"] else 0.0
     extras: dict[str, Any] = {"x": x, "y": y, "events": events, "stop_reason": reason, "etas": etas}
     if pattern is not None:
         r_, c_ = np.nonzero(pattern)
         extras["pattern_rows"] = ia[r_].astype(np.int64)
         extras["pattern_cols"] = ib[c_].astype(np.int64)
-    return Result(
-        output=P,
-        kind="plan",
-        status=status,
-        iterations=int(step),
-        metrics={k: float(v) for k, v in mt.items()},
-        history=hist,
+    return _core.plan_result(
+        problem,
+        P,
+        reg=reg,
+        tol=tol,
+        step=step,
+        # sum P from the plan just formed (zero outside the support): no pass of its own
+        dual_objective=float(-P.sum() / eta) + float(np.dot(a, xs) + np.dot(b, ys)),
+        hist=hist,
         extras=extras,
-        meta={
-            "solver": "sinkhorn_newton",
-            "reg": reg,
-            "eta": 1.0 / reg,
-            "tol": tol,
-            "tol_norm": "L1 marginal error ||P1-a||_1 + ||P^T1-b||_1",
-            "device": "cpu",
-            "backend": "numpy-dense",
-            "wall_s": wall,
-            "dtype": "float64",
-            "stop_reason": reason,
-            "potentials_units": "normalised cost (multiply by cost_scale for user units)",
-            "versions": versions(),
-        },
-        message=msg,
+        clock=clock,
+        solver="sinkhorn_newton",
+        device="cpu",
+        reason=reason,
+        metrics=stats,
+        meta={"backend": "numpy-dense"},
     )

@@ -45,9 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.device import versions
 from workbench.errors import InputError
-from workbench.physics.ot.metrics import plan_metrics
 from workbench.progress import Progress, ensure
 from workbench.result import Result
 from workbench.solvers.ot import _core
@@ -322,41 +320,22 @@ def _finish(
         P = np.zeros((prep.n_full, prep.m_full))
         P[np.ix_(prep.ia, prep.ib)] = Ps
     x, y = full_potentials(prep, problem, alpha, beta)
-    m = plan_metrics(problem, P, reg)
-    m["dual_objective"] = f
-    m["iterations"] = float(step)
-    m.update({k: float(v) for k, v in (stats or {}).items()})
-    status = _core.decide_status(m["marginal_error"], tol, cancelled)
-    wall = clock()
-    m["wall_s"] = wall
-    e = m["marginal_error"]
-    msg = {
-        "converged": f"marginal error {e:.2e} <= tol {tol:.1e} after {step} iterations",
-        "max_iter": f"stopped at the iteration cap ({step}); marginal error {e:.2e} > tol {tol:.1e}",
-        "cancelled": f"cancelled after {step} iterations; marginal error {e:.2e}",
-        "failed": "non-finite marginal error (numerical breakdown)",
-    }[status]
-    return Result(
-        output=P,
-        kind="plan",
-        status=status,
-        iterations=int(step),
-        metrics={k: float(v) for k, v in m.items()},
-        history=hist,
+    return _core.plan_result(
+        problem,
+        P,
+        reg=reg,
+        tol=tol,
+        step=step,
+        dual_objective=f,
+        hist=hist,
         extras={"x": x, "y": y},
+        clock=clock,
+        solver="sinkhorn",
+        device="cpu",
+        cancelled=cancelled,
+        metrics={k: float(v) for k, v in (stats or {}).items()},
         meta={
-            "solver": "sinkhorn",
-            "reg": reg,
-            "eta": 1.0 / reg,
-            "tol": tol,
-            "tol_norm": "L1 marginal error ||P1-a||_1 + ||P^T1-b||_1",
-            "device": "cpu",
             "backend": "numpy",
             "iteration": "scaling with log-domain absorption (Schmitzer 2019)",
-            "wall_s": wall,
-            "dtype": "float64",
-            "potentials_units": "normalised cost (multiply by cost_scale for user units)",
-            "versions": versions(),
         },
-        message=msg,
     )

@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.device import resolve_device, versions
-from workbench.physics.ot.metrics import plan_metrics
+from workbench.device import resolve_device
 from workbench.progress import Progress, ensure
 from workbench.registry import SolverSpec, param
 from workbench.result import Result
@@ -223,42 +222,22 @@ def finish(
     st = _core.evaluate_state(prep, alpha, beta)
     P = _core.full_plan(prep, alpha, beta)
     x, y = _core.full_potentials(prep, problem, alpha, beta)
-    m = plan_metrics(problem, P, reg)
-    m["dual_objective"] = st.f
-    m["iterations"] = float(step)
-    m.update(metrics or {})
-    status = _core.decide_status(m["marginal_error"], tol, cancelled)
-    wall = clock()
-    m["wall_s"] = wall
-    msg = {
-        "converged": f"marginal error {m['marginal_error']:.2e} <= tol {tol:.1e} after {step} iterations",
-        "max_iter": f"stopped at the iteration cap ({step}); marginal error {m['marginal_error']:.2e} > tol {tol:.1e}",
-        "cancelled": f"cancelled after {step} iterations; marginal error {m['marginal_error']:.2e}",
-        "failed": "non-finite marginal error (numerical breakdown)",
-    }[status]
     ex = {"x": x, "y": y}
     ex.update(extras or {})
-    return Result(
-        output=P,
-        kind="plan",
-        status=status,
-        iterations=int(step),
-        metrics={k: float(v) for k, v in m.items()},
-        history=hist,
+    return _core.plan_result(
+        problem,
+        P,
+        reg=reg,
+        tol=tol,
+        step=step,
+        dual_objective=st.f,
+        hist=hist,
         extras=ex,
-        meta={
-            "solver": solver,
-            "reg": reg,
-            "eta": 1.0 / reg,
-            "tol": tol,
-            "tol_norm": "L1 marginal error ||P1-a||_1 + ||P^T1-b||_1",
-            "device": device,
-            "wall_s": wall,
-            "dtype": "float64",
-            "potentials_units": "normalised cost (multiply by cost_scale for user units)",
-            "versions": versions(),
-        },
-        message=msg,
+        clock=clock,
+        solver=solver,
+        device=device,
+        cancelled=cancelled,
+        metrics=metrics,
     )
 
 
@@ -317,52 +296,23 @@ def finish_plan(
     eta = kernel.eta
     xs, ys = al.cpu().numpy() / eta, be.cpu().numpy() / eta
     x, y = _core.extend_potentials(problem, ia, ib, xs, ys)
-    m = plan_metrics(problem, P, reg)
-    # sum P from the plan just written (zero outside the support): no pass of its own
-    m["dual_objective"] = float(-P.sum() / eta) + float(
-        np.dot(problem.a[ia], xs) + np.dot(problem.b[ib], ys)
-    )
-    m["iterations"] = float(step)
-    m.update(metrics or {})
-    status = _core.decide_status(m["marginal_error"], tol, reason == "cancelled")
-    if status == "max_iter" and reason == "stagnation":
-        status = "failed"
-    wall = clock()
-    m["wall_s"] = wall
-    e = m["marginal_error"]
-    msg = {
-        "converged": f"marginal error {e:.2e} <= tol {tol:.1e} after {step} iterations",
-        "max_iter": f"budget: stopped at the iteration cap ({step}); marginal error {e:.2e} > tol {tol:.1e}",
-        "cancelled": f"cancelled after {step} iterations; marginal error {e:.2e}",
-        "failed": (
-            f"stagnation: marginal error stuck at {e:.2e} > tol {tol:.1e} after {step} iterations "
-            f"(the {dtype} floor at this eta, or an ill-posed problem)"
-            if reason == "stagnation"
-            else "non-finite marginal error (numerical breakdown)"
-        ),
-    }[status]
     ex = {"x": x, "y": y}
     ex.update(extras or {})
-    return Result(
-        output=P,
-        kind="plan",
-        status=status,
-        iterations=int(step),
-        metrics={k: float(v) for k, v in m.items()},
-        history=hist,
+    return _core.plan_result(
+        problem,
+        P,
+        reg=reg,
+        tol=tol,
+        step=step,
+        # sum P from the plan just written (zero outside the support): no pass of its own
+        dual_objective=float(-P.sum() / eta)
+        + float(np.dot(problem.a[ia], xs) + np.dot(problem.b[ib], ys)),
+        hist=hist,
         extras=ex,
-        meta={
-            "solver": solver,
-            "reg": reg,
-            "eta": 1.0 / reg,
-            "tol": tol,
-            "tol_norm": "L1 marginal error ||P1-a||_1 + ||P^T1-b||_1",
-            "device": device,
-            "wall_s": wall,
-            "dtype": dtype,
-            "stop_reason": reason,
-            "potentials_units": "normalised cost (multiply by cost_scale for user units)",
-            "versions": versions(),
-        },
-        message=msg,
+        clock=clock,
+        solver=solver,
+        device=device,
+        reason=reason,
+        metrics=metrics,
+        dtype=dtype,
     )
