@@ -117,7 +117,7 @@ def _metrics(score, truth, score_name="", pool=0.0):
     from workbench.solvers.eels import common as C
 
     # the solvers' default threshold: calibrated for the shift score, the robust empirical null
-    # for T^2 and the centroid (robust_threshold), Otsu for the others; the
+    # for T^2, the centroid and the deviance (robust_threshold), Otsu for the others; the
     # common-shift map ("shiftc", pool_shift_glr) has the per-pixel chi-square(1) null, and so
     # has the common-ratio-change map ("ratioc")
     if score_name in ("shiftc", "ratioc"):
@@ -344,7 +344,7 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         "raised to at least 4 for the PCA detectors; alignment auto; "
         "pca_recon's shift score from a PCA refitted twice, its ratio score once, without the "
         "pixels flagged at the default threshold; thresholds: calibrated chi-square for the "
-        "shift and ratio scores, robust empirical null for T2 and the centroid; "
+        "shift and ratio scores, robust empirical null for T2, the centroid and the deviance; "
         f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px"
         + (
             ", the shift and ratio scores as the likelihood ratio of one shift (ratio change) "
@@ -408,7 +408,7 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
     if nulls:
         lines += [
             "**Pixels flagged at the default threshold (calibrated for the shift and ratio scores, robust empirical "
-            "null for T2 and the centroid, Otsu "
+            "null for T2, the centroid and the Poisson deviance, Otsu "
             "otherwise), no anomaly, drift 0.3 eV** "
             "(target <= 2 %):",
             "",
