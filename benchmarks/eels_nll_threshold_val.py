@@ -14,7 +14,6 @@ smallest z that flags at most 0.5 % of every null cube with pca_recon and pca_bu
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,45 +26,39 @@ ZS = (2.5, 3.0902, 3.5, 4.0)
 
 def main(argv=None) -> int:
     import eels as B
+    import eels_val as V
 
     from workbench.datasets.eels import synthetic
     from workbench.physics.eels import metrics as EM
     from workbench.solvers.eels import common as C
     from workbench.solvers.eels import pca_bulk, pca_recon
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", default="20001,20002,20003,20004")
-    a = ap.parse_args(argv)
-    seeds = [int(s) for s in a.seeds.split(",")]
+    a = V.parser(__doc__).parse_args(argv)
+    seeds = V.seeds(a)
     phase = dict(anomaly="phase", n_pk=B.MID)
+    cubes = list(V.cubes([V.NULL], seeds))
+    cubes += [
+        ("new phase, dose 1x", s, synthetic(dict(B.BASE, **phase, seed=s), name=f"val-{s}"))
+        for s in seeds
+    ]
     rows = []
     for name, solver in (("pca_recon", pca_recon), ("pca_bulk", pca_bulk)):
-        for cond in ("null (no anomaly), drift 0.3 eV", "new phase, dose 1x"):
-            for seed in seeds:
-                if cond.startswith("null"):
-                    prob = B._problem(cond, seed)
-                else:
-                    prob = synthetic(dict(B.BASE, **phase, seed=seed), name=f"val-{seed}")
-                r = solver.solve(prob, solver.Params(look_for="phase", threshold="otsu"))
-                s = np.asarray(r.output)
-                row = {"solver": name, "condition": cond, "seed": seed}
-                row["otsu"] = float(r.metrics["flagged_fraction"])
-                for z in ZS:
-                    t = C.robust_threshold(s, "nll", z) if "nll" in C.ROBUST_Z else None
-                    if t is None:  # before the score had a robust null: the same rule by hand
-                        g = np.cbrt(np.clip(s, 0, None))
-                        m = float(np.median(g))
-                        t = (m + z * 1.4826 * float(np.median(np.abs(g - m)))) ** 3
-                    row[f"z={z:g}"] = float((s > t).mean())
-                if prob.truth is not None and prob.truth.any():
-                    row["roc_auc"] = float(EM.roc_auc(s, prob.truth))
-                rows.append(row)
-                print(row, flush=True)
+        for cond, seed, prob in cubes:
+            r = solver.solve(prob, solver.Params(look_for="phase", threshold="otsu"))
+            s = np.asarray(r.output)
+            row = {"solver": name, "condition": cond, "seed": seed}
+            row["otsu"] = float(r.metrics["flagged_fraction"])
+            for z in ZS:
+                row[f"z={z:g}"] = float((s > C.robust_threshold(s, "nll", z)).mean())
+            if prob.truth is not None and prob.truth.any():
+                row["roc_auc"] = float(EM.roc_auc(s, prob.truth))
+            rows.append(row)
+            print(row, flush=True)
     keys = ["otsu"] + [f"z={z:g}" for z in ZS]
     print("\n| solver | condition | " + " | ".join(f"flagged, {k}" for k in keys) + " | ROC AUC |")
     print("|---|---|" + "---|" * (len(keys) + 1))
     for name in ("pca_recon", "pca_bulk"):
-        for cond in ("null (no anomaly), drift 0.3 eV", "new phase, dose 1x"):
+        for cond in (V.NULL, "new phase, dose 1x"):
             sel = [r for r in rows if r["solver"] == name and r["condition"] == cond]
             cells = [f"{100 * max(r[k] for r in sel):.2f} % (max)" for k in keys]
             auc = [r["roc_auc"] for r in sel if "roc_auc" in r]
