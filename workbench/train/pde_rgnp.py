@@ -3,7 +3,7 @@ together, physics-only ELBO) on a parametric 1-D PDE sample and write a checkpoi
 
     workbench train rgnp [--problem nlpoisson1d_param] [--grid random|stratified|fixed]
                          [--steps N] [--time-limit S] [--resume] [--init CKPT] [--lr-final LR]
-                         [--eps-r E] [--eps-r-train] [--out PATH] ...
+                         [--eps-r E] [--out PATH] ...
 
 ``--grid fixed`` trains the spec's PDDLVM baseline (the same ELBO and networks on 30 equispaced
 interior points). Progress goes to stdout; a resumable state (weights, Adam, generator, history)
@@ -21,8 +21,9 @@ N steps (for ``--init``: a fresh Adam's first steps would knock the trained weig
 
 ``--grid stratified`` draws each step's random grid with one uniform point in each of n equal
 cells (lower Monte Carlo variance of the residual sum, still a fresh grid every step).
-``--eps-r-train`` learns the ELBO's residual scale ε_r with the networks (its maximiser is the
-residual's RMS), so the field's variance follows the residual the mean reaches.
+(A trainable ε_r, ``Config.eps_r_trainable``, is not offered here: on the validation draws it
+rose with the sampled fields' residual instead of following the mean's down, and did not help
+calibration; BENCHMARKS.md "PDE: RGNP diagnosis".)
 """
 
 from __future__ import annotations
@@ -60,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", type=int, default=32)
     ap.add_argument("--rank", type=int, default=2)
     ap.add_argument("--eps-r", type=float, default=1e-2)
-    ap.add_argument(
-        "--eps-r-train", action="store_true", help="learn ε_r (starting at --eps-r or --init's)"
-    )
     ap.add_argument("--noise-max", type=float, default=0.1)
     ap.add_argument("--val", type=int, default=50, help="held-out parameter draws")
     ap.add_argument("--save-every", type=int, default=500)
@@ -101,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         grid=a.grid,
         n_points=a.points,
         noise_max=a.noise_max,
-        eps_r_trainable=a.eps_r_train,
     )
     model = R.RGNP(fam, cfg, seed=a.seed)
     start, opt_state, gen_state = 0, None, None
@@ -124,14 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             or (prev.cfg.grid == "fixed") != (cfg.grid == "fixed")
         ):
             raise InputError("--init: the checkpoint's family or network configuration differ")
-        # a learnt ε_r is carried over when both learn it; otherwise --eps-r sets it
+        # a learnt ε_r (Config.eps_r_trainable) is not carried over: --eps-r sets ε_r
         sd = {k: v for k, v in prev.state_dict().items() if k != "log_eps_r"}
-        given = any(t == "--eps-r" or t.startswith("--eps-r=") for t in argv)
-        if a.eps_r_train and prev.cfg.eps_r_trainable and not given:
-            sd["log_eps_r"] = prev.log_eps_r.detach().clone()
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        if unexpected or set(missing) - {"log_eps_r"}:
-            raise InputError("--init: the checkpoint's weights do not fit the networks")
+        model.load_state_dict(sd)
         man0 = json.loads(init_path.with_suffix(".json").read_text())
         start = int(man0["metrics"]["steps"])
         commands, history = list(man0["commands"]), dict(man0["history"])
