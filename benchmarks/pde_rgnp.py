@@ -226,6 +226,18 @@ def reading(prot_rows: list[dict], bayes_rows: list[dict], rows: list[dict]) -> 
     )
 
 
+def grid_note(models: dict) -> str:
+    """Say so when a random-grid checkpoint's last command drew stratified grids."""
+    names = [name for name, (m, _) in models.items() if m.cfg.grid == "stratified"]
+    if not names:
+        return ""
+    return (
+        f"; {', '.join(names)}: the last command drew stratified random grids (`--grid "
+        "stratified`: a fresh uniform point in each of 30 equal cells every step), chosen on "
+        'validation draws (section "PDE: RGNP diagnosis")'
+    )
+
+
 def trainable_eps_reading() -> str:
     """The trainable-ε_r continuation of the diagnosis (validation draws), if it was run."""
     from pathlib import Path
@@ -506,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
         "temperature (one scale for the field std and one for the posterior covariance, fitted "
         "by the training command on its validation draws); `*_raw` are the networks' own "
         "variances. Training commands (from the manifests, in order; `--init` continues the "
-        "checkpoint the earlier commands wrote):\n\n"
+        "checkpoint the earlier commands wrote)"
+        + grid_note(models)
+        + ":\n\n"
         + "\n".join(
             f"- {name}: " + "; ".join(f"`{c}`" for c in man["commands"])
             for name, (_, man) in models.items()
