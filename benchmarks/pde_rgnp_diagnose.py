@@ -347,7 +347,7 @@ def diagnosis_reading(train_rows: list[dict], res_rows: list[dict]) -> str:
     for r in res_rows:
         if r["model"] == "random" and r["checkpoint"] != "91adac6e" and r["eps_r"] > 0.01:
             out.append(
-                f"The shipped continuation (checkpoint {r['checkpoint']}, ε_r = {r['eps_r']:g}) "
+                f"The ε_r = 0.07 continuation (checkpoint {r['checkpoint']}, ε_r = {r['eps_r']:g}) "
                 f"brought the mean field's residual to {r['residual_rms_mean_field']:.3g} = "
                 f"{r['residual_over_eps_r']:.2f}× ε_r, and the raw coverage to "
                 f"{r['raw_coverage_u']:.3f} (|error| / std median "
@@ -498,6 +498,25 @@ def cont_reading(cont_rows: list[dict], off_rows: list[dict], grad_rows: list[di
     return ("Reading: " + " ".join(out) + "\n") if out else ""
 
 
+def final_note() -> str:
+    """The validation metrics of the shipped checkpoints, from their manifests."""
+    from workbench.nets import pde_rgnp as R
+
+    ms = {}
+    for grid, name in (("random", "rgnp_nlpoisson1d"), ("fixed", "rgnp_nlpoisson1d_fixed")):
+        ms[grid] = json.loads((R.WEIGHTS_DIR / f"{name}.json").read_text())
+    r, f = ms["random"], ms["fixed"]
+    return (
+        "\nThe shipped checkpoints (their manifests' last commands: "
+        f"`{r['commands'][-1]}`; `{f['commands'][-1]}`; {r['metrics']['steps']} and "
+        f"{f['metrics']['steps']} steps in all, {r['wall_time_s']:.0f} s each): validation "
+        f"median NSE_u {r['metrics']['val_nse_u_median']:.3g} ({r['config']['grid']} random "
+        f"grids) against {f['metrics']['val_nse_u_median']:.3g} (fixed grid): the fixed-grid "
+        "model gained more from the longer training than the random-grid model did from the "
+        "lower gradient noise.\n"
+    )
+
+
 def summary(write: bool) -> int:
     from pathlib import Path
 
@@ -578,7 +597,7 @@ def summary(write: bool) -> int:
     if off_rows:
         md += (
             "\n### RG1: where the fixed grid's lead comes from\n\n"
-            f"The shipped checkpoints (random / fixed: {off_sha}) scored on the 50 validation "
+            f"The checkpoints the previous RG1 run scored (random / fixed: {off_sha}) scored on the 50 validation "
             "draws on four point sets: `ref201` the 201 reference nodes (RG1's metric), "
             "`fixed_nodes` the fixed-grid model's 30 training points, `fixed_mid` the 31 "
             "midpoints between them, `uniform200` 200 fresh uniform points per draw (reference: "
@@ -590,7 +609,7 @@ def summary(write: bool) -> int:
         )
     if grad_rows:
         md += (
-            "Where the stochastic gradient's noise comes from: for each shipped checkpoint and "
+            "Where the stochastic gradient's noise comes from: for each of those checkpoints and "
             "grid sampling, 12 gradients of the training loss with respect to the forward net at "
             "the same 50 parameter draws, varying the grid and the reparameterisation noise; "
             "`grad_noise_rms` the RMS deviation from their mean, `grad_mean_norm` the mean's "
@@ -603,16 +622,14 @@ def summary(write: bool) -> int:
         )
     if cont_rows:
         md += (
-            "Continuations of the shipped checkpoints, one change each, 500 steps each (equal "
+            "Continuations of those checkpoints, one change each, 500 steps each (equal "
             "steps: the cost per step is the same for every variant, B × n = 1500 points, and "
             "the 1500 s wall limit was never reached; `wall_s` follows the machine's load: the "
             "seed-123 rows ran five side by side, the others three), the same schedule (fresh "
             "Adam, warm-up 50 steps to 2e-4, geometric decay to 1e-5), scored on the same 50 "
-            "validation draws; `before` is the shipped checkpoint.\n\n"
-            + markdown_table(cont_rows)
-            + "\n\n"
+            "validation draws; `before` is the checkpoint.\n\n" + markdown_table(cont_rows) + "\n\n"
         )
-        md += cont_reading(cont_rows, off_rows, grad_rows)
+        md += cont_reading(cont_rows, off_rows, grad_rows) + final_note()
     print(md)
     if write:
         write_section(
