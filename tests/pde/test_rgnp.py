@@ -402,3 +402,59 @@ def test_elbo_data_term_is_the_gaussian_likelihood(fam, model):
         mean, std, _ = model.field(xo, P)
         expected = torch.distributions.Normal(mean, torch.sqrt(std**2 + 0.05**2)).log_prob(yo)
     assert terms["log_data"] == pytest.approx(float(expected.sum(-1).mean()), rel=1e-5)
+
+
+def test_stratified_grid_has_one_point_per_cell(fam):
+    m = R.RGNP(fam, R.Config(grid="stratified", n_points=10), seed=0)
+    x = m.sample_points(4, 10, torch.Generator().manual_seed(1))
+    cell = torch.floor((x - m.lo) / (m.hi - m.lo) * 10)
+    assert torch.equal(cell, torch.arange(10.0).expand(4, 10))
+    # fresh points every call, unlike the fixed grid
+    assert not torch.equal(x, m.sample_points(4, 10, torch.Generator().manual_seed(2)))
+
+
+def test_trainable_eps_r_is_stationary_at_the_residual_rms(fam):
+    """∂ELBO/∂ log ε_r = Σ r² / ε_r² − N vanishes at ε_r² = mean r² (the ELBO's maximiser)."""
+    m = R.RGNP(fam, R.Config(eps_r_trainable=True, eps_r=0.3), seed=2)
+    g = torch.Generator().manual_seed(0)
+    P, x = m.sample_params(3, g), m.sample_points(3, 12, g)
+    _, terms = m.elbo(P, x, torch.Generator().manual_seed(5))
+
+    def grad_at(log_eps):
+        with torch.no_grad():
+            m.log_eps_r.fill_(log_eps)
+        m.zero_grad()
+        elbo, _ = m.elbo(P, x, torch.Generator().manual_seed(5))
+        elbo.sum().backward()
+        return float(m.log_eps_r.grad)
+
+    rms = terms["residual_rms"]
+    assert abs(grad_at(math.log(rms))) < 1e-3 * 36
+    assert grad_at(math.log(rms) - 0.5) > 1 and grad_at(math.log(rms) + 0.5) < -1
+    assert m.eps_r == pytest.approx(rms * math.exp(0.5))
+    # fixed ε_r models are unchanged: no parameter, the config's value
+    assert not hasattr(R.RGNP(fam, R.Config(), seed=0), "log_eps_r")
+
+
+def test_train_init_switches_to_stratified_grid(tmp_path):
+    from workbench.errors import InputError
+    from workbench.train.pde_rgnp import main
+
+    small = ["--batch", "3", "--points", "6", "--val", "2"]
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    assert main(["--steps", "3", "--eps-r", "0.2", "--out", str(a), *small]) == 0
+    cont = ["--steps", "6", "--grid", "stratified", "--eps-r", "0.1", "--out", str(b)]
+    assert main(["--init", str(a), *cont, *small]) == 0
+    ma, _ = R.load(a)
+    mb, _ = R.load(b)
+    assert mb.cfg.grid == "stratified" and mb.eps_r == pytest.approx(0.1)
+    man = json.loads(b.with_suffix(".json").read_text())
+    assert man["metrics"]["eps_r"] == pytest.approx(0.1) and "stratified" in man["data"]
+    # the weights continue a's: 3 Adam steps of lr 1e-3 move each weight by ≲ 3e-3
+    pa, pb = (torch.cat([q.detach().flatten() for q in m.alpha.mlp.parameters()]) for m in (ma, mb))
+    assert float((pa - pb).abs().max()) < 0.05
+    # a fixed-grid checkpoint cannot be continued on random grids (its inverse reads its grid)
+    c = tmp_path / "c.pt"
+    assert main(["--steps", "2", "--grid", "fixed", "--out", str(c), *small]) == 0
+    with pytest.raises(InputError):
+        main(["--init", str(c), "--steps", "3", "--out", str(tmp_path / "d.pt"), *small])

@@ -385,9 +385,12 @@ class Config:
     dense: int = 256
     eps_r: float = 1e-2
     u_scale: float = 1.0
-    grid: str = "random"  # random: fresh U(Ω) points each step; fixed: equispaced interior
+    grid: str = "random"  # random: fresh U(Ω) points each step; fixed: equispaced interior;
+    # stratified: fresh points, one uniform in each of n equal cells (a random grid whose residual
+    # sum has the Monte Carlo variance of a jittered Riemann sum instead of plain Monte Carlo)
     n_points: int = 30
     noise_max: float = 0.1  # σ of the noise added to β's input, drawn U[0, noise_max] per draw
+    eps_r_trainable: bool = False  # learn log ε_r with the networks (init: eps_r)
 
 
 class RGNP(nn.Module):
@@ -427,6 +430,10 @@ class RGNP(nn.Module):
             else None
         )
         self.fns = FamilyFunctions(fam)
+        if cfg.eps_r_trainable:
+            # the ELBO's maximiser over ε_r is the residual's RMS over the batch, so a learnt ε_r
+            # follows the residual the mean reaches instead of a guess fixed before training
+            self.log_eps_r = nn.Parameter(torch.tensor(math.log(cfg.eps_r)))
         # post-hoc temperature of the forward std and of the posterior covariance of z, fitted
         # on validation draws by the training command (1.0 = the networks' own variances)
         self.std_scale_u = 1.0
@@ -484,7 +491,22 @@ class RGNP(nn.Module):
         if self.cfg.grid == "fixed":
             x = torch.linspace(self.lo, self.hi, n + 2)[1:-1]
             return x.expand(B, n).clone()
+        if self.cfg.grid == "stratified":
+            k = torch.arange(n, dtype=torch.float32)
+            t = (k + torch.rand(B, n, generator=gen)) / n
+            return self.lo + (self.hi - self.lo) * t
         return self.lo + (self.hi - self.lo) * torch.rand(B, n, generator=gen)
+
+    def eps_r_log(self) -> torch.Tensor:
+        """log ε_r: the learnt value when ``cfg.eps_r_trainable``, else log ``cfg.eps_r``."""
+        if self.cfg.eps_r_trainable:
+            return self.log_eps_r
+        return torch.tensor(math.log(self.cfg.eps_r))
+
+    @property
+    def eps_r(self) -> float:
+        """The residual scale ε_r in use (learnt or fixed)."""
+        return float(torch.exp(self.eps_r_log().detach()))
 
     def sample_params(self, B: int, gen: torch.Generator) -> torch.Tensor:
         u = torch.rand(B, len(self.fam.names), generator=gen)
@@ -523,8 +545,8 @@ class RGNP(nn.Module):
         coeffs.update({k: P[:, j : j + 1] for j, k in enumerate(self.fam.names)})
         f = torch.as_tensor(self.fns.source(x.detach().numpy(), Pn), dtype=x.dtype)
         r = apply_operator(self.fam.operator, u, d, coeffs, [x.detach()]) - f
-        eps_r = self.cfg.eps_r
-        log_r = -0.5 * (r * r).sum(-1) / eps_r**2 - n * (math.log(eps_r) + 0.5 * LOG2PI)
+        log_eps = self.eps_r_log()
+        log_r = -0.5 * (r * r).sum(-1) * torch.exp(-2 * log_eps) - n * (log_eps + 0.5 * LOG2PI)
         log_qa = lowrank_logpdf(uh, mu, logvar, C)
         elbo = log_r - log_qa
         terms = {"log_r": float(log_r.detach().mean()), "entropy": float(-log_qa.detach().mean())}

@@ -1,9 +1,9 @@
 """``workbench train rgnp``: train the random-grid neural process (forward net α and GICNet β
 together, physics-only ELBO) on a parametric 1-D PDE sample and write a checkpoint + manifest.
 
-    workbench train rgnp [--problem nlpoisson1d_param] [--grid random|fixed] [--steps N]
-                         [--time-limit S] [--resume] [--init CKPT] [--lr-final LR]
-                         [--out PATH] ...
+    workbench train rgnp [--problem nlpoisson1d_param] [--grid random|stratified|fixed]
+                         [--steps N] [--time-limit S] [--resume] [--init CKPT] [--lr-final LR]
+                         [--eps-r E] [--out PATH] ...
 
 ``--grid fixed`` trains the spec's PDDLVM baseline (the same ELBO and networks on 30 equispaced
 interior points). Progress goes to stdout; a resumable state (weights, Adam, generator, history)
@@ -18,6 +18,12 @@ time, the validation metrics on held-out parameter draws and the sha256 of the w
 budget (steps or wall time, whichever ends first); ``--lr-warmup N`` ramps it up over the first
 N steps (for ``--init``: a fresh Adam's first steps would knock the trained weights off).
 ``--resume`` continues both where the interrupted command left them.
+
+``--grid stratified`` draws each step's random grid with one uniform point in each of n equal
+cells (lower Monte Carlo variance of the residual sum, still a fresh grid every step).
+(A trainable ε_r, ``Config.eps_r_trainable``, is not offered here: on the validation draws it
+rose with the sampled fields' residual instead of following the mean's down, and did not help
+calibration; BENCHMARKS.md "PDE: RGNP diagnosis".)
 """
 
 from __future__ import annotations
@@ -32,12 +38,18 @@ from pathlib import Path
 
 import numpy as np
 
+GRIDS = {
+    "random": "uniform random",
+    "stratified": "stratified random (one uniform point per equal cell)",
+    "fixed": "equispaced interior",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="workbench train rgnp", description=__doc__)
     ap.add_argument("--problem", default="nlpoisson1d_param", help="parametric PDE sample")
-    ap.add_argument("--grid", default="random", choices=("random", "fixed"))
+    ap.add_argument("--grid", default="random", choices=("random", "stratified", "fixed"))
     ap.add_argument("--out", default=None, help="checkpoint (default weights/pde/<name>.pt)")
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--time-limit", type=float, default=0.0, help="stop after this many s")
@@ -99,13 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         if not init_path.exists():
             raise InputError(f"--init: no checkpoint {init_path}")
         prev, _ = R.load(init_path)
-        # the objective's settings (ε_r, input noise) may change; the networks may not
-        arch = [k for k in R.asdict(cfg) if k not in ("eps_r", "noise_max")]
-        if not prev.fam.matches(fam) or any(
-            R.asdict(prev.cfg)[k] != R.asdict(cfg)[k] for k in arch
+        # the objective's settings (ε_r, input noise, the random grids' sampling and size) may
+        # change; the networks, and a fixed grid (its inverse map reads its own grid), may not
+        free = ("eps_r", "noise_max", "eps_r_trainable", "n_points", "grid")
+        arch = [k for k in R.asdict(cfg) if k not in free]
+        if (
+            not prev.fam.matches(fam)
+            or any(R.asdict(prev.cfg)[k] != R.asdict(cfg)[k] for k in arch)
+            or (prev.cfg.grid == "fixed") != (cfg.grid == "fixed")
         ):
             raise InputError("--init: the checkpoint's family or network configuration differ")
-        model.load_state_dict(prev.state_dict())
+        # a learnt ε_r (Config.eps_r_trainable) is not carried over: --eps-r sets ε_r
+        sd = {k: v for k, v in prev.state_dict().items() if k != "log_eps_r"}
+        model.load_state_dict(sd)
         man0 = json.loads(init_path.with_suffix(".json").read_text())
         start = int(man0["metrics"]["steps"])
         commands, history = list(man0["commands"]), dict(man0["history"])
@@ -197,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_raw_coverage_z": cal["raw_coverage_z"],
         "std_scale_u": cal["std_scale_u"],
         "std_scale_z": cal["std_scale_z"],
+        "eps_r": model.eps_r,
         "steps": int(res["step"]),
         "status": res["status"],
     }
@@ -211,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "data": (
             f"physics only: parameters from the priors of the sample {a.problem!r}, fresh "
-            f"{'uniform random' if a.grid == 'random' else 'equispaced interior'} grids of "
+            f"{GRIDS[a.grid]} grids of "
             f"{a.points} points per draw"
         ),
         "seed": a.seed,
