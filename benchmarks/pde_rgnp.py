@@ -258,6 +258,21 @@ def trainable_eps_reading() -> str:
     )
 
 
+def shipped_residual(ckpt: str = "rgnp_nlpoisson1d.pt") -> float | None:
+    """The mean field's residual RMS of the shipped checkpoint, from the diagnosis's residual
+    rows (matched by the checkpoint's sha256); None when the diagnosis has not scored it."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sha = hashlib.sha256((root / "workbench" / "weights" / "pde" / ckpt).read_bytes()).hexdigest()
+    for f in sorted((root / "benchmarks" / "results").glob("pde_rgnp_diag_residual_*.json")):
+        d = json.loads(f.read_text())
+        if d.get("checkpoint_sha256") == sha:
+            return float(d["residual_rms_mean_field"])
+    return None
+
+
 def calibration_reading(rows: list[dict], models: dict) -> str:
     """Why the raw field std is (or was) too small, stated with this run's numbers."""
     (m_rg, _), (m_fx, _) = models.values()
@@ -282,11 +297,13 @@ def calibration_reading(rows: list[dict], models: dict) -> str:
             if c > 0.99
             else ("still too small" if c < 0.85 else "inside the target band")
         )
+        res = shipped_residual()
+        now = f"{res:.3g}" if res is not None else "below it"
         return (
             f"Calibration: {cause}Both checkpoints were continued with ε_r = {eps:g}, about "
             f"the residual the networks had reached before (0.084): {raw}. The raw std is "
-            f"{state}: the continuation lowered the residual further (RGNP's mean field: 0.084 → "
-            '0.056, section "PDE: RGNP diagnosis") while ε_r stayed fixed, so '
+            f"{state}: the continuations lowered the residual further (RGNP's mean field: 0.084 → "
+            f'{now}, section "PDE: RGNP diagnosis") while ε_r stayed fixed, so '
             "the std followed ε_r, not the error. "
             + trainable_eps_reading()
             + "The temperature stays as the post-hoc calibration, fitted on validation draws.\n"
