@@ -731,6 +731,13 @@ def train(
             state["gamma"] = 0.9 * state["gamma"] + 0.1 * mr / mb
 
     opt = torch.optim.Adam(model.parameters(), lr=params.lr)
+    # exponential decay lr·ρ^(step/n_adam) to lr·ρ at the end of the Adam phase (ρ = lr_decay;
+    # 1 = constant): a constant rate keeps moving the smooth, barely penalised part of u
+    decay = float(getattr(params, "lr_decay", 1.0))
+    sched = None
+    if decay != 1.0 and n_adam > 1:
+        g = decay ** (1.0 / n_adam)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: g**k)
     step = 0
     first_loss = None
     cancelled = False
@@ -745,6 +752,8 @@ def train(
             break
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         vals = (float(loss.detach()), float(lr_.detach()), float(lb.detach()))
         first_loss = vals[0] if first_loss is None else first_loss
         if step % every == 0 or step == 1 or step == total:
