@@ -26,7 +26,9 @@ rounding noise). ``finish="auto"`` (the default) takes LM up to 1024 residuals o
 problems) and L-BFGS above, where LM's O(m²·P) iterations cost seconds. ``max_iter`` counts
 both phases, so cancelling at step k equals ``max_iter = k``. The default network is 4×64 with
 sin activations and inputs mapped to [−1, 1]: tanh networks stalled on poisson1d_sin10 (rel L2
-≈ 10, loss flat).
+≈ 10, loss flat). A ``params.lr_decay`` (the staged solvers', :mod:`.pinn_staged`) lowers
+Adam's rate exponentially to lr·lr_decay by the end of the Adam phase; ``pinn`` keeps it
+constant.
 
 Why the finish is Levenberg–Marquardt. The residual loss is ill-conditioned for the error's
 smooth part: with exact boundary data the error e = u_θ − u of a Poisson problem solves
