@@ -477,3 +477,40 @@ def test_zero_output_init_starts_at_the_lift_with_the_same_hidden_layers():
     u, du, d2u = nets[1].taylor(X)
     assert torch.count_nonzero(u) == 0 and torch.count_nonzero(du) == 0
     assert torch.count_nonzero(d2u) == 0
+
+
+class _OracleSampler(PS.Sampler):
+    """Half of N uniform, half from a Gaussian of twice the peak's std around its centre."""
+
+    name = "oracle"
+
+    def __init__(self, n: int, centre, std: float) -> None:
+        super().__init__(n)
+        self.centre, self.std = np.asarray(centre, float), float(std)
+
+    def init(self, ctx: PS.Context) -> np.ndarray:
+        m = self.n // 2
+        u = ctx.uniform(self.n - m)
+        g = self.centre + self.std * ctx.rng.standard_normal((4 * m, 2))
+        return np.concatenate([u, g[np.all(np.abs(g) < 1, axis=1)][:m]])
+
+
+@pytest.mark.slow
+def test_staged_pinn_with_oracle_points_solves_a_narrow_validation_peak():
+    """The staged solvers' network and optimiser (4×64 tanh, exact BCs, Adam with the decaying
+    rate, LM finish) solve the validation peak u = exp(−500|x − (−0.3, 0.25)|²) (0.3 % of the
+    box) from a point set that sees it: rel L2 0.090 measured (the constant rate ended at 0.20,
+    and every sampler above 1 before that). The tolerance 0.15 is the issue's "small" error with
+    room for seeds; N ≡ 0 scores 1."""
+    a, c = 500.0, (-0.3, 0.25)
+    p = PDEProblem(
+        box=((-1.0, 1.0), (-1.0, 1.0)),
+        variables=("x", "y"),
+        exact=f"exp(-{a}*((x+0.3)**2 + (y-0.25)**2))",
+        n_col=(64, 64),
+    )
+    prm = pinn_uniform.Params(n_points=1000, stage_steps=300, adam_iter=1500, max_iter=1550)
+    assert prm.lr_decay == 0.01  # the default under test
+    r = pinn.train(p, prm, None, _OracleSampler(prm.n_points, c, 2 / np.sqrt(2 * a)))
+    assert r.metrics["rel_l2_final"] < 0.15, r.metrics
+    assert r.metrics["boundary_misfit_rel"] < 1e-6

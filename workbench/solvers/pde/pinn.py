@@ -26,7 +26,9 @@ rounding noise). ``finish="auto"`` (the default) takes LM up to 1024 residuals o
 problems) and L-BFGS above, where LM's O(m²·P) iterations cost seconds. ``max_iter`` counts
 both phases, so cancelling at step k equals ``max_iter = k``. The default network is 4×64 with
 sin activations and inputs mapped to [−1, 1]: tanh networks stalled on poisson1d_sin10 (rel L2
-≈ 10, loss flat).
+≈ 10, loss flat). A ``params.lr_decay`` (the staged solvers', :mod:`.pinn_staged`) lowers
+Adam's rate exponentially to lr·lr_decay by the end of the Adam phase; ``pinn`` keeps it
+constant.
 
 Why the finish is Levenberg–Marquardt. The residual loss is ill-conditioned for the error's
 smooth part: with exact boundary data the error e = u_θ − u of a Poisson problem solves
@@ -731,6 +733,13 @@ def train(
             state["gamma"] = 0.9 * state["gamma"] + 0.1 * mr / mb
 
     opt = torch.optim.Adam(model.parameters(), lr=params.lr)
+    # exponential decay lr·ρ^(step/n_adam) to lr·ρ at the end of the Adam phase (ρ = lr_decay;
+    # 1 = constant): a constant rate keeps moving the smooth, barely penalised part of u
+    decay = float(getattr(params, "lr_decay", 1.0))
+    sched = None
+    if decay != 1.0 and n_adam > 1:
+        g = decay ** (1.0 / n_adam)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: g**k)
     step = 0
     first_loss = None
     cancelled = False
@@ -745,6 +754,8 @@ def train(
             break
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         vals = (float(loss.detach()), float(lr_.detach()), float(lb.detach()))
         first_loss = vals[0] if first_loss is None else first_loss
         if step % every == 0 or step == 1 or step == total:
