@@ -7,6 +7,11 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 # the CLI's shared figure renderer (a warm Chromium) should not outlive the suite by minutes
 os.environ.setdefault("WORKBENCH_RENDERER_IDLE", "30")
 
+# AppTest.from_file("app_pages/<page>.py") puts app_pages/ first on sys.path while the page runs,
+# and app_pages/ot.py is the OT page: a job thread that imported POT for the first time then
+# (the batch page test's emd runs) bound `ot` to the page script for the rest of the session,
+# and every later POT call failed. POT is imported once here, before any page runs.
+import ot  # noqa: E402, F401
 import pytest  # noqa: E402
 
 

@@ -218,6 +218,14 @@ def status_message(
     cap = f"stopped at the iteration cap ({step}); marginal error {e:.2e} > tol {tol:.1e}"
     if status == "converged":
         return f"marginal error {e:.2e} <= tol {tol:.1e} after {step} iterations"
+    if status == "max_iter" and reason == "converged":
+        # the iterate met tol, the plan rebuilt from its gauge-fixed potentials does not:
+        # rounding of eta * C in exp at large eta (about eta * 1e-16 per entry)
+        return (
+            f"rounding floor: the iterate met tol {tol:.1e} after {step} iterations, the plan "
+            f"rebuilt from its potentials has marginal error {e:.2e} (the {dtype} floor at this "
+            "eta; ask for a larger tol)"
+        )
     if status == "max_iter":
         return cap if reason is None else "budget: " + cap
     if status == "cancelled":
