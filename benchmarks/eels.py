@@ -43,16 +43,9 @@ from collections import defaultdict
 
 import numpy as np
 
-BASE = dict(
-    ny=64,
-    nx=64,
-    fraction=0.03,
-    bg_exponent_sd=0.15,
-    bg_amp_range=(0.85, 1.15),
-    plural=True,
-    t_lambda=(0.2, 0.8),
-    jitter=0.03,
-)
+from workbench.physics.eels.synth import BENCH_VARIABILITY
+
+BASE = dict(ny=64, nx=64, fraction=0.03, **BENCH_VARIABILITY)
 MN = dict(e_min=620.0, others=(("Mn L", 3.0),))  # a reference edge outside the Fe-L window
 MID = 45.0
 

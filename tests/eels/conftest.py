@@ -5,15 +5,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 
+from workbench.physics.eels.synth import BENCH_VARIABILITY  # noqa: E402
+
 # the benchmark's acquisition variability (benchmarks/eels.py BASE) at the mid dose
-BENCH = dict(
-    n_pk=45.0,
-    bg_exponent_sd=0.15,
-    bg_amp_range=(0.85, 1.15),
-    plural=True,
-    t_lambda=(0.2, 0.8),
-    jitter=0.03,
-)
+BENCH = dict(n_pk=45.0, **BENCH_VARIABILITY)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from workbench.errors import InputError
 from workbench.io.eels import UPLOAD_TYPES, read_any
 from workbench.physics.eels import metrics as EM
 from workbench.physics.eels import spectra as SP
+from workbench.physics.eels.synth import BENCH_VARIABILITY
 from workbench.problems import EELSProblem
 from workbench.registry import DomainSpec, Sample, param
 
@@ -174,11 +175,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         fraction=0.03,
         n_pk=13.5,
         drift=0.3,
-        jitter=0.03,
-        bg_exponent_sd=0.15,
-        bg_amp_range=(0.85, 1.15),
-        plural=True,
-        t_lambda=(0.2, 0.8),
+        **BENCH_VARIABILITY,
         seed=0,
         desc="64x64, 1 eV shift in 3%, 0.3x dose, 0.3 eV drift + jitter, plural scattering",
     ),

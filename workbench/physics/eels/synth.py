@@ -87,6 +87,16 @@ EDGE_TABLE: dict[str, Edge] = {
 }
 
 ANOMALIES = ("shift", "ratio", "phase")
+#: the acquisition variability of ``workbench bench eels`` (and of the presets and test cubes
+#: that mimic it): per-pixel background exponent and amplitude, thickness-dependent plural
+#: scattering, zero-loss jitter
+BENCH_VARIABILITY = dict(
+    bg_exponent_sd=0.15,
+    bg_amp_range=(0.85, 1.15),
+    plural=True,
+    t_lambda=(0.2, 0.8),
+    jitter=0.03,
+)
 
 
 @dataclass
