@@ -733,12 +733,15 @@ def train(
             state["gamma"] = 0.9 * state["gamma"] + 0.1 * mr / mb
 
     opt = torch.optim.Adam(model.parameters(), lr=params.lr)
-    # exponential decay lr·ρ^(step/n_adam) to lr·ρ at the end of the Adam phase (ρ = lr_decay;
-    # 1 = constant): a constant rate keeps moving the smooth, barely penalised part of u
+    # exponential decay lr·ρ^(step/adam_iter) to lr·ρ at the end of the planned Adam phase
+    # (ρ = lr_decay; 1 = constant): a constant rate keeps moving the smooth, barely penalised
+    # part of u. The horizon is the planned adam_iter, not the max_iter cap, so a run capped
+    # (or cancelled) at step k is the first k steps of the planned run.
     decay = float(getattr(params, "lr_decay", 1.0))
+    horizon = int(getattr(params, "adam_iter", n_adam))
     sched = None
-    if decay != 1.0 and n_adam > 1:
-        g = decay ** (1.0 / n_adam)
+    if decay != 1.0 and horizon > 1:
+        g = decay ** (1.0 / horizon)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: g**k)
     step = 0
     first_loss = None
