@@ -264,9 +264,12 @@ def shipped_residual(ckpt: str = "rgnp_nlpoisson1d.pt") -> float | None:
     import hashlib
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    sha = hashlib.sha256((root / "workbench" / "weights" / "pde" / ckpt).read_bytes()).hexdigest()
-    for f in sorted((root / "benchmarks" / "results").glob("pde_rgnp_diag_residual_*.json")):
+    from workbench.nets.pde_rgnp import WEIGHTS_DIR
+
+    sha = hashlib.sha256((WEIGHTS_DIR / ckpt).read_bytes()).hexdigest()
+    for f in sorted(
+        (Path(__file__).resolve().parent / "results").glob("pde_rgnp_diag_residual_*.json")
+    ):
         d = json.loads(f.read_text())
         if d.get("checkpoint_sha256") == sha:
             return float(d["residual_rms_mean_field"])
