@@ -308,3 +308,26 @@ def test_compare_page_offers_the_paper_figure():
     assert widths() == [8.5]  # one journal column by default
     at.radio(key="wb.compare.paper.cols").set_value(2).run()
     assert not at.exception and widths() == [17.6]
+
+
+def test_page_width_fits_one_image_panel_to_its_height():
+    """A single map is drawn as wide as its 1:1 aspect needs (its colour bar beside it); other
+    figures keep the page width (None)."""
+    from plotly.subplots import make_subplots
+
+    from workbench.viz.style import page_width
+
+    square = style(go.Figure(go.Heatmap(z=np.zeros((64, 64)))).update_layout(height=450))
+    wide = style(go.Figure(go.Heatmap(z=np.zeros((32, 128)))).update_layout(height=450))
+    plain = style(go.Figure(go.Heatmap(z=np.zeros((64, 64)), showscale=False)))
+    w_sq, w_wide, w_plain = page_width(square), page_width(wide), page_width(plain)
+    # plot height 450 - 100 - 80 = 270 px; the plot is 270 px wide for a square, 4x for 4:1
+    assert w_wide - w_sq == 3 * 270
+    assert w_sq - w_plain == 70  # the colour bar's room
+    two = make_subplots(rows=1, cols=2)
+    two.add_trace(go.Heatmap(z=np.zeros((4, 4))), 1, 1)
+    two.add_trace(go.Heatmap(z=np.zeros((4, 4))), 1, 2)
+    assert page_width(style(two)) is None
+    assert page_width(style(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])))) is None
+    fixed = style(go.Figure(go.Heatmap(z=np.zeros((8, 8)))).update_layout(width=300))
+    assert page_width(fixed) is None

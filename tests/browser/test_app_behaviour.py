@@ -44,7 +44,7 @@ def test_a_finished_run_appears_without_a_reload(server, page):
     page.get_by_text("Detect", exact=True).wait_for(timeout=240_000)
     solvers = page.locator("[data-testid='stMultiSelect']").filter(has_text="Solvers").first
     solvers.locator("span[data-tag][aria-label*='convolutional VAE']").wait_for()
-    # keep PCA (Hotelling T²) only: drop the default CVAE (the last tag), whose first run
+    # keep PCA (reconstruction error) only: drop the default CVAE (the last tag), whose first run
     # loads torch and its checkpoint
     solvers.locator("input").click()
     page.keyboard.press("Backspace")
@@ -53,9 +53,9 @@ def test_a_finished_run_appears_without_a_reload(server, page):
     page.get_by_role("button", name="Run", exact=True).click()
     url = page.url
     # generous: the run and the page redraw share two cores with the rest of the suite
-    page.locator("span[data-tag][aria-label^='pca_t2 ·']").first.wait_for(timeout=420_000)
+    page.locator("span[data-tag][aria-label^='pca_recon ·']").first.wait_for(timeout=420_000)
     assert page.url == url  # never reloaded
-    page.get_by_text(re.compile(r"pca_t2 · \w{6}: (converged|stopped)")).first.wait_for()
+    page.get_by_text(re.compile(r"pca_recon · \w{6}: (converged|stopped)")).first.wait_for()
 
 
 def test_download_buttons_show_their_whole_label(server, page):

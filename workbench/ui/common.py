@@ -686,10 +686,11 @@ def chart(fig: Any, key: str, **kwargs: Any) -> Any:
     """``st.plotly_chart`` in the workbench figure style, with Streamlit's theme off
     (``theme=None``): the theme would replace the figure's template and colour scales, so the
     page would no longer look like the exported file."""
-    from workbench.viz.style import style
+    from workbench.viz.style import page_width, style
 
-    kwargs.setdefault("width", "stretch")
-    return st.plotly_chart(style(fig), key=key, theme=None, **kwargs)
+    fig = style(fig)
+    kwargs.setdefault("width", page_width(fig) or "stretch")
+    return st.plotly_chart(fig, key=key, theme=None, **kwargs)
 
 
 def show_figure(fig: Any, basename: str, key: str) -> None:

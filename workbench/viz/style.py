@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 __all__ = ["FONT", "TEMPLATE", "audit", "axis_name", "image_axes", "style", "colorbar_traces"]
@@ -217,6 +218,53 @@ def style(fig: go.Figure, font_size: float | None = None) -> go.Figure:
         if ann.xref == "paper" and ann.yref == "paper" and ann.font.size is None:
             ann.font.size = round(font["size"] * 1.0, 2)
     return fig
+
+
+def page_width(fig: go.Figure) -> int | None:
+    """The width in CSS px at which a figure of one image panel fills its height, or None.
+
+    An image panel keeps its 1:1 data aspect (``constrain="domain"``), so at page width a square
+    map shrinks to the middle while its colour bar stays at the page's right edge, far from it.
+    Drawn at this width (Streamlit never draws it wider than the page), the bar sits beside the
+    map. None for any other figure (several panels, a fixed ``layout.width``, no image).
+    """
+    panels = {(xk, yk) for xk, yk, _ in image_axes(fig)}
+    if len(panels) != 1 or fig.layout.width is not None:
+        return None
+    xk, yk = next(iter(panels))
+    for tr in fig.data:  # every trace on that panel: no second subplot, no 3D scene
+        if getattr(tr, "scene", None) is not None or not hasattr(tr, "xaxis"):
+            return None
+        if (axis_name(tr.xaxis, "x"), axis_name(tr.yaxis, "y")) != (xk, yk):
+            return None
+    if fig.layout[yk].scaleanchor is None or fig.layout[yk].scaleanchor is False:
+        return None
+    tr = next(t for _, _, t in image_axes(fig))
+    ny, nx = _extent(tr)
+    if ny <= 0 or nx <= 0:
+        return None
+    m = fig.layout.margin
+    top = 100 if m.t is None else m.t
+    bottom = 80 if m.b is None else m.b
+    left = 80 if m.l is None else m.l
+    right = 80 if m.r is None else m.r
+    plot_h = (fig.layout.height or 450) - top - bottom
+    bar = 70 if colorbar_traces(fig) else 0
+    return int(round(left + plot_h * nx / ny + right + bar))
+
+
+def _extent(tr: Any) -> tuple[float, float]:
+    """(height, width) of an image trace in data units: its coordinate spans, else its shape."""
+    z = np.asarray(tr.z if tr.z is not None else [])
+    ny, nx = (z.shape[0], z.shape[1]) if z.ndim >= 2 else (0, 0)
+    if tr.type == "heatmap":
+        if tr.x is not None and len(tr.x) > 1:
+            x = np.asarray(tr.x, dtype=float)
+            nx = abs(x[-1] - x[0]) * len(x) / (len(x) - 1)
+        if tr.y is not None and len(tr.y) > 1:
+            y = np.asarray(tr.y, dtype=float)
+            ny = abs(y[-1] - y[0]) * len(y) / (len(y) - 1)
+    return float(ny), float(nx)
 
 
 def _respace(fig: go.Figure, letter: str, gap_px: float, size_px: float) -> None:
