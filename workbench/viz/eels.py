@@ -509,12 +509,19 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
 
 
 def loss_figure(history: Mapping[str, list[float]]) -> go.Figure:
+    """Training curves of a 3D-CVAE fit: the NLL per count in excess of the saturated model's
+    (train, and validation when the fit held tiles out) and the KL divergence per tile."""
     fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("NLL per count (excess over saturated)", "KL per tile")
+        rows=1,
+        cols=2,
+        subplot_titles=("excess NLL per count", "KL per tile"),
+        horizontal_spacing=0.18,
     )
     x = history.get("step", [])
+    # a per-image fine-tuning holds no tiles out: its "val_nll" is the training NLL again
+    held_out = history.get("val_nll") != history.get("nll")
     for key, col in (("nll", "#1f77b4"), ("val_nll", "#d62728")):
-        if history.get(key):
+        if history.get(key) and (key == "nll" or held_out):
             fig.add_trace(
                 go.Scatter(
                     x=x, y=history[key], mode="lines+markers", name=key, line={"color": col}
