@@ -401,11 +401,18 @@ def stages_figure(problem, result, max_points: int = 4000) -> go.Figure:
     ]
     (lo1, hi1) = problem.box[1]
     fig.update_layout(
-        title=f"collocation points per stage ({result.extras.get('sampler', '')}; {len(sets[-1])} points at the end)",
+        # short enough for a half-page column (the sampler and N, not a sentence)
+        title=f"points per stage ({result.extras.get('sampler', '')}, N = {len(sets[-1])})",
         height=520,
         sliders=[{"active": len(sets) - 1, "currentvalue": {"prefix": "stage "}, "steps": steps}],
-        xaxis={"range": [lo0, hi0], "title": problem.variables[0]},
-        yaxis={"range": [lo1, hi1], "title": problem.variables[1], "scaleanchor": "x"},
+        # 1:1 and exactly the box: the panel shrinks instead of the ranges growing past the box
+        xaxis={"range": [lo0, hi0], "title": problem.variables[0], "constrain": "domain"},
+        yaxis={
+            "range": [lo1, hi1],
+            "title": problem.variables[1],
+            "scaleanchor": "x",
+            "constrain": "domain",
+        },
     )
     return fig
 
