@@ -335,8 +335,10 @@ def markdown(rows, seeds, val_seeds, epochs_ft, size=64, ks=KS) -> str:
         "analysis, score from 'look for' = shift -- the shift likelihood ratio -- or, for the "
         "ratio anomaly, 'look for' = ratio -- the white-line ratio likelihood ratio, with k "
         "raised to at least 4 for the PCA detectors; alignment auto; "
-        "pca_recon's shift score from a PCA refitted twice, its ratio score once, without the "
-        "pixels flagged at the default threshold; thresholds: calibrated chi-square for the "
+        "pca_recon's shift score from the 'dload' template (the PCA with its loading on the "
+        "edge-shift direction fitted by a regression trimmed of compact regions), its ratio "
+        "score from a PCA refitted once without the pixels flagged at the default threshold; "
+        "thresholds: calibrated chi-square for the "
         "shift and ratio scores, robust empirical null for T2, the centroid and the deviance; "
         f"score pooled over a Gaussian of sd {DEFAULT_POOL:g} px"
         + (
@@ -514,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         "--from-rows",
         default="",
         help="skip the runs: tabulate these rows (comma-separated files, e.g. of runs split by "
-        "condition over processes)",
+        "condition over processes; a later file's row replaces an earlier one of the same "
+        "condition, detector and seed)",
     )
     ap.add_argument(
         "--note", default="", help="a paragraph put above the tables (how the rows were produced)"
@@ -546,10 +549,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.perf_counter()
     if a.from_rows:
-        rows = []
+        # a row of a later file replaces an earlier one of the same condition, detector and seed
+        # (a detector rerun after a change, beside files that hold the other detectors' rows)
+        keyed: dict[tuple, dict] = {}
         for f in a.from_rows.split(","):
             with open(f) as fh:
-                rows += json.load(fh)
+                for r in json.load(fh):
+                    # in place: the tables keep the order of first appearance
+                    keyed[(r["condition"], r["detector"], r["seed"])] = r
+        rows = list(keyed.values())
         conds = list(dict.fromkeys(r["condition"] for r in rows))
         seeds = sorted({r["seed"] for r in rows})
     else:

@@ -15,8 +15,8 @@ def shifted(bench_cube):
 @pytest.mark.slow
 def test_refit_leaves_the_anomaly_out_of_its_template(shifted):
     t = shifted.truth
-    r0 = pca_recon.solve(shifted, pca_recon.Params(refit=0))
-    r1 = pca_recon.solve(shifted, pca_recon.Params(refit=1))
+    r0 = pca_recon.solve(shifted, pca_recon.Params(refit=0, template="pca"))
+    r1 = pca_recon.solve(shifted, pca_recon.Params(refit=1, template="pca"))
     left = r1.meta["refit_left_out"]
     assert r0.meta["refit_left_out"] == 0.0 and 0.0 < left < 2 * t.mean()
     # fitted on every pixel, the reconstruction of a shifted pixel is already partly shifted:
@@ -33,8 +33,8 @@ def test_refit_leaves_the_anomaly_out_of_its_template(shifted):
 @pytest.mark.slow
 def test_refit_changes_nothing_when_nothing_is_flagged(bench_cube):
     null = bench_cube(7, 48, "null", fraction=0.0, shift=0.0)
-    r0 = pca_recon.solve(null, pca_recon.Params(refit=0))
-    r1 = pca_recon.solve(null, pca_recon.Params(refit=2))
+    r0 = pca_recon.solve(null, pca_recon.Params(refit=0, template="pca"))
+    r1 = pca_recon.solve(null, pca_recon.Params(refit=2, template="pca"))
     assert r0.metrics["flagged_fraction"] == 0.0 and r1.meta["refit_left_out"] == 0.0
     np.testing.assert_array_equal(r0.output, r1.output)
     # refit only serves the shift score: other scores keep the single fit

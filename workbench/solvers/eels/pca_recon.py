@@ -10,8 +10,10 @@ from workbench.progress import ensure
 from workbench.registry import SolverSpec, param
 from workbench.solvers.eels import common as C
 from workbench.solvers.eels.pca import (
+    DLOAD_REFIT,
+    TEMPLATES,
     choose_k,
-    fit_transform,
+    fit_template,
     package,
     prepare_params,
     ratio_scores,
@@ -55,9 +57,19 @@ class Params:
         None,
         "shift and ratio scores: rounds of refitting the PCA without the pixels flagged at the "
         "default threshold, so an anomalous region does not serve as its own template (0 = one "
-        f"fit on every pixel; empty = {REFIT_ROUNDS} for shift, {C.RATIO_REFIT} for ratio)",
+        f"fit on every pixel; empty = {REFIT_ROUNDS} for shift with the pca template, "
+        f"{DLOAD_REFIT} with dload, {C.RATIO_REFIT} for ratio)",
         min=0,
         max=5,
+        advanced=True,
+    )
+    template: str = param(
+        "dload",
+        "shift score: the template's fit -- dload = the PCA with its loading on the edge-shift "
+        "direction fitted by a regression trimmed of compact regions (the anomalous discs, "
+        "flagged or not; a smooth energy drift is kept), pca = the plain PCA refitted without "
+        "the flagged pixels (the default until 2026-12); other scores always use the plain PCA",
+        choices=TEMPLATES,
         advanced=True,
     )
     threshold: str = C.shared("threshold")
@@ -76,9 +88,14 @@ def solve(problem, params: Params, progress=None):
         k_note = "; ".join(x for x in (k_note, f"raised to k = {k} for the ratio score") if x)
     warn = C.count_check(prep.X, name)
     left_out = 0.0
+    # the robust shift loading serves the shift score (its direction is the shift's)
+    template = params.template if name == "shift" else "pca"
     rounds = params.refit
     if rounds is None:
-        rounds = C.RATIO_REFIT if name == "ratio" else REFIT_ROUNDS
+        if name == "ratio":
+            rounds = C.RATIO_REFIT
+        else:
+            rounds = DLOAD_REFIT if template == "dload" else REFIT_ROUNDS
     rfit = None
     if name in C.LR_SCORES and rounds > 0:
         fit, lfit, left_out = refit(
@@ -91,13 +108,14 @@ def solve(problem, params: Params, progress=None):
             params.shift_pool,
             l3=params.l3,
             l2=params.l2,
+            template=template,
         )
         if name == "shift":
             sfit = lfit
         else:
             rfit, sfit = lfit, shift_scores(prep, fit)
     else:
-        fit = fit_transform(prep.X, k, params.poisson_norm)
+        fit = fit_template(prep, k, params.poisson_norm, template, pool=params.pool)
         sfit = shift_scores(prep, fit)
     e = prep.edge
     resid = ((fit["Xn"][:, e] - fit["Xn_hat"][:, e]) ** 2).sum(1)
@@ -146,8 +164,10 @@ SPEC = SolverSpec(
     Params=Params,
     solve=solve,
     description=(
-        "Rank-k PCA (SVD) of the spectrum image, with or without Poisson normalisation, refitted "
-        "without the pixels it flags; the score compares each spectrum with its reconstruction in "
+        "Rank-k PCA (SVD) of the spectrum image, with or without Poisson normalisation; for the "
+        "shift score its loading on the edge-shift direction is fitted without compact anomalous "
+        "regions (or, template = pca, the PCA is refitted without the pixels it flags); the "
+        "score compares each spectrum with its reconstruction in "
         "the edge window: the likelihood ratio of an edge shift (chemical shift), of an L3/L2 "
         "white-line ratio change (valence), the Poisson deviance (new phase, anything), the "
         "residual energy or 1 - Pearson r (paper)."
