@@ -16,7 +16,10 @@ best PCA detector"). Run by hand on a file the user has; no measured file ships 
    of a channel each count one channel further with probability f: Poisson counts stay Poisson,
    the same operator with shift 0 -- the identity -- on every other pixel), and the parts are
    added back. Pixels outside the discs are the measured counts, unchanged. The thinning draws
-   are the same for every shift of a seed (paired shifts).
+   are the same for every shift of a seed (paired shifts). Counts recorded with a detector gain
+   g (Var Y = g E Y) are thinned as electrons (``gain``): g is estimated once per file by
+   :func:`workbench.physics.eels.plant.dispersion_index` (second differences along energy),
+   taken as 1 when within 0.1 of it.
 3. Every detector runs at its defaults with the edge window set to the edge as a user would,
    by one rule fixed before any run and not tuned on these images: the default Fe-L window
    (690-730 eV around the 708 eV onset) moved to the onset, ``edge = [onset - max(18 eV, 3 d),
@@ -123,7 +126,7 @@ def measure(args, log=print) -> list[dict]:
     import torch
 
     from workbench.datasets.eels import load
-    from workbench.physics.eels.plant import plant_edge_shift
+    from workbench.physics.eels.plant import dispersion_index, plant_edge_shift
     from workbench.physics.eels.spectra import count_diagnosis
 
     torch.set_num_threads(1)
@@ -136,9 +139,12 @@ def measure(args, log=print) -> list[dict]:
         raise SystemExit(f"{args.file}: {why}; planting needs raw counts, choose another file")
     ny, nx, ne = cube.shape
     win = windows(energy, args.edge_onset)
+    g = dispersion_index(cube)
+    gain = 1.0 if abs(g - 1.0) < 0.1 else round(g, 2)
     log(
         f"{args.file}: {ny} x {nx} px x {ne} ch, {energy[0]:.1f}-{energy[-1]:.1f} eV, "
-        f"{float(np.median(np.diff(energy))):g} eV/ch; windows {win}"
+        f"{float(np.median(np.diff(energy))):g} eV/ch; dispersion index {g:.3f} "
+        f"(gain used {gain:g}); windows {win}"
     )
     dets = [d for d in args.detectors.split(",") if d]
     rows: list[dict] = []
@@ -156,7 +162,7 @@ def measure(args, log=print) -> list[dict]:
 
     seeds = _seeds(args.seeds)
     masks = {s: discs(s, ny, nx, args.fraction) for s in seeds}
-    common = {"file": os.path.basename(args.file), "onset": args.edge_onset}
+    common = {"file": os.path.basename(args.file), "onset": args.edge_onset, "gain": gain}
     if args.control:
         # shift 0: planting is the identity, so the unplanted image serves every seed
         for d in dets:
@@ -178,7 +184,13 @@ def measure(args, log=print) -> list[dict]:
     for s in seeds:
         for shift in [float(x) for x in args.shifts.split(",")]:
             pl = plant_edge_shift(
-                cube, energy, args.edge_onset, shift, masks[s], rng=np.random.default_rng([s, 2])
+                cube,
+                energy,
+                args.edge_onset,
+                shift,
+                masks[s],
+                rng=np.random.default_rng([s, 2]),
+                gain=gain,
             )
             prob = load_planted(base, pl["data"], masks[s])
             for d in dets:

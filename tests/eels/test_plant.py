@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from workbench.errors import InputError
-from workbench.physics.eels.plant import edge_fraction, plant_edge_shift, shift_counts
+from workbench.physics.eels.plant import (
+    dispersion_index,
+    edge_fraction,
+    plant_edge_shift,
+    shift_counts,
+)
 
 
 def _cube(seed=0, ny=10, nx=12, dispersion=0.5):
@@ -82,6 +87,28 @@ def test_edge_fraction_finds_the_edge_not_the_background():
     assert mean[i] == pytest.approx(0.37, abs=0.04)
     # well above the edge's end the fraction returns near zero
     assert mean[e > 745.0].mean() < 0.05
+
+
+def test_gain_scaled_counts_keep_their_variance():
+    # detector counts = 4 x Poisson electrons: thinning on electrons keeps Var = 4 x mean in
+    # the planted pixels (thinning the detector counts directly would lose most of the edge
+    # part's noise)
+    rng = np.random.default_rng(5)
+    g, n, ne = 4.0, 64, 40
+    e = 700.0 + np.arange(ne, dtype=float)
+    lam_e = np.full(ne, 50.0)
+    lam_e[20:] += 100.0  # an edge step: 2/3 of the counts above 719 eV are edge signal
+    y = (g * rng.poisson(lam_e, size=(n, n, ne))).astype(np.float32)
+    # (away from the step, whose curvature is no noise)
+    assert dispersion_index(y[..., :18]) == pytest.approx(g, rel=0.05)
+    mask = np.ones((n, n), bool)
+    out = plant_edge_shift(
+        y, e, 719.5, 3.0, mask, rng=np.random.default_rng(6), pre=(705.0, 718.0), gain=g
+    )["data"]
+    k = slice(26, 36)  # well inside the edge after the 3-channel shift
+    ratio = out[..., k].var((0, 1)) / out[..., k].mean((0, 1))
+    assert ratio.mean() == pytest.approx(g, rel=0.04)
+    assert out[..., k].mean() == pytest.approx(g * 150.0, rel=0.02)
 
 
 def test_non_counts_refused():

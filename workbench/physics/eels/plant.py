@@ -19,7 +19,8 @@ by least squares on log counts, and
 
     p_pc = clip((M_pc - A_p E_c^-r_p) / M_pc, 0, 1)  for E_c >= onset - delta,   0 below,
 
-with M the smoothed cube. Above the onset the edge part is everything above the extrapolated
+with M the smoothed cube (which holds the pixel itself with a small weight, 4 % for
+``smooth_px`` = 2 on a map, so p barely follows the pixel's own noise). Above the onset the edge part is everything above the extrapolated
 background, up to the end of the axis (a cut would leave a step of its own where it cuts, so a
 later edge on the same axis moves with it).
 
@@ -36,6 +37,16 @@ edge part that is zero in the last m + 1 channels (``edge_end`` below the end of
 than the shift) the total of every pixel is preserved exactly.
 
 Finally the parts are added back: Y'_p = B_p + shift(S_p).
+
+**Detector gain.** Many spectrometers record g detector counts per electron: Y = g N with N
+Poisson, so Var Y = g E[Y]. Thinning Y itself would then give the edge part too little variance
+(lambda p instead of g lambda p). With ``gain`` g the thinning is done on electrons: N is Y / g
+rounded at random (floor, plus one with probability equal to the remainder: unbiased, variance
+at most 1/4 electron), S = Binomial(N, p) electrons, and the parts in detector units are g S
+and Y - g S -- independent, with variances g p lambda and g (1 - p) lambda as for real data.
+The planted pixel Y - g S + g shift(S) is rounded at random to an integer the same way (the
+input's integer counts stay integers). g is estimated by :func:`dispersion_index`; g = 1 (raw
+electron counts) is the plain thinning above, with no rounding.
 """
 
 from __future__ import annotations
@@ -149,6 +160,30 @@ def shift_counts(part: np.ndarray, channels: float, rng: np.random.Generator) ->
     return out
 
 
+def dispersion_index(cube: np.ndarray) -> float:
+    """Detector gain g = Var Y / E Y of count data, from second differences along energy.
+
+    For Poisson counts times g, D_k = Y_k-1 - 2 Y_k + Y_k+1 has variance
+    g (lambda_k-1 + 4 lambda_k + lambda_k+1); a smooth spectrum's curvature is small against its
+    noise, so z = D_k / sqrt(Y_k-1 + 4 Y_k + Y_k+1) has variance about g, estimated robustly
+    (squared median absolute deviation x 1.4826). Second rather than first differences, so a
+    steep background on a coarse axis (whose neighbouring channels differ by more than their
+    noise) does not inflate the estimate.
+    """
+    x = np.asarray(cube, np.float64).reshape(-1, np.shape(cube)[-1])
+    d = x[:, :-2] - 2.0 * x[:, 1:-1] + x[:, 2:]
+    v = x[:, :-2] + 4.0 * x[:, 1:-1] + x[:, 2:]
+    ok = v > 0
+    z = d[ok] / np.sqrt(v[ok])
+    return float((1.4826 * np.median(np.abs(z - np.median(z)))) ** 2)
+
+
+def _round_random(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unbiased integer rounding: floor(x), plus one with probability x - floor(x)."""
+    f = np.floor(x)
+    return (f + (rng.random(x.shape) < (x - f))).astype(np.int64)
+
+
 def plant_edge_shift(
     cube: np.ndarray,
     energy: np.ndarray,
@@ -160,6 +195,7 @@ def plant_edge_shift(
     pre: tuple[float, float] | None = None,
     smooth_px: float = 2.0,
     edge_end: float | None = None,
+    gain: float = 1.0,
 ) -> dict[str, Any]:
     """Shift the edge at ``onset`` by ``shift`` eV in the pixels of ``mask`` (module docstring).
 
@@ -180,13 +216,16 @@ def plant_edge_shift(
         Draws the thinning and the fractional moves.
     pre, smooth_px, edge_end
         The background model and the extent of the edge part (:func:`edge_fraction`).
+    gain : float
+        Detector counts per electron g (module docstring; :func:`dispersion_index`); 1 for raw
+        electron counts.
 
     Returns
     -------
     dict
         ``data`` (float32, the planted cube; equal to ``cube`` outside ``mask``), ``edge``
-        (the edge part S of every pixel, before the shift), ``p`` (the thinning probabilities),
-        ``channels`` (dE / delta).
+        (the edge part S of every pixel before the shift, in electrons: detector units / g),
+        ``p`` (the thinning probabilities), ``channels`` (dE / delta).
     """
     y = np.asarray(cube)
     if y.ndim != 3:
@@ -204,12 +243,20 @@ def plant_edge_shift(
     d = float(np.median(np.diff(e)))
     counts = np.round(yf).astype(np.int64)
     out = counts.copy()
+    if not gain > 0:
+        raise InputError(f"gain must be positive, got {gain}")
     p = edge_fraction(counts, e, onset, pre=pre, smooth_px=smooth_px, edge_end=edge_end)
-    # the thinning draws are made for every pixel (one stream, the same for every shift), so
-    # that two shifts planted with the same seed differ only by the shift
-    edge = rng.binomial(counts, p)
+    # the draws are made for every pixel (one stream, the same for every shift), so that two
+    # shifts planted with the same seed differ only by the shift
+    electrons = counts if gain == 1 else _round_random(counts / gain, rng)
+    edge = rng.binomial(electrons, p)
     channels = float(shift) / d
     if shift != 0 and mask.any():
         s = edge[mask]
-        out[mask] = (counts[mask] - s) + shift_counts(s, channels, rng)
+        moved = shift_counts(s, channels, rng)
+        if gain == 1:
+            out[mask] = (counts[mask] - s) + moved
+        else:
+            out[mask] = _round_random(counts[mask] + gain * (moved - s), rng)
+            out[mask] = np.maximum(out[mask], 0)
     return {"data": out.astype(np.float32), "edge": edge, "p": p, "channels": channels}
