@@ -2,7 +2,7 @@
 
 Presets are seeded synthetic Fe-L/O-K cubes from :mod:`workbench.physics.eels.synth` with Fe L2,3
 chemical-shift anomalies in discs (truth mask kept). Uploads: ``.npz``/``.npy``, HyperSpy
-``.hspy``/``.h5``, EMSA ``.msa`` and, with the optional GPL extra, ``.dm3``/``.dm4``. The same
+``.hspy``/``.h5``, EMSA ``.msa`` and Gatan ``.dm3``/``.dm4`` (built-in reader). The same
 :class:`Options` (energy crop, calibration override, spike removal, binning, power-law background,
 normalisation; generator overrides for presets) apply to presets and uploads.
 """

@@ -1,8 +1,10 @@
 """Readers and writers for EELS spectrum images and spectra.
 
 Formats: ``.npy``/``.npz`` (numpy, no pickle), HyperSpy HDF5 (``.hspy``/``.h5``/``.hdf5``, read and
-written with h5py, HyperSpy not needed), EMSA/MAS text (``.msa``/``.ems``, single spectra) and, only
-when the optional GPL extra ``rosettasciio`` is installed, Gatan ``.dm3``/``.dm4`` (read-only).
+written with h5py, HyperSpy not needed), EMSA/MAS text (``.msa``/``.ems``, single spectra) and Gatan
+DigitalMicrograph ``.dm3``/``.dm4`` (read-only, by the project's own reader
+:mod:`workbench.io.gatan_dm`; the optional GPL extra ``rosettasciio`` is asked only for image data
+types that reader does not decode, such as packed-complex FFTs).
 
 Every reader returns an :class:`EELSData` with the cube as (ny, nx, nE) and the energy axis in eV;
 :func:`validate` turns malformed input into a one-line :class:`~workbench.errors.InputError`.
@@ -532,7 +534,7 @@ def list_signals(raw: bytes, filename: str) -> list[SignalInfo]:
             return [_hspy_info(i, t, exp[t], filename) for i, t in enumerate(exp.keys())]
     if ext in ("dm3", "dm4"):
         try:
-            items = _rsciio_items(raw, filename)
+            items = _dm_items(raw, filename)
         except InputError:
             return []
         return [_rsciio_info(i, it, filename) for i, it in enumerate(items)]
@@ -861,8 +863,31 @@ def write_msa(
 
 
 # ------------------------------------------------------------------------------------------
-# Gatan DigitalMicrograph (optional GPL extra)
+# Gatan DigitalMicrograph (own reader; RosettaSciIO, an optional GPL extra, for what it lacks)
 # ------------------------------------------------------------------------------------------
+
+
+def _rsciio_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rsciio") is not None
+
+
+def _dm_items(raw: bytes, filename: str) -> list[dict[str, Any]]:
+    """The signal dicts of a ``.dm3``/``.dm4`` file, read by :mod:`workbench.io.gatan_dm`.
+
+    RosettaSciIO is asked only when the built-in reader says the content is unsupported
+    (:class:`~workbench.io.gatan_dm.DMUnsupported`) and it is installed; a malformed file is
+    refused with the built-in reader's one-line error.
+    """
+    from workbench.io import gatan_dm
+
+    try:
+        return gatan_dm.read_items(raw, filename)
+    except gatan_dm.DMUnsupported:
+        if _rsciio_available():
+            return _rsciio_items(raw, filename)
+        raise
 
 
 def _rsciio_items(raw: bytes, filename: str) -> list[dict[str, Any]]:
@@ -871,7 +896,7 @@ def _rsciio_items(raw: bytes, filename: str) -> list[dict[str, Any]]:
         from rsciio.digitalmicrograph import file_reader  # type: ignore[import-not-found]
     except ImportError:
         raise InputError(
-            f"{filename}: reading .dm3/.dm4 needs the optional GPL extra "
+            f"{filename}: this .dm3/.dm4 content needs the optional GPL extra "
             "(pip install 'inverse-workbench[gpl]', i.e. rosettasciio); export to .hspy or .npz instead"
         ) from None
     import tempfile
@@ -891,8 +916,8 @@ def _rsciio_items(raw: bytes, filename: str) -> list[dict[str, Any]]:
 
 
 def read_dm(raw: bytes, filename: str = "data.dm4", *, signal: str | int | None = None) -> EELSData:
-    """Read ``.dm3``/``.dm4`` through RosettaSciIO when installed (optional extra, GPL-3)."""
-    return from_rsciio(_rsciio_items(raw, filename), filename, signal=signal)
+    """Read ``.dm3``/``.dm4`` with the built-in reader (RosettaSciIO only for unsupported data)."""
+    return from_rsciio(_dm_items(raw, filename), filename, signal=signal)
 
 
 def _rsciio_signal(it: dict[str, Any]) -> tuple[str, str, str]:

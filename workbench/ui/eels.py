@@ -20,7 +20,7 @@ def _problem_section():
             "Energy crop, calibration override (offset / dispersion), spike removal, spatial binning, "
             "power-law background and normalisation apply to presets and uploads alike. Uploads: "
             ".npz (data (ny, nx, nE) + energy in eV), .npy (+ offset and dispersion), HyperSpy .hspy/.h5 "
-            "and Gatan .dm3/.dm4 (optional GPL extra, rosettasciio), whose energy axis is found by its "
+            "and Gatan .dm3/.dm4 (built-in reader), whose energy axis is found by its "
             "units (eV, keV); a file with several signals asks which one. Single spectra (.msa) are "
             "refused: the detectors compare the pixels of a map (at least 4). The upload limit is "
             "set by `server.maxUploadSize` / WORKBENCH_MAX_UPLOAD_MB."
