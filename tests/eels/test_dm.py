@@ -218,6 +218,12 @@ def test_huge_tag_count_and_info_length_refused():
     _one_line_error(raw, match="info array of")
 
 
+def test_total_tag_count_bounded(monkeypatch):
+    monkeypatch.setattr(G, "MAX_TAGS", 10)
+    _, raw = _si_file(3)
+    _one_line_error(raw, match="more than 10 tags")
+
+
 def test_deep_nesting_refused():
     w = Writer(3)
     level = b"\x14" + struct.pack(">H", 1) + b"G" + b"\x00\x01" + w.word(1)
