@@ -172,14 +172,17 @@ def spectrum_figure(
     if window:
         fig.add_vrect(x0=window[0], x1=window[1], fillcolor="orange", opacity=0.08, line_width=0)
     if edges:
-        for name, e0 in EDGES.items():
+        # every edge in range gets its line; a label only where it is at least a tenth of the
+        # range from the last labelled one (over a wide range the L and K edges of 400-950 eV
+        # printed on top of each other)
+        last = -np.inf
+        span = float(energy[-1] - energy[0])
+        for name, e0 in sorted(EDGES.items(), key=lambda kv: kv[1]):
             if energy[0] <= e0 <= energy[-1]:
-                fig.add_vline(
-                    x=e0,
-                    line={"color": "#888", "dash": "dash", "width": 1},
-                    annotation_text=name,
-                    annotation_position="top",
-                )
+                label = e0 - last >= 0.1 * span
+                ann = {"annotation_text": name, "annotation_position": "top"} if label else {}
+                fig.add_vline(x=e0, line={"color": "#888", "dash": "dash", "width": 1}, **ann)
+                last = e0 if label else last
     fig.update_yaxes(title_text="counts", row=1, col=1)
     fig.update_yaxes(title_text="residual", row=2, col=1)
     fig.update_xaxes(title_text="energy loss (eV)", row=2, col=1)
