@@ -286,6 +286,10 @@ def test_views_build_and_calibration_is_exact_for_gaussian_errors():
     assert len(V.inverse_figure(prob, inv, reference=ref).data) == 4
     corner = V.corner_figure(inv)
     assert sum(t.type == "histogram" for t in corner.data) == 3
+    # a parameter has one range down its column and along its row (the panels line up)
+    lay = corner.layout
+    assert lay.xaxis.range == lay.xaxis4.range == lay.xaxis7.range  # z0's column
+    assert lay.yaxis4.range == lay.xaxis5.range  # z1: row 2's scatter y, its histogram's x
     # errors drawn from N(0, σ²): the empirical coverage tracks the nominal level
     m = rng.standard_normal(200_000)
     lv, emp = V.calibration_curve(m, np.ones_like(m), np.zeros_like(m), [0.5, 0.9, 0.954])

@@ -110,3 +110,17 @@ def test_sampling_views_show_every_stage():
         assert len(V.stage_metrics_figure([("aas", r)]).data) == 2
         assert len(V.loss_terms_figure([("aas", r)]).data) == 2  # the zero boundary term is dropped
         assert V.metrics_rows(p, [("aas", r)])[0]["suspect"].startswith("yes")
+
+
+def test_error_curves_leave_a_gap_where_the_error_is_at_rounding_level():
+    """Exact boundary values are not drawn as a dive to 1e-20 on the log axis."""
+    import numpy as np
+
+    from workbench.viz.pde import _curve_err
+
+    true = np.sin(np.linspace(0.0, 3.0, 50))
+    pred = true.copy()
+    pred[1:-1] += 1e-4
+    err = _curve_err(pred, true)
+    assert np.isnan(err[[0, -1]]).all()
+    np.testing.assert_allclose(err[1:-1], 1e-4, rtol=1e-6)

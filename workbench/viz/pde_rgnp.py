@@ -133,6 +133,11 @@ def corner_figure(result, max_points: int = 500) -> go.Figure:
     names = [str(n) for n in result.extras["z_names"]]
     truth = result.extras.get("z_true")
     k = Z.shape[1]
+    lo, hi = Z.min(0), Z.max(0)
+    if truth is not None:
+        lo, hi = np.minimum(lo, np.asarray(truth, float)), np.maximum(hi, np.asarray(truth, float))
+    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    ranges = [[float(a), float(b)] for a, b in zip(lo - pad, hi + pad, strict=True)]
     fig = make_subplots(rows=k, cols=k, horizontal_spacing=0.02, vertical_spacing=0.02)
     for i in range(k):
         for j in range(k):
@@ -170,6 +175,10 @@ def corner_figure(result, max_points: int = 500) -> go.Figure:
                         row=i + 1,
                         col=j + 1,
                     )
+            # one range per parameter down its column and along its row, so the panels line up
+            fig.update_xaxes(range=ranges[j], row=i + 1, col=j + 1)
+            if i != j:
+                fig.update_yaxes(range=ranges[i], row=i + 1, col=j + 1)
             if i == k - 1:
                 fig.update_xaxes(title_text=names[j], row=i + 1, col=j + 1)
             if j == 0 and i > 0:
