@@ -4,7 +4,7 @@ best PCA detector"). Run by hand on a file the user has; no measured file ships 
 
     python benchmarks/eels_measured.py --file PATH --edge-onset EV [--shifts 0.3,0.6,1.0]
         [--seeds 0-9] [--fraction 0.08] [--detectors pca_recon,pca_bulk,pca_t2,cvae3d]
-        [--rows FILE.jsonl] [--from-rows FILE.jsonl,...] [--write] [--source TEXT]
+        [--gain G] [--rows FILE.jsonl] [--from-rows FILE.jsonl,...] [--write] [--source TEXT]
 
 1. The file is read by the workbench's own upload path (:func:`workbench.datasets.eels.load`, what
    the page and ``workbench solve eels --file`` use); it must hold raw counts.
