@@ -982,7 +982,11 @@ def apply_gain(raw: np.ndarray, data: np.ndarray, gain: float) -> tuple[np.ndarr
     the Poisson deviance, the 3D-CVAE's multinomial likelihood, parallel analysis under Poisson
     noise) assume Var Y = E Y. Detector counts Y = g N of N ~ Poisson electrons have
     Var Y = g E Y, and every log-likelihood ratio computed on Y is about g times the one on N;
-    dividing by g restores the electron counts N, for which the thresholds are calibrated.
+    dividing by g restores the electron counts N, in which the statistics are chi-square and
+    the Poisson deviance, the cVAE's likelihood and parallel analysis's noise model hold. (The
+    calibrated thresholds' genomic-control factor max(lambda, 1), :func:`calibrated_threshold`,
+    absorbs a uniform scale, so the flags change little: on the measured CuZn image, gain 3.69,
+    none changed; BENCHMARKS.md, measured spectrum images.)
 
     Parameters
     ----------
