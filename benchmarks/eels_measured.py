@@ -4,7 +4,7 @@ best PCA detector"). Run by hand on a file the user has; no measured file ships 
 
     python benchmarks/eels_measured.py --file PATH --edge-onset EV [--shifts 0.3,0.6,1.0]
         [--seeds 0-9] [--fraction 0.08] [--detectors pca_recon,pca_bulk,pca_t2,cvae3d]
-        [--rows FILE.jsonl] [--from-rows FILE.jsonl,...] [--write] [--source TEXT]
+        [--gain G] [--rows FILE.jsonl] [--from-rows FILE.jsonl,...] [--write] [--source TEXT]
 
 1. The file is read by the workbench's own upload path (:func:`workbench.datasets.eels.load`, what
    the page and ``workbench solve eels --file`` use); it must hold raw counts.
@@ -100,12 +100,15 @@ def discs(seed: int, ny: int, nx: int, fraction: float) -> np.ndarray:
     return mask
 
 
-def run_detector(name: str, prob, win: dict[str, float]):
-    """One detector at its defaults, the windows set; returns (score map, result, wall, cpu)."""
+def run_detector(name: str, prob, win: dict[str, float], gain: float | None = None):
+    """One detector at its defaults, the windows set (and the detector ``gain`` when given:
+    0 = estimated, 1 = off); returns (score map, result, wall, cpu)."""
     from workbench.solvers.eels import cvae3d, pca_bulk, pca_recon, pca_t2
 
     mod = {"pca_recon": pca_recon, "pca_bulk": pca_bulk, "pca_t2": pca_t2, "cvae3d": cvae3d}[name]
     kw = {"edge_lo": win["edge_lo"], "edge_hi": win["edge_hi"]}
+    if gain is not None:
+        kw["gain"] = gain
     if name == "cvae3d":
         kw.update(window_lo=win["window_lo"], window_hi=win["window_hi"], device="cpu", save=False)
     t, c = time.perf_counter(), _cpu()
@@ -166,7 +169,7 @@ def measure(args, log=print) -> list[dict]:
     if args.control:
         # shift 0: planting is the identity, so the unplanted image serves every seed
         for d in dets:
-            score, r, w, c = run_detector(d, base, win)
+            score, r, w, c = run_detector(d, base, win, args.gain)
             for s in seeds:
                 emit(
                     {
@@ -176,13 +179,14 @@ def measure(args, log=print) -> list[dict]:
                         "detector": d,
                         "fraction": float(masks[s].mean()),
                         "flagged": float(r.metrics.get("flagged_fraction", np.nan)),
+                        "detector_gain": float(r.metrics.get("gain", 1.0)),
                         "wall_s": w,
                         "cpu_s": c,
                         **_metrics(score, masks[s]),
                     }
                 )
     for s in seeds:
-        for shift in [float(x) for x in args.shifts.split(",")]:
+        for shift in [float(x) for x in args.shifts.split(",") if x]:
             pl = plant_edge_shift(
                 cube,
                 energy,
@@ -194,7 +198,7 @@ def measure(args, log=print) -> list[dict]:
             )
             prob = load_planted(base, pl["data"], masks[s])
             for d in dets:
-                score, r, w, c = run_detector(d, prob, win)
+                score, r, w, c = run_detector(d, prob, win, args.gain)
                 emit(
                     {
                         **common,
@@ -203,6 +207,7 @@ def measure(args, log=print) -> list[dict]:
                         "detector": d,
                         "fraction": float(masks[s].mean()),
                         "flagged": float(r.metrics.get("flagged_fraction", np.nan)),
+                        "detector_gain": float(r.metrics.get("gain", 1.0)),
                         "wall_s": w,
                         "cpu_s": c,
                         "message": r.message,
@@ -399,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fraction", type=float, default=0.08)
     ap.add_argument("--detectors", default=",".join(DETECTORS))
     ap.add_argument("--control", action="store_true", help="also score the unplanted image")
+    ap.add_argument(
+        "--gain",
+        type=float,
+        default=None,
+        help="detectors' gain parameter (0 = estimated, 1 = off); default: the solvers' default",
+    )
     ap.add_argument("--rows", default="", help="append each row to this JSON-lines file")
     ap.add_argument("--from-rows", default="", help="tables from these JSON-lines files only")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")

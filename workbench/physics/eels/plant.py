@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.physics.eels.spectra import dispersion_index  # noqa: F401 (re-exported)
 
 
 def _smooth_map(cube: np.ndarray, sigma: float) -> np.ndarray:
@@ -158,24 +159,6 @@ def shift_counts(part: np.ndarray, channels: float, rng: np.random.Generator) ->
         else:
             out[..., :k] += moved[..., -k:]
     return out
-
-
-def dispersion_index(cube: np.ndarray) -> float:
-    """Detector gain g = Var Y / E Y of count data, from second differences along energy.
-
-    For Poisson counts times g, D_k = Y_k-1 - 2 Y_k + Y_k+1 has variance
-    g (lambda_k-1 + 4 lambda_k + lambda_k+1); a smooth spectrum's curvature is small against its
-    noise, so z = D_k / sqrt(Y_k-1 + 4 Y_k + Y_k+1) has variance about g, estimated robustly
-    (squared median absolute deviation x 1.4826). Second rather than first differences, so a
-    steep background on a coarse axis (whose neighbouring channels differ by more than their
-    noise) does not inflate the estimate.
-    """
-    x = np.asarray(cube, np.float64).reshape(-1, np.shape(cube)[-1])
-    d = x[:, :-2] - 2.0 * x[:, 1:-1] + x[:, 2:]
-    v = x[:, :-2] + 4.0 * x[:, 1:-1] + x[:, 2:]
-    ok = v > 0
-    z = d[ok] / np.sqrt(v[ok])
-    return float((1.4826 * np.median(np.abs(z - np.median(z)))) ** 2)
 
 
 def _round_random(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -93,6 +93,7 @@ class Params:
     l2: float | None = C.shared("l2")
     look_for: str = C.shared("look_for")
     align: str = C.shared("align")
+    gain: float = C.shared("gain")
     ref_lo: float | None = C.shared("ref_lo")
     ref_hi: float | None = C.shared("ref_hi")
     pool: float = C.shared("pool")
@@ -202,7 +203,8 @@ def solve(problem, params: Params, progress=None) -> Result:
     data, drift, note = C.align_problem(
         problem, params.align, params.ref_lo, params.ref_hi, (params.edge_lo, params.edge_hi)
     )
-    notes = [note]
+    data, ginfo, gnote = C.apply_gain(problem.data, data, params.gain)
+    notes = [note, gnote]
     name = C.resolve_score(params.score, params.look_for)
     warn = C.count_check(data, name)
     if warn:  # the multinomial likelihood it trains on assumes counts too
@@ -336,6 +338,7 @@ def solve(problem, params: Params, progress=None) -> Result:
         except OSError as exc:
             notes.append(f"could not save the checkpoint ({exc})")
     metrics.update({"train_s": t_train, "infer_s": t_inf, "epochs": float(out["epochs"])})
+    metrics.update(ginfo)
     if out["history"]["nll"]:
         metrics["final_nll_per_count"] = out["history"]["nll"][-1]
     status = out["status"] if params.max_iter > 0 else "converged"
@@ -359,8 +362,9 @@ def solve(problem, params: Params, progress=None) -> Result:
             "pool": float(params.pool),
             "shift_pool": params.shift_pool,
             "grid": f"{cp} channels" + (" (resampled)" if cube.src_energy is not None else ""),
+            **ginfo,
         },
-        message="; ".join(notes),
+        message="; ".join(n for n in notes if n),
     )
 
 

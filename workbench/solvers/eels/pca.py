@@ -23,6 +23,7 @@ class Prepared:
     shape: tuple[int, int]
     note: str = ""  # what the energy alignment did
     drift: np.ndarray | None = None  # per-pixel offset removed (eV)
+    gain: dict | None = None  # detector gain applied (common.apply_gain)
 
 
 def prepare(
@@ -35,11 +36,16 @@ def prepare(
     align: str = "off",
     ref_lo: float | None = None,
     ref_hi: float | None = None,
+    gain: float = 1.0,
 ) -> Prepared:
     """Counts of the analysis window as an (n, c) matrix, after per-pixel energy alignment
-    (``align``: auto/on/off, see :func:`workbench.solvers.eels.common.align_problem`)."""
+    (``align``: auto/on/off, see :func:`workbench.solvers.eels.common.align_problem`), in
+    electrons (divided by the detector ``gain``: 0 = estimated, 1 = off; see
+    :func:`workbench.solvers.eels.common.apply_gain`)."""
     energy = np.asarray(problem.energy, np.float64)
     data, drift, note = C.align_problem(problem, align, ref_lo, ref_hi, (edge_lo, edge_hi))
+    data, ginfo, gnote = C.apply_gain(problem.data, data, gain)
+    note = "; ".join(m for m in (note, gnote) if m)
     sl = SP.window(energy, lo, hi, what="analysis window")
     e = energy[sl]
     ny, nx = data.shape[:2]
@@ -47,7 +53,7 @@ def prepare(
     edge = SP.window(e, edge_lo, edge_hi, what="edge window")
     if ny * nx < 4:
         raise InputError(f"PCA needs at least 4 pixels, got a {ny}x{nx} map")
-    return Prepared(X, e, edge, (ny, nx), note, drift)
+    return Prepared(X, e, edge, (ny, nx), note, drift, ginfo)
 
 
 def prepare_params(problem: Any, params: Any) -> Prepared:
@@ -61,6 +67,7 @@ def prepare_params(problem: Any, params: Any) -> Prepared:
         align=params.align,
         ref_lo=params.ref_lo,
         ref_hi=params.ref_hi,
+        gain=getattr(params, "gain", 1.0),
     )
 
 
@@ -540,6 +547,9 @@ def package(
         "shift_pool": shift_pool,
     }
     m.update(meta or {})
+    if prep.gain is not None:
+        metrics.update(prep.gain)
+        m.update(prep.gain)
     return Result(
         output=smap.astype(np.float64),
         kind="score_map",

@@ -47,6 +47,7 @@ class Params:
     edge_hi: float = C.shared("edge_hi")
     look_for: str = C.shared("look_for")
     align: str = C.shared("align")
+    gain: float = C.shared("gain")
     ref_lo: float | None = C.shared("ref_lo")
     ref_hi: float | None = C.shared("ref_hi")
     pool: float = C.shared("pool")

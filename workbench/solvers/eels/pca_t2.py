@@ -27,6 +27,7 @@ class Params:
     edge_lo: float = C.shared("shown_lo")
     edge_hi: float = C.shared("shown_hi")
     align: str = C.shared("align")
+    gain: float = C.shared("gain")
     ref_lo: float | None = C.shared("ref_lo")
     ref_hi: float | None = C.shared("ref_hi")
     pool: float = C.shared("pool")
