@@ -762,6 +762,41 @@ def train(
     if decay != 1.0 and horizon > 1:
         g = decay ** (1.0 / horizon)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: g**k)
+    n_stage_lm = int(getattr(params, "stage_lm", 0) or 0)
+    if n_stage_lm > 0 and getattr(params, "finish", "lbfgs") not in ("lm", "auto"):
+        raise InputError("stage_lm needs the Levenberg–Marquardt finish (finish = lm)")
+
+    def stage_lm(n_it: int) -> bool:
+        """n_it LM iterations on the current set before the sampler acts; True if cancelled.
+
+        In float64 (the finish's precision); the network returns to the Adam precision after,
+        with Adam's moments kept (a fresh Adam would take lr-sized sign steps at once)."""
+        hi = getattr(params, "lbfgs_dtype", "float64") == "float64" and T["dt"] != torch.float64
+        if hi:
+            model.double()
+            place(torch.float64)
+            set_points(X_np)
+        bnd = None
+        if lift is None:
+            bnd = (T["Xb"], T["gb"], s_u, state["gamma"])
+        _, why = levenberg_marquardt(
+            model,
+            state["X"],
+            state["f"],
+            need,
+            problem.operator,
+            coeffs,
+            s_f,
+            n_it,
+            boundary=bnd,
+            on_iter=lambda k, val: bool(progress.cancelled),
+        )
+        if hi:
+            model.to(dt)
+            place(dt)
+            set_points(X_np)
+        return why == "cancelled"
+
     step = 0
     first_loss = None
     cancelled = False
@@ -789,6 +824,9 @@ def train(
             status, message, cancelled = "cancelled", f"cancelled at step {step}", True
             break
         if step % stage_steps == 0 and step < n_adam:
+            if n_stage_lm > 0 and stage_lm(n_stage_lm):
+                status, message, cancelled = "cancelled", f"cancelled at step {step}", True
+                break
             ctx.info = {}
             stage_diagnostics(len(stage_rows) + 1, time.perf_counter() - t_stage, {})
             t_s = time.perf_counter()

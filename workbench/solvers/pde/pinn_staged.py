@@ -68,6 +68,13 @@ class StagedParams:
         min=0,
         max=10_000_000,
     )
+    stage_lm: int = param(
+        0,
+        "Levenberg–Marquardt iterations at the end of every stage but the last, before the "
+        "sampler acts (0 = none; needs finish = lm)",
+        min=0,
+        max=100_000,
+    )
     lr: float = param(1e-3, "Adam learning rate", min=1e-6, max=1.0, log=True)
     lr_decay: float = param(
         0.01,
