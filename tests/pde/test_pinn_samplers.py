@@ -514,3 +514,37 @@ def test_staged_pinn_with_oracle_points_solves_a_narrow_validation_peak():
     r = pinn.train(p, prm, None, _OracleSampler(prm.n_points, c, 2 / np.sqrt(2 * a)))
     assert r.metrics["rel_l2_final"] < 0.15, r.metrics
     assert r.metrics["boundary_misfit_rel"] < 1e-6
+
+
+def test_stage_lm_runs_levenberg_marquardt_before_each_sampler_update():
+    """``stage_lm``: LM iterations at the end of every stage but the last, on that stage's set,
+    before the sampler acts; the first stage's recorded error (taken after its LM) falls far
+    below the Adam-only stage's, and the run ends better; it needs the LM finish."""
+    p = PDEProblem(
+        box=((-1.0, 1.0), (-1.0, 1.0)),
+        variables=("x", "y"),
+        exact="exp(-2*((x-0.3)**2 + y**2)) + 0.5*x",
+        n_col=(12, 12),
+    )
+    kw = dict(width=16, depth=2, n_points=150, stage_steps=30, adam_iter=60, max_iter=60, lr=5e-3)
+    r0 = pinn_rad.solve(p, pinn_rad.Params(**kw, n_candidates=500))
+    r1 = pinn_rad.solve(p, pinn_rad.Params(**kw, n_candidates=500, stage_lm=20))
+    assert r1.extras["stage_rel_l2"][0] < 0.1 * r0.extras["stage_rel_l2"][0]
+    assert r1.metrics["rel_l2_final"] < r0.metrics["rel_l2_final"]
+    assert r1.output.dtype == np.float64 and np.all(np.isfinite(r1.output))
+    with pytest.raises(Exception, match="stage_lm"):
+        pinn_uniform.solve(p, pinn_uniform.Params(**kw, stage_lm=5, finish="lbfgs"))
+
+
+def test_aas_keep_carries_a_fraction_of_the_previous_set_at_a_fixed_size():
+    """``keep``: round(keep·N) of the previous points survive (a subset, no repeats), the rest
+    are fresh (flow and ζ uniform), and the set keeps its size N inside the box."""
+    s = PS.AASSampler(200, n_alpha=2, batch=64, n_layers=2, width=8, zeta=0.25, keep=0.4)
+    ctx = _ctx(_peak_r2)
+    X0 = s.init(ctx)
+    X1 = s.update(ctx, 1, X0)
+    old = {tuple(p) for p in X0}
+    kept = [tuple(p) in old for p in X1]
+    assert len(X1) == 200 and sum(kept) == 80 and len({tuple(p) for p in X1}) == 200
+    lo, hi = np.array([-1.0, 0.0]), np.array([1.0, 2.0])
+    assert np.all(X1 >= lo) and np.all(X1 <= hi)

@@ -353,6 +353,25 @@ class _Model(torch.nn.Module):
         return u, d
 
 
+def _gram(A: torch.Tensor, wide: bool) -> torch.Tensor:
+    """AAᵀ (``wide``) or AᵀA, symmetric.
+
+    On the CPU in float64 by BLAS ``dsyrk``, which forms one triangle only: half the flops of a
+    general product (0.27 s against 0.52 s for a 1000 × 12 737 Jacobian on one core), the LM
+    iteration's main cost. Elsewhere (GPU, float32) a plain matrix product.
+    """
+    if A.device.type != "cpu" or A.dtype != torch.float64:
+        return A @ A.T if wide else A.T @ A
+    from scipy.linalg.blas import dsyrk
+
+    # a C-ordered (m, P) array is the Fortran-ordered (P, m) Aᵀ: dsyrk then needs no copy;
+    # trans=1 gives aᵀa for a = Aᵀ (AAᵀ), trans=0 gives aaᵀ = AᵀA
+    a = np.ascontiguousarray(A.numpy()).T
+    up = dsyrk(1.0, a, trans=1 if wide else 0, lower=0)
+    G = torch.from_numpy(np.triu(up))
+    return G + torch.triu(G, 1).T
+
+
 def levenberg_marquardt(
     model: _Model,
     X: torch.Tensor,
@@ -470,7 +489,7 @@ def levenberg_marquardt(
             # the smaller of the two Gram matrices (residuals vs weights), shifted by λ mean(diag);
             # the product is the iteration's main cost (2m²P flops), so it is formed once per A
             if gram is None or not reuse_gram:
-                gram = A @ A.T if wide else A.T @ A
+                gram = _gram(A, wide)
                 gram_mean = float(gram.diagonal().mean())
             K = gram.clone()
             K.diagonal().add_(lam * gram_mean)
@@ -743,6 +762,41 @@ def train(
     if decay != 1.0 and horizon > 1:
         g = decay ** (1.0 / horizon)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: g**k)
+    n_stage_lm = int(getattr(params, "stage_lm", 0) or 0)
+    if n_stage_lm > 0 and getattr(params, "finish", "lbfgs") not in ("lm", "auto"):
+        raise InputError("stage_lm needs the Levenberg–Marquardt finish (finish = lm)")
+
+    def stage_lm(n_it: int) -> bool:
+        """n_it LM iterations on the current set before the sampler acts; True if cancelled.
+
+        In float64 (the finish's precision); the network returns to the Adam precision after,
+        with Adam's moments kept (a fresh Adam would take lr-sized sign steps at once)."""
+        hi = getattr(params, "lbfgs_dtype", "float64") == "float64" and T["dt"] != torch.float64
+        if hi:
+            model.double()
+            place(torch.float64)
+            set_points(X_np)
+        bnd = None
+        if lift is None:
+            bnd = (T["Xb"], T["gb"], s_u, state["gamma"])
+        _, why = levenberg_marquardt(
+            model,
+            state["X"],
+            state["f"],
+            need,
+            problem.operator,
+            coeffs,
+            s_f,
+            n_it,
+            boundary=bnd,
+            on_iter=lambda k, val: bool(progress.cancelled),
+        )
+        if hi:
+            model.to(dt)
+            place(dt)
+            set_points(X_np)
+        return why == "cancelled"
+
     step = 0
     first_loss = None
     cancelled = False
@@ -770,6 +824,9 @@ def train(
             status, message, cancelled = "cancelled", f"cancelled at step {step}", True
             break
         if step % stage_steps == 0 and step < n_adam:
+            if n_stage_lm > 0 and stage_lm(n_stage_lm):
+                status, message, cancelled = "cancelled", f"cancelled at step {step}", True
+                break
             ctx.info = {}
             stage_diagnostics(len(stage_rows) + 1, time.perf_counter() - t_stage, {})
             t_s = time.perf_counter()

@@ -43,6 +43,13 @@ class Params(StagedParams):
         min=0.0,
         max=1.0,
     )
+    keep: float = param(
+        0.0,
+        "fraction of the previous stage's points kept in the next set (a fixed-size "
+        "'accumulate'); the rest are fresh flow and uniform samples",
+        min=0.0,
+        max=0.9,
+    )
     flow_layers: int = param(6, "affine coupling layers", min=1, max=32, advanced=True)
     flow_width: int = param(32, "width of the coupling conditioners", min=4, max=512, advanced=True)
     flow_batch: int = param(1000, "samples per flow step", min=16, max=1_000_000, advanced=True)
@@ -69,6 +76,7 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
         width=params.flow_width,
         beta_start=params.beta_start,
         n_base=params.flow_components,
+        keep=params.keep,
     )
     return train(problem, params, progress, s)
 

@@ -162,8 +162,10 @@ class AASSampler(Sampler):
         width: int = 32,
         beta_start: float | None = 1e-2,
         n_base: int = 16,
+        keep: float = 0.0,
     ) -> None:
         super().__init__(n)
+        self.keep = float(keep)
         self.n_alpha, self.lr_alpha, self.beta, self.zeta = n_alpha, lr_alpha, beta, zeta
         self.beta_start = beta if beta_start is None else float(beta_start)
         self.n_base = int(n_base)
@@ -238,5 +240,14 @@ class AASSampler(Sampler):
     def update(self, ctx: Context, stage: int, X: np.ndarray) -> np.ndarray:
         ctx.info.update(self.train_flow(ctx))
         n_u = int(round(self.zeta * self.n))
-        xs = self.flow.sample(self.n - n_u, ctx.gen).double().numpy()
-        return np.concatenate([xs, ctx.uniform(n_u)]) if n_u else xs
+        # a fraction ``keep`` of the previous set survives (a random subset; the spec's
+        # "accumulate" option at a fixed size N): a region the flow leaves once the network
+        # has fitted it keeps points for a few stages (the share decays as keep^stages)
+        n_k = min(len(X), int(round(self.keep * self.n)))
+        xs = self.flow.sample(self.n - n_u - n_k, ctx.gen).double().numpy()
+        parts = [xs]
+        if n_u:
+            parts.append(ctx.uniform(n_u))
+        if n_k:
+            parts.append(X[ctx.rng.choice(len(X), size=n_k, replace=False)])
+        return np.concatenate(parts)
