@@ -166,25 +166,27 @@ def measure(args, log=print) -> list[dict]:
     seeds = _seeds(args.seeds)
     masks = {s: discs(s, ny, nx, args.fraction) for s in seeds}
     common = {"file": os.path.basename(args.file), "onset": args.edge_onset, "gain": gain}
+
+    def result_row(shift, s, d, score, r, w, c):
+        return {
+            **common,
+            "shift": shift,
+            "seed": s,
+            "detector": d,
+            "fraction": float(masks[s].mean()),
+            "flagged": float(r.metrics.get("flagged_fraction", np.nan)),
+            "detector_gain": float(r.metrics.get("gain", 1.0)),
+            "wall_s": w,
+            "cpu_s": c,
+            **_metrics(score, masks[s]),
+        }
+
     if args.control:
         # shift 0: planting is the identity, so the unplanted image serves every seed
         for d in dets:
             score, r, w, c = run_detector(d, base, win, args.gain)
             for s in seeds:
-                emit(
-                    {
-                        **common,
-                        "shift": 0.0,
-                        "seed": s,
-                        "detector": d,
-                        "fraction": float(masks[s].mean()),
-                        "flagged": float(r.metrics.get("flagged_fraction", np.nan)),
-                        "detector_gain": float(r.metrics.get("gain", 1.0)),
-                        "wall_s": w,
-                        "cpu_s": c,
-                        **_metrics(score, masks[s]),
-                    }
-                )
+                emit(result_row(0.0, s, d, score, r, w, c))
     for s in seeds:
         for shift in [float(x) for x in args.shifts.split(",") if x]:
             pl = plant_edge_shift(
@@ -199,21 +201,7 @@ def measure(args, log=print) -> list[dict]:
             prob = load_planted(base, pl["data"], masks[s])
             for d in dets:
                 score, r, w, c = run_detector(d, prob, win, args.gain)
-                emit(
-                    {
-                        **common,
-                        "shift": shift,
-                        "seed": s,
-                        "detector": d,
-                        "fraction": float(masks[s].mean()),
-                        "flagged": float(r.metrics.get("flagged_fraction", np.nan)),
-                        "detector_gain": float(r.metrics.get("gain", 1.0)),
-                        "wall_s": w,
-                        "cpu_s": c,
-                        "message": r.message,
-                        **_metrics(score, masks[s]),
-                    }
-                )
+                emit({**result_row(shift, s, d, score, r, w, c), "message": r.message})
     return rows
 
 

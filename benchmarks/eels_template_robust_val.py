@@ -71,29 +71,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# the solver's own shift directions (the default template uses them)
+from workbench.solvers.eels.pca import shift_directions  # noqa: E402
+
 SEEDS = tuple(range(20001, 20013))
-
-
-def shift_directions(mean: np.ndarray, col: np.ndarray, energy, edge: slice, order: int = 1):
-    """Orthonormal basis (m, c) of the directions a small edge shift moves a spectrum, in the
-    Poisson-normalised space x = X / (row col).
-
-    The shift test moves the template T(E) = mean(E) col(E) (counts up to the row factor) in the
-    edge window: T(E - delta) = T(E) - delta T'(E) + delta^2 T''(E) / 2 - ..., so in the
-    normalised space the first-order direction is d_1 = T' / col and the second d_2 = T'' / col,
-    zero outside the edge window (the test sees nothing there). A template whose span contains
-    d_1 absorbs part of every shift: x_i - mean ~ delta_i d_1 is reconstructed, not tested.
-    """
-    e = np.asarray(energy, np.float64)
-    t = mean * col
-    g = [np.gradient(t, e)]
-    if order >= 2:
-        g.append(np.gradient(g[0], e))
-    D = np.zeros((len(g), t.size))
-    for j, gj in enumerate(g):
-        D[j, edge] = (gj / col)[edge]
-    Q, _ = np.linalg.qr(D.T)
-    return Q.T
 
 
 def template_fit(
