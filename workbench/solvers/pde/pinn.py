@@ -766,20 +766,19 @@ def train(
     if n_stage_lm > 0 and getattr(params, "finish", "lbfgs") not in ("lm", "auto"):
         raise InputError("stage_lm needs the Levenberg–Marquardt finish (finish = lm)")
 
-    def stage_lm(n_it: int) -> bool:
-        """n_it LM iterations on the current set before the sampler acts; True if cancelled.
+    # the finish (and the stage ends) run Levenberg-Marquardt in float64 unless asked otherwise
+    lm_hi = getattr(params, "lbfgs_dtype", "float64") == "float64" and T["dt"] != torch.float64
 
-        In float64 (the finish's precision); the network returns to the Adam precision after,
-        with Adam's moments kept (a fresh Adam would take lr-sized sign steps at once)."""
-        hi = getattr(params, "lbfgs_dtype", "float64") == "float64" and T["dt"] != torch.float64
-        if hi:
+    def to_lm_precision() -> None:
+        if lm_hi:
             model.double()
             place(torch.float64)
             set_points(X_np)
-        bnd = None
-        if lift is None:
-            bnd = (T["Xb"], T["gb"], s_u, state["gamma"])
-        _, why = levenberg_marquardt(
+
+    def run_lm(n_it: int, on_iter) -> tuple[int, str]:
+        """n_it LM iterations on the current set (boundary term only without the exact lift)."""
+        bnd = None if lift is not None else (T["Xb"], T["gb"], s_u, state["gamma"])
+        return levenberg_marquardt(
             model,
             state["X"],
             state["f"],
@@ -789,9 +788,17 @@ def train(
             s_f,
             n_it,
             boundary=bnd,
-            on_iter=lambda k, val: bool(progress.cancelled),
+            on_iter=on_iter,
         )
-        if hi:
+
+    def stage_lm(n_it: int) -> bool:
+        """n_it LM iterations on the current set before the sampler acts; True if cancelled.
+
+        In float64 (the finish's precision); the network returns to the Adam precision after,
+        with Adam's moments kept (a fresh Adam would take lr-sized sign steps at once)."""
+        to_lm_precision()
+        _, why = run_lm(n_it, lambda k, val: bool(progress.cancelled))
+        if lm_hi:
             model.to(dt)
             place(dt)
             set_points(X_np)
@@ -847,10 +854,7 @@ def train(
         n_res = len(X_np) + (0 if lift is not None else len(Xb))
         finish = "lm" if min(n_res, n_w) <= LM_AUTO_MAX else "lbfgs"
     if total > n_adam and not cancelled and status != "failed" and finish == "lm":
-        if getattr(params, "lbfgs_dtype", "float64") == "float64" and T["dt"] != torch.float64:
-            model.double()
-            place(torch.float64)
-            set_points(X_np)
+        to_lm_precision()
         n_lm = total - n_adam
 
         def on_iter(k: int, val: float) -> bool:
@@ -864,21 +868,7 @@ def train(
                 progress(cur, total, loss=val)
             return bool(progress.cancelled)
 
-        bnd = None
-        if lift is None:
-            bnd = (T["Xb"], T["gb"], s_u, state["gamma"])
-        k_lm, why = levenberg_marquardt(
-            model,
-            state["X"],
-            state["f"],
-            need,
-            problem.operator,
-            coeffs,
-            s_f,
-            n_lm,
-            boundary=bnd,
-            on_iter=on_iter,
-        )
+        k_lm, why = run_lm(n_lm, on_iter)
         step = n_adam + k_lm
         if why == "cancelled":
             status, message = "cancelled", f"cancelled at step {step}"
