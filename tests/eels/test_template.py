@@ -122,3 +122,34 @@ def test_fit_template_rejects_an_unknown_template():
     prep = P.Prepared(np.ones((16, 8)), E[:8], slice(2, 6), (4, 4))
     with pytest.raises(InputError):
         P.fit_template(prep, 1, True, "nope")
+
+
+def test_trimmed_template_keeps_the_disc_out_of_every_component():
+    """A disc shifted along the first- AND the second-order shift directions (a shift that is not
+    small against the edge's width), placed where a bulk score is high: dload keeps only the
+    first-order part out of the disc's template; the "trimmed" template, a PCA of the pixels
+    dload's regression kept, keeps both out."""
+    rng = np.random.default_rng(2)
+    m = _mean_spectrum()
+    D = P.shift_directions(m, np.ones(C_CH), E, EDGE, order=2)
+    yy, xx = np.mgrid[:NY, :NX]
+    z = np.stack([xx / NX - 0.5, np.sin(yy / 4.0)], -1).reshape(-1, 2)
+    W = rng.normal(size=(2, C_CH)) * 0.3
+    W -= (W @ D.T) @ D  # the bulk has no loading on either shift direction
+    disc = ((yy - 12) ** 2 + (xx - 19) ** 2 <= 9).ravel()
+    clean = m + z @ W
+    X = clean + 0.01 * rng.normal(size=(NY * NX, C_CH))
+    X[disc] += 0.05 * (D[0] + D[1])
+    prep = P.Prepared(X, E, EDGE, (NY, NX))
+    dl = P.fit_template(prep, 2, False, "dload", trim=0.1, dog=0.0)
+    tr = P.fit_template(prep, 2, False, "trimmed", trim=0.1, dog=0.0)
+    assert not tr["kept"][disc].any()
+    np.testing.assert_array_equal(tr["kept"], dl["kept"])
+
+    def absorbed(fit, j):
+        # the share of the disc's planted shift along D[j] that its own template carries
+        return float(((fit["X_hat"][disc] - clean[disc]) @ D[j]).mean()) / 0.05
+
+    assert absorbed(dl, 1) > 0.05, absorbed(dl, 1)
+    for j in (0, 1):
+        assert abs(absorbed(tr, j)) < 0.25 * absorbed(dl, 1), (j, absorbed(tr, j))

@@ -360,10 +360,11 @@ but only Poisson noise). *align = auto*: when the data hold a zero-loss peak or 
 the edge window (e.g. O K or Mn L next to Fe L) that one pixel can be aligned on to 0.1 eV, every
 pixel is aligned on it first (multinomial cross-correlation with the map's mean, sub-channel), so
 energy drift does not read as a chemical shift; otherwise nothing is done and the page says so.
-*template = dload* (pca_recon, shift score): the reconstruction is the PCA with its loading on
-the edge-shift direction fitted by a regression trimmed of compact regions, so anomalous discs
-(flagged or not) do not shift their own template, while a smooth drift stays modelled;
-*template = pca* is the plain PCA refitted without the flagged pixels.
+*template = trimmed* (pca_recon, shift score): the reconstruction is a PCA fitted without the
+compact regions whose shift the map's bulk does not explain (found by a trimmed regression on
+the edge-shift direction, flagged or not), so anomalous discs do not shift their own template,
+while a smooth drift stays modelled; *template = dload* fits only the loading on the shift
+direction without them; *template = pca* is the plain PCA refitted without the flagged pixels.
 The 3D-CVAE resamples the chosen window, keeping every count, onto its own 192-channel grid, so
 its checkpoint works at any dispersion and range and on any edge.
 

@@ -59,17 +59,18 @@ class Params:
         "shift and ratio scores: rounds of refitting the PCA without the pixels flagged at the "
         "default threshold, so an anomalous region does not serve as its own template (0 = one "
         f"fit on every pixel; empty = {REFIT_ROUNDS} for shift with the pca template, "
-        f"{DLOAD_REFIT} with dload, {C.RATIO_REFIT} for ratio)",
+        f"{DLOAD_REFIT} with dload or trimmed, {C.RATIO_REFIT} for ratio)",
         min=0,
         max=5,
         advanced=True,
     )
     template: str = param(
-        "dload",
-        "shift score: the template's fit -- dload = the PCA with its loading on the edge-shift "
-        "direction fitted by a regression trimmed of compact regions (the anomalous discs, "
-        "flagged or not; a smooth energy drift is kept), pca = the plain PCA refitted without "
-        "the flagged pixels (the default until 2026-12); other scores always use the plain PCA",
+        "trimmed",
+        "shift score: the template's fit -- trimmed = the PCA of the pixels left after trimming "
+        "compact regions that shift together (the anomalous discs, flagged or not; a smooth "
+        "energy drift is kept), dload = the PCA of every pixel with only its loading on the "
+        "edge-shift direction fitted without those regions, pca = the plain PCA refitted "
+        "without the flagged pixels; other scores always use the plain PCA",
         choices=TEMPLATES,
         advanced=True,
     )
@@ -96,7 +97,7 @@ def solve(problem, params: Params, progress=None):
         if name == "ratio":
             rounds = C.RATIO_REFIT
         else:
-            rounds = DLOAD_REFIT if template == "dload" else REFIT_ROUNDS
+            rounds = REFIT_ROUNDS if template == "pca" else DLOAD_REFIT
     rfit = None
     if name in C.LR_SCORES and rounds > 0:
         fit, lfit, left_out = refit(
