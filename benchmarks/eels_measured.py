@@ -59,6 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
+ROW_KEY = ("file", "onset", "shift", "seed", "detector")
+
 PCA = ("pca_recon", "pca_bulk", "pca_t2")
 DETECTORS = (*PCA, "cvae3d")
 R_MIN, R_MAX, BORDER = 2.5, 4.5, 1
@@ -399,14 +401,24 @@ def main(argv: list[str] | None = None) -> int:
         help="detectors' gain parameter (0 = estimated, 1 = off); default: the solvers' default",
     )
     ap.add_argument("--rows", default="", help="append each row to this JSON-lines file")
-    ap.add_argument("--from-rows", default="", help="tables from these JSON-lines files only")
+    ap.add_argument(
+        "--from-rows",
+        default="",
+        help="tables from these JSON-lines files only (a later file's row replaces an earlier one)",
+    )
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
     ap.add_argument("--intro", default="", help="file with the section's prose (source, notes)")
     args = ap.parse_args(argv)
     if args.from_rows:
-        rows = []
+        # a later file's row replaces an earlier one of the same image, edge, shift, seed and
+        # detector (a detector rerun after its defaults changed)
+        keyed: dict[tuple, dict] = {}
         for p in args.from_rows.split(","):
-            rows += [json.loads(line) for line in Path(p).read_text().splitlines() if line]
+            for line in Path(p).read_text().splitlines():
+                if line:
+                    r = json.loads(line)
+                    keyed[tuple(r[k] for k in ROW_KEY)] = r
+        rows = list(keyed.values())
     else:
         if not args.file or args.edge_onset is None:
             ap.error("--file and --edge-onset are needed (or --from-rows)")
