@@ -3,6 +3,7 @@ failed beside it.
 
     python benchmarks/eels_template_kept_val.py [--seeds 20001,...,20012] [--conds 0,1,8]
     python benchmarks/eels_template_kept_val.py --explore [--seeds 20001,...,20006] [--conds 0,8]
+    python benchmarks/eels_template_kept_val.py --pooling [--seeds 20001,...,20012] [--conds 0,1,8]
 
 ``--conds``: indices into the benchmark's conditions (:data:`eels.CONDITIONS`; 0 = shift 0.5 eV
 / 0.3x, 1 = shift 1 eV / 0.3x, 8 = the drift null). Every map is the default shift score (the
@@ -20,6 +21,11 @@ sees systematic template errors far below the per-pixel noise), ``masked`` (each
 fitted on the channels outside the edge window only, so its own shift cannot enter them) and
 ``xfit b=B m=M`` (spatial cross-fitting: every B x B block scored by a fit without the block and
 an M px margin, so no pixel is in its own fit).
+
+``--pooling``: the trimmed template's shift score under other poolings -- the common-shift
+likelihood ratio at sd 2 / 2.5 / 3 (the default) / 4 px and the Gaussian average of the per-pixel
+statistic ("mean") at sd 1.5 / 2 / 3 px -- to check that the default pooling, chosen with the
+earlier templates, is still the best one.
 
 Rule, fixed before the run of the candidate (the same as for dload): it becomes the default
 only if its mean ROC AUC at 0.5 eV / 0.3x beats dload's by >= 0.01, it does not lose at 1 eV, and
@@ -81,6 +87,7 @@ def main(argv=None) -> int:
     ap = V.parser(__doc__)
     ap.add_argument("--conds", default="0,1,8", help="indices into eels.CONDITIONS")
     ap.add_argument("--explore", action="store_true", help="the probes that failed, too")
+    ap.add_argument("--pooling", action="store_true", help="the trimmed template, other poolings")
     a = ap.parse_args(argv)
     names = list(B.CONDITIONS)
     conds = [names[int(i)] for i in a.conds.split(",")]
@@ -90,6 +97,20 @@ def main(argv=None) -> int:
         t0 = time.process_time()
         prep = P.prepare_params(prob, pca_recon.Params(template="dload"))
         k, _ = P.choose_k(prep, 0)
+        if a.pooling:
+            sf = P.shift_scores(prep, P.fit_template(prep, k, True, "trimmed"))
+            for how, sds in (("common", (2.0, 2.5, 3.0, 4.0)), ("magnitude", (1.5, 2.0, 3.0))):
+                for sd in sds:
+                    smap, null_pool, _ = C.detector_map("shift", sf.lr, prep.shape, sd, how, sf)
+                    if prob.truth is not None and prob.truth.any():
+                        what, v = V.judge(smap, prob, "shift")
+                    else:
+                        what = "flagged"
+                        v = float(C.threshold(smap, "auto", "shift", null_pool)["mask"].mean())
+                    name = f"trimmed {'common' if how == 'common' else 'mean'} sd {sd:g}"
+                    tab.add(name, cond, v)
+                    print(f"{cond[:24]:24s} seed {seed} k={k} {name:22s} {what} {v:.4f}")
+            continue
         fits = {"dload": P.fit_template(prep, k, True, "dload")}
         kept = fits["dload"]["kept"]
         fits["trimmed"] = P.fit_template(prep, k, True, "trimmed")
