@@ -654,7 +654,7 @@ def ratio_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Fig
     if truth is not None and np.asarray(truth).any():
         fig.add_trace(_truth_contour(np.asarray(truth), "#00a000"))
     fig.update_layout(
-        title="Estimated L3/L2 ratio change per pixel (best factor against the reconstruction)",
+        title="L3/L2 ratio change per pixel<br><sup>best factor against the reconstruction</sup>",
         yaxis={"autorange": "reversed", "scaleanchor": "x"},
         height=380,
     )
@@ -667,7 +667,9 @@ def shift_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Fig
     if truth is not None and np.asarray(truth).any():
         fig.add_trace(_truth_contour(np.asarray(truth), "#00a000"))
     fig.update_layout(
-        title="Estimated Fe-L shift per pixel (best shift of the reconstruction)",
+        # two short lines: drawn at the map's own width (viz.style.page_width, about 430 px)
+        # a one-line title was cut off; and the edge is the user's window, not always Fe-L
+        title="Edge shift per pixel (eV)<br><sup>best shift of the reconstruction</sup>",
         yaxis={"autorange": "reversed", "scaleanchor": "x"},
         height=380,
     )
