@@ -93,3 +93,27 @@ def test_runs_export_of_a_selection_holds_each_bundle_and_the_table():
     assert [r["run"] for r in rows] == ids
     assert all(r["verdict"] in ("converged", "stopped at the limit") for r in rows)
     assert {r["key metric"] for r in rows} == {"marginal_error"}
+
+
+def _facts_page():
+    from workbench.ui import common
+
+    common.facts([("n", "64"), ("cost", "sqeuclidean", "the ground cost"), None, ("m", "48")])
+
+
+def _five_long_facts():
+    from workbench.ui import common
+
+    common.facts([(str(i), "sqeuclidean") for i in range(5)])
+
+
+def test_facts_show_a_long_value_whole_instead_of_a_cut_metric():
+    at = AppTest.from_function(_facts_page, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    # 44 // 4 = 11 characters fit a metric in a row of four: "sqeuclidean" (11) is one
+    assert [m.label for m in at.metric] == ["n", "cost", "m"]
+    at = AppTest.from_function(_five_long_facts, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    # five to a row: 8 characters fit, so every value is shown as bold text that wraps
+    assert len(at.metric) == 0
+    assert sum("**sqeuclidean**" in m.value for m in at.markdown) == 5

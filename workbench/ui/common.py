@@ -605,6 +605,28 @@ def verdict_badges(runs: list[tuple[RunInfo, Any]]) -> None:
             st.warning(f"**{info.title}** is suspect: {reason}", icon=":material/warning:")
 
 
+# characters of st.metric's large value that fit one of n columns at the page's width: 44 / n
+_METRIC_CHARS = 44
+
+
+def facts(items: list[tuple | None]) -> None:
+    """A row of facts about a problem, one column each: (label, value) or (label, value, help);
+    None leaves its column empty. st.metric cuts a value too long for its column to
+    "sqeuclid..."; such a value is shown as its label over the value in bold, which wraps."""
+    cols = st.columns(len(items))
+    fit = _METRIC_CHARS // len(items)
+    for col, item in zip(cols, items, strict=True):
+        if item is None:
+            continue
+        label, value, help_ = (*item, None)[:3]
+        value = str(value)
+        if len(value) <= fit:
+            col.metric(label, value, help=help_)
+        else:
+            col.caption(label, help=help_)
+            col.markdown(f"**{value}**")
+
+
 def number_columns(rows: list[dict[str, Any]], skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Column configs that show every float column in a short scientific-style format (%.4g):
     never 16 digits, never "0.00000000000005"."""

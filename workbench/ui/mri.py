@@ -39,13 +39,16 @@ METRIC_NOTE = (
 
 def _summary(problem) -> None:
     m = problem.meta
-    c = st.columns(6)
-    c[0].metric("slices × coils", f"{problem.n_slices} × {problem.n_coils}")
-    c[1].metric("k-space H × W", f"{problem.shape[0]} × {problem.shape[1]}")
-    c[2].metric("effective R", f"{problem.acceleration:.2f}")
-    c[3].metric("sampled", f"{100 / problem.acceleration:.1f} %")
-    c[4].metric("maps", problem.maps_source or "–")
-    c[5].metric("reference", problem.reference_kind or "none")
+    common.facts(
+        [
+            ("slices × coils", f"{problem.n_slices} × {problem.n_coils}"),
+            ("k-space H × W", f"{problem.shape[0]} × {problem.shape[1]}"),
+            ("effective R", f"{problem.acceleration:.2f}"),
+            ("sampled", f"{100 / problem.acceleration:.1f} %"),
+            ("maps", problem.maps_source or "–"),
+            ("reference", problem.reference_kind or "none"),
+        ]
+    )
     notes = []
     if m.get("mask_description"):
         notes.append(m["mask_description"])

@@ -11,16 +11,19 @@ K = "wb.ot"
 
 
 def _summary(problem) -> None:
-    c = st.columns(5)
-    c[0].metric("source points n", f"{problem.n:,}")
-    c[1].metric("target points m", f"{problem.m:,}")
-    c[2].metric("cost", problem.cost)
-    c[3].metric("cost scale (max C)", f"{problem.cost_scale:.4g}")
     mb = problem.n * problem.m * 8 / 2**20
-    c[4].metric(
-        "memory per dense plan",
-        f"{mb:,.1f} MB",
-        help="Each solver holds a few n x m float64 arrays (about 4x this).",
+    common.facts(
+        [
+            ("source points n", f"{problem.n:,}"),
+            ("target points m", f"{problem.m:,}"),
+            ("cost", problem.cost),
+            ("cost scale (max C)", f"{problem.cost_scale:.4g}"),
+            (
+                "memory per dense plan",
+                f"{mb:,.1f} MB",
+                "Each solver holds a few n x m float64 arrays (about 4x this).",
+            ),
+        ]
     )
     for note in problem.meta.get("notices", []):
         st.info(note)

@@ -79,11 +79,14 @@ def _summary(problem) -> None:
     from workbench.physics.pde.compiled import compile_problem
 
     comp = compile_problem(problem)
-    c = st.columns(4)
-    c[0].metric("operator", problem.operator)
-    c[1].metric("domain", " × ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in problem.box))
-    c[2].metric("collocation grid", " × ".join(str(n) for n in problem.n_col))
-    c[3].metric("ground truth", "exact" if problem.exact else "reference solver")
+    common.facts(
+        [
+            ("operator", problem.operator),
+            ("domain", " × ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in problem.box)),
+            ("collocation grid", " × ".join(str(n) for n in problem.n_col)),
+            ("ground truth", "exact" if problem.exact else "reference solver"),
+        ]
+    )
     if problem.meta.get("description"):
         st.caption(problem.meta["description"])
     with st.expander("Equations", expanded=False):

@@ -153,13 +153,17 @@ def _problem_view(problem) -> None:
     from workbench.viz import tumor as V
 
     v_wt, v_tc = problem.volumes_cm3
-    c = st.columns(4)
-    c[0].metric("WT volume", f"{v_wt:.1f} cm³")
-    c[1].metric("TC volume", f"{v_tc:.1f} cm³")
-    c[2].metric("grid", f"{problem.grid_n}³ ({problem.voxel_mm:.2f} mm)")
     truth = problem.meta.get("truth")
-    if truth:
-        c[3].metric("truth sqrt(DT), rho T", f"{truth['ell_mm']:.1f} mm, {truth['mu']:.3g}")
+    common.facts(
+        [
+            ("WT volume", f"{v_wt:.1f} cm³"),
+            ("TC volume", f"{v_tc:.1f} cm³"),
+            ("grid", f"{problem.grid_n}³ ({problem.voxel_mm:.2f} mm)"),
+            ("truth sqrt(DT), rho T", f"{truth['ell_mm']:.1f} mm, {truth['mu']:.3g}")
+            if truth
+            else None,
+        ]
+    )
     for note in problem.meta.get("notices", []):
         st.warning(note)
     reg = problem.meta.get("registration")

@@ -167,11 +167,16 @@ def sparsity_figure(problem: Any, result: Any) -> go.Figure:
             )
         )
         dens = len(result.extras["pattern_rows"]) / P.size
+        # two short lines: the map is drawn at its own width (about 430 px on the page), where
+        # one line ran under the plot's tool bar and was cut off
+        n_kept = len(result.extras["pattern_rows"])
         fig.update_layout(
-            title=f"SNS sparsity pattern: {len(result.extras['pattern_rows']):,} entries, density {dens:.2%}"
+            title=f"SNS sparsity pattern<br><sup>{n_kept:,} entries, density {dens:.2%}</sup>"
         )
     else:
-        fig.update_layout(title="no sparsity pattern (not an SNS run, or no Newton step taken)")
+        fig.update_layout(
+            title="no sparsity pattern<br><sup>not an SNS run, or no Newton step</sup>"
+        )
     return fig
 
 
