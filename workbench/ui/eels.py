@@ -225,7 +225,11 @@ def _results(problem, runs) -> None:
             ex.get("threshold"),
             problem.truth,
             ex.get("gmm"),
-            title=f"{info.title}: histogram, {ex.get('threshold_method', 'otsu')} threshold, Ashman D {ex.get('ashman_d', float('nan')):.2f}",
+            # two lines: in a half-page column one line was cut off after "Ashman"
+            title=(
+                f"{info.title}: score histogram<br><sup>{ex.get('threshold_method', 'otsu')} "
+                f"threshold, Ashman D {ex.get('ashman_d', float('nan')):.2f}</sup>"
+            ),
         )
         common.show_figure(fig, "eels-histogram", f"{K}.hist")
     with c2:

@@ -242,7 +242,10 @@ def score_maps_figure(
         fig.update_yaxes(
             autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1
         )
-    fig.update_layout(title=f"{title} ({label}; cyan = truth)", height=420, showlegend=False)
+    has_truth = truth is not None and np.asarray(truth).any()
+    # an uploaded image has no truth: no legend entry for an outline that is not drawn
+    note = f"{label}; cyan = truth" if has_truth else label
+    fig.update_layout(title=f"{title} ({note})", height=420, showlegend=False)
     return fig
 
 
