@@ -548,3 +548,33 @@ def test_aas_keep_carries_a_fraction_of_the_previous_set_at_a_fixed_size():
     assert len(X1) == 200 and sum(kept) == 80 and len({tuple(p) for p in X1}) == 200
     lo, hi = np.array([-1.0, 0.0]), np.array([1.0, 2.0])
     assert np.all(X1 >= lo) and np.all(X1 <= hi)
+
+
+def test_aas_average_samples_the_mean_of_the_stage_flows():
+    """``average`` (fictitious play): after K updates the sampler holds K frozen copies of the
+    flow; the density it reports is their mean, a density on the box, and the flow share of
+    the next set follows that mean (cells of 4×4 within 4 binomial sd), not the last flow."""
+    s = PS.AASSampler(20_000, n_alpha=1, batch=64, n_layers=4, width=16, zeta=0.0, average=True)
+    ctx = _ctx(_peak_r2)
+    X = s.init(ctx)
+    s.update(ctx, 1, X)
+    # two clearly different flows as the stage-1 and stage-2 players
+    s.flow = _perturbed_flow(BOX2, seed=1, scale=0.2, n_base=5)
+    s.past[0] = _perturbed_flow(BOX2, seed=4, scale=0.2, n_base=5)
+    s.n_alpha = 0
+    X2 = s.update(ctx, 2, X)
+    assert len(s.past) == 2 and s.past[1] is not s.flow
+    n = 400
+    axes = [lo + (np.arange(n) + 0.5) * (hi - lo) / n for lo, hi in BOX2]
+    p = s.density(axes)
+    cell = 4.0 / n**2
+    assert p.sum() * cell == pytest.approx(1.0, abs=2e-2)
+    mass = p.reshape(4, n // 4, 4, n // 4).sum((1, 3)) * cell
+    ix = np.clip(((X2[:, 0] + 1.0) / 2.0 * 4).astype(int), 0, 3)
+    iy = np.clip((X2[:, 1] / 2.0 * 4).astype(int), 0, 3)
+    share = np.bincount(ix * 4 + iy, minlength=16).reshape(4, 4) / len(X2)
+    sd = np.sqrt(mass * (1 - mass) / len(X2))
+    assert np.all(np.abs(share - mass) <= 4 * sd + 2e-3), (share, mass)
+    s.average = False  # the last flow alone is a different density: the test can tell them apart
+    p_last = s.density(axes).reshape(4, n // 4, 4, n // 4).sum((1, 3)) * cell
+    assert np.abs(p_last - mass).max() > 10 * sd.max()

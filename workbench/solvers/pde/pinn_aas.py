@@ -50,6 +50,13 @@ class Params(StagedParams):
         min=0.0,
         max=0.9,
     )
+    average: bool = param(
+        False,
+        "train the PINN on samples of the mean of every stage's flow (fictitious play) instead of "
+        "the last flow alone: alternating best responses cycle, the averaged adversary keeps the "
+        "regions the flow has left once the network fitted them (off: on validation it kept the "
+        "peaks but raised the error, see pinn_staged)",
+    )
     flow_layers: int = param(6, "affine coupling layers", min=1, max=32, advanced=True)
     flow_width: int = param(32, "width of the coupling conditioners", min=4, max=512, advanced=True)
     flow_batch: int = param(1000, "samples per flow step", min=16, max=1_000_000, advanced=True)
@@ -77,6 +84,7 @@ def solve(problem: PDEProblem, params: Params, progress: Progress | None = None)
         beta_start=params.beta_start,
         n_base=params.flow_components,
         keep=params.keep,
+        average=params.average,
     )
     return train(problem, params, progress, s)
 

@@ -16,6 +16,7 @@ callable that returns the squared residual at given points with the current netw
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -163,9 +164,12 @@ class AASSampler(Sampler):
         beta_start: float | None = 1e-2,
         n_base: int = 16,
         keep: float = 0.0,
+        average: bool = False,
     ) -> None:
         super().__init__(n)
         self.keep = float(keep)
+        self.average = bool(average)
+        self.past: list = []  # the flow after each stage (``average``)
         self.n_alpha, self.lr_alpha, self.beta, self.zeta = n_alpha, lr_alpha, beta, zeta
         self.beta_start = beta if beta_start is None else float(beta_start)
         self.n_base = int(n_base)
@@ -231,11 +235,34 @@ class AASSampler(Sampler):
         return {"flow_s": time.perf_counter() - t0, "flow_mean_r2": obj, "flow_sobolev": pen}
 
     def density(self, axes: list[np.ndarray]) -> np.ndarray:
-        """p_α on the tensor grid of ``axes`` (for the views)."""
-        mesh = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+        """The density the flow samples come from on the tensor grid of ``axes`` (for the
+        views): p_α, or with ``average`` the mean of the stages' flows."""
+        mesh = torch.as_tensor(
+            np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes)),
+            dtype=torch.float32,
+        )
+        flows = self.past if self.average and self.past else [self.flow]
         with torch.no_grad():
-            lp = self.flow.log_prob(torch.as_tensor(mesh, dtype=torch.float32))
-        return np.exp(lp.double().numpy()).reshape([len(a) for a in axes])
+            p = sum(np.exp(f.log_prob(mesh).double().numpy()) for f in flows) / len(flows)
+        return p.reshape([len(a) for a in axes])
+
+    def _flow_samples(self, ctx: Context, n: int) -> np.ndarray:
+        if not self.average:
+            return self.flow.sample(n, ctx.gen).double().numpy()
+        # fictitious play: n fresh samples of the mixture of every stage's flow, equal weights
+        # (as many from each, the remainder from the newest)
+        self.past.append(copy.deepcopy(self.flow))
+        k = len(self.past)
+        counts = [n // k] * k
+        counts[-1] += n - sum(counts)
+        with torch.no_grad():
+            return np.concatenate(
+                [
+                    f.sample(c, ctx.gen).double().numpy()
+                    for f, c in zip(self.past, counts, strict=True)
+                    if c
+                ]
+            )
 
     def update(self, ctx: Context, stage: int, X: np.ndarray) -> np.ndarray:
         ctx.info.update(self.train_flow(ctx))
@@ -244,8 +271,7 @@ class AASSampler(Sampler):
         # "accumulate" option at a fixed size N): a region the flow leaves once the network
         # has fitted it keeps points for a few stages (the share decays as keep^stages)
         n_k = min(len(X), int(round(self.keep * self.n)))
-        xs = self.flow.sample(self.n - n_u - n_k, ctx.gen).double().numpy()
-        parts = [xs]
+        parts = [self._flow_samples(ctx, self.n - n_u - n_k)]
         if n_u:
             parts.append(ctx.uniform(n_u))
         if n_k:

@@ -70,7 +70,22 @@ With all four, the validation errors were 0.14 (RAD) and 0.89 (uniform) on the p
   (rel L2 6.5–7.5 at the stage ends there: stage LM did not remove that operator's smooth
   error). Keeping half of each set (``keep`` = 0.5) did not help (final shares 2 % / 3 %,
   rel L2 3.01 against 1.27), so the default stays 0. Not tried for time: more flow steps,
-  ζ, and a longer finish."""
+  ζ, and a longer finish.
+
+- Averaging the adversary (``pinn_aas`` ``average``, 2026-12-07; rows tagged ``avg-false`` /
+  ``avg-true`` / ``f64`` in ``benchmarks/results/pde_as_validation.jsonl``). Alternating best
+  responses in a min-max game cycle, which is what the stage shares above show; fictitious play
+  (each stage's set drawn from the mean of every stage's flow) is the standard remedy. Rule
+  fixed before the runs: adopt it if the geometric mean of the final rel L2 over valA and valC ×
+  seeds 0, 1 (the AS budget: 5 × 300 Adam, 25 stage LM, 50 LM finish) falls by ≥ 20 % and
+  valC's smaller last-stage share at a centre does not fall. It kept the peaks (valC: that
+  share 0.2 % → 4.8 %, mean of the seeds) but the errors rose: geometric mean 0.451 → 0.510
+  (valA 0.040 / 0.074 → 0.054 / 0.167; valC 1.27 / 10.9 → 1.93 / 3.90). Not adopted; the
+  option stays off. The same runs show where the valC errors come from: the LM steps on 1000
+  points (fewer than the network's ~12.7k weights, so each step fits the set) can raise the
+  error off the set, e.g. seed 1 from 3.38 before the finish to 10.9 after it (stage LM: 2.8 →
+  10.8 at step 1250 of another run), and a float64 network changed nothing (valC 2.64 /
+  12.0)."""
 
 from __future__ import annotations
 
