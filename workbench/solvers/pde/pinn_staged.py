@@ -85,7 +85,19 @@ With all four, the validation errors were 0.14 (RAD) and 0.89 (uniform) on the p
   points (fewer than the network's ~12.7k weights, so each step fits the set) can raise the
   error off the set, e.g. seed 1 from 3.38 before the finish to 10.9 after it (stage LM: 2.8 →
   10.8 at step 1250 of another run), and a float64 network changed nothing (valC 2.64 /
-  12.0)."""
+  12.0).
+
+- The fit does not carry off the set (``benchmarks/pde_as_gap.py``, same budget, a fixed
+  uniform set): the mean r² on 40 000 fresh uniform points exceeds that on the 1000 training
+  points 33× after stage 1 and 1400× after stage 4 on valC seed 1 (2e5–2e8× on valA, whose
+  peak the set misses), while the error grows (stage ends 8.8, 13.7, 13.2, 10.7). With
+  ~12.7k weights for 1000 points each LM phase interpolates the set. Neither cure tried here
+  helped: 2000 points (valC seed 1: AAS 3.63, uniform 11.1, against 10.9 / 3.06 at 1000) or a
+  3 × 32 network on 3000 points, more points than weights (AAS valA 0.83 / 0.10, valC 9.6 /
+  16.8; uniform valA 0.23 / 0.47, valC 0.78 / 12.5; seeds 0 / 1; rows tagged ``n2000`` and
+  ``small``). So at this budget the first Adam stage already leaves an error of 5–14× ‖u‖ on
+  the drift problem whatever the points, and the samplers are ranked by how much of it the LM
+  phases happen to remove."""
 
 from __future__ import annotations
 
