@@ -273,3 +273,17 @@ def test_dicom_refusals():
         load(b"\x00" * 300, "x.dcm")
     with pytest.raises(InputError):
         load(a["IM0001.dcm"][:400], "cut.dcm")
+
+
+def test_kspace_too_large_for_single_precision_is_refused():
+    """Finite float32 k-space of magnitude ~1e30 (a damaged or mis-scaled file) would square to
+    inf in the coil-combined reference: refused in one line instead."""
+    rng = np.random.default_rng(3)
+    k = (rng.standard_normal((1, 4, 16, 12)) + 1j * rng.standard_normal((1, 4, 16, 12))) * 1e30
+    buf = io.BytesIO()
+    write_fastmri(buf, k.astype(np.complex64))
+    with pytest.raises(InputError, match="overflow single precision"):
+        load(buf.getvalue(), "huge.h5")
+    buf = io.BytesIO()
+    write_fastmri(buf, (k * 1e-30).astype(np.complex64))
+    assert np.isfinite(load(buf.getvalue(), "fine.h5").reference).all()

@@ -444,7 +444,7 @@ def load(data: bytes, filename: str, **options) -> MRIProblem:
     if low.endswith((".h5", ".hdf5", ".mrd")):
         from workbench.io.mri_ismrmrd import is_ismrmrd, problem_from_ismrmrd
 
-        if low.endswith(".mrd") or is_ismrmrd(data):
+        if low.endswith(".mrd") or is_ismrmrd(data, filename):
             return problem_from_ismrmrd(data, filename, o)
         from workbench.io.mri_fastmri import problem_from_h5
 

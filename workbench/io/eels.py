@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.io.h5_sandbox import h5_preflight
+from workbench.io.limits import h5_damage
 
 #: Largest cube accepted (bytes as float32); override with WORKBENCH_EELS_MAX_MB.
 DEFAULT_MAX_MB = 1024
@@ -524,14 +526,18 @@ def list_signals(raw: bytes, filename: str) -> list[SignalInfo]:
         import h5py
 
         try:
+            h5_preflight(raw, filename)
             f = h5py.File(io.BytesIO(raw), "r")
         except Exception:  # noqa: BLE001
             return []
-        with f:
-            exp = f.get("Experiments")
-            if exp is None:
-                return []
-            return [_hspy_info(i, t, exp[t], filename) for i, t in enumerate(exp.keys())]
+        try:
+            with f, h5_damage(filename):
+                exp = f.get("Experiments")
+                if exp is None:
+                    return []
+                return [_hspy_info(i, t, exp[t], filename) for i, t in enumerate(exp.keys())]
+        except InputError:  # a damaged file: read_any says why
+            return []
     if ext in ("dm3", "dm4"):
         try:
             items = _dm_items(raw, filename)
@@ -553,12 +559,14 @@ def read_hspy(
     """
     import h5py
 
+    if isinstance(source, (bytes, bytearray)):
+        h5_preflight(source, filename)
     src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
         f = h5py.File(src, "r")
     except Exception:  # noqa: BLE001
         raise InputError(f"{filename}: not a readable HDF5 file") from None
-    with f:
+    with f, h5_damage(filename):
         exp = f.get("Experiments")
         if exp is None:
             # plain HDF5: a dataset 'data' and 'energy' at the root

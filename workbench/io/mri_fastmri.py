@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
-from workbench.io.limits import check_h5_dataset
+from workbench.io.h5_sandbox import h5_preflight
+from workbench.io.limits import check_h5_dataset, h5_damage
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NS = "http://www.ismrm.org/ISMRMRD"
@@ -86,6 +87,7 @@ def _open(data: bytes | str, filename: str):
     if isinstance(data, bytes | bytearray):
         if not bytes(data[:8]) == HDF5_SIGNATURE:
             raise InputError(f"{filename} is not an HDF5 file")
+        h5_preflight(data, filename)
         try:
             return h5py.File(io.BytesIO(data), "r")
         except (OSError, ValueError):
@@ -109,7 +111,7 @@ def read_fastmri(data: bytes | str, filename: str = "file.h5") -> dict[str, Any]
     InputError
         Not HDF5, no ``kspace``, wrong rank, non-complex or non-finite k-space, bad mask.
     """
-    with _open(data, filename) as f:
+    with _open(data, filename) as f, h5_damage(filename):
         if "kspace" not in f:
             raise InputError(
                 f"{filename} has no 'kspace' dataset (found: {', '.join(sorted(f.keys())) or 'nothing'})"

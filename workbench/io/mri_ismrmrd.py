@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InputError
+from workbench.io.h5_sandbox import h5_preflight
+from workbench.io.limits import h5_damage
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -69,16 +71,18 @@ def parse_header(xml: str | bytes, filename: str = "file.h5"):
         raise InputError(f"{filename}: not a valid ISMRMRD XML header ({msg})") from None
 
 
-def is_ismrmrd(data: bytes) -> bool:
-    """An HDF5 file with an ISMRMRD ``dataset`` group (``xml`` + ``data``)."""
+def is_ismrmrd(data: bytes, filename: str = "file.h5") -> bool:
+    """An HDF5 file with an ISMRMRD ``dataset`` group (``xml`` + ``data``); InputError if reading
+    it crashes libhdf5 (:func:`workbench.io.h5_sandbox.h5_preflight`)."""
     import h5py
 
     if bytes(data[:8]) != HDF5_SIGNATURE:
         return False
+    h5_preflight(data, filename)
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
             return any(isinstance(g, h5py.Group) and "xml" in g and "data" in g for g in f.values())
-    except OSError:
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError):  # damaged: not recognised
         return False
 
 
@@ -159,12 +163,14 @@ def read_ismrmrd(data: bytes | str, filename: str = "raw.h5") -> dict[str, Any]:
 
     if isinstance(data, bytes | bytearray) and bytes(data[:8]) != HDF5_SIGNATURE:
         raise InputError(f"{filename} is not an HDF5 file")
+    if isinstance(data, bytes | bytearray):
+        h5_preflight(data, filename)
     src = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
         f = h5py.File(src, "r")
     except OSError:
         raise InputError(f"{filename} is not a readable HDF5 file") from None
-    with f:
+    with f, h5_damage(filename):
         g = _group(f, filename)
         raw_xml = g["xml"][0] if g["xml"].shape else g["xml"][()]
         hdr = parse_header(raw_xml, filename)

@@ -70,6 +70,11 @@ def rss_full(kspace: np.ndarray) -> np.ndarray:
     return np.sqrt((np.abs(coil_images(kspace)) ** 2).sum(-3)).astype(np.float32)
 
 
+# largest |k| accepted: a coil image sums up to H·W samples and its RSS squares it, so 1e15 keeps
+# every intermediate below float32's 3.4e38 for matrices up to 10⁴ × 10⁴; scanners write 1e-6-1e6
+MAX_KSPACE = 1e15
+
+
 def build_problem(
     kspace_full: np.ndarray | None,
     *,
@@ -100,6 +105,14 @@ def build_problem(
     from workbench.physics.mri.metrics import center_crop
 
     meta = dict(meta or {})
+    data = measured[0] if measured is not None else kspace_full
+    peak = float(np.abs(data).max()) if data is not None and data.size else 0.0
+    if peak > MAX_KSPACE:
+        # squares and FFT sums of such values overflow float32 (the solvers' precision) to inf
+        raise InputError(
+            f"{name}: k-space magnitudes up to {peak:.3g} overflow single precision; "
+            f"rescale the data below {MAX_KSPACE:.0e}"
+        )
     if measured is not None:
         y, m2 = measured
         m2 = np.asarray(m2, np.float32)
