@@ -220,3 +220,19 @@ def test_figure_export_has_a_deadline(toy, capsys, monkeypatch, tmp_path):
     warning = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "within 0.5 s" in warning[0]
     assert len(RunStore().list()) == 1
+
+
+def test_a_reader_that_leaves_early_ends_the_listing_quietly(tmp_path):
+    """``workbench solvers | head -1``: no BrokenPipeError traceback, the shell's 141 (the
+    listing is hundreds of lines, each its own write, so the writer meets the closed pipe)."""
+    import shlex
+    import subprocess
+    import sys
+
+    err = tmp_path / "err.txt"
+    cmd = f"{shlex.quote(sys.executable)} -m workbench.cli solvers 2>{err} | head -1 >/dev/null"
+    out = subprocess.run(
+        ["bash", "-c", cmd + "; echo ${PIPESTATUS[0]}"], capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "141", err.read_text()[-2000:]
+    assert "Traceback" not in err.read_text()
