@@ -195,21 +195,25 @@ def open_nifti(data: bytes, filename: str):
 # -- HDF5 ------------------------------------------------------------------------------------------
 
 
+# what h5py raises for a damaged file, by the HDF5 error stack's mapping (and its own checks)
+H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, OverflowError)
+
+
 @contextlib.contextmanager
 def h5_damage(filename: str) -> Iterator[None]:
     """Inside: the HDF5 library's errors on a damaged file become one-line InputErrors.
 
     A file that opens can still hold corrupt metadata (an address past the end of the file, a bad
     heap pointer, an impossible datatype or dataspace); h5py reports each as whatever exception
-    its C error stack maps to -- OSError, KeyError, RuntimeError, ValueError, TypeError or a
-    UnicodeDecodeError -- while a reader walks the file. An InputError of the reader passes
+    its C error stack maps to -- OSError, KeyError, RuntimeError, ValueError, TypeError,
+    OverflowError or a UnicodeDecodeError -- while a reader walks the file. An InputError of the reader passes
     unchanged.
     """
     try:
         yield
     except InputError:
         raise
-    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as e:
+    except H5_ERRORS as e:
         text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)  # KeyError: no repr
         first = (text.strip().splitlines() or [type(e).__name__])[0]
         raise InputError(f"{filename}: damaged HDF5 file ({first[:160]})") from None

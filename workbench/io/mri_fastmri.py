@@ -18,7 +18,7 @@ import numpy as np
 
 from workbench.errors import InputError
 from workbench.io.h5_sandbox import h5_preflight
-from workbench.io.limits import check_h5_dataset, h5_damage
+from workbench.io.limits import H5_ERRORS, check_h5_dataset, h5_damage
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NS = "http://www.ismrm.org/ISMRMRD"
@@ -90,11 +90,11 @@ def _open(data: bytes | str, filename: str):
         h5_preflight(data, filename)
         try:
             return h5py.File(io.BytesIO(data), "r")
-        except (OSError, ValueError):
+        except H5_ERRORS:
             raise InputError(f"{filename} is not a readable HDF5 file") from None
     try:
         return h5py.File(data, "r")
-    except OSError:
+    except H5_ERRORS:
         raise InputError(f"{filename} is not an HDF5 file") from None
 
 

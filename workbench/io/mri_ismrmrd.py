@@ -34,7 +34,7 @@ import numpy as np
 
 from workbench.errors import InputError
 from workbench.io.h5_sandbox import h5_preflight
-from workbench.io.limits import h5_damage
+from workbench.io.limits import H5_ERRORS, h5_damage
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -82,7 +82,7 @@ def is_ismrmrd(data: bytes, filename: str = "file.h5") -> bool:
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
             return any(isinstance(g, h5py.Group) and "xml" in g and "data" in g for g in f.values())
-    except (OSError, KeyError, RuntimeError, ValueError, TypeError):  # damaged: not recognised
+    except H5_ERRORS:  # damaged: not recognised
         return False
 
 
@@ -168,7 +168,7 @@ def read_ismrmrd(data: bytes | str, filename: str = "raw.h5") -> dict[str, Any]:
     src = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
         f = h5py.File(src, "r")
-    except OSError:
+    except H5_ERRORS:
         raise InputError(f"{filename} is not a readable HDF5 file") from None
     with f, h5_damage(filename):
         g = _group(f, filename)
