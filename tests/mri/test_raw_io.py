@@ -287,3 +287,33 @@ def test_kspace_too_large_for_single_precision_is_refused():
     buf = io.BytesIO()
     write_fastmri(buf, (k * 1e-30).astype(np.complex64))
     assert np.isfinite(load(buf.getvalue(), "fine.h5").reference).all()
+
+
+@pytest.mark.parametrize(
+    ("at", "new", "words"),
+    [
+        (4, b"D%", "NotImplementedError: Unknown Value Representation"),  # the VR of (0028,1053)
+        (8, b"0\xf3", "ValueError: could not convert string to float"),  # its value
+    ],
+)
+def test_dicom_element_malformed_past_the_preamble_is_refused_in_one_line(at, new, words):
+    """pydicom converts an element on first access: a bad VR or value in RescaleSlope raised
+    from deep inside the reader; now one line naming the file."""
+    files = mri_dicom.series_bytes(np.ones((2, 8, 8)))
+    raw = bytearray(files["IM0001.dcm"])
+    i = raw.find(b"\x28\x00\x53\x10")  # tag (0028,1053) RescaleSlope, explicit VR little endian
+    raw[i + at : i + at + 2] = new
+    with pytest.raises(InputError, match=f"^IM0001.dcm: malformed DICOM element \\({words}"):
+        load(bytes(raw), "IM0001.dcm")
+
+
+def test_zip_with_a_central_directory_offset_past_the_start_is_refused_in_one_line():
+    """An end-of-central-directory offset that makes zipfile seek before the start raised a bare
+    ValueError (negative seek value)."""
+    import struct
+
+    raw = bytearray(_zip(mri_dicom.series_bytes(np.ones((2, 8, 8)))))
+    e = raw.rfind(b"PK\x05\x06")  # end of central directory; the directory's offset at +16
+    raw[e + 16 : e + 20] = struct.pack("<I", 0xFFFFFF00)
+    with pytest.raises(InputError, match=r"^s\.zip: member .* is corrupt \(negative seek"):
+        load(bytes(raw), "s.zip")

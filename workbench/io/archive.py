@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from workbench.errors import InputError
+from workbench.io.limits import ZIP_ERRORS
 from workbench.io.validate import check_size
 
 MAX_MEMBERS = 4096
@@ -26,7 +27,7 @@ def read_zip(data: bytes, filename: str = "upload.zip") -> dict[str, bytes]:
         raise InputError(f"{filename} is not a zip archive")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except ZIP_ERRORS:
         raise InputError(f"{filename} is not a valid zip archive") from None
     infos = [
         i
@@ -45,8 +46,9 @@ def read_zip(data: bytes, filename: str = "upload.zip") -> dict[str, bytes]:
             raise InputError(f"{filename}: two members are named {name}")
         try:
             out[name] = zf.read(i)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise InputError(f"{filename}: member {name} is corrupt ({exc})") from None
+        except ZIP_ERRORS as exc:
+            msg = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+            raise InputError(f"{filename}: member {name} is corrupt ({msg})") from None
     if not out:
         raise InputError(f"{filename} is empty")
     return out

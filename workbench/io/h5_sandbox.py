@@ -2,7 +2,7 @@
 
 libhdf5 is C code, and a damaged file can crash it, not only make it raise. One byte flipped in
 a 51 KB ISMRMRD file made it abort the whole interpreter with "double free or corruption" while
-reading the acquisition table (``tests/core/test_h5_sandbox.py``). In the app that interpreter is
+reading the acquisition table (``tests/core/test_damaged_uploads.py``). In the app that interpreter is
 the server. So before any reader opens uploaded bytes with h5py, :func:`h5_preflight` hands
 them to a fresh ``python`` that opens the file and reads every attribute and every dataset that
 fits the decoded-size limit, under an address-space limit and a timeout. If that child dies by a

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -102,6 +103,21 @@ def check_npy(data: bytes, filename: str) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
+# what ``zipfile`` raises on a damaged archive: its own BadZipFile, and from the offsets and
+# fields it trusts a negative seek (ValueError), a short read (EOFError, struct.error), a bad
+# deflate stream (zlib.error), an unknown method (NotImplementedError) or encryption (RuntimeError)
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+    struct.error,
+)
+
+
 def check_npz(data: bytes, filename: str, keys: Iterable[str] | None = None) -> list[str]:
     """Names of the arrays in an NPZ, after checking the members that will be read.
 
@@ -111,7 +127,7 @@ def check_npz(data: bytes, filename: str, keys: Iterable[str] | None = None) -> 
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except ZIP_ERRORS:
         raise InputError(f"{filename} is not a valid NPZ file") from None
     wanted = list(infos) if keys is None else [k for k in keys if k in infos]
     total = 0
@@ -122,7 +138,9 @@ def check_npz(data: bytes, filename: str, keys: Iterable[str] | None = None) -> 
             try:
                 with zf.open(info) as fp:
                     shape, dtype = _npy_header(fp, filename, f"array {k!r}")
-            except (zipfile.BadZipFile, OSError, zlib.error, EOFError):
+            except InputError:  # the header's own verdict (an InputError is a ValueError)
+                raise
+            except ZIP_ERRORS:
                 raise InputError(f"{filename}: array {k!r} is corrupt") from None
             total += max(_declared_nbytes(shape, dtype.itemsize), info.file_size)
             check_decoded(total, filename, "arrays")
@@ -142,7 +160,7 @@ def load_npz_arrays(
         if "pickle" in str(exc).lower():
             raise InputError(f"{filename} holds pickled objects, which are never loaded") from None
         raise InputError(f"{filename} is not a valid NPZ file") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
+    except ZIP_ERRORS:
         raise InputError(f"{filename} is not a valid NPZ file") from None
 
 

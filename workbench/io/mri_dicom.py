@@ -89,11 +89,19 @@ def read_series(files: dict[str, bytes], source: str = "series") -> np.ndarray:
     items = []
     series = set()
     for n in sorted(names):
-        ds = _read_one(files[n], n)
-        series.add(str(ds.get("SeriesInstanceUID", "")))
-        px = _pixels(ds, n)
-        pos = _position(ds)
-        inst = int(ds.get("InstanceNumber", 0) or 0)
+        try:
+            ds = _read_one(files[n], n)
+            series.add(str(ds.get("SeriesInstanceUID", "")))
+            px = _pixels(ds, n)
+            pos = _position(ds)
+            inst = int(ds.get("InstanceNumber", 0) or 0)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pydicom converts an element on first access
+            msg = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+            raise InputError(
+                f"{n}: malformed DICOM element ({type(exc).__name__}: {msg})"
+            ) from None
         items.append((pos, inst, n, px))
     if len(series) > 1:
         raise InputError(

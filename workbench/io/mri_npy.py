@@ -8,8 +8,6 @@ Loaded with ``allow_pickle=False``.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from workbench.errors import InputError
@@ -32,27 +30,24 @@ def _kspace(k: np.ndarray, filename: str) -> np.ndarray:
 
 
 def problem_from_npy(data: bytes, filename: str, options: dict):
-    from workbench.io.limits import check_npy, check_npz
+    from workbench.io.limits import check_npz, load_npy_array, load_npz_arrays
     from workbench.physics.mri.acquisition import build_problem
 
+    # read eagerly through the size-checked loaders: an NpzFile reads a member only when it is
+    # indexed, out of reach of any error handling here
     if data.startswith(b"\x93NUMPY"):
-        check_npy(data, filename)
+        obj = load_npy_array(data, filename)
     elif data.startswith(b"PK\x03\x04"):
-        check_npz(data, filename, ("kspace", "maps", "mask", "reference"))
+        obj = load_npz_arrays(data, filename, ("kspace", "maps", "mask", "reference"))
     else:
         raise InputError(f"{filename} is not a .npy/.npz file")
-    try:
-        obj = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception:
-        raise InputError(
-            f"{filename} is not a readable .npy/.npz file (object arrays are refused)"
-        ) from None
     maps = mask = ref = None
-    if isinstance(obj, np.lib.npyio.NpzFile):
-        if "kspace" not in obj.files:
-            raise InputError(f"{filename} has no 'kspace' array (found: {', '.join(obj.files)})")
+    if isinstance(obj, dict):
+        if "kspace" not in obj:
+            found = ", ".join(check_npz(data, filename, ())) or "nothing"
+            raise InputError(f"{filename} has no 'kspace' array (found: {found})")
         k = _kspace(obj["kspace"], filename)
-        if "maps" in obj.files:
+        if "maps" in obj:
             maps = np.asarray(obj["maps"])
             maps = maps.reshape((1,) * (4 - maps.ndim) + maps.shape)
             if (
@@ -63,7 +58,7 @@ def problem_from_npy(data: bytes, filename: str, options: dict):
                 raise InputError(
                     f"{filename}: maps must be complex, finite and shaped like kspace {k.shape}"
                 )
-        if "mask" in obj.files:
+        if "mask" in obj:
             mask = np.asarray(obj["mask"], np.float32)
             if mask.ndim == 1:
                 if mask.shape[0] != k.shape[-1]:
@@ -75,7 +70,7 @@ def problem_from_npy(data: bytes, filename: str, options: dict):
                 raise InputError(
                     f"{filename}: mask must be binary (W,) or (H, W) matching kspace {k.shape[-2:]}"
                 )
-        if "reference" in obj.files:
+        if "reference" in obj:
             ref = np.asarray(obj["reference"], np.float32)
             ref = ref[None] if ref.ndim == 2 else ref
             if ref.ndim != 3 or ref.shape[0] != k.shape[0] or not np.isfinite(ref).all():

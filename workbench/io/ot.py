@@ -58,7 +58,10 @@ def read_csv_clouds(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError("CSV is not UTF-8 text") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    except csv.Error as exc:  # e.g. a lone carriage return inside a field
+        raise InputError(f"CSV is malformed ({exc})") from None
     if len(rows) < 3:
         raise InputError("CSV needs a header 'side,x,y[,w]' and at least one point per side")
     header = [h.strip().lower() for h in rows[0]]

@@ -1,4 +1,4 @@
-"""Damaged HDF5 uploads: refused in one line, never a crash of the process that reads them."""
+"""Damaged uploads (HDF5, NPZ, CSV): refused in one line, never a crash of the process that reads them."""
 
 from __future__ import annotations
 
@@ -115,3 +115,29 @@ def test_preflight_passes_good_files_once_and_ignores_non_hdf5(monkeypatch):
     monkeypatch.setattr(h5_sandbox.subprocess, "run", no_child)
     h5_sandbox.h5_preflight(raw, "x.hspy")
     h5_sandbox.h5_preflight(b"not hdf5 at all", "x.h5")  # left to the readers' own checks
+
+
+@pytest.mark.parametrize(("domain", "name"), [("eels", "cube.npz"), ("mri", "k.npz")])
+def test_npz_whose_directory_offset_points_before_the_start_is_refused(domain, name):
+    """zipfile trusts the end-of-central-directory offset; past the start it seeks to a negative
+    position (ValueError) when the member is read -- in MRI's lazy NpzFile outside any handler."""
+    import struct
+
+    rng = np.random.default_rng(1)
+    buf = io.BytesIO()
+    cube = rng.poisson(20, (4, 4, 32)).astype(np.float32)
+    k = (rng.standard_normal((2, 8, 8)) + 1j * rng.standard_normal((2, 8, 8))).astype(np.complex64)
+    np.savez(buf, data=cube, energy=np.linspace(680, 711, 32), kspace=k)
+    raw = bytearray(buf.getvalue())
+    e = raw.rfind(b"PK\x05\x06")
+    raw[e + 16 : e + 20] = struct.pack("<I", 0xFFFFFF00)
+    with pytest.raises(InputError) as exc:
+        registry.get_domain(domain).load(bytes(raw), name)
+    assert "\n" not in str(exc.value) and name in str(exc.value)
+
+
+def test_csv_with_a_carriage_return_inside_a_field_is_refused_in_one_line():
+    from workbench.io.ot import read_csv_clouds
+
+    with pytest.raises(InputError, match=r"^CSV is malformed \(new-line character"):
+        read_csv_clouds(b"side,x,y\na,0.1\r0.2,3\nb,1,2\nb,1,3\n")
