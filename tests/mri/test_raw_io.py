@@ -222,6 +222,24 @@ def test_hostile_twix_files(tmp_path):
             load(bad, "meas.dat")
 
 
+def test_twix_protocol_buffer_declared_past_its_header_is_refused_before_allocating(tmp_path):
+    """One flipped byte -- the NUL that ends a protocol buffer's name -- shifts the length field
+    onto text: twixtools allocated the 1.4 GB it then declares for a 43 KB file."""
+    import tracemalloc
+
+    data = bytearray(_twix_bytes(tmp_path, np.ones((1, 2, 16, 8), np.complex64)))
+    nul = data.index(b"\0", 10240 + 8)  # the first buffer name's terminator
+    data[nul] = ord("x")
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="runs past the header"):
+            load(bytes(data), "meas.dat")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 2**20
+
+
 # ------------------------------------------------------------------------------------------
 # DICOM
 # ------------------------------------------------------------------------------------------

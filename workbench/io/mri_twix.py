@@ -96,6 +96,29 @@ def _read_scans(data: bytes, filename: str) -> list[dict]:
 MAX_BLOCKS = 5_000_000
 
 
+def _check_header_buffers(data: bytes, off: int, stop: int, filename: str) -> None:
+    """The protocol header at ``off``: hdr_len, n_buffers, then per buffer a NUL-terminated name,
+    a uint32 length and the text. ``twixtools`` allocates each buffer at its declared length
+    before reading it, so one flipped byte (a name's NUL) made a 43 KB file declare a 1.4 GB
+    buffer; every buffer must lie inside the header (``stop`` = off + hdr_len)."""
+    n_buf = struct.unpack("<I", data[off + 4 : off + 8])[0]
+    if n_buf > 64:
+        raise InputError(f"{filename}: the protocol header declares {n_buf} buffers (corrupt file)")
+    pos = off + 8
+    for _ in range(n_buf):
+        nul = data.find(b"\0", pos, min(pos + 256, stop))
+        if nul < 0 or nul + 5 > stop:
+            raise InputError(
+                f"{filename}: a protocol buffer's name runs past the header (corrupt file)"
+            )
+        length = struct.unpack("<I", data[nul + 1 : nul + 5])[0]
+        pos = nul + 5 + length
+        if pos > stop:
+            raise InputError(
+                f"{filename}: a protocol buffer of {length} bytes runs past the header (corrupt file)"
+            )
+
+
 def _check_structure(data: bytes, filename: str) -> None:
     """Walk the measurement offsets and the data blocks as ``twixtools`` will, and refuse a file
     whose offsets leave the file or whose block lengths are zero (``twixtools`` would loop on
@@ -133,6 +156,7 @@ def _check_structure(data: bytes, filename: str) -> None:
         pos = off + hdr_len
         if hdr_len < 8 or pos > end:
             raise InputError(f"{filename}: the protocol header runs past the end of the file")
+        _check_header_buffers(data, off, pos, filename)
         while pos + 128 < end:
             if pos + size > n:
                 raise InputError(f"{filename}: truncated data block at byte {pos}")
