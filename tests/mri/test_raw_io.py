@@ -335,3 +335,10 @@ def test_zip_with_a_central_directory_offset_past_the_start_is_refused_in_one_li
     raw[e + 16 : e + 20] = struct.pack("<I", 0xFFFFFF00)
     with pytest.raises(InputError, match=r"^s\.zip: member .* is corrupt \(negative seek"):
         load(bytes(raw), "s.zip")
+
+
+def test_twix_with_non_finite_samples_is_refused(tmp_path):
+    k = np.ones((1, 2, 16, 8), np.complex64)
+    k[0, 1, 3, 4] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite"):
+        load(_twix_bytes(tmp_path, k), "meas.dat")
