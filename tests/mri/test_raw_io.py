@@ -344,3 +344,15 @@ def test_kspace_made_non_finite_by_the_oversampling_removal_is_refused(tmp_path)
     k = (rng.uniform(-1, 1, (1, 2, 16, 8)) + 1j * rng.uniform(-1, 1, (1, 2, 16, 8))) * 1e38
     with pytest.raises(InputError, match="NaN or infinite"):
         load(_twix_bytes(tmp_path, k.astype(np.complex64), base_resolution=8), "meas.dat")
+
+
+def test_ismrmrd_whose_data_is_a_committed_type_not_an_array_is_refused():
+    """A damaged (or hand-made) file can link 'data' to a named datatype: it has a dtype with
+    'head' and 'data' fields but no shape, and raised AttributeError."""
+    k = np.ones((1, 2, 16, 8), np.complex64)
+    buf = io.BytesIO(_ismrmrd_bytes(k))
+    with h5py.File(buf, "a") as f:
+        del f["dataset"]["data"]
+        f["dataset"]["data"] = np.dtype([("head", "<i4"), ("data", "<f4")])
+    with pytest.raises(InputError, match="'data' is not an array"):
+        load(buf.getvalue(), "t.h5")

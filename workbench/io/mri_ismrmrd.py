@@ -99,6 +99,8 @@ def _group(f, filename: str):
     for key in ("xml", "data"):
         if key not in g:
             raise InputError(f"{filename}: the ISMRMRD dataset has no '{key}'")
+        if not isinstance(g[key], h5py.Dataset):  # a damaged link can name a group or a type
+            raise InputError(f"{filename}: the ISMRMRD dataset's '{key}' is not an array")
     return g
 
 
