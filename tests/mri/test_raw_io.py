@@ -356,3 +356,11 @@ def test_ismrmrd_whose_data_is_a_committed_type_not_an_array_is_refused():
         f["dataset"]["data"] = np.dtype([("head", "<i4"), ("data", "<f4")])
     with pytest.raises(InputError, match="'data' is not an array"):
         load(buf.getvalue(), "t.h5")
+
+
+def test_fastmri_whose_kspace_is_a_group_is_refused():
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_group("kspace")
+    with pytest.raises(InputError, match="/kspace is not an array"):
+        load(buf.getvalue(), "g.h5")

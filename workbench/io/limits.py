@@ -238,7 +238,12 @@ def h5_damage(filename: str) -> Iterator[None]:
 
 
 def check_h5_dataset(ds, filename: str) -> None:
-    """Refuse an HDF5 dataset whose declared shape exceeds the limit, before reading it."""
+    """Refuse an HDF5 object that is not an array (a damaged link can name a group or a
+    committed type), or a dataset whose declared shape exceeds the limit, before reading it."""
+    import h5py
+
+    if not isinstance(ds, h5py.Dataset):
+        raise InputError(f"{filename}: {getattr(ds, 'name', None) or 'an entry'} is not an array")
     check_decoded(
         _declared_nbytes(ds.shape or (), ds.dtype.itemsize), filename, f"dataset {ds.name!r}"
     )

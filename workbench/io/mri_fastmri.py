@@ -117,13 +117,13 @@ def read_fastmri(data: bytes | str, filename: str = "file.h5") -> dict[str, Any]
                 f"{filename} has no 'kspace' dataset (found: {', '.join(sorted(f.keys())) or 'nothing'})"
             )
         ds = f["kspace"]
+        check_h5_dataset(ds, filename)
         if ds.ndim not in (3, 4):
             raise InputError(
                 f"{filename}: kspace must be (slices, coils, H, W) or (slices, H, W), got shape {ds.shape}"
             )
         if ds.dtype.kind != "c":
             raise InputError(f"{filename}: kspace must be complex, got dtype {ds.dtype}")
-        check_h5_dataset(ds, filename)
         k = np.asarray(ds[()], np.complex64)
         if not np.isfinite(k).all():
             raise InputError(f"{filename}: kspace contains NaN or infinite values")
