@@ -172,3 +172,32 @@ def test_count_based_scores_refuse_background_subtracted_data():
     r = pca_recon.solve(p, pca_recon.Params(k=3, score="pearson"))
     assert "warning" in r.message and np.isfinite(r.output).all()
     assert "warning" in pca_t2.solve(p, pca_t2.Params(k=3)).message
+
+
+def _h5(build) -> bytes:
+    b = io.BytesIO()
+    with h5py.File(b, "w") as f:
+        build(f)
+    return b.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (
+            lambda f: f.create_dataset("Experiments", data=np.zeros(3)),
+            "/Experiments is not a group",
+        ),
+        (
+            lambda f: f.create_group("Experiments").create_dataset("EELS", data=np.zeros(3)),
+            "/Experiments/EELS is not a signal group",
+        ),
+    ],
+)
+def test_hspy_entries_of_the_wrong_kind_are_refused_in_one_line(build, words):
+    """A damaged link (or a hand-made file) can make /Experiments or a signal an array: the
+    reader and the page's signal list raised AttributeError on it."""
+    raw = _h5(build)
+    with pytest.raises(InputError, match=words):
+        load(raw, "x.hspy")
+    assert all(not s.usable for s in E.list_signals(raw, "x.hspy"))

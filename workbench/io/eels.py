@@ -483,6 +483,10 @@ def _hspy_axes(g: Any, ndim: int, filename: str, title: str) -> list[dict[str, A
 
 
 def _hspy_info(index: int, title: str, g: Any, filename: str) -> SignalInfo:
+    import h5py
+
+    if not isinstance(g, h5py.Group):
+        return SignalInfo(index, title, (), reason="not a signal group")
     dset = g.get("data")
     if dset is None or not hasattr(dset, "shape"):
         return SignalInfo(index, title, (), reason="no data")
@@ -533,7 +537,7 @@ def list_signals(raw: bytes, filename: str) -> list[SignalInfo]:
         try:
             with f, h5_damage(filename):
                 exp = f.get("Experiments")
-                if exp is None:
+                if not isinstance(exp, h5py.Group):
                     return []
                 return [_hspy_info(i, t, exp[t], filename) for i, t in enumerate(exp.keys())]
         except InputError:  # a damaged file: read_any says why
@@ -595,6 +599,8 @@ def read_hspy(
             raise InputError(
                 f"{filename}: no /Experiments group (HyperSpy layout) and no /data dataset"
             )
+        if not isinstance(exp, h5py.Group):
+            raise InputError(f"{filename}: /Experiments is not a group (damaged HyperSpy file?)")
         titles = list(exp.keys())
         if not titles:
             raise InputError(f"{filename}: /Experiments is empty")
@@ -611,6 +617,8 @@ def read_hspy(
                 )
         title = titles[k]
         g = exp[title]
+        if not isinstance(g, h5py.Group):
+            raise InputError(f"{filename}: /Experiments/{title} is not a signal group")
         if "data" not in g or not hasattr(g["data"], "shape"):
             raise InputError(f"{filename}: /Experiments/{title} has no 'data' dataset")
         dset = g["data"]
