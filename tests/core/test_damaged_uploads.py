@@ -18,9 +18,15 @@ from workbench.io import h5_sandbox
 from workbench.io.limits import h5_damage
 from workbench.problems import Problem
 
-# one byte-flipped ISMRMRD file (written by mri_ismrmrd.write_ismrmrd, 51 KB) on which libhdf5
-# aborts the interpreter ("double free or corruption") while h5py reads the acquisition table
-ABORTS = Path(__file__).resolve().parents[1] / "data" / "ismrmrd_libhdf5_abort.h5.gz"
+DATA = Path(__file__).resolve().parents[1] / "data"
+# byte-flipped files written by the project's writers on which libhdf5 kills the interpreter:
+# an ISMRMRD file (51 KB; "double free or corruption" while h5py reads the acquisition table)
+# and a HyperSpy file (a segfault while the reader lists a metadata group's attributes, which a
+# generic walk of every object in a child survived)
+CRASHERS = [
+    ("ismrmrd_libhdf5_abort.h5.gz", "mri", "scan.h5", 'f["dataset"]["data"][()]'),
+    ("hspy_libhdf5_segfault.hspy.gz", "eels", "map.hspy", None),
+]
 
 _LOAD = """
 import sys
@@ -28,7 +34,7 @@ from workbench import registry
 from workbench.errors import InputError
 raw = open(sys.argv[1], "rb").read()
 try:
-    registry.get_domain("mri").load(raw, "scan.h5")
+    registry.get_domain(sys.argv[2]).load(raw, sys.argv[3])
     print("LOADED")
 except InputError as e:
     print("INPUT_ERROR", e)
@@ -37,21 +43,28 @@ except InputError as e:
 _RAW_READ = """
 import io, sys, h5py
 with h5py.File(io.BytesIO(open(sys.argv[1], "rb").read()), "r") as f:
-    f["dataset"]["data"][()]
+    {}
 """
 
 
-def test_a_file_that_crashes_libhdf5_is_refused_and_the_reader_survives(tmp_path):
-    path = tmp_path / "scan.h5"
-    path.write_bytes(gzip.decompress(ABORTS.read_bytes()))
+@pytest.mark.parametrize(("fixture", "domain", "name", "raw_read"), CRASHERS)
+def test_a_file_that_crashes_libhdf5_is_refused_and_the_reader_survives(
+    tmp_path, fixture, domain, name, raw_read
+):
+    path = tmp_path / name
+    path.write_bytes(gzip.decompress((DATA / fixture).read_bytes()))
     # in a child, so that a regression fails this test instead of killing pytest
-    r = subprocess.run([sys.executable, "-c", _LOAD, str(path)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", _LOAD, str(path), domain, name], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("INPUT_ERROR scan.h5: damaged HDF5 file")
-    raw = subprocess.run([sys.executable, "-c", _RAW_READ, str(path)], capture_output=True)
-    if raw.returncode < 0 or raw.returncode > 1:  # h5py alone dies on it: the sandbox said so
-        assert "crashed" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith(f"INPUT_ERROR {name}: damaged HDF5 file")
+    if raw_read:  # h5py alone dies on it too: the sandbox said so
+        code = _RAW_READ.format(raw_read)
+        raw = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True)
+        if raw.returncode < 0 or raw.returncode > 1:
+            assert "crashed" in lines[0]
 
 
 def _seeds() -> dict[str, tuple[str, bytes]]:
@@ -106,15 +119,16 @@ def test_h5_damage_turns_library_errors_into_one_line_and_passes_input_errors():
 
 def test_preflight_passes_good_files_once_and_ignores_non_hdf5(monkeypatch):
     raw = _seeds()["x.hspy"][1]
+    reader = "workbench.io.eels:read_hspy"
     h5_sandbox._VERDICTS.clear()
-    h5_sandbox.h5_preflight(raw, "x.hspy")  # a good file passes
+    h5_sandbox.h5_preflight(raw, "x.hspy", reader)  # a good file passes
 
     def no_child(*a, **k):
         raise AssertionError("the verdict was cached; no second child")
 
     monkeypatch.setattr(h5_sandbox.subprocess, "run", no_child)
-    h5_sandbox.h5_preflight(raw, "x.hspy")
-    h5_sandbox.h5_preflight(b"not hdf5 at all", "x.h5")  # left to the readers' own checks
+    h5_sandbox.h5_preflight(raw, "x.hspy", reader)
+    h5_sandbox.h5_preflight(b"not hdf5 at all", "x.h5", reader)  # left to the readers' own checks
 
 
 @pytest.mark.parametrize(("domain", "name"), [("eels", "cube.npz"), ("mri", "k.npz")])

@@ -530,7 +530,7 @@ def list_signals(raw: bytes, filename: str) -> list[SignalInfo]:
         import h5py
 
         try:
-            h5_preflight(raw, filename)
+            h5_preflight(raw, filename, "workbench.io.eels:list_signals")
             f = h5py.File(io.BytesIO(raw), "r")
         except Exception:  # noqa: BLE001
             return []
@@ -564,7 +564,7 @@ def read_hspy(
     import h5py
 
     if isinstance(source, (bytes, bytearray)):
-        h5_preflight(source, filename)
+        h5_preflight(source, filename, "workbench.io.eels:read_hspy", signal=signal)
     src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
         f = h5py.File(src, "r")

@@ -87,7 +87,7 @@ def _open(data: bytes | str, filename: str):
     if isinstance(data, bytes | bytearray):
         if not bytes(data[:8]) == HDF5_SIGNATURE:
             raise InputError(f"{filename} is not an HDF5 file")
-        h5_preflight(data, filename)
+        h5_preflight(data, filename, "workbench.io.mri_fastmri:read_fastmri")
         try:
             return h5py.File(io.BytesIO(data), "r")
         except H5_ERRORS:

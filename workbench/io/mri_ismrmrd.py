@@ -78,7 +78,7 @@ def is_ismrmrd(data: bytes, filename: str = "file.h5") -> bool:
 
     if bytes(data[:8]) != HDF5_SIGNATURE:
         return False
-    h5_preflight(data, filename)
+    h5_preflight(data, filename, "workbench.io.mri_ismrmrd:is_ismrmrd")
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
             return any(isinstance(g, h5py.Group) and "xml" in g and "data" in g for g in f.values())
@@ -166,7 +166,7 @@ def read_ismrmrd(data: bytes | str, filename: str = "raw.h5") -> dict[str, Any]:
     if isinstance(data, bytes | bytearray) and bytes(data[:8]) != HDF5_SIGNATURE:
         raise InputError(f"{filename} is not an HDF5 file")
     if isinstance(data, bytes | bytearray):
-        h5_preflight(data, filename)
+        h5_preflight(data, filename, "workbench.io.mri_ismrmrd:read_ismrmrd")
     src = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
         f = h5py.File(src, "r")
