@@ -223,9 +223,9 @@ def h5_damage(filename: str) -> Iterator[None]:
 
     A file that opens can still hold corrupt metadata (an address past the end of the file, a bad
     heap pointer, an impossible datatype or dataspace); h5py reports each as whatever exception
-    its C error stack maps to -- OSError, KeyError, RuntimeError, ValueError, TypeError,
-    OverflowError or a UnicodeDecodeError -- while a reader walks the file. An InputError of the reader passes
-    unchanged.
+    its C error stack maps to (:data:`H5_ERRORS`, a UnicodeDecodeError among the ValueErrors)
+    while a reader walks the file. An InputError of the reader passes unchanged. A damaged file
+    can also crash the library outright: see :mod:`workbench.io.h5_sandbox`.
     """
     try:
         yield

@@ -107,7 +107,7 @@ def build_problem(
     meta = dict(meta or {})
     data = measured[0] if measured is not None else kspace_full
     peak = float(np.abs(data).max()) if data is not None and data.size else 0.0
-    if not np.isfinite(peak):  # every reader's k-space passes here (twix did not check)
+    if not np.isfinite(peak):  # every reader passes here; its own FFTs (oversampling) can overflow
         raise InputError(f"{name}: k-space contains NaN or infinite values")
     if peak > MAX_KSPACE:
         # squares and FFT sums of such values overflow float32 (the solvers' precision) to inf
