@@ -9,6 +9,7 @@ from workbench.physics.eels.plant import (
     dispersion_index,
     edge_fraction,
     plant_edge_shift,
+    round_random,
     shift_counts,
 )
 
@@ -115,3 +116,13 @@ def test_non_counts_refused():
     y, e = _cube()
     with pytest.raises(InputError, match="raw counts"):
         plant_edge_shift(y * 0.37, e, 700.0, 0.5, _mask(), rng=np.random.default_rng(0))
+
+
+def test_round_random_is_unbiased_and_lands_on_a_neighbour():
+    # dark-reference-corrected float counts are rounded this way before planting
+    x = np.array([0.0, 2.25, 7.5, 10.9, 3.0])
+    draws = round_random(np.broadcast_to(x, (40000, x.size)), np.random.default_rng(1))
+    assert draws.dtype.kind == "i"
+    assert set(np.unique(draws - np.floor(x))) <= {0, 1}
+    np.testing.assert_allclose(draws.mean(0), x, atol=0.01)
+    assert (draws[:, [0, 4]] == x[[0, 4]]).all()  # integers stay
