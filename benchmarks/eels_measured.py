@@ -4,14 +4,16 @@ best PCA detector"). Run by hand on a file the user has; no measured file ships 
 
     python benchmarks/eels_measured.py --file PATH --edge-onset EV [--shifts 0.3,0.6,1.0]
         [--seeds 0-9] [--fraction 0.08] [--detectors pca_recon,pca_bulk,pca_t2,cvae3d]
-        [--gain G] [--round-counts] [--rows FILE.jsonl] [--from-rows FILE.jsonl,...] [--write]
-        [--source TEXT]
+        [--gain G] [--round-counts] [--low-loss PATH] [--rows FILE.jsonl]
+        [--from-rows FILE.jsonl,...] [--write] [--source TEXT]
 
 1. The file is read by the workbench's own upload path (:func:`workbench.datasets.eels.load`, what
    the page and ``workbench solve eels --file`` use); it must hold raw counts. Gatan's
    dark-reference-corrected counts are stored as floats: ``--round-counts`` rounds them once,
    unbiased (:func:`workbench.physics.eels.plant.round_random`, one fixed draw), and everything
-   after (the control, the planting, every detector) sees the rounded cube.
+   after (the control, the planting, every detector) sees the rounded cube. ``--low-loss``
+   attaches the low-loss image of the same scan (DualEELS) as a user would upload it beside the
+   core-loss file, so the detectors' default alignment uses its zero-loss peak.
 2. Per seed, compact discs (radius 2.5-4.5 px, :func:`workbench.physics.eels.synth.place_discs`)
    cover ``--fraction`` of the pixels; in them the edge at ``--edge-onset`` is shifted by each
    planted shift with :func:`workbench.physics.eels.plant.plant_edge_shift`: the measured counts
@@ -157,6 +159,12 @@ def measure(args, log=print) -> list[dict]:
     why = count_diagnosis(cube)
     if why is not None:
         raise SystemExit(f"{args.file}: {why}; planting needs raw counts, choose another file")
+    if args.low_loss:
+        from workbench.datasets.eels import attach_low_loss
+
+        base = attach_low_loss(
+            base, Path(args.low_loss).read_bytes(), os.path.basename(args.low_loss)
+        )
     ny, nx, ne = cube.shape
     win = windows(energy, args.edge_onset)
     g = dispersion_index(cube)
@@ -183,10 +191,13 @@ def measure(args, log=print) -> list[dict]:
     seeds = _seeds(args.seeds)
     masks = {s: discs(s, ny, nx, args.fraction) for s in seeds}
     common = {
-        "file": os.path.basename(args.file),
+        # with a low-loss image the run is another configuration: its own tables
+        "file": os.path.basename(args.file)
+        + (f" + {os.path.basename(args.low_loss)}" if args.low_loss else ""),
         "onset": args.edge_onset,
         "gain": gain,
         "rounded": bool(args.round_counts),
+        "low_loss": os.path.basename(args.low_loss) if args.low_loss else "",
     }
 
     def result_row(shift, s, d, score, r, w, c):
@@ -424,6 +435,11 @@ def main(argv: list[str] | None = None) -> int:
         "--round-counts",
         action="store_true",
         help="round a float cube (dark-reference-corrected counts) to integers first, unbiased",
+    )
+    ap.add_argument(
+        "--low-loss",
+        default="",
+        help="the low-loss image of the same scan (DualEELS), attached as a user would upload it",
     )
     ap.add_argument("--rows", default="", help="append each row to this JSON-lines file")
     ap.add_argument(

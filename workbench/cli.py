@@ -126,6 +126,22 @@ def build_problem(
         raise InputError(f"cannot read {name}: {type(exc).__name__}: {exc}") from None
 
 
+def attach_low_loss(problem: Any, path: str, options: dict) -> Any:
+    """``--low-loss``: the EELS problem with the low-loss image of the same scan attached."""
+    from workbench.io.validate import read_input
+
+    if problem.domain != "eels":
+        raise InputError("--low-loss is an EELS option (the low-loss image of a DualEELS scan)")
+    from workbench.datasets.eels import attach_low_loss as attach
+
+    try:
+        return attach(problem, read_input(path), Path(path).name, **options)
+    except InputError:
+        raise
+    except Exception as exc:  # a reader bug or an unreadable file: still one line, exit 2
+        raise InputError(f"cannot read {Path(path).name}: {type(exc).__name__}: {exc}") from None
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from workbench.jobs import execute
     from workbench.store import RunStore
@@ -136,6 +152,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     params = spec.params(s_kv)
     options = dom.options(o_kv)
     problem = build_problem(dom, args.problem, args.input, options)
+    if args.low_loss:
+        problem = attach_low_loss(problem, args.low_loss, options)
     if dom.check is not None:  # parameters that do not fit the data: refused before the run
         dom.check(problem, spec, params)
     if args.out:
@@ -390,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--solver", required=True)
     sp.add_argument("--problem", help="a bundled sample (see `workbench problems <domain>`)")
     sp.add_argument("--input", help="a file of your own")
+    sp.add_argument(
+        "--low-loss",
+        help="EELS: the low-loss image of the same scan (DualEELS); alignment uses its zero-loss peak",
+    )
     sp.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     sp.add_argument("--out", help="folder for result.npz, metrics.json, figure.png")
     sp.add_argument("--label", help="a name for the run in the store")

@@ -159,6 +159,9 @@ class EELSProblem(Problem):
         Per-pixel Fe-L shift in eV (synthetic cubes).
     reference : ndarray, shape (ny', nx', nE), optional
         An anomaly-free cube of the same material (protocol A, "reference-clean").
+    low_loss, low_loss_energy : ndarray, shape (ny, nx, nE') and (nE',), optional
+        The low-loss spectrum image of the same scan (DualEELS), holding the zero-loss peak:
+        the drift reference that does not change with chemistry.
     offset, dispersion : float
         Energy calibration E_k = offset + k * dispersion (informative; ``energy`` is authoritative).
     edge_window : tuple of float
@@ -173,6 +176,8 @@ class EELSProblem(Problem):
     truth: np.ndarray | None = None
     shift_map: np.ndarray | None = None
     reference: np.ndarray | None = None
+    low_loss: np.ndarray | None = None
+    low_loss_energy: np.ndarray | None = None
     offset: float = 0.0
     dispersion: float = 1.0
     edge_window: tuple[float, float] = (690.0, 730.0)

@@ -167,3 +167,34 @@ def test_calibrated_threshold_flags_about_a_thousandth_of_null_pixels():
     assert (
         C.threshold(null, "auto", "pearson")["threshold"] == C.threshold(null, "otsu")["threshold"]
     )
+
+
+def test_shape_misfit_is_zero_for_a_pure_drift_and_reads_a_planted_shape_change():
+    rng = np.random.default_rng(3)
+    e = 500.0 + 0.25 * np.arange(120)
+    t = 1.0 + np.exp(-0.5 * ((e - 515.0) / 2.0) ** 2)
+    y = rng.poisson(4000.0 * t, (20, 20, e.size)).astype(float)
+    assert SP.shape_misfit(y, e, 500.0, 530.0) < 0.005
+    # gain-scaled counts are still a pure shape: the gain is divided out, not read as misfit
+    assert SP.shape_misfit(2.5 * y, e, 500.0, 530.0, gain=2.5) < 0.005
+    # half the map with a shape 10 % off the mean in every channel (sign alternating)
+    w = np.where(np.arange(e.size) % 2 == 0, 1.0, -1.0)
+    y[:10] = rng.poisson(4000.0 * t * (1.0 + 0.2 * w), (10, 20, e.size))
+    y[10:] = rng.poisson(4000.0 * t * (1.0 - 0.2 * w), (10, 20, e.size))
+    assert SP.shape_misfit(y, e, 500.0, 530.0) == pytest.approx(0.2, rel=0.1)
+
+
+def test_auto_alignment_refuses_a_reference_edge_whose_shape_changes_across_the_map():
+    # a strong Mn L in the top half of the map, a tenth of it below, no drift: aligned on it, the
+    # halves differ by 0.3 eV (the weak half's offsets are its missing edge read as a drift; on a
+    # measured line scan O K gave 1.05 eV rms against the zero-loss peak's 0.15 eV)
+    kw = dict(ny=12, nx=24, fraction=0.0, n_pk=720.0, seed=4, e_min=620.0, e_max=740.0, c_o=0.0)
+    with_mn = generate(others=(("Mn L", 2.0),), **kw)
+    without = generate(others=(("Mn L", 0.2),), **kw)
+    data = np.concatenate([with_mn["data"], without["data"]], axis=0)
+    e = with_mn["energy"]
+    out, d, note = SP.align(data, e, exclude=(690.0, 730.0))
+    assert d is None and out is data
+    assert "not aligned" in note and "changes shape" in note
+    out, d, note = SP.align(data, e, mode="on", exclude=(690.0, 730.0))
+    assert d is not None and "warning" in note

@@ -97,3 +97,40 @@ def test_page_offers_windows_inside_low_loss_data_and_asks_for_the_signal(home, 
     # the defaults fit this one: the windows set for the earlier files are gone
     assert at.number_input(key="wb.eels.solve.cvae3d.edge_lo").value == 690.0
     assert not any("outside this data" in i.value for i in at.info)
+
+
+def test_page_takes_the_low_loss_image_of_the_scan_as_the_drift_reference(home):
+    import io
+
+    from workbench.physics.eels.synth import generate
+
+    def npz(data, energy):
+        buf = io.BytesIO()
+        np.savez(buf, data=np.asarray(data, np.float32), energy=energy)
+        return buf.getvalue()
+
+    g = generate(ny=8, nx=8, fraction=0.0, seed=5, drift=0.3)
+    e_ll = -10.0 + 0.1 * np.arange(400)
+    zlp = 1e4 * np.exp(-0.5 * ((e_ll - g["drift_map"][..., None]) / 0.4) ** 2) + 5.0
+    at = AppTest.from_file(str(PAGE), default_timeout=180)
+    at.run()
+    at.radio(key="wb.eels.picker.source").set_value("Upload").run()
+    up = at.get("file_uploader")[0]
+    if not hasattr(up, "upload"):
+        pytest.skip("this Streamlit's AppTest cannot upload files")
+    up.upload("core.npz", npz(g["data"], g["energy"]), "application/octet-stream").run()
+    assert not at.exception, at.exception
+
+    def low_loss_uploader():
+        ups = [u for u in at.get("file_uploader") if "Low-loss" in u.proto.label]
+        assert len(ups) == 1
+        return ups[0]
+
+    low_loss_uploader().upload("ll.npz", npz(zlp, e_ll), "application/octet-stream").run()
+    assert not at.exception, at.exception
+    assert any("alignment uses its zero-loss peak" in c.value for c in at.caption)
+    # a core-loss file offered as the low-loss image: one line, and the page goes on without it
+    low_loss_uploader().upload("core.npz", npz(g["data"], g["energy"]), "x").run()
+    assert not at.exception, at.exception
+    assert any("used alone" in e.value for e in at.error)
+    assert not any("alignment uses its zero-loss peak" in c.value for c in at.caption)

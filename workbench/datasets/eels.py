@@ -10,6 +10,7 @@ normalisation; generator overrides for presets) apply to presets and uploads.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -324,6 +325,64 @@ def load(data: bytes, filename: str, **options: Any) -> EELSProblem:
         offset=float(energy[0]),
         dispersion=float(np.median(np.diff(energy))),
         meta=meta,
+    )
+
+
+def attach_low_loss(
+    problem: EELSProblem, data: bytes, filename: str, **options: Any
+) -> EELSProblem:
+    """The problem with the low-loss spectrum image of the same scan (DualEELS) attached.
+
+    With it, alignment (``align`` = auto or on, no reference window given) measures each pixel's
+    drift on the zero-loss peak, which chemistry does not change, and moves the core-loss
+    spectra by it. Read like the core-loss file (same ``axis_order``; the ``bin`` option bins it
+    the same way; energy crop, background and normalisation do not apply). Refused in one line:
+    an energy axis that does not hold the zero-loss peak (-4 to 4 eV), a navigation shape other
+    than the core-loss map's, a zero-loss peak that is not the largest signal near 0 eV in most
+    pixels, or non-finite counts.
+    """
+    d = read_any(
+        data,
+        filename,
+        axis_order=options.get("axis_order", "yxE") or "yxE",
+        signal=options.get("low_loss_signal") or None,
+    )
+    cube = np.asarray(d.data, np.float32)
+    energy = np.asarray(d.energy, np.float64)
+    lo, hi = SP.ZLP_WINDOW
+    if not (energy[0] <= lo and energy[-1] >= hi):
+        raise InputError(
+            f"{filename}: {energy[0]:.1f}-{energy[-1]:.1f} eV does not hold the zero-loss peak "
+            f"({lo:g} to {hi:g} eV); a low-loss spectrum image is needed"
+        )
+    b = int(options.get("bin", 1) or 1)
+    cube, _ = SP.bin_spatial(cube, b)
+    if cube.shape[:2] != problem.data.shape[:2]:
+        ny, nx = problem.data.shape[:2]
+        raise InputError(
+            f"{filename}: its map is {cube.shape[0]}x{cube.shape[1]} pixels, the core-loss map "
+            f"{ny}x{nx}; the low-loss image must come from the same scan"
+        )
+    if not np.isfinite(cube).all():
+        raise InputError(f"{filename}: holds non-finite counts")
+    near = (energy >= lo) & (energy <= hi)
+    far = (energy > hi) & (energy <= hi + 40.0)
+    flat = cube.reshape(-1, energy.size)
+    peaked = flat[:, near].max(1) > 3.0 * np.abs(flat[:, far]).max(1, initial=0.0)
+    if peaked.mean() < 0.9:
+        raise InputError(
+            f"{filename}: no zero-loss peak near 0 eV in {100 * (1 - peaked.mean()):.0f} % of its "
+            "pixels (the largest counts near 0 eV must stand well above the plasmon region)"
+        )
+    meta = dict(problem.meta)
+    meta["notes"] = [
+        *problem.meta.get("notes", []),
+        f"low-loss spectrum image {filename} ({energy[0]:.1f}-{energy[-1]:.1f} eV): alignment "
+        "uses its zero-loss peak",
+    ]
+    meta["low_loss_source"] = filename
+    return dataclasses.replace(
+        problem, low_loss=np.ascontiguousarray(cube), low_loss_energy=energy, meta=meta
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from workbench.errors import InputError, name_once
 from workbench.ui import common
 from workbench.viz import eels as V
 
@@ -30,7 +31,46 @@ def _problem_section():
         chosen = _signal_choice()
         if chosen is not None:
             options = {**options, "signal": chosen}
-    return common.problem_picker("eels", key=f"{K}.picker", options=options)
+    problem = common.problem_picker("eels", key=f"{K}.picker", options=options)
+    if problem is not None and st.session_state.get(f"{K}.picker.source") == "Upload":
+        problem = _low_loss(problem, options)
+    return problem
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading the low-loss image…")
+def _with_low_loss(problem_id: str, digest: str, filename: str, options_json: str, _problem, _data):
+    import json
+
+    from workbench.datasets.eels import attach_low_loss
+
+    return attach_low_loss(_problem, _data, filename, **json.loads(options_json))
+
+
+def _low_loss(problem, options: dict):
+    """The optional low-loss image of the same scan (DualEELS): alignment on its zero-loss peak."""
+    import hashlib
+    import json
+
+    up = st.file_uploader(
+        "Low-loss spectrum image of the same scan (optional, DualEELS): every pixel is aligned "
+        "on its zero-loss peak, which chemistry does not move",
+        key=f"{K}.low_loss",
+    )
+    if up is None:
+        return problem
+    data = up.getvalue()
+    if len(data) > common.UPLOAD_LIMIT_MB * 2**20:
+        st.error(f"{up.name} is larger than {common.UPLOAD_LIMIT_MB} MB.")
+        return problem
+    digest = hashlib.sha256(data).hexdigest()
+    opts = json.dumps(options, sort_keys=True, default=str)
+    try:
+        return _with_low_loss(problem.id, digest, up.name, opts, problem, data)
+    except InputError as exc:
+        st.error(name_once(up.name, str(exc)) + " The core-loss file is used alone.")
+    except Exception as exc:  # an unexpected reader error still must not crash the page
+        st.error(f"{up.name} could not be read: {type(exc).__name__}: {exc}")
+    return problem
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -360,10 +400,15 @@ background-subtracted or normalised data are detected and refused by them (the o
 
 **Defaults.** *k = 0*: the number of components comes from parallel analysis under Poisson
 noise (eigenvalues above those of a spectrum image with the same pixel totals and mean spectrum
-but only Poisson noise). *align = auto*: when the data hold a zero-loss peak or an edge outside
-the edge window (e.g. O K or Mn L next to Fe L) that one pixel can be aligned on to 0.1 eV, every
-pixel is aligned on it first (multinomial cross-correlation with the map's mean, sub-channel), so
-energy drift does not read as a chemical shift; otherwise nothing is done and the page says so.
+but only Poisson noise). *align = auto*: with the low-loss image of the same scan uploaded
+beside the core-loss file (DualEELS), every pixel is aligned on its zero-loss peak; otherwise, when the data hold a
+zero-loss peak or an edge outside the edge window (e.g. O K or Mn L next to Fe L) that one pixel
+can be aligned on to 0.1 eV, on that feature (multinomial cross-correlation with the map's mean,
+sub-channel), so energy drift does not read as a chemical shift. An edge is used only if its
+shape holds across the map (after alignment its pixels differ from the mean shape by at most
+5 % beyond noise): where it does not, its offsets would be chemistry, not drift (on a measured
+line scan, O K gave 1.05 eV rms against the zero-loss peak's 0.15 eV), and nothing is done.
+The page says which.
 *template = trimmed* (pca_recon, shift score): the reconstruction is a PCA fitted without the
 compact regions whose shift the map's bulk does not explain (found by a trimmed regression on
 the edge-shift direction, flagged or not), so anomalous discs do not shift their own template,

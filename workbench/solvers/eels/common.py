@@ -261,8 +261,9 @@ _SHIFT_POOL_HELP = (
 
 # Parameters every EELS detector shares, declared once: ``name: type = shared("name")``.
 _ALIGN_HELP = (
-    "per-pixel energy alignment before scoring (auto = when a zero-loss peak or another edge is "
-    "found)"
+    "per-pixel energy alignment before scoring (auto = on the zero-loss peak of an attached "
+    "low-loss image, else on a zero-loss peak or another edge found in the data whose shape "
+    "does not change across the map)"
 )
 _THRESHOLD_HELP = (
     "auto (calibrated chi-square threshold for the shift and ratio scores, robust empirical null "
@@ -962,7 +963,16 @@ def align_problem(
         if ref_lo is None or ref_hi is None:
             raise InputError("give both ends of the alignment reference window, or neither")
         ref = (float(ref_lo), float(ref_hi))
-    return align(problem.data, np.asarray(problem.energy, np.float64), mode, ref, exclude=edge)
+    ll = getattr(problem, "low_loss", None)
+    low_loss = (ll, problem.low_loss_energy) if ll is not None else None
+    return align(
+        problem.data,
+        np.asarray(problem.energy, np.float64),
+        mode,
+        ref,
+        exclude=edge,
+        low_loss=low_loss,
+    )
 
 
 # auto-gain leaves the counts alone when |g - 1| <= max(GAIN_TOL, 3 se): checked on validation
