@@ -30,3 +30,35 @@ def test_edge_labels_do_not_pile_up_over_a_wide_range():
         "Fe L3",
         "Fe L2",
     ]
+
+
+def test_a_line_scan_is_drawn_as_profiles_and_a_map_as_images():
+    import dataclasses
+
+    import numpy as np
+
+    from workbench.datasets.eels import synthetic
+    from workbench.result import Result
+
+    cube = synthetic(dict(ny=6, nx=8, shift=2.0, fraction=0.2, seed=1), name="map")
+    line = dataclasses.replace(
+        cube, data=cube.data[2:3], truth=np.zeros((1, 8), bool) | (np.arange(8) % 4 == 1)
+    )
+    for prob in (cube, line):
+        score = np.random.default_rng(0).random(prob.data.shape[:2])
+        res = Result(output=score, kind="score_map", extras={"mask": score > 0.5, "threshold": 0.5})
+        figs = [
+            V.navigator_figure(prob, pixel=(0, 3), mask=score > 0.5),
+            V.score_maps_figure({"a": score, "b": 1 - score}, prob.truth),
+            V.result_figure(prob, res),
+            V.shift_map_figure(score, prob.truth),
+            V.ratio_map_figure(1 + score, prob.truth),
+        ]
+        kinds = {t.type for f in figs for t in f.data}
+        if prob is line:
+            assert "heatmap" not in kinds and "contour" not in kinds
+            # the truth's positions are ticked along the line
+            ticks = [t for t in figs[1].data if t.name == "truth"]
+            assert list(ticks[0].x) == [1, 5]
+        else:
+            assert "heatmap" in kinds

@@ -67,7 +67,7 @@ def _low_loss(problem, options: dict):
     try:
         return _with_low_loss(problem.id, digest, up.name, opts, problem, data)
     except InputError as exc:
-        st.error(name_once(up.name, str(exc)) + " The core-loss file is used alone.")
+        st.error(name_once(up.name, str(exc)).rstrip(".") + ". The core-loss file is used alone.")
     except Exception as exc:  # an unexpected reader error still must not crash the page
         st.error(f"{up.name} could not be read: {type(exc).__name__}: {exc}")
     return problem

@@ -55,6 +55,32 @@ def _truth_contour(truth: np.ndarray, color: str = "white") -> go.Contour:
     )
 
 
+def _line(z: Any) -> np.ndarray | None:
+    """The values along a line scan (a map one pixel high or wide), else None: drawn as an
+    image such a map is a one-pixel strip, so the figures draw it as a profile."""
+    z = np.asarray(z)
+    if z.ndim == 2 and min(z.shape) == 1 and max(z.shape) > 1:
+        return z.ravel()
+    return None
+
+
+def _marks(where: Any, y: float, color: str, name: str) -> go.Scatter:
+    """Positions along a line scan where ``where`` holds (truth, flagged), as a row of ticks."""
+    idx = np.nonzero(np.asarray(where, bool).ravel())[0]
+    return go.Scatter(
+        x=idx,
+        y=np.full(idx.size, y),
+        mode="markers",
+        marker={"symbol": "line-ns-open", "size": 10, "color": color},
+        name=name,
+        hoverinfo="skip",
+    )
+
+
+def _line_layout(fig: go.Figure, **kw: Any) -> None:
+    fig.update_xaxes(title_text="position along the line (px)", **kw)
+
+
 def navigator_map(
     problem: Any, mode: str = "intensity", window: tuple[float, float] | None = None
 ) -> np.ndarray:
@@ -82,6 +108,21 @@ def navigator_figure(
         "edge_ratio": "Fe-L3 / pre-edge ratio",
         "centroid": "Fe-L3 centroid (eV)",
     }.get(mode, mode)
+    v = _line(z)
+    if v is not None:
+        fig = go.Figure(go.Scatter(x=np.arange(v.size), y=v, mode="lines", name=label))
+        lo = float(np.nanmin(v)) if np.isfinite(v).any() else 0.0
+        if show_truth and problem.truth is not None and problem.truth.any():
+            fig.add_trace(_marks(problem.truth, lo, "#00a0c0", "truth"))
+        if mask is not None:
+            fig.add_trace(_marks(mask, lo, "#ff3030", "flagged"))
+        if pixel is not None:
+            fig.add_vline(x=max(pixel), line={"color": "red", "dash": "dot"})
+        _line_layout(fig)
+        fig.update_layout(
+            title=f"Navigator: {label} (line scan)", yaxis_title=label, height=420, showlegend=False
+        )
+        return fig
     fig = go.Figure(
         _heat(z, "Greys_r" if mode == "intensity" else "Viridis", name=mode, colorbar_title=label)
     )
@@ -214,6 +255,32 @@ def score_maps_figure(
 ) -> go.Figure:
     """Score maps side by side on one colour scale (percentile rank by default)."""
     s = normalised_scores(scores, how)
+    label = {"rank": "percentile rank", "robust_z": "robust z", "raw": "raw score"}.get(how, how)
+    has_truth = truth is not None and np.asarray(truth).any()
+    if s and _line(next(iter(s.values()))) is not None:
+        fig = go.Figure()
+        for i, (name, z) in enumerate(s.items()):
+            v = _line(z)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.arange(v.size),
+                    y=v,
+                    mode="lines",
+                    name=name,
+                    line={"color": PALETTE[i % len(PALETTE)]},
+                )
+            )
+        if has_truth:
+            lo = min(float(np.nanmin(_line(z))) for z in s.values())
+            fig.add_trace(_marks(truth, lo, "#00a0c0", "truth"))
+        _line_layout(fig)
+        fig.update_layout(
+            title=f"{title} ({label}{'; ticks = truth' if has_truth else ''})",
+            yaxis_title=f"score ({label})",
+            height=420,
+            legend={"orientation": "h", "y": -0.25},
+        )
+        return fig
     n = max(1, len(s))
     fig = make_subplots(rows=1, cols=n, subplot_titles=list(s) or [""], horizontal_spacing=0.03)
     allv = np.concatenate([v.ravel() for v in s.values()]) if s else np.zeros(1)
@@ -222,7 +289,6 @@ def score_maps_figure(
         if how == "rank"
         else (float(np.percentile(allv, 1)), float(np.percentile(allv, 99.5)))
     )
-    label = {"rank": "percentile rank", "robust_z": "robust z", "raw": "raw score"}.get(how, how)
     for i, (name, z) in enumerate(s.items()):
         fig.add_trace(
             _heat(
@@ -242,7 +308,6 @@ def score_maps_figure(
         fig.update_yaxes(
             autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1
         )
-    has_truth = truth is not None and np.asarray(truth).any()
     # an uploaded image has no truth: no legend entry for an outline that is not drawn
     note = f"{label}; cyan = truth" if has_truth else label
     fig.update_layout(title=f"{title} ({note})", height=420, showlegend=False)
@@ -444,22 +509,36 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         vertical_spacing=0.12,
         horizontal_spacing=0.12,
     )
-    fig.add_trace(
-        _heat(
-            score,
-            "Inferno",
-            showscale=True,
-            colorbar_x=0.44,
-            colorbar_y=0.78,
-            colorbar_title="score",
-        ),
-        1,
-        1,
-    )
-    fig.add_trace(_heat(mask.astype(float), "Greys", 0, 1, showscale=False), 1, 2)
+    line = _line(score)
+    if line is not None:
+        pos = np.arange(line.size)
+        fig.add_trace(go.Scatter(x=pos, y=line, mode="lines", name="score"), 1, 1)
+        fig.add_trace(
+            go.Scatter(x=pos, y=mask.ravel().astype(float), mode="lines", line_shape="hvh"), 1, 2
+        )
+        if has_truth:
+            fig.add_trace(_marks(truth, float(np.nanmin(line)), "#00a0ff", "truth"), 1, 1)
+            fig.add_trace(_marks(truth, 0.0, "#00a0ff", "truth"), 1, 2)
+        for c in (1, 2):
+            _line_layout(fig, row=1, col=c)
+    else:
+        fig.add_trace(
+            _heat(
+                score,
+                "Inferno",
+                showscale=True,
+                colorbar_x=0.44,
+                colorbar_y=0.78,
+                colorbar_title="score",
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(_heat(mask.astype(float), "Greys", 0, 1, showscale=False), 1, 2)
+        if has_truth:
+            for c in (1, 2):
+                fig.add_trace(_truth_contour(np.asarray(truth), "#00a0ff"), 1, c)
     if has_truth:
-        fig.add_trace(_truth_contour(np.asarray(truth), "#00a0ff"), 1, 1)
-        fig.add_trace(_truth_contour(np.asarray(truth), "#00a0ff"), 1, 2)
         t = np.asarray(truth, bool)
         fig.add_trace(
             go.Histogram(
@@ -491,16 +570,14 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         fig.update_yaxes(title_text="TPR", row=2, col=2)
     else:
         fig.add_trace(go.Histogram(x=score.ravel(), name="all", marker_color="#555"), 2, 1)
-        fig.add_trace(
-            _heat(
-                SP.intensity_map(problem.data, np.asarray(problem.energy)),
-                "Greys_r",
-                showscale=False,
-            ),
-            2,
-            2,
-        )
-        fig.update_yaxes(autorange="reversed", row=2, col=2)
+        inten = SP.intensity_map(problem.data, np.asarray(problem.energy))
+        if line is not None:
+            v = inten.ravel()
+            fig.add_trace(go.Scatter(x=np.arange(v.size), y=v, mode="lines"), 2, 2)
+            _line_layout(fig, row=2, col=2)
+        else:
+            fig.add_trace(_heat(inten, "Greys_r", showscale=False), 2, 2)
+            fig.update_yaxes(autorange="reversed", row=2, col=2)
     thr = ex.get("threshold")
     if thr is not None:
         fig.add_vline(x=float(thr), line={"color": "red"}, row=2, col=1)
@@ -509,8 +586,11 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         height=720,
         title=f"{result.meta.get('solver', '')} anomaly score".strip(),
     )
-    for c in (1, 2):
-        fig.update_yaxes(autorange="reversed", row=1, col=c)
+    if line is None:
+        for c in (1, 2):
+            fig.update_yaxes(autorange="reversed", row=1, col=c)
+    else:
+        fig.update_layout(showlegend=False)
     return fig
 
 
@@ -642,6 +722,14 @@ def compare_figure(problem: Any, labelled: list) -> go.Figure:
 def ratio_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Figure:
     """Per-pixel best L3/L2 ratio factor of the reconstruction (1 = unchanged), truth outlined;
     coloured on a log scale so that x2 and x0.5 look alike."""
+    if _line(est) is not None:
+        return _profile_figure(
+            est,
+            truth,
+            "L3/L2 ratio change per pixel<br><sup>best factor against the reconstruction</sup>",
+            "ratio factor",
+            log=True,
+        )
     z = np.log2(np.clip(np.asarray(est, np.float64), 1e-6, None))
     ticks = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
     fig = go.Figure(
@@ -666,6 +754,13 @@ def ratio_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Fig
 
 def shift_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Figure:
     """Per-pixel best energy shift of the reconstruction (eV), truth outlined."""
+    if _line(est) is not None:
+        return _profile_figure(
+            est,
+            truth,
+            "Edge shift per pixel (eV)<br><sup>best shift of the reconstruction</sup>",
+            "shift (eV)",
+        )
     fig = go.Figure(go.Heatmap(z=est, colorscale="RdBu_r", zmid=0, colorbar={"title": "eV"}))
     if truth is not None and np.asarray(truth).any():
         fig.add_trace(_truth_contour(np.asarray(truth), "#00a000"))
@@ -676,4 +771,20 @@ def shift_map_figure(est: np.ndarray, truth: np.ndarray | None = None) -> go.Fig
         yaxis={"autorange": "reversed", "scaleanchor": "x"},
         height=380,
     )
+    return fig
+
+
+def _profile_figure(
+    est: np.ndarray, truth: np.ndarray | None, title: str, ytitle: str, log: bool = False
+) -> go.Figure:
+    """A per-pixel estimate along a line scan, truth marked by ticks."""
+    v = np.asarray(_line(est), np.float64)
+    fig = go.Figure(go.Scatter(x=np.arange(v.size), y=v, mode="lines+markers", name=ytitle))
+    if truth is not None and np.asarray(truth).any():
+        lo = float(np.nanmin(v)) if np.isfinite(v).any() else 0.0
+        fig.add_trace(_marks(truth, lo, "#00a000", "truth"))
+    _line_layout(fig)
+    fig.update_layout(title=title, yaxis_title=ytitle, height=380, showlegend=False)
+    if log:
+        fig.update_yaxes(type="log")
     return fig
