@@ -15,6 +15,18 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+def _uploaded(name: str, data: bytes) -> AppTest:
+    """The page after ``data`` was uploaded as the core-loss file."""
+    at = AppTest.from_file(str(PAGE), default_timeout=180)
+    at.run()
+    at.radio(key="wb.eels.picker.source").set_value("Upload").run()
+    up = at.get("file_uploader")[0]
+    if not hasattr(up, "upload"):
+        pytest.skip("this Streamlit's AppTest cannot upload files")
+    up.upload(name, data, "application/octet-stream").run()
+    return at
+
+
 def test_page_renders_sample_and_navigator(home):
     at = AppTest.from_file(str(PAGE), default_timeout=120)
     at.run()
@@ -55,13 +67,7 @@ def test_page_offers_windows_inside_low_loss_data_and_asks_for_the_signal(home, 
     data = np.random.default_rng(0).poisson(50, (17, 1024)).astype(np.float32)
     buf = io.BytesIO()
     E.write_hspy(buf, data, e, title="low loss")
-    at = AppTest.from_file(str(PAGE), default_timeout=180)
-    at.run()
-    at.radio(key="wb.eels.picker.source").set_value("Upload").run()
-    up = at.get("file_uploader")[0]
-    if not hasattr(up, "upload"):
-        pytest.skip("this Streamlit's AppTest cannot upload files")
-    up.upload("lowloss.hspy", buf.getvalue(), "application/octet-stream").run()
+    at = _uploaded("lowloss.hspy", buf.getvalue())
     assert not at.exception, at.exception
     assert any("outside this data" in i.value for i in at.info)
     lo = at.number_input(key="wb.eels.solve.cvae3d.edge_lo").value
@@ -112,13 +118,7 @@ def test_page_takes_the_low_loss_image_of_the_scan_as_the_drift_reference(home):
     g = generate(ny=8, nx=8, fraction=0.0, seed=5, drift=0.3)
     e_ll = -10.0 + 0.1 * np.arange(400)
     zlp = 1e4 * np.exp(-0.5 * ((e_ll - g["drift_map"][..., None]) / 0.4) ** 2) + 5.0
-    at = AppTest.from_file(str(PAGE), default_timeout=180)
-    at.run()
-    at.radio(key="wb.eels.picker.source").set_value("Upload").run()
-    up = at.get("file_uploader")[0]
-    if not hasattr(up, "upload"):
-        pytest.skip("this Streamlit's AppTest cannot upload files")
-    up.upload("core.npz", npz(g["data"], g["energy"]), "application/octet-stream").run()
+    at = _uploaded("core.npz", npz(g["data"], g["energy"]))
     assert not at.exception, at.exception
 
     def low_loss_uploader():
