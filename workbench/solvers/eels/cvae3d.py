@@ -98,6 +98,13 @@ class Params:
     ref_hi: float | None = C.shared("ref_hi")
     pool: float = C.shared("pool")
     shift_pool: str = C.shared("shift_pool")
+    shift_ref: str = param(
+        "zero",
+        "what the shift score tests a pixel's shift against: zero, or the bulk's shift against "
+        "the reconstruction (its own energy bias, which outweighs a small shift at high counts)",
+        choices=("zero", "bulk"),
+        advanced=True,
+    )
     threshold: str = C.shared("threshold")
     warmup: int = param(
         0, "epochs of linear KL warm-up (useful from scratch)", min=0, max=1000, advanced=True
@@ -275,6 +282,9 @@ def solve(problem, params: Params, progress=None) -> Result:
     yhat, pear, dev = scores_from_pi(counts, pi, e_src, params.edge_lo, params.edge_hi)
     t_inf = time.perf_counter() - t1
     sfit = shift_scores(counts, yhat, e_src, params.edge_lo, params.edge_hi)
+    bias = 0.0
+    if params.shift_ref == "bulk":
+        sfit, bias = C.relative_to_bulk(sfit)
     shift, dmap = sfit.lr, sfit.best
     rfit = ratio_scores(counts, yhat, e_src, params, required=name == "ratio")
     per_pixel = {"pearson": pear, "nll": dev, "shift": shift}
@@ -338,6 +348,8 @@ def solve(problem, params: Params, progress=None) -> Result:
         except OSError as exc:
             notes.append(f"could not save the checkpoint ({exc})")
     metrics.update({"train_s": t_train, "infer_s": t_inf, "epochs": float(out["epochs"])})
+    if params.shift_ref == "bulk":
+        metrics["template_shift_ev"] = bias
     metrics.update(ginfo)
     if out["history"]["nll"]:
         metrics["final_nll_per_count"] = out["history"]["nll"][-1]
