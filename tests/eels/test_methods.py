@@ -133,3 +133,35 @@ def test_a_large_anomaly_with_its_own_component_stays_out_of_the_template():
     assert C.BULK_MAX_KURTOSIS < 2.1
     r = pca_recon.solve(problem, pca_recon.Params())
     assert EM.roc_auc(r.output, problem.truth) > 0.8
+
+
+def test_shift_score_against_the_bulk_removes_a_template_bias_and_keeps_the_anomaly():
+    from workbench.physics.eels import metrics as EM
+    from workbench.solvers.eels import common as C
+
+    e = np.arange(670.0, 750.0, 0.25)
+
+    def spectrum(shift):
+        x = e - shift
+        return (
+            200.0 * (x / 690.0) ** -3
+            + 300.0 * np.exp(-0.5 * ((x - 708.0) / 1.2) ** 2)
+            + (150.0 / (1.0 + np.exp(-(x - 707.0) / 0.5)))
+        )
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros((24, 24), bool)
+    truth[8:13, 8:13] = True
+    # high counts, a 0.1 eV chemical shift, and a template 0.04 eV off in the same direction
+    lam = np.where(truth[..., None], spectrum(0.1), spectrum(0.0)) * 20.0
+    Y = rng.poisson(lam).astype(float)
+    Yhat = np.broadcast_to(spectrum(0.04) * 20.0, Y.shape)
+    fit = C.shift_fit(Y, Yhat, e, 690.0, 730.0)
+    rel, b = C.relative_to_bulk(fit)
+    assert -0.05 < b < -0.025  # the bulk reads the template's bias
+    np.testing.assert_array_equal(rel.best, fit.best)
+    zero = C.pool_shift_glr(fit.ll, fit.deltas, 3.0)[0]
+    bulk = C.pool_shift_glr(rel.ll, rel.deltas, 3.0)[0]
+    # against zero the bias outweighs the shift and the anomaly ranks last; against the bulk first
+    assert EM.roc_auc(zero, truth) < 0.2
+    assert EM.roc_auc(bulk, truth) > 0.95
