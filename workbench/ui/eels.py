@@ -418,7 +418,10 @@ edge or zero-loss peak to align on (benchmark: 0.2 % against 1.3 % on average, t
 3.7 % of a map), at some loss of sensitivity; *template = pca* is the plain PCA refitted
 without the flagged pixels.
 The 3D-CVAE resamples the chosen window, keeping every count, onto its own 192-channel grid, so
-its checkpoint works at any dispersion and range and on any edge.
+its checkpoint works at any dispersion and range and on any edge. Its reconstruction can sit a
+few hundredths of an eV off the data everywhere; at high counts that reads as a shift in every
+pixel, so its shift score tests each pixel against the bulk's shift (*shift_ref = bulk*), not
+against zero.
 
 **The simulator** (presets and `workbench bench eels`): per pixel p,
 λ_p(E) = t_p [B_p(E − e_p) + Σ_j c_j,p (S_j ⊛ P_τp)(E − e_p − ΔE_j,p)] ⊛ G, Y ~ Poisson(λ).
