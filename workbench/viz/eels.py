@@ -502,7 +502,8 @@ def result_figure(problem: Any, result: Any) -> go.Figure:
         cols=2,
         subplot_titles=(
             "score map",
-            f"mask ({ex.get('threshold_method', 'otsu')}; black = anomalous)",
+            f"mask ({ex.get('threshold_method', 'otsu')}; "
+            + ("1 = anomalous)" if _line(score) is not None else "black = anomalous)"),
             "score histogram",
             "ROC" if has_truth else "intensity",
         ),
