@@ -339,13 +339,13 @@ def attach_low_loss(
     the same way; energy crop, background and normalisation do not apply). Refused in one line:
     an energy axis that does not hold the zero-loss peak (-4 to 4 eV), a navigation shape other
     than the core-loss map's, a zero-loss peak that is not the largest signal near 0 eV in most
-    pixels, or non-finite counts.
+    pixels, or non-finite counts; a file holding several signals is refused by the reader (no
+    way to choose one for the low-loss image yet).
     """
     d = read_any(
         data,
         filename,
         axis_order=options.get("axis_order", "yxE") or "yxE",
-        signal=options.get("low_loss_signal") or None,
     )
     cube = np.asarray(d.data, np.float32)
     energy = np.asarray(d.energy, np.float64)
